@@ -1,0 +1,199 @@
+"""The facade: `train`, `load`, `predict`. It composes the modules below and holds no logic of its own."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from trainyard.config import build_config
+from trainyard.data.load import fingerprint, load_table
+from trainyard.data.schema import check_target, infer_schema
+from trainyard.data.split import split
+from trainyard.errors import DataError
+from trainyard.evaluate.holdout import baseline_metrics, class_labels, encode_labels, holdout_metrics
+from trainyard.evaluate.metrics import get_metric
+from trainyard.models.model import TrainyardModel
+from trainyard.models.registry import choose_families
+from trainyard.registry.artifact import load_artifact, save_artifact
+from trainyard.tasks import DEFAULT_METRIC, check_task_fits_target, infer_task, parse_task
+from trainyard.train.search import SearchData, Trial, best_trial, search
+from trainyard.workspace import Workspace
+
+Progress = Callable[[str, dict], None]
+
+
+@dataclass
+class TrainResult:
+    run_id: str
+    name: str
+    version: int
+    model: TrainyardModel
+    leaderboard: pd.DataFrame
+    metrics: dict[str, float]
+    baseline: dict[str, float]
+    metric: str
+    task: str
+    split: dict
+
+    @property
+    def test_score(self) -> float:
+        return self.metrics[self.metric]
+
+
+def train(
+    data,
+    target: str,
+    *,
+    time_limit: float | None = None,
+    name: str | None = None,
+    preset: str = "balanced",
+    workspace: str | os.PathLike | None = None,
+    progress: Progress | None = None,
+    **settings,
+) -> TrainResult:
+    """Train on a table (path or DataFrame), pick the best family on validation, test it once, register it."""
+    emit = progress or (lambda kind, info: None)
+    cfg = build_config(target, preset, time_limit=time_limit, name=name, **settings)
+    ws = Workspace.resolve(workspace)
+    emit("stage", {"message": "loading data"})
+    df = load_table(data)
+    check_target(df, target)
+    task = parse_task(cfg.task) or infer_task(df[target])
+    check_task_fits_target(task, df[target])
+    metric = get_metric(cfg.metric or DEFAULT_METRIC[task], task)
+    schema = infer_schema(df, target, cfg.role_overrides())
+    if not schema.features():
+        raise DataError("No usable feature columns: every column is the target, ignored, constant or an identifier.",
+                        "check the column roles with `trainyard train ... --debug`, or pass --categorical COL to keep a column.")
+    families = choose_families(task, list(cfg.families), list(cfg.include), list(cfg.exclude))
+    model_name = cfg.name or _default_name(data)
+    store = ws.store
+    run_id = store.create_run(
+        model_name, task=task.value, metric=metric.name, target=target,
+        data_source=str(data) if not isinstance(data, pd.DataFrame) else "<DataFrame>",
+        data_fingerprint=fingerprint(df), config=cfg.to_dict(),
+    )
+    emit("run", {"run_id": run_id, "task": task.value, "metric": metric.name, "families": [f.name for f in families]})
+    try:
+        result = _train_run(df, cfg, ws, run_id, model_name, task, metric, schema, families, emit)
+    except KeyboardInterrupt:
+        store.update_run(run_id, status="interrupted", error="interrupted by the user")
+        raise
+    except BaseException as exc:
+        store.update_run(run_id, status="failed", error=f"{type(exc).__name__}: {exc}"[:2000])
+        raise
+    return result
+
+
+def _train_run(df, cfg, ws, run_id, model_name, task, metric, schema, families, emit) -> TrainResult:
+    started = time.perf_counter()
+    store = ws.store
+    labelled = df[df[cfg.target].notna()]
+    dropped = len(df) - len(labelled)
+    if dropped:
+        store.add_event(run_id, "data", f"dropped {dropped} rows with a missing target")
+    parts = split(labelled, cfg.target, task, test_size=cfg.test_size, val_size=cfg.val_size, seed=cfg.seed,
+                  group_col=cfg.group_col, time_col=cfg.time_col)
+    classes = class_labels(labelled[cfg.target]) if task.is_classification else None
+    y_of = (lambda part: encode_labels(part[cfg.target].to_numpy(), classes)) if classes is not None else (lambda part: part[cfg.target].to_numpy(dtype=float))
+    features = schema.features()
+    data = SearchData(parts.train[features], y_of(parts.train), parts.val[features], y_of(parts.val), classes)
+    emit("stage", {"message": f"split {parts.sizes()} ({parts.strategy})"})
+
+    def on_trial(trial: Trial) -> None:
+        store.add_trial(run_id, trial.number, trial.family, **trial.record())
+        emit("trial", {"trial": trial})
+
+    budget = max(cfg.time_limit - (time.perf_counter() - started), 1.0)
+    trials = search(data, schema=schema, task=task, metric=metric, families=families, time_limit=budget,
+                    seed=cfg.seed, max_trials=cfg.max_trials, on_trial=on_trial)
+    best = best_trial(trials, metric)
+    if best is None:
+        failures = "; ".join(f"{t.family}: {t.message.splitlines()[0]}" for t in trials if t.message)
+        raise DataError(f"No model could be trained on this data ({failures}).", "check the audit findings and column roles; rerun with --debug for details.")
+    pipeline = best.pipeline
+    if cfg.refit and time.perf_counter() - started < cfg.time_limit:
+        emit("stage", {"message": f"refitting {best.family} on train + validation"})
+        from sklearn.base import clone
+
+        pipeline = clone(best.pipeline).fit(pd.concat([data.X_train, data.X_val]), np.concatenate([data.y_train, data.y_val]))
+    model = TrainyardModel(pipeline, task=task, schema=schema, classes=classes, family=best.family, metric=metric.name)
+    emit("stage", {"message": "scoring the chosen model once on the held-out test set"})
+    test_metrics = holdout_metrics(model, parts.test[features], parts.test[cfg.target])
+    baseline = baseline_metrics(task, parts.train[cfg.target], parts.test[cfg.target], classes)
+    leaderboard = leaderboard_frame(trials, metric)
+    meta = {
+        "name": model_name, "task": task.value, "target": cfg.target, "metric": metric.name, "family": best.family,
+        "params": best.params, "classes": None if classes is None else classes.tolist(), "schema": schema.to_dict(),
+        "metrics": {"test": test_metrics, "baseline": baseline, "validation": {metric.name: best.val_score}},
+        "split": {**parts.sizes(), "strategy": parts.strategy, "seed": cfg.seed},
+        "run_id": run_id, "data_fingerprint": store.get_run(run_id)["data_fingerprint"], "config": cfg.to_dict(),
+    }
+    emit("stage", {"message": "saving and registering the model"})
+    artifact_dir = ws.artifacts / model_name / run_id
+    digest = save_artifact(model, artifact_dir, meta)
+    version = store.register_model(
+        model_name, artifact_path=str(artifact_dir.relative_to(ws.home)), meta_sha256=digest, run_id=run_id,
+        task=task.value, metric=metric.name, test_score=test_metrics.get(metric.name), metrics=meta["metrics"], family=best.family,
+    )
+    store.update_run(run_id, status="finished", best_score=best.val_score, best_family=best.family, model_version=version)
+    return TrainResult(run_id, model_name, version, model, leaderboard, test_metrics, baseline, metric.name, task.value, meta["split"])
+
+
+def leaderboard_frame(trials: list[Trial], metric) -> pd.DataFrame:
+    rows = [{"family": t.family, f"val_{metric.name}": t.val_score, "fit_s": t.fit_seconds, "predict_ms_per_row": t.predict_ms_per_row,
+             "status": t.status, "message": (t.message or "").splitlines()[0] if t.message else ""} for t in trials]
+    board = pd.DataFrame(rows)
+    if board.empty:
+        return board
+    board = board.sort_values(f"val_{metric.name}", ascending=not metric.greater_is_better, na_position="last").reset_index(drop=True)
+    board.index = board.index + 1
+    return board
+
+
+def load(ref: str, workspace: str | os.PathLike | None = None) -> TrainyardModel:
+    """The model NAME (latest version), NAME@VERSION or NAME@ALIAS, after verifying its files' hashes."""
+    model, _ = load_with_meta(ref, workspace)
+    return model
+
+
+def load_with_meta(ref: str, workspace: str | os.PathLike | None = None) -> tuple[TrainyardModel, dict]:
+    ws = Workspace.resolve(workspace)
+    row = ws.store.resolve_model(ref)
+    model, meta = load_artifact(ws.home / row["artifact_path"], row["meta_sha256"])
+    meta["version"] = row["version"]
+    return model, meta
+
+
+def predict(ref: str, data, workspace: str | os.PathLike | None = None) -> pd.DataFrame:
+    """Predictions (and class probabilities) for every row of `data`, as a DataFrame."""
+    model = load(ref, workspace)
+    X = load_table(data)
+    return prediction_frame(model, X)
+
+
+def prediction_frame(model: TrainyardModel, X: pd.DataFrame) -> pd.DataFrame:
+    out = pd.DataFrame(index=X.index)
+    column = f"{model.target}_predicted" if model.target else "prediction"
+    if model.task.is_classification:
+        proba = model.predict_proba_array(X)
+        out[column] = model.classes[proba.argmax(axis=1)]
+        for i, c in enumerate(model.classes):
+            out[f"proba_{c}"] = proba[:, i]
+    else:
+        out[column] = model.predict(X)
+    return out
+
+
+def _default_name(data) -> str:
+    if isinstance(data, pd.DataFrame):
+        return "model"
+    stem = Path(os.fspath(data)).name.split(".")[0]
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", stem).strip("-") or "model"

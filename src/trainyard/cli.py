@@ -1,0 +1,71 @@
+"""The command-line interface: a thin Typer shell over `trainyard.api`.
+
+Each group of commands lives in `trainyard/commands/<name>.py` with a
+`register(app)` function; heavy imports happen inside the commands so that
+`trainyard --help` starts fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+import typer
+
+COMMAND_MODULES = ("train", "registry")
+
+app = typer.Typer(
+    name="trainyard",
+    help="From raw data to a validated, deployed and monitored model.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    rich_markup_mode="rich",
+)
+
+
+@app.callback()
+def _global(
+    workspace: str = typer.Option(None, "--workspace", "-w", help="Workspace directory (default ./trainyard-workspace or $TRAINYARD_HOME)."),
+    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors."),
+) -> None:
+    if workspace:
+        os.environ["TRAINYARD_HOME"] = workspace
+
+
+for _name in COMMAND_MODULES:
+    importlib.import_module(f"trainyard.commands.{_name}").register(app)
+
+
+def main(argv: list[str] | None = None) -> None:
+    from trainyard.commands._common import err_console
+    from trainyard.errors import TrainyardError
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv or os.environ.get("TRAINYARD_DEBUG") == "1"
+    try:
+        app(args=argv, prog_name="trainyard")
+    except TrainyardError as exc:
+        if debug:
+            err_console.print_exception()
+        err_console.print(f"[bold red]error:[/] {exc.problem}", highlight=False)
+        if exc.fix:
+            err_console.print(f"[bold]fix:[/] {exc.fix}", highlight=False)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        err_console.print("[yellow]interrupted[/]: the run is recorded as interrupted; nothing else was changed.")
+        sys.exit(130)
+    except MemoryError:
+        err_console.print("[bold red]error:[/] ran out of memory.\n[bold]fix:[/] use a smaller sample, fewer families (--include), or a machine with more memory.")
+        sys.exit(2)
+    except Exception as exc:  # a bug, not a user error: say so briefly, full trace with --debug
+        if debug:
+            raise
+        err_console.print(f"[bold red]internal error:[/] {type(exc).__name__}: {exc}", highlight=False)
+        err_console.print("rerun with --debug for the traceback, and please report it.")
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,54 @@
+"""Shared bits of the CLI: consoles, list-options, JSON output, tables."""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import datetime
+
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def split_list(values: list[str] | None) -> list[str]:
+    """--include a,b --include c -> ['a', 'b', 'c']."""
+    out: list[str] = []
+    for v in values or []:
+        out.extend(x.strip() for x in v.split(",") if x.strip())
+    return out
+
+
+def print_json(obj) -> None:
+    console.print_json(json.dumps(obj, default=_json_default))
+
+
+def _json_default(o):
+    if isinstance(o, datetime):
+        return o.isoformat()
+    if hasattr(o, "item"):
+        return o.item()
+    if hasattr(o, "tolist"):
+        return o.tolist()
+    return str(o)
+
+
+def fmt(value, digits: int = 4) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    return str(value)
+
+
+def table(title: str, columns: list[str], rows: list[list], justify_numbers: bool = True) -> Table:
+    tab = Table(title=title, title_justify="left", header_style="bold")
+    for c in columns:
+        tab.add_column(c)
+    for r in rows:
+        tab.add_row(*[fmt(v) for v in r])
+    return tab

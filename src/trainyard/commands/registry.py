@@ -1,0 +1,115 @@
+"""`trainyard models`, `runs`, `families`, `predict`: reading the workspace and using its models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from trainyard.commands._common import console, print_json, table
+
+
+def register(app: typer.Typer) -> None:
+    app.command("models")(models)
+    app.command("runs")(runs)
+    app.command("families")(families)
+    app.command("predict")(predict)
+
+
+def models(
+    name: str = typer.Argument(None, help="Only the versions of this model."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Model versions in the registry, with their held-out test metric."""
+    from trainyard.workspace import Workspace
+
+    store = Workspace.resolve().store
+    if name:
+        store.resolve_model(name)  # clear error for an unknown name
+    rows = store.list_models(name)
+    if as_json:
+        print_json(rows)
+        return
+    if not rows:
+        console.print("No models yet. Train one with [bold]trainyard train DATA --target COLUMN[/].")
+        return
+    console.print(table("Models", ["name", "version", "aliases", "family", "task", "test metric", "score", "run", "created"],
+                        [[r["name"], r["version"], ",".join(r["aliases"]), r["family"], r["task"], r["metric"], r["test_score"], r["run_id"], r["created_at"]] for r in rows]))
+
+
+def runs(
+    limit: int = typer.Option(50, "--limit", help="How many of the latest runs."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Runs with their status, duration and best validation score."""
+    from trainyard.workspace import Workspace
+
+    rows = Workspace.resolve().store.list_runs(limit=limit)
+    for r in rows:
+        end = r["finished_at"] or r["updated_at"]
+        r["duration_s"] = round((end - r["created_at"]).total_seconds(), 1) if end and r["created_at"] else None
+    if as_json:
+        print_json(rows)
+        return
+    if not rows:
+        console.print("No runs yet. Start one with [bold]trainyard train DATA --target COLUMN[/].")
+        return
+    status_style = {"finished": "green", "running": "cyan", "failed": "red", "interrupted": "yellow"}
+    tab = table("Runs", ["run", "name", "status", "task", "metric", "best val", "best family", "model", "duration s", "started"], [])
+    for r in rows:
+        style = status_style.get(r["status"], "")
+        tab.add_row(r["id"], r["name"], f"[{style}]{r['status']}[/]" if style else r["status"], r["task"] or "-", r["metric"] or "-",
+                    "-" if r["best_score"] is None else f"{r['best_score']:.4f}", r["best_family"] or "-",
+                    f"{r['name']}@{r['model_version']}" if r["model_version"] else "-", "-" if r["duration_s"] is None else f"{r['duration_s']:.1f}",
+                    r["created_at"].strftime("%Y-%m-%d %H:%M:%S"))
+    console.print(tab)
+
+
+def families(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Model families trainyard can train, and whether their packages are installed."""
+    from trainyard.models.registry import all_families
+
+    rows = [{"name": f.name, "tasks": sorted(t.value for t in f.tasks), "preprocessing": f.prep, "available": f.available(),
+             "requires": list(f.requires), "description": f.description} for f in all_families().values()]
+    if as_json:
+        print_json(rows)
+        return
+    console.print(table("Model families", ["name", "tasks", "input", "available", "description"],
+                        [[r["name"], ",".join(r["tasks"]), r["preprocessing"], "yes" if r["available"] else "no (install " + ",".join(r["requires"]) + ")", r["description"]] for r in rows]))
+
+
+def predict(
+    model: str = typer.Argument(..., help="NAME (latest version), NAME@VERSION or NAME@ALIAS."),
+    data: Path = typer.Argument(..., help="Rows to score: .csv, .tsv, .parquet or .jsonl."),
+    output: Path = typer.Option(None, "--output", "-o", help="Where to write the predictions (.csv, .parquet or .jsonl); default: print."),
+    keep_columns: bool = typer.Option(True, "--keep-columns/--only-predictions", help="Write the input columns too."),
+) -> None:
+    """Score a file with a registered model."""
+    import pandas as pd
+
+    from trainyard import api
+    from trainyard.data.load import load_table, table_format
+    from trainyard.errors import ConfigError
+
+    if output is not None:
+        try:
+            out_format = table_format(output)
+        except Exception:
+            raise ConfigError(f"Cannot write predictions to '{output.name}': unknown extension.", "use .csv, .tsv, .parquet or .jsonl.") from None
+    loaded = api.load(model)
+    X = load_table(data)
+    scored = api.prediction_frame(loaded, X)
+    result = pd.concat([X, scored], axis=1) if keep_columns else scored
+    if output is None:
+        console.print(result.head(50).to_string())
+        if len(result) > 50:
+            console.print(f"... {len(result)} rows; use -o FILE to write them all.")
+        return
+    output.parent.mkdir(parents=True, exist_ok=True)
+    if out_format == "parquet":
+        result.to_parquet(output, index=False)
+    elif out_format == "jsonl":
+        result.to_json(output, orient="records", lines=True)
+    else:
+        result.to_csv(output, index=False, sep="\t" if out_format == "tsv" else ",")
+    console.print(f"Wrote {len(result)} predictions to {output}.")

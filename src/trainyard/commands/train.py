@@ -1,0 +1,96 @@
+"""`trainyard train`: a table in, a registered model out, with live progress."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from trainyard.commands._common import console, fmt, print_json, split_list, table
+
+
+def register(app: typer.Typer) -> None:
+    app.command("train")(train)
+
+
+def train(
+    data: Path = typer.Argument(..., help="Table to learn from: .csv, .tsv, .parquet or .jsonl."),
+    target: str = typer.Option(..., "--target", "-t", help="Column to predict."),
+    time_limit: float = typer.Option(None, "--time-limit", help="Seconds for the whole run (preset default: fast 30, balanced 60, best 300)."),
+    name: str = typer.Option(None, "--name", "-n", help="Registry name for the model (default: the file name)."),
+    preset: str = typer.Option("balanced", "--preset", "-p", help="fast, balanced or best."),
+    task: str = typer.Option(None, "--task", help="binary, multiclass or regression (default: inferred)."),
+    metric: str = typer.Option(None, "--metric", help="Metric to optimise (default: roc_auc, accuracy or rmse)."),
+    include: list[str] = typer.Option(None, "--include", help="Only these model families (comma-separated or repeated)."),
+    exclude: list[str] = typer.Option(None, "--exclude", help="Leave out these model families."),
+    ignore: list[str] = typer.Option(None, "--ignore", help="Columns to leave out."),
+    categorical: list[str] = typer.Option(None, "--categorical", help="Columns to treat as categories."),
+    seed: int = typer.Option(0, "--seed", help="Random seed (split, models)."),
+    max_trials: int = typer.Option(None, "--max-trials", help="Stop after this many trials."),
+    test_size: float = typer.Option(None, "--test-size", help="Share of rows held out for the final test (default 0.2)."),
+    group_col: str = typer.Option(None, "--group-col", help="Keep each group of this column in one split."),
+    time_col: str = typer.Option(None, "--time-col", help="Split by time on this column (train on the past)."),
+    force: bool = typer.Option(False, "--force", help="Train even when the audit finds blocking problems."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Train models on a table, pick the best on validation data, test it once and register it."""
+    from trainyard import api
+
+    with _Live(enabled=not as_json, time_limit=time_limit) as live:
+        result = api.train(
+            data, target, time_limit=time_limit, name=name, preset=preset, progress=live.update,
+            task=task, metric=metric, include=split_list(include), exclude=split_list(exclude),
+            ignore=split_list(ignore), categorical=split_list(categorical), seed=seed, max_trials=max_trials,
+            test_size=test_size, group_col=group_col, time_col=time_col, force=force,
+        )
+    if as_json:
+        print_json({
+            "run_id": result.run_id, "name": result.name, "version": result.version, "task": result.task,
+            "metric": result.metric, "test": result.metrics, "baseline": result.baseline, "split": result.split,
+            "leaderboard": result.leaderboard.reset_index(names="rank").to_dict(orient="records"),
+        })
+        return
+    board = result.leaderboard
+    console.print(table(f"Leaderboard (validation {result.metric})", ["rank", *board.columns],
+                        [[i, *row] for i, row in zip(board.index, board.itertuples(index=False))]))
+    rows = [[m, result.metrics[m], result.baseline.get(m)] for m in result.metrics]
+    console.print(table(f"Held-out test set ({result.split['test']} rows, scored once)", ["metric", "model", "baseline"], rows))
+    console.print(f"Registered [bold]{result.name}@{result.version}[/] ({result.model.family}), run {result.run_id}. "
+                  f"Test {result.metric} = {fmt(result.test_score)}.")
+
+
+class _Live:
+    """Rich progress: one line per stage, a bar over the time budget, a line per finished trial."""
+
+    def __init__(self, enabled: bool, time_limit: float | None):
+        self.enabled = enabled
+        self.time_limit = time_limit
+
+    def __enter__(self):
+        if self.enabled:
+            from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+            self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} trials"),
+                                     TimeElapsedColumn(), console=console, transient=True)
+            self.progress.__enter__()
+            self.task = self.progress.add_task("starting", total=None)
+        return self
+
+    def update(self, kind: str, info: dict) -> None:
+        if not self.enabled:
+            return
+        if kind == "stage":
+            self.progress.update(self.task, description=info["message"])
+        elif kind == "run":
+            self.progress.update(self.task, total=len(info["families"]), description="searching")
+            console.print(f"Run [bold]{info['run_id']}[/]: {info['task']} task, optimising {info['metric']}, trying {', '.join(info['families'])}")
+        elif kind == "trial":
+            t = info["trial"]
+            self.progress.advance(self.task)
+            status = f"val={fmt(t.val_score)}" if t.status == "ok" else f"[yellow]{t.status}[/]: {(t.message or '').splitlines()[0] if t.message else ''}"
+            console.print(f"  trial {t.number}: {t.family:<14} {status}  ({fmt(t.fit_seconds, 1)}s)", highlight=False)
+
+    def __exit__(self, *exc):
+        if self.enabled:
+            self.progress.__exit__(*exc)
+        return False

@@ -1,0 +1,64 @@
+"""Run configuration: presets are plain dicts, flags override them, the result is frozen."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+
+from trainyard.errors import ConfigError, suggest
+
+PRESETS: dict[str, dict] = {
+    "fast": {"families": ["linear", "lightgbm"], "refit": False, "time_limit": 30},
+    "balanced": {"families": ["linear", "lightgbm", "random_forest"], "refit": True, "time_limit": 60},
+    "best": {"families": ["linear", "lightgbm", "random_forest"], "refit": True, "time_limit": 300},
+}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    target: str
+    name: str | None = None
+    preset: str = "balanced"
+    time_limit: float = 60.0
+    task: str | None = None
+    metric: str | None = None
+    families: tuple[str, ...] = ()
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    ignore: tuple[str, ...] = ()
+    categorical: tuple[str, ...] = ()
+    roles: dict = field(default_factory=dict)  # column -> role, beyond --ignore/--categorical
+    refit: bool = True
+    test_size: float = 0.2
+    val_size: float = 0.2
+    seed: int = 0
+    group_col: str | None = None
+    time_col: str | None = None
+    max_trials: int | None = None
+    force: bool = False
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def role_overrides(self) -> dict[str, str]:
+        out = dict(self.roles)
+        out.update({c: "ignore" for c in self.ignore})
+        out.update({c: "categorical" for c in self.categorical})
+        return out
+
+
+def build_config(target: str, preset: str = "balanced", **overrides) -> TrainConfig:
+    """Preset values, then every override that is not None."""
+    if preset not in PRESETS:
+        raise ConfigError(f"'{preset}' is not a preset.", suggest(preset, PRESETS))
+    known = {f.name for f in fields(TrainConfig)}
+    unknown = set(overrides) - known
+    if unknown:
+        raise ConfigError(f"Unknown setting(s): {', '.join(sorted(unknown))}.", suggest(sorted(unknown)[0], known))
+    values = {k: (tuple(v) if isinstance(v, list) else v) for k, v in PRESETS[preset].items()}
+    values.update({k: (tuple(v) if isinstance(v, list) else v) for k, v in overrides.items() if v is not None})
+    cfg = TrainConfig(target=target, preset=preset, **values)
+    if cfg.time_limit <= 0:
+        raise ConfigError(f"--time-limit must be positive, got {cfg.time_limit}.", "give a number of seconds, e.g. --time-limit 60.")
+    if not (0 < cfg.test_size < 0.5 and 0 < cfg.val_size < 0.5):
+        raise ConfigError("test and validation sizes must each be between 0 and 0.5.", "e.g. --test-size 0.2.")
+    return cfg

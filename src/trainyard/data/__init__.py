@@ -1,0 +1,1 @@
+"""Loading, schema inference, splitting and preparation of tables."""

@@ -1,0 +1,121 @@
+"""Read a table from a path or take a DataFrame, with errors a user can act on."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from trainyard.errors import DataError, NotFoundError
+
+READERS = {
+    ".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".txt": "csv",
+    ".parquet": "parquet", ".pq": "parquet",
+    ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json",
+}
+COMPRESSIONS = {".gz", ".bz2", ".zip", ".xz", ".zst"}
+# Values that mean "missing" in real exports (UCI's '?', spreadsheets' '#N/A', ...).
+NA_VALUES = ["", "?", "NA", "N/A", "n/a", "NaN", "nan", "null", "NULL", "None", "#N/A", "-"]
+
+
+def table_format(path: Path) -> str:
+    suffixes = [s.lower() for s in path.suffixes]
+    if suffixes and suffixes[-1] in COMPRESSIONS:
+        suffixes = suffixes[:-1]
+    fmt = READERS.get(suffixes[-1]) if suffixes else None
+    if fmt is None:
+        raise DataError(
+            f"Cannot tell the format of '{path.name}' from its extension.",
+            "use one of " + ", ".join(sorted(READERS)) + " (optionally compressed with .gz, .zip, ...).",
+        )
+    return fmt
+
+
+def load_table(source, *, nrows: int | None = None) -> pd.DataFrame:
+    """A DataFrame from a DataFrame, or from a CSV, TSV, Parquet or JSON Lines file."""
+    if isinstance(source, pd.DataFrame):
+        df = source
+    else:
+        path = Path(os.fspath(source)).expanduser()
+        if not path.exists():
+            raise NotFoundError(f"File not found: {path}", "check the path (it is relative to the current directory).")
+        if path.is_dir():
+            raise DataError(f"'{path}' is a directory, not a table.", "pass a .csv, .tsv, .parquet or .jsonl file.")
+        if path.stat().st_size == 0:
+            raise DataError(f"'{path}' is empty (0 bytes).", "pass a file with a header row and at least a few data rows.")
+        df = _read(path, table_format(path), nrows)
+    if df.shape[1] == 0:
+        raise DataError("The table has no columns.", "check the file's delimiter and header row.")
+    if len(df) == 0:
+        raise DataError("The table has a header but no rows.", "pass a file with data rows.")
+    df.columns = [str(c).strip() for c in df.columns]
+    dupes = sorted({c for c in df.columns if list(df.columns).count(c) > 1})
+    if dupes:
+        raise DataError(f"Column names appear more than once: {', '.join(dupes)}.", "rename them so every column has its own name.")
+    return df
+
+
+def _read(path: Path, fmt: str, nrows: int | None) -> pd.DataFrame:
+    try:
+        if fmt in ("csv", "tsv"):
+            sep = "\t" if fmt == "tsv" else _sniff_separator(path)
+            return _read_csv(path, sep, nrows)
+        if fmt == "parquet":
+            df = pd.read_parquet(path)
+            return df.head(nrows) if nrows else df
+        if fmt == "jsonl":
+            return pd.read_json(path, lines=True, nrows=nrows)
+        try:
+            return pd.read_json(path)
+        except ValueError:
+            return pd.read_json(path, lines=True, nrows=nrows)
+    except DataError:
+        raise
+    except (UnicodeDecodeError, pd.errors.ParserError, ValueError, OSError, ImportError) as exc:
+        detail = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        raise DataError(
+            f"Cannot read '{path.name}' as {fmt.upper()}: {detail}",
+            f"check that the file really is {fmt.upper()} (not a spreadsheet or a binary file) and is not truncated.",
+        ) from exc
+
+
+def _read_csv(path: Path, sep: str, nrows: int | None) -> pd.DataFrame:
+    kwargs = dict(sep=sep, nrows=nrows, na_values=NA_VALUES, keep_default_na=True, skipinitialspace=True, low_memory=False)
+    try:
+        df = pd.read_csv(path, encoding="utf-8", **kwargs)
+    except UnicodeDecodeError:
+        if _looks_binary(path):
+            raise DataError(f"'{path.name}' is a binary file, not text.", "export the data as CSV, Parquet or JSON Lines.")
+        df = pd.read_csv(path, encoding="latin-1", **kwargs)
+    except pd.errors.EmptyDataError as exc:
+        raise DataError(f"'{path.name}' has no header row or columns.", "add a header row naming each column.") from exc
+    return df
+
+
+def _looks_binary(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        chunk = fh.read(4096)
+    return b"\x00" in chunk
+
+
+def _sniff_separator(path: Path) -> str:
+    """',' unless the header clearly uses ';', '\\t' or '|' (European and database exports)."""
+    if path.suffix.lower() in COMPRESSIONS:
+        return ","
+    with open(path, "rb") as fh:
+        head = fh.readline(65536)
+    if b"\x00" in head:
+        raise DataError(f"'{path.name}' is a binary file, not text.", "export the data as CSV, Parquet or JSON Lines.")
+    counts = {sep: head.count(sep.encode()) for sep in (",", ";", "\t", "|")}
+    best = max(counts, key=counts.get)
+    return best if counts[best] > counts[","] else ","
+
+
+def fingerprint(df: pd.DataFrame) -> str:
+    """A SHA-256 of the table's content and column names (order-sensitive), for lineage."""
+    h = hashlib.sha256()
+    h.update("\x1f".join(map(str, df.columns)).encode())
+    h.update(pd.util.hash_pandas_object(df, index=False).values.tobytes())
+    return h.hexdigest()

@@ -1,0 +1,62 @@
+"""Train / validation / test split. The test part is not looked at until the final evaluation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+from sklearn.model_selection import GroupShuffleSplit, train_test_split
+
+from trainyard.errors import DataError
+from trainyard.tasks import Task
+
+
+@dataclass
+class Splits:
+    train: pd.DataFrame
+    val: pd.DataFrame
+    test: pd.DataFrame
+    strategy: str
+
+    def sizes(self) -> dict[str, int]:
+        return {"train": len(self.train), "val": len(self.val), "test": len(self.test)}
+
+
+def split(
+    df: pd.DataFrame,
+    target: str,
+    task: Task,
+    *,
+    test_size: float = 0.2,
+    val_size: float = 0.2,
+    seed: int = 0,
+    group_col: str | None = None,
+    time_col: str | None = None,
+) -> Splits:
+    """Stratified for classification, by group or by time when asked; sizes are fractions of all rows."""
+    if len(df) < 20:
+        raise DataError(f"Only {len(df)} labelled rows: too few to train, validate and test a model.", "use at least 20 rows (a few hundred for a trustworthy estimate).")
+    if time_col:
+        ordered = df.sort_values(time_col, kind="stable")
+        n_test, n_val = int(round(len(df) * test_size)), int(round(len(df) * val_size))
+        n_train = len(df) - n_test - n_val
+        return Splits(ordered.iloc[:n_train], ordered.iloc[n_train : n_train + n_val], ordered.iloc[n_train + n_val :], f"by time on '{time_col}' (past -> future)")
+    if group_col:
+        outer = GroupShuffleSplit(n_splits=1, test_size=test_size, random_state=seed)
+        rest_idx, test_idx = next(outer.split(df, groups=df[group_col]))
+        rest = df.iloc[rest_idx]
+        inner = GroupShuffleSplit(n_splits=1, test_size=val_size / (1 - test_size), random_state=seed)
+        train_idx, val_idx = next(inner.split(rest, groups=rest[group_col]))
+        return Splits(rest.iloc[train_idx], rest.iloc[val_idx], df.iloc[test_idx], f"grouped by '{group_col}' (no group in two splits)")
+    stratify = None
+    strategy = "random"
+    if task.is_classification:
+        counts = df[target].value_counts()
+        if counts.min() >= 3:
+            stratify, strategy = df[target], "stratified by the target"
+        else:
+            strategy = f"random (class {counts.idxmin()!r} has only {counts.min()} rows: too few to stratify)"
+    rest, test = train_test_split(df, test_size=test_size, random_state=seed, stratify=stratify)
+    stratify_rest = rest[target] if stratify is not None else None
+    train, val = train_test_split(rest, test_size=val_size / (1 - test_size), random_state=seed, stratify=stratify_rest)
+    return Splits(train, val, test, strategy)

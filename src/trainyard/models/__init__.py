@@ -1,0 +1,1 @@
+"""Model families (registry + one module per family) and the fitted-model wrapper."""

@@ -1,0 +1,87 @@
+"""The registry of model families: a dict and a decorator.
+
+A family is a function that builds an unfitted scikit-learn estimator for a
+task from keyword hyperparameters, plus what the search needs to know about it:
+which preprocessing it eats, its tuned defaults, its search space, and which
+packages it requires. `trainyard families` lists them.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sklearn.pipeline import Pipeline
+
+from trainyard.data.prepare import make_preprocessor
+from trainyard.data.schema import Schema
+from trainyard.errors import ConfigError, suggest
+from trainyard.tasks import Task
+
+ALL_TASKS = frozenset(Task)
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str
+    make: Callable[..., object]  # make(task, seed, **params) -> unfitted estimator
+    prep: str  # "linear" or "tree"
+    defaults: dict = field(default_factory=dict)
+    space: Callable | None = None  # space(optuna_trial) -> params
+    tasks: frozenset = ALL_TASKS
+    requires: tuple[str, ...] = ()
+    description: str = ""
+
+    def available(self) -> bool:
+        return all(importlib.util.find_spec(mod) is not None for mod in self.requires)
+
+    def build(self, schema: Schema, task: Task, params: dict | None = None, seed: int = 0) -> Pipeline:
+        """Preprocessing fitted on whatever `fit` gets + this family's estimator, as one Pipeline."""
+        estimator = self.make(task, seed, **{**self.defaults, **(params or {})})
+        return Pipeline([("prep", make_preprocessor(schema, self.prep)), ("model", estimator)])
+
+
+FAMILIES: dict[str, Family] = {}
+
+
+def register(name: str, *, prep: str, defaults: dict | None = None, space: Callable | None = None,
+             tasks=ALL_TASKS, requires: tuple[str, ...] = (), description: str = ""):
+    """Register `make(task, seed, **params)` as the family `name`."""
+
+    def decorator(make):
+        FAMILIES[name] = Family(name, make, prep, dict(defaults or {}), space, frozenset(tasks), tuple(requires), description)
+        return make
+
+    return decorator
+
+
+def get_family(name: str) -> Family:
+    _load_builtin()
+    if name not in FAMILIES:
+        raise ConfigError(f"'{name}' is not a model family.", suggest(name, FAMILIES) + " See `trainyard families`.")
+    return FAMILIES[name]
+
+
+def all_families() -> dict[str, Family]:
+    _load_builtin()
+    return dict(FAMILIES)
+
+
+def choose_families(task: Task, preset_families: list[str], include: list[str] | None, exclude: list[str] | None) -> list[Family]:
+    """The families to try, in order: --include replaces the preset's list, --exclude removes from it."""
+    names = list(include) if include else list(preset_families)
+    for name in [*names, *(exclude or [])]:
+        get_family(name)
+    names = [n for n in names if n not in set(exclude or [])]
+    chosen = [FAMILIES[n] for n in names if task in FAMILIES[n].tasks and FAMILIES[n].available()]
+    if not chosen:
+        raise ConfigError(
+            f"No model family left to train for a {task.value} task.",
+            "check --include/--exclude, and that the families' packages are installed (`trainyard families`).",
+        )
+    return chosen
+
+
+def _load_builtin() -> None:
+    from trainyard.models import families  # noqa: F401  (registers on import)

@@ -1,0 +1,1 @@
+"""The artifact format and the store of runs, trials, metrics and model versions."""

@@ -1,0 +1,225 @@
+"""The store: runs, trials, metrics, events, model versions, aliases, predictions.
+
+One `Store` per database URL. Writes are short transactions; on SQLite they
+start with BEGIN IMMEDIATE (WAL journal, 60 s busy timeout) so that several
+processes training into one workspace queue up instead of failing or
+corrupting the file.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+
+from trainyard.errors import ConfigError, NotFoundError, suggest
+from trainyard.registry import tables as t
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def parse_ref(ref: str) -> tuple[str, str | None]:
+    """'churn' -> ('churn', None); 'churn@3' -> ('churn', '3'); 'churn@production' -> ('churn', 'production')."""
+    name, _, selector = ref.partition("@")
+    if not name:
+        raise ConfigError(f"'{ref}' is not a model reference.", "write NAME, NAME@VERSION or NAME@ALIAS, e.g. churn@3.")
+    return name, (selector or None)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Store:
+    def __init__(self, url: str):
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        if self.is_sqlite:
+            self.engine = sa.create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
+            event.listen(self.engine, "connect", _sqlite_on_connect)
+            event.listen(self.engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+            # Readers run in autocommit on their own engine: they never take the write lock.
+            self.reader = sa.create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
+            event.listen(self.reader, "connect", _sqlite_on_connect)
+        else:
+            self.engine = sa.create_engine(url, pool_pre_ping=True)
+            self.reader = self.engine
+        with self.engine.begin() as conn:
+            t.metadata.create_all(conn)
+
+    @contextmanager
+    def tx(self) -> Iterator[sa.Connection]:
+        with self.engine.begin() as conn:
+            yield conn
+
+    def _rows(self, query) -> list[dict[str, Any]]:
+        with self.reader.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
+
+    # runs ----------------------------------------------------------------
+    def create_run(self, name: str, *, kind: str = "tabular", **fields: Any) -> str:
+        run_id = uuid.uuid4().hex[:12]
+        stamp = now()
+        with self.tx() as conn:
+            conn.execute(
+                t.runs.insert().values(
+                    id=run_id, name=name, kind=kind, status="running", pid=os.getpid(),
+                    host=socket.gethostname(), created_at=stamp, updated_at=stamp, **fields,
+                )
+            )
+        return run_id
+
+    def update_run(self, run_id: str, **fields: Any) -> None:
+        if fields.get("status") in {"finished", "failed", "interrupted"}:
+            fields.setdefault("finished_at", now())
+        with self.tx() as conn:
+            conn.execute(t.runs.update().where(t.runs.c.id == run_id).values(updated_at=now(), **fields))
+
+    def get_run(self, run_id: str) -> dict[str, Any]:
+        self.reconcile_stale_runs()
+        if run_id == "last":
+            rows = self._rows(sa.select(t.runs).order_by(t.runs.c.created_at.desc()).limit(1))
+        else:
+            rows = self._rows(sa.select(t.runs).where(t.runs.c.id == run_id))
+        if not rows:
+            ids = [r["id"] for r in self._rows(sa.select(t.runs.c.id).order_by(t.runs.c.created_at.desc()).limit(20))]
+            hint = suggest(run_id, ids) if ids else "this workspace has no runs yet."
+            raise NotFoundError(f"No run '{run_id}' in this workspace.", "see `trainyard runs`; " + hint)
+        return rows[0]
+
+    def list_runs(self, limit: int = 50, offset: int = 0, name: str | None = None) -> list[dict[str, Any]]:
+        self.reconcile_stale_runs()
+        q = sa.select(t.runs).order_by(t.runs.c.created_at.desc()).limit(limit).offset(offset)
+        if name:
+            q = q.where(t.runs.c.name == name)
+        return self._rows(q)
+
+    def count_runs(self) -> int:
+        with self.reader.connect() as conn:
+            return conn.execute(sa.select(sa.func.count()).select_from(t.runs)).scalar_one()
+
+    def reconcile_stale_runs(self) -> None:
+        """Mark 'running' runs of this host whose process is gone as 'interrupted'."""
+        host = socket.gethostname()
+        rows = self._rows(sa.select(t.runs.c.id, t.runs.c.pid).where(t.runs.c.status == "running", t.runs.c.host == host))
+        dead = [r["id"] for r in rows if r["pid"] and not _pid_alive(r["pid"])]
+        for run_id in dead:
+            self.update_run(run_id, status="interrupted", error="the process ended without finishing (killed or crashed)")
+
+    # trials --------------------------------------------------------------
+    def add_trial(self, run_id: str, number: int, family: str, **fields: Any) -> None:
+        with self.tx() as conn:
+            conn.execute(t.trials.insert().values(run_id=run_id, number=number, family=family, created_at=now(), **fields))
+
+    def trials(self, run_id: str) -> list[dict[str, Any]]:
+        return self._rows(sa.select(t.trials).where(t.trials.c.run_id == run_id).order_by(t.trials.c.number))
+
+    # step metrics and events ----------------------------------------------
+    def log_metrics(self, run_id: str, step: int, values: dict[str, float]) -> None:
+        stamp = now()
+        rows = [dict(run_id=run_id, key=k, step=int(step), value=float(v), created_at=stamp) for k, v in values.items()]
+        if rows:
+            with self.tx() as conn:
+                conn.execute(t.metrics.insert(), rows)
+
+    def metric_history(self, run_id: str, key: str | None = None, after_id: int = 0) -> list[dict[str, Any]]:
+        q = sa.select(t.metrics).where(t.metrics.c.run_id == run_id, t.metrics.c.id > after_id).order_by(t.metrics.c.id)
+        if key:
+            q = q.where(t.metrics.c.key == key)
+        return self._rows(q)
+
+    def add_event(self, run_id: str, kind: str, message: str, data: dict | None = None) -> None:
+        with self.tx() as conn:
+            conn.execute(t.events.insert().values(run_id=run_id, kind=kind, message=message, data=data, created_at=now()))
+
+    def events(self, run_id: str) -> list[dict[str, Any]]:
+        return self._rows(sa.select(t.events).where(t.events.c.run_id == run_id).order_by(t.events.c.id))
+
+    # models ----------------------------------------------------------------
+    def register_model(self, name: str, *, artifact_path: str, meta_sha256: str, **fields: Any) -> int:
+        """Record a new version of `name`; the version number is allocated inside the transaction."""
+        with self.tx() as conn:
+            latest = conn.execute(sa.select(sa.func.max(t.models.c.version)).where(t.models.c.name == name)).scalar()
+            version = (latest or 0) + 1
+            conn.execute(
+                t.models.insert().values(
+                    name=name, version=version, artifact_path=artifact_path, meta_sha256=meta_sha256,
+                    created_at=now(), **fields,
+                )
+            )
+        return version
+
+    def model_names(self) -> list[str]:
+        with self.reader.connect() as conn:
+            return list(conn.execute(sa.select(t.models.c.name).distinct().order_by(t.models.c.name)).scalars())
+
+    def list_models(self, name: str | None = None) -> list[dict[str, Any]]:
+        q = sa.select(t.models).order_by(t.models.c.name, t.models.c.version.desc())
+        if name:
+            q = q.where(t.models.c.name == name)
+        rows = self._rows(q)
+        alias_rows = self._rows(sa.select(t.aliases))
+        by_version: dict[tuple[str, int], list[str]] = {}
+        for a in alias_rows:
+            by_version.setdefault((a["name"], a["version"]), []).append(a["alias"])
+        for r in rows:
+            r["aliases"] = sorted(by_version.get((r["name"], r["version"]), []))
+        return rows
+
+    def resolve_model(self, ref: str) -> dict[str, Any]:
+        """The model row for NAME (latest), NAME@VERSION or NAME@ALIAS."""
+        name, selector = parse_ref(ref)
+        rows = self.list_models(name)
+        if not rows:
+            names = self.model_names()
+            hint = suggest(name, names) if names else "this workspace has no models yet: train one with `trainyard train`."
+            raise NotFoundError(f"No model named '{name}' in this workspace.", "see `trainyard models`; " + hint)
+        if selector is None or selector == "latest":
+            return rows[0]
+        if selector.isdigit():
+            for r in rows:
+                if r["version"] == int(selector):
+                    return r
+            versions = ", ".join(str(r["version"]) for r in rows)
+            raise NotFoundError(f"Model '{name}' has no version {selector}.", f"its versions are {versions}.")
+        for r in rows:
+            if selector in r["aliases"]:
+                return r
+        known = sorted({a for r in rows for a in r["aliases"]})
+        raise NotFoundError(
+            f"Model '{name}' has no alias '{selector}'.",
+            ("its aliases are " + ", ".join(known) + ".") if known else f"set one with `trainyard promote {name}@VERSION --alias {selector}`.",
+        )
+
+    def set_alias(self, name: str, alias: str, version: int) -> None:
+        if alias.isdigit() or alias == "latest":
+            raise ConfigError(f"'{alias}' cannot be an alias.", "use a name such as production or staging.")
+        with self.tx() as conn:
+            conn.execute(t.aliases.delete().where(t.aliases.c.name == name, t.aliases.c.alias == alias))
+            conn.execute(t.aliases.insert().values(name=name, alias=alias, version=version, updated_at=now()))
+
+
+def _sqlite_on_connect(dbapi_conn, _record) -> None:
+    # Let SQLAlchemy's "begin" event issue BEGIN IMMEDIATE instead of pysqlite's deferred BEGIN.
+    dbapi_conn.isolation_level = None
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA busy_timeout=60000")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.close()

@@ -1,0 +1,1 @@
+"""Model search for tables, and (later) the deep-learning loop."""
