@@ -1,0 +1,77 @@
+"""Shared fixtures: a fresh workspace per test, small real-looking tables, and the CLI as a subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+
+
+@pytest.fixture
+def workspace(tmp_path, monkeypatch) -> Path:
+    """An empty workspace directory, set as TRAINYARD_HOME for the test."""
+    home = tmp_path / "ws"
+    monkeypatch.setenv("TRAINYARD_HOME", str(home))
+    monkeypatch.delenv("TRAINYARD_DB", raising=False)
+    return home
+
+
+def make_mixed_table(n: int = 600, seed: int = 0) -> pd.DataFrame:
+    """A churn-like table: numeric and categorical columns, missing values, a learnable binary target."""
+    rng = np.random.default_rng(seed)
+    tenure = rng.integers(0, 72, n).astype(float)
+    charges = rng.normal(70, 25, n).round(2)
+    plan = rng.choice(["monthly", "yearly", "two-year"], n, p=[0.5, 0.3, 0.2])
+    region = rng.choice(["north", "south", "east", "west"], n)
+    support_calls = rng.poisson(2, n)
+    logit = -0.04 * tenure + 0.02 * (charges - 70) + np.where(plan == "monthly", 1.2, -0.8) + 0.4 * support_calls - 0.5
+    churn = np.where(rng.random(n) < 1 / (1 + np.exp(-logit)), "yes", "no")
+    df = pd.DataFrame({"tenure": tenure, "charges": charges, "plan": plan, "region": region,
+                       "support_calls": support_calls, "churn": churn})
+    df.loc[rng.random(n) < 0.08, "charges"] = np.nan
+    df.loc[rng.random(n) < 0.05, "region"] = np.nan
+    return df
+
+
+@pytest.fixture
+def mixed_table() -> pd.DataFrame:
+    return make_mixed_table()
+
+
+@pytest.fixture
+def mixed_csv(tmp_path, mixed_table) -> Path:
+    path = tmp_path / "churn.csv"
+    mixed_table.to_csv(path, index=False)
+    return path
+
+
+@dataclass
+class CliResult:
+    code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+@pytest.fixture
+def cli(workspace, tmp_path):
+    """Run `trainyard ...` in a subprocess (this checkout's src), in tmp_path, on the test's workspace."""
+
+    def run(*args: str, timeout: float = 300, env: dict | None = None) -> CliResult:
+        full_env = {**os.environ, "PYTHONPATH": str(SRC), "TRAINYARD_HOME": str(workspace), "COLUMNS": "200", **(env or {})}
+        proc = subprocess.run([sys.executable, "-m", "trainyard", *map(str, args)], cwd=tmp_path, env=full_env,
+                              capture_output=True, text=True, timeout=timeout)
+        return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+    return run
