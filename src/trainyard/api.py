@@ -17,13 +17,13 @@ from trainyard.data.load import fingerprint, load_table
 from trainyard.data.schema import check_target, infer_schema
 from trainyard.data.split import split
 from trainyard.errors import DataError
-from trainyard.evaluate.holdout import baseline_metrics, class_labels, encode_labels, holdout_metrics
-from trainyard.evaluate.metrics import get_metric
+from trainyard.evaluation.holdout import baseline_metrics, class_labels, encode_labels, holdout_metrics
+from trainyard.evaluation.metrics import get_metric
 from trainyard.models.model import TrainyardModel
 from trainyard.models.registry import choose_families
 from trainyard.registry.artifact import load_artifact, save_artifact
 from trainyard.tasks import DEFAULT_METRIC, check_task_fits_target, infer_task, parse_task
-from trainyard.train.search import SearchData, Trial, best_trial, search
+from trainyard.training.search import SearchData, Trial, best_trial, search
 from trainyard.workspace import Workspace
 
 Progress = Callable[[str, dict], None]

@@ -91,6 +91,11 @@ def _read_csv(path: Path, sep: str, nrows: int | None) -> pd.DataFrame:
         df = pd.read_csv(path, encoding="latin-1", **kwargs)
     except pd.errors.EmptyDataError as exc:
         raise DataError(f"'{path.name}' has no header row or columns.", "add a header row naming each column.") from exc
+    # pandas renames repeated header names to a, a.1, ...: look at the raw header to catch them.
+    raw = pd.read_csv(path, sep=sep, header=None, nrows=1, encoding="latin-1").iloc[0].astype(str).str.strip().tolist()
+    if len(set(raw)) < len(raw):
+        dupes = sorted({c for c in raw if raw.count(c) > 1})
+        raise DataError(f"Column names appear more than once: {', '.join(dupes)}.", "rename them so every column has its own name.")
     return df
 
 

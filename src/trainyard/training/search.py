@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from trainyard.data.schema import Schema
-from trainyard.evaluate.metrics import Metric
+from trainyard.evaluation.metrics import Metric
 from trainyard.models.registry import Family
 from trainyard.tasks import Task
 
