@@ -95,3 +95,46 @@ def cli_inproc(workspace, tmp_path, monkeypatch, capsys):
         return CliResult(code, out.out, out.err)
 
     return run
+
+
+def _pg_bin(name: str) -> str | None:
+    import glob
+    import shutil
+
+    found = shutil.which(name)
+    if found:
+        return found
+    candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+    return candidates[-1] if candidates else None
+
+
+@pytest.fixture(scope="session")
+def postgres_url(tmp_path_factory):
+    """A real, throwaway PostgreSQL server on a unix socket (skipped only where PostgreSQL is not installed)."""
+    import shutil
+    import socket
+    import tempfile
+
+    initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
+    if not (initdb and pg_ctl):
+        pytest.skip("PostgreSQL server binaries not installed (.ci/run installs them)")
+    base = Path(tempfile.mkdtemp(prefix="trainyard-pg-"))
+    base.chmod(0o777)
+    data = base / "data"
+    prefix: list[str] = []
+    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
+        runuser = shutil.which("runuser")
+        if not runuser:
+            pytest.skip("running as root without runuser")
+        prefix = [runuser, "-u", "postgres", "--"]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    subprocess.run([*prefix, initdb, "-D", str(data), "-A", "trust", "-U", "trainyard", "--no-sync"], check=True, capture_output=True)
+    opts = f"-k {base} -p {port} -c listen_addresses='' -c fsync=off"
+    subprocess.run([*prefix, pg_ctl, "-D", str(data), "-o", opts, "-w", "-l", str(base / "log"), "start"], check=True, capture_output=True)
+    try:
+        yield f"postgresql+psycopg2://trainyard@/postgres?host={base}&port={port}"
+    finally:
+        subprocess.run([*prefix, pg_ctl, "-D", str(data), "-m", "immediate", "stop"], capture_output=True)
+        shutil.rmtree(base, ignore_errors=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -60,6 +61,8 @@ class Store:
             self.engine = sa.create_engine(url, pool_pre_ping=True)
             self.reader = self.engine
         with self.engine.begin() as conn:
+            if self.engine.dialect.name == "postgresql":  # two processes creating the tables at once
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(7327001)"))
             t.metadata.create_all(conn)
 
     @contextmanager
@@ -152,17 +155,36 @@ class Store:
 
     # models ----------------------------------------------------------------
     def register_model(self, name: str, *, artifact_path: str, meta_sha256: str, **fields: Any) -> int:
-        """Record a new version of `name`; the version number is allocated inside the transaction."""
-        with self.tx() as conn:
+        """Record a new version of `name`; the version number is allocated inside the transaction.
+
+        SQLite serialises writers (BEGIN IMMEDIATE); on PostgreSQL a transaction-scoped advisory lock on the
+        name does the same, and a unique violation (another writer won) is retried.
+        """
+
+        def attempt(conn) -> int:
+            self._lock_name(conn, name)
             latest = conn.execute(sa.select(sa.func.max(t.models.c.version)).where(t.models.c.name == name)).scalar()
             version = (latest or 0) + 1
-            conn.execute(
-                t.models.insert().values(
-                    name=name, version=version, artifact_path=artifact_path, meta_sha256=meta_sha256,
-                    created_at=now(), **fields,
-                )
-            )
-        return version
+            conn.execute(t.models.insert().values(name=name, version=version, artifact_path=artifact_path,
+                                                  meta_sha256=meta_sha256, created_at=now(), **fields))
+            return version
+
+        return self._retry(attempt)
+
+    def _lock_name(self, conn, name: str) -> None:
+        if self.engine.dialect.name == "postgresql":
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:n))"), {"n": name})
+
+    def _retry(self, fn, attempts: int = 20):
+        """Run fn(conn) in a transaction, again if a concurrent writer made it violate a unique key."""
+        for i in range(attempts):
+            try:
+                with self.tx() as conn:
+                    return fn(conn)
+            except sa.exc.IntegrityError:
+                if i == attempts - 1:
+                    raise
+                time.sleep(0.01 * (i + 1))
 
     def model_names(self) -> list[str]:
         with self.reader.connect() as conn:
@@ -209,9 +231,13 @@ class Store:
     def set_alias(self, name: str, alias: str, version: int) -> None:
         if alias.isdigit() or alias == "latest":
             raise ConfigError(f"'{alias}' cannot be an alias.", "use a name such as production or staging.")
-        with self.tx() as conn:
+
+        def attempt(conn) -> None:
+            self._lock_name(conn, name)
             conn.execute(t.aliases.delete().where(t.aliases.c.name == name, t.aliases.c.alias == alias))
             conn.execute(t.aliases.insert().values(name=name, alias=alias, version=version, updated_at=now()))
+
+        self._retry(attempt)
 
 
 def _sqlite_on_connect(dbapi_conn, _record) -> None:
