@@ -13,7 +13,7 @@ import sys
 
 import typer
 
-COMMAND_MODULES = ("train", "registry")
+COMMAND_MODULES = ("train", "registry", "versions", "serve")
 
 app = typer.Typer(
     name="trainyard",

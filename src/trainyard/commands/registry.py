@@ -20,13 +20,15 @@ def models(
     name: str = typer.Argument(None, help="Only the versions of this model."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Model versions in the registry, with their held-out test metric."""
+    """Model versions in the registry with their test metric; with NAME: aliases, tags, metrics and lineage."""
     from trainyard.workspace import Workspace
 
-    store = Workspace.resolve().store
     if name:
-        store.resolve_model(name)  # clear error for an unknown name
-    rows = store.list_models(name)
+        from trainyard.commands.versions import show_model
+
+        show_model(name, as_json)
+        return
+    rows = Workspace.resolve().store.list_models()
     if as_json:
         print_json(rows)
         return

@@ -20,6 +20,7 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 
 from trainyard.errors import ArtifactError
+from trainyard.registry.lineage import code_version
 
 FORMAT_VERSION = 1
 META = "meta.json"
@@ -63,6 +64,7 @@ def save_artifact(model, directory: Path, meta: dict, extra_files: dict[str, Pat
             "format_version": FORMAT_VERSION,
             "created_at": datetime.now(timezone.utc).isoformat(),
             "libraries": library_versions(),
+            "code": code_version(),
             "platform": f"{platform.system()} {platform.machine()}",
             **meta,
             "files": files,

@@ -228,14 +228,79 @@ class Store:
             ("its aliases are " + ", ".join(known) + ".") if known else f"set one with `trainyard promote {name}@VERSION --alias {selector}`.",
         )
 
-    def set_alias(self, name: str, alias: str, version: int) -> None:
-        if alias.isdigit() or alias == "latest":
+    def set_alias(self, name: str, alias: str, version: int) -> int | None:
+        """Point `alias` at `version` (promote, or roll back to an older one); returns the version it pointed at before."""
+        if not alias or alias.isdigit() or alias == "latest" or "@" in alias:
             raise ConfigError(f"'{alias}' cannot be an alias.", "use a name such as production or staging.")
+        self.get_model(name, version)  # clear error for an unknown version
 
-        def attempt(conn) -> None:
+        def attempt(conn) -> int | None:
             self._lock_name(conn, name)
+            previous = conn.execute(sa.select(t.aliases.c.version).where(t.aliases.c.name == name, t.aliases.c.alias == alias)).scalar()
             conn.execute(t.aliases.delete().where(t.aliases.c.name == name, t.aliases.c.alias == alias))
             conn.execute(t.aliases.insert().values(name=name, alias=alias, version=version, updated_at=now()))
+            return previous
+
+        return self._retry(attempt)
+
+    def remove_alias(self, name: str, alias: str) -> None:
+        with self.tx() as conn:
+            gone = conn.execute(t.aliases.delete().where(t.aliases.c.name == name, t.aliases.c.alias == alias)).rowcount
+        if not gone:
+            raise NotFoundError(f"Model '{name}' has no alias '{alias}'.", f"see `trainyard models {name}`.")
+
+    def get_model(self, name: str, version: int) -> dict[str, Any]:
+        return self.resolve_model(f"{name}@{int(version)}")
+
+    def alias_version(self, name: str, alias: str) -> int | None:
+        """The version an alias points at now (one indexed read: what a serving process polls)."""
+        with self.reader.connect() as conn:
+            return conn.execute(sa.select(t.aliases.c.version).where(t.aliases.c.name == name, t.aliases.c.alias == alias)).scalar()
+
+    def latest_version(self, name: str) -> int | None:
+        with self.reader.connect() as conn:
+            return conn.execute(sa.select(sa.func.max(t.models.c.version)).where(t.models.c.name == name)).scalar()
+
+    def set_tags(self, name: str, version: int, set_: dict[str, str] | None = None, remove: list[str] | None = None) -> dict[str, str]:
+        """Merge `set_` into a version's tags and drop the keys in `remove`; returns the new tags."""
+        row = self.get_model(name, version)
+        missing = [k for k in (remove or []) if k not in (row["tags"] or {})]
+        if missing:
+            raise NotFoundError(f"{name}@{version} has no tag {', '.join(map(repr, missing))}.",
+                                "its tags are " + (", ".join(sorted(row["tags"] or {})) or "none") + ".")
+        with self.tx() as conn:
+            current = conn.execute(sa.select(t.models.c.tags).where(t.models.c.id == row["id"])).scalar() or {}
+            tags = {k: v for k, v in {**current, **(set_ or {})}.items() if k not in set(remove or [])}
+            conn.execute(t.models.update().where(t.models.c.id == row["id"]).values(tags=tags))
+        return tags
+
+    def delete_model_version(self, name: str, version: int, *, force: bool = False) -> dict[str, Any]:
+        """Remove a version's row (and its aliases with `force`); returns the row so the caller can delete the files."""
+        row = self.get_model(name, version)
+        if row["aliases"] and not force:
+            raise ConfigError(
+                f"{name}@{version} is what the alias(es) {', '.join(row['aliases'])} point at.",
+                f"promote another version to {'them' if len(row['aliases']) > 1 else 'it'} first, or pass --force to delete the aliases too.",
+            )
+        with self.tx() as conn:
+            conn.execute(t.aliases.delete().where(t.aliases.c.name == name, t.aliases.c.version == version))
+            conn.execute(t.models.delete().where(t.models.c.id == row["id"]))
+        return row
+
+    # prediction log ----------------------------------------------------------
+    def log_predictions(self, rows: list[dict[str, Any]]) -> None:
+        """Append prediction-log rows (request_id, model_name, version, inputs, outputs[, created_at]) in one transaction."""
+        if not rows:
+            return
+        stamp = now()
+        with self.tx() as conn:
+            conn.execute(t.predictions.insert(), [{"created_at": stamp, **r} for r in rows])
+
+    def list_predictions(self, model_name: str, *, limit: int = 1000, request_id: str | None = None) -> list[dict[str, Any]]:
+        q = sa.select(t.predictions).where(t.predictions.c.model_name == model_name).order_by(t.predictions.c.id.desc()).limit(limit)
+        if request_id:
+            q = q.where(t.predictions.c.request_id == request_id)
+        return self._rows(q)
 
         self._retry(attempt)
 

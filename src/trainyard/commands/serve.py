@@ -1,0 +1,72 @@
+"""`trainyard serve` and `trainyard export`: a model behind HTTP, or out of trainyard's format."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from trainyard.commands._common import console, err_console
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve)
+
+
+def serve(
+    refs: list[str] = typer.Argument(..., help="Models to serve: NAME (follows the latest version), NAME@ALIAS (follows the alias) or NAME@VERSION."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to bind. Anything but loopback needs --token-file."),
+    port: int = typer.Option(8000, "--port", "-p", help="Port."),
+    token_file: Path = typer.Option(None, "--token-file", help="File holding the bearer token clients must send."),
+    workers: int = typer.Option(1, "--workers", help="Worker processes (each loads the model and polls its alias)."),
+    max_body_mb: float = typer.Option(10.0, "--max-body-mb", help="Largest request body accepted (413 above)."),
+    max_batch: int = typer.Option(10_000, "--max-batch", help="Most rows per request (422 above)."),
+    poll_interval: float = typer.Option(2.0, "--poll-interval", help="Seconds between checks for a moved alias (0: never)."),
+    no_range_check: bool = typer.Option(False, "--no-range-check", help="Accept numbers outside the range seen in training."),
+    allow_unseen_categories: bool = typer.Option(False, "--allow-unseen-categories", help="Accept categories not seen in training (treated as missing)."),
+    allow_missing: bool = typer.Option(False, "--allow-missing", help="Treat every column as optional (absent = missing, imputed)."),
+    no_log: bool = typer.Option(False, "--no-log", help="Do not write requests to the prediction log."),
+    access_log: bool = typer.Option(False, "--access-log", help="Print one line per request (slower)."),
+) -> None:
+    """Serve models over HTTP: JSON and CSV prediction, validation from the training schema, hot-swapped aliases."""
+    import os
+
+    import uvicorn
+
+    from trainyard.errors import ConfigError
+    from trainyard.serve.app import SETTINGS_ENV, ServeSettings, create_app
+    from trainyard.serve.security import check_bind, read_token
+    from trainyard.workspace import Workspace
+
+    token = read_token(token_file) if token_file else None
+    check_bind(host, token)
+    if workers < 1:
+        raise ConfigError("--workers must be at least 1.", "pass --workers 1 (one per CPU core is a good ceiling).")
+    ws = Workspace.resolve()
+    settings = ServeSettings(
+        refs=list(refs), workspace=str(ws.home), token_file=str(token_file.resolve()) if token_file else None,
+        max_body_bytes=int(max_body_mb * 1024 * 1024), max_batch=max_batch, poll_interval=poll_interval,
+        check_ranges=not no_range_check, check_categories=not allow_unseen_categories, allow_missing=allow_missing,
+        log_predictions=not no_log,
+    )
+    app = create_app(settings)  # loads and verifies every model here, so a bad reference fails before binding
+    for slot in app.state.trainyard.slots.values():
+        cur = slot.current
+        err_console.print(f"serving {slot.ref} -> {cur.name}@{cur.version} ({cur.meta.get('family')}, fast path {'on' if cur.fast else 'off'})")
+    scheme_host = f"[{host}]" if ":" in host else host
+    err_console.print(f"listening on http://{scheme_host}:{port}  (docs: /docs, health: /health, metrics: /metrics)"
+                      + ("  [bearer token required]" if token else ""))
+    opts = dict(host=host, port=port, log_level="warning", access_log=access_log, timeout_graceful_shutdown=10, server_header=False)
+    for mod, key, value in (("uvloop", "loop", "uvloop"), ("httptools", "http", "httptools")):
+        try:
+            __import__(mod)
+            opts[key] = value
+        except ImportError:
+            pass
+    if workers == 1:
+        uvicorn.run(app, **opts)
+        return
+    del app
+    os.environ[SETTINGS_ENV] = settings.to_env()
+    uvicorn.run("trainyard.serve.app:app_from_env", factory=True, workers=workers, **opts)
+    console.print("server stopped")

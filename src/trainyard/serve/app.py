@@ -1,0 +1,379 @@
+"""The HTTP app: FastAPI routes over hot-swappable model slots.
+
+    POST /v1/models/{name}/predict      {"rows": [{...}, ...]} -> predictions (+ class probabilities)
+    POST /v1/models/{name}/predict/csv  a CSV body (text/csv) or upload (multipart field "file")
+    GET  /v1/models, /v1/models/{name}  version, schema, metrics, validation policy
+    GET  /health, /ready, /metrics (Prometheus), /docs, /openapi.json (request schemas from each model)
+
+Requests are validated against the training schema (see `serve.validate`), predicted on the event loop
+for small batches (fast path) or in a worker thread for big ones, and logged to the workspace by a
+background thread (see `serve.predlog`).
+"""
+
+
+import json
+import os
+import re
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+
+from trainyard.serve.predlog import PredictionLogger, row_ids
+from trainyard.serve.runtime import ModelSlot, Poller, ServedModel
+from trainyard.serve.security import OPEN_PATHS, token_matches
+from trainyard.serve.validate import ValidationPolicy, describe_errors
+
+SETTINGS_ENV = "TRAINYARD_SERVE_SETTINGS"
+INLINE_ROWS = 64  # batches up to this size are predicted on the event loop; bigger ones in a thread
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+
+
+@dataclass
+class ServeSettings:
+    refs: list[str]
+    workspace: str | None = None
+    token_file: str | None = None
+    max_body_bytes: int = 10 * 1024 * 1024
+    max_batch: int = 10_000
+    poll_interval: float = 2.0
+    check_ranges: bool = True
+    check_categories: bool = True
+    allow_missing: bool = False
+    log_predictions: bool = True
+
+    def policy(self) -> ValidationPolicy:
+        return ValidationPolicy(ranges=self.check_ranges, categories=self.check_categories,
+                                allow_missing=self.allow_missing, max_batch=self.max_batch)
+
+    def to_env(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_env(cls) -> "ServeSettings":
+        return cls(**json.loads(os.environ[SETTINGS_ENV]))
+
+
+def app_from_env():
+    """uvicorn factory for `--workers N`: each worker process builds its own app from the settings."""
+    return create_app(ServeSettings.from_env())
+
+
+@dataclass
+class _State:
+    slots: dict[str, ModelSlot]
+    logger: PredictionLogger | None
+    poller: Poller
+    metrics: object
+    token: str | None
+    settings: ServeSettings
+    stopping: bool = False
+    openapi_cache: dict = field(default_factory=dict)
+
+
+def create_app(settings: ServeSettings):
+    from contextlib import asynccontextmanager
+
+    from fastapi import FastAPI
+
+    from trainyard.errors import ConfigError
+    from trainyard.serve.metrics import Metrics
+    from trainyard.serve.security import read_token
+    from trainyard.workspace import Workspace
+
+    ws = Workspace.resolve(settings.workspace)
+    policy = settings.policy()
+    slots: dict[str, ModelSlot] = {}
+    for ref in settings.refs:
+        slot = ModelSlot(ws, ref, policy)
+        if slot.name in slots:
+            raise ConfigError(f"Model '{slot.name}' is given twice ({slots[slot.name].ref} and {ref}).", "serve one reference per model name.")
+        slot.refresh()  # load and verify now: a bad reference or a tampered artifact stops the start
+        slots[slot.name] = slot
+    logger = PredictionLogger(ws.store) if settings.log_predictions else None
+    state = _State(slots, logger, Poller(list(slots.values()), settings.poll_interval), Metrics(),
+                   read_token(settings.token_file) if settings.token_file else None, settings)
+
+    @asynccontextmanager
+    async def lifespan(app):
+        if logger:
+            logger.start()
+        state.poller.start()
+        yield
+        state.stopping = True
+        state.poller.stop()
+        if logger:
+            logger.stop()
+
+    from trainyard import __version__
+
+    app = FastAPI(title="trainyard model server", version=__version__, lifespan=lifespan,
+                  description="Predictions from trainyard models. Request bodies are checked against each model's training schema.")
+    app.state.trainyard = state
+    _add_routes(app, state)
+    app.openapi = lambda: _openapi(app, state)
+    app.add_middleware(_Guard, state=state)
+    return app
+
+
+class _Guard:
+    """Pure ASGI middleware: bearer token (when configured) and the Content-Length limit, before any routing."""
+
+    def __init__(self, app, state: _State):
+        self.app, self.state = app, state
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = dict(scope["headers"])
+        if self.state.token and scope["path"] not in OPEN_PATHS and not token_matches(headers.get(b"authorization"), self.state.token):
+            return await _send_json(send, 401, {"detail": "missing or wrong bearer token: send `Authorization: Bearer <token>`"},
+                                    [(b"www-authenticate", b"Bearer")])
+        length = headers.get(b"content-length")
+        if length is not None:
+            try:
+                too_big = int(length) > self.state.settings.max_body_bytes
+            except ValueError:
+                return await _send_json(send, 400, {"detail": "invalid Content-Length header"})
+            if too_big:
+                return await _send_json(send, 413, {"detail": f"request body over the limit of {self.state.settings.max_body_bytes} bytes; split it or use `trainyard predict` on a file"})
+        return await self.app(scope, receive, send)
+
+
+async def _send_json(send, status: int, obj, extra_headers=()):
+    body = json.dumps(obj).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *extra_headers]})
+    await send({"type": "http.response.body", "body": body})
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _read_body(request, limit: int) -> bytes:
+    if request.headers.get("content-length") is not None:
+        return await request.body()  # the guard already checked the declared length
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _TooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _request_id(request) -> str:
+    given = request.headers.get("x-request-id")
+    return given if given and _REQUEST_ID.match(given) else uuid.uuid4().hex
+
+
+def _add_routes(app, state: _State) -> None:
+    import orjson
+    from fastapi import Request
+    from fastapi.responses import Response
+    from pydantic import ValidationError
+    from starlette.concurrency import run_in_threadpool
+
+    def json_response(obj, status: int = 200, rid: str | None = None) -> Response:
+        headers = {"X-Request-ID": rid} if rid else None
+        return Response(orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY), status_code=status, media_type="application/json", headers=headers)
+
+    def invalid(served: ServedModel, problems: list[dict], rid: str) -> Response:
+        message = problems[0]["problem"] + (f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else "")
+        return json_response({"detail": problems, "message": message, "model": served.name, "version": served.version, "request_id": rid}, 422, rid)
+
+    async def predict_rows(slot: ModelSlot, served: ServedModel, rows: list[dict], rid: str, endpoint: str, started: float, as_csv: bool = False):
+        if len(rows) <= INLINE_ROWS:
+            outputs = served.outputs(rows)
+        else:
+            outputs = await run_in_threadpool(served.outputs, rows)
+        ids = row_ids(rid, len(rows))
+        if state.logger is not None:
+            state.logger.submit(rid, served.name, served.version, rows, outputs)
+        state.metrics.observe(served.name, served.version, endpoint, 200, time.perf_counter() - started, len(rows))
+        if as_csv:
+            return Response(_outputs_csv(ids, outputs, served), media_type="text/csv", headers={"X-Request-ID": rid})
+        return json_response({"model": served.name, "version": served.version, "request_id": rid,
+                              "predictions": [{"id": i, **o} for i, o in zip(ids, outputs)]}, 200, rid)
+
+    def too_large(served: ServedModel, rid: str) -> Response:
+        return json_response({"detail": f"request body over the limit of {state.settings.max_body_bytes} bytes", "request_id": rid}, 413, rid)
+
+    def bind(name: str, slot: ModelSlot) -> None:
+        async def predict(request: Request):
+            started = time.perf_counter()
+            served = slot.current
+            rid = _request_id(request)
+            try:
+                body = await _read_body(request, state.settings.max_body_bytes)
+            except _TooLarge:
+                return too_large(served, rid)
+            try:
+                rows = served.validator.validate_json(body)
+            except ValidationError as exc:
+                state.metrics.observe(served.name, served.version, "predict", 422, time.perf_counter() - started)
+                return invalid(served, describe_errors(exc, served.model.schema), rid)
+            return await predict_rows(slot, served, rows, rid, "predict", started)
+
+        async def predict_csv(request: Request, format: str = "json"):
+            started = time.perf_counter()
+            served = slot.current
+            rid = _request_id(request)
+            if format not in ("json", "csv"):
+                return json_response({"detail": "format must be json or csv", "request_id": rid}, 422, rid)
+            try:
+                data = await _csv_bytes(request, state.settings.max_body_bytes)
+            except _TooLarge:
+                return too_large(served, rid)
+            try:
+                rows = _csv_rows(data, served)
+            except _BadCsv as exc:
+                return invalid(served, [{"row": None, "column": None, "type": "csv", "problem": str(exc)}], rid)
+            if len(rows) > state.settings.max_batch:
+                return invalid(served, [{"row": None, "column": None, "type": "too_long",
+                                         "problem": f"too many rows: at most {state.settings.max_batch} per request (use `trainyard predict` on the file)"}], rid)
+            try:
+                rows = served.validator.validate_rows(rows)
+            except ValidationError as exc:
+                state.metrics.observe(served.name, served.version, "predict_csv", 422, time.perf_counter() - started)
+                return invalid(served, describe_errors(exc, served.model.schema, rows_prefix=False), rid)
+            return await predict_rows(slot, served, rows, rid, "predict_csv", started, as_csv=format == "csv")
+
+        async def model_info():
+            return json_response(_info(slot))
+
+        app.add_api_route(f"/v1/models/{name}/predict", predict, methods=["POST"], tags=[name], name=f"predict_{name}",
+                          summary=f"Predict with {name} (JSON rows)", responses=_PREDICT_RESPONSES)
+        app.add_api_route(f"/v1/models/{name}/predict/csv", predict_csv, methods=["POST"], tags=[name], name=f"predict_csv_{name}",
+                          summary=f"Predict with {name} (CSV body or upload)", responses=_PREDICT_RESPONSES,
+                          openapi_extra={"requestBody": {"required": True, "content": {
+                              "text/csv": {"schema": {"type": "string"}},
+                              "multipart/form-data": {"schema": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}}, "required": ["file"]}}}}})
+        app.add_api_route(f"/v1/models/{name}", model_info, methods=["GET"], tags=[name], name=f"model_{name}", summary=f"{name}: version, schema, metrics")
+
+    for name, slot in state.slots.items():
+        bind(name, slot)
+
+    names = sorted(state.slots)
+
+    @app.post("/v1/models/{name}/predict", include_in_schema=False)
+    @app.post("/v1/models/{name}/predict/csv", include_in_schema=False)
+    @app.get("/v1/models/{name}", include_in_schema=False)
+    async def unknown_model(name: str):
+        from trainyard.errors import suggest
+
+        return json_response({"detail": f"no model '{name}' is served here; {suggest(name, names)}"}, 404)
+
+    @app.get("/v1/models", summary="Served models: version, schema, metrics, validation policy")
+    async def list_models():
+        return json_response({"models": [_info(s) for s in state.slots.values()]})
+
+    @app.get("/health", summary="The process is up")
+    async def health():
+        return json_response({"status": "ok"})
+
+    @app.get("/ready", summary="Every model is loaded and the server is not shutting down")
+    async def ready():
+        loaded = {s.ref: (s.current.version if s.current else None) for s in state.slots.values()}
+        problems = {s.ref: s.last_error for s in state.slots.values() if s.last_error}
+        ok = not state.stopping and all(v is not None for v in loaded.values())
+        return json_response({"status": "ready" if ok else "not ready", "models": loaded, "problems": problems}, 200 if ok else 503)
+
+    @app.get("/metrics", summary="Prometheus metrics (this process)")
+    async def metrics():
+        return Response(state.metrics.render(list(state.slots.values()), state.logger), media_type="text/plain; version=0.0.4")
+
+
+_PREDICT_RESPONSES = {
+    200: {"description": "One prediction per row, with class probabilities for classifiers; the request id is also in X-Request-ID."},
+    401: {"description": "Missing or wrong bearer token."},
+    413: {"description": "The body is over the size limit."},
+    422: {"description": "The rows do not fit the training schema: `detail` names each row, column and problem."},
+}
+
+
+def _info(slot: ModelSlot) -> dict:
+    info = slot.current.info()
+    info.update(ref=slot.ref, follows_alias=not slot.pinned, swaps=slot.swaps, refresh_problem=slot.last_error)
+    return info
+
+
+class _BadCsv(Exception):
+    pass
+
+
+async def _csv_bytes(request, limit: int) -> bytes:
+    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+        try:
+            form = await request.form(max_files=1, max_fields=10)
+        except Exception as exc:
+            raise _BadCsv(f"could not read the upload: {exc}") from None
+        upload = form.get("file")
+        if upload is None or isinstance(upload, str):
+            raise _BadCsv("the upload needs a file field named 'file'")
+        data = await upload.read()
+        if len(data) > limit:
+            raise _TooLarge
+        return data
+    return await _read_body(request, limit)
+
+
+def _csv_rows(data: bytes, served: ServedModel) -> list[dict]:
+    import io
+
+    import pandas as pd
+
+    from trainyard.data.load import NA_VALUES
+
+    if not data.strip():
+        raise _BadCsv("the CSV body is empty: send a header row and at least one data row")
+    text_roles = ("categorical", "text", "boolean", "datetime")
+    dtypes = {c.name: str for c in served.model.schema.columns if c.role in text_roles or c.role in ("id", "ignore", "target")}
+    try:
+        df = pd.read_csv(io.BytesIO(data), dtype=dtypes, na_values=NA_VALUES, keep_default_na=True, skipinitialspace=True)
+    except Exception as exc:  # any parser failure is the client's body, never a server error
+        raise _BadCsv(f"the body is not readable CSV ({str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__})") from None
+    if df.shape[1] == 0 or len(df) == 0:
+        raise _BadCsv("the CSV has no data rows: send a header row and at least one data row")
+    df.columns = [str(c).strip() for c in df.columns]
+    if df.columns.duplicated().any():
+        raise _BadCsv("the CSV header names a column more than once")
+    records = df.astype(object).where(df.notna(), None).to_dict("records")
+    optional = set(served.validator.optional) | set(served.validator.ignored)
+    # An empty cell in an optional column means "missing": drop the key so the row reads as absent there.
+    return [{k: v for k, v in r.items() if not (v is None and k in optional)} for r in records]
+
+
+def _outputs_csv(ids: list[str], outputs: list[dict], served: ServedModel) -> str:
+    import csv
+    import io
+
+    buf = io.StringIO()
+    classes = served.classes
+    header = ["id", "prediction"] + ([f"proba_{c}" for c in classes] if classes is not None else [])
+    w = csv.writer(buf)
+    w.writerow(header)
+    for i, o in zip(ids, outputs):
+        w.writerow([i, o["prediction"], *(o["probabilities"].values() if classes is not None else [])])
+    return buf.getvalue()
+
+
+def _openapi(app, state: _State) -> dict:
+    """The OpenAPI document, with each model's request schema built from its current version."""
+    from fastapi.openapi.utils import get_openapi
+
+    key = tuple((n, s.current.version) for n, s in sorted(state.slots.items()))
+    if key in state.openapi_cache:
+        return state.openapi_cache[key]
+    doc = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+    components = doc.setdefault("components", {}).setdefault("schemas", {})
+    for name, slot in state.slots.items():
+        schema = slot.current.validator.json_schema("")
+        components.update(schema.pop("$defs", {}))
+        title = schema.get("title", f"{name}Request")
+        components[title] = schema
+        op = doc["paths"][f"/v1/models/{name}/predict"]["post"]
+        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{title}"}}}}
+    state.openapi_cache.clear()
+    state.openapi_cache[key] = doc
+    return doc
