@@ -302,8 +302,6 @@ class Store:
             q = q.where(t.predictions.c.request_id == request_id)
         return self._rows(q)
 
-        self._retry(attempt)
-
 
 def _sqlite_on_connect(dbapi_conn, _record) -> None:
     # Let SQLAlchemy's "begin" event issue BEGIN IMMEDIATE instead of pysqlite's deferred BEGIN.
