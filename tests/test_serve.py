@@ -224,7 +224,9 @@ def test_hot_swap_under_load_has_zero_failures_and_refuses_a_tampered_version(ho
         threads = [threading.Thread(target=hammer) for _ in range(4)]
         for t in threads:
             t.start()
-        time.sleep(0.5)
+        deadline = time.monotonic() + 30
+        while len(seen) < 20 and time.monotonic() < deadline:  # requests are flowing on version 1
+            time.sleep(0.02)
         store.set_alias("churn", "staging", 2)
         deadline = time.monotonic() + 20
         while (not seen or seen[-1] != 2) and time.monotonic() < deadline:
