@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from trainyard.evaluation.holdout import baseline_metrics, class_labels, encode_
 from trainyard.evaluation.metrics import get_metric
 from trainyard.models.model import TrainyardModel
 from trainyard.models.registry import choose_families
+from trainyard.monitor.profile import write_reference
 from trainyard.registry.artifact import load_artifact, save_artifact
 from trainyard.tasks import DEFAULT_METRIC, check_task_fits_target, infer_task, parse_task
 from trainyard.training.search import SearchData, Trial, best_trial, search
@@ -138,7 +140,9 @@ def _train_run(df, cfg, ws, run_id, model_name, task, metric, schema, families, 
     }
     emit("stage", {"message": "saving and registering the model"})
     artifact_dir = ws.artifacts / model_name / run_id
-    digest = save_artifact(model, artifact_dir, meta)
+    with tempfile.TemporaryDirectory() as tmp:  # the reference profile for `monitor`, hashed with the model
+        reference = write_reference(Path(tmp), model, pd.concat([data.X_train, data.X_val]), parts.test[features])
+        digest = save_artifact(model, artifact_dir, meta, extra_files=reference)
     version = store.register_model(
         model_name, artifact_path=str(artifact_dir.relative_to(ws.home)), meta_sha256=digest, run_id=run_id,
         task=task.value, metric=metric.name, test_score=test_metrics.get(metric.name), metrics=meta["metrics"], family=best.family,

@@ -13,7 +13,7 @@ import sys
 
 import typer
 
-COMMAND_MODULES = ("train", "registry", "versions", "serve")
+COMMAND_MODULES = ("train", "registry", "versions", "serve", "monitor")
 
 app = typer.Typer(
     name="trainyard",

@@ -1,4 +1,4 @@
-"""The store: runs, trials, metrics, events, model versions, aliases, predictions.
+"""The store: runs, trials, metrics, events, model versions, aliases, predictions, labels.
 
 One `Store` per database URL. Writes are short transactions; on SQLite they
 start with BEGIN IMMEDIATE (WAL journal, 60 s busy timeout) so that several
@@ -302,6 +302,39 @@ class Store:
             q = q.where(t.predictions.c.request_id == request_id)
         return self._rows(q)
 
+    def predictions(self, model_name: str, *, since: datetime | None = None, until: datetime | None = None,
+                    limit: int | None = None, version: int | None = None) -> list[dict[str, Any]]:
+        """Logged predictions of a model, oldest first; `limit` keeps the latest ones."""
+        q = sa.select(t.predictions).where(t.predictions.c.model_name == model_name)
+        if since is not None:
+            q = q.where(t.predictions.c.created_at >= since)
+        if until is not None:
+            q = q.where(t.predictions.c.created_at < until)
+        if version is not None:
+            q = q.where(t.predictions.c.version == version)
+        rows = self._rows(q.order_by(t.predictions.c.created_at.desc(), t.predictions.c.id.desc()).limit(limit))
+        return rows[::-1]
+
+    def add_labels(self, model_name: str, rows: list[dict[str, Any]]) -> int:
+        """Record late labels ({request_id, label[, created_at]}); a later label for a request replaces an earlier one."""
+        if not rows:
+            return 0
+        stamp = now()
+        with self.tx() as conn:
+            ids = list({r["request_id"] for r in rows})
+            for i in range(0, len(ids), 500):
+                conn.execute(t.labels.delete().where(t.labels.c.model_name == model_name, t.labels.c.request_id.in_(ids[i:i + 500])))
+            conn.execute(t.labels.insert(), [{"created_at": stamp, **r, "model_name": model_name} for r in rows])
+        return len(rows)
+
+    def labels(self, model_name: str, request_ids: list[str] | None = None) -> list[dict[str, Any]]:
+        q = sa.select(t.labels).where(t.labels.c.model_name == model_name).order_by(t.labels.c.id)
+        if request_ids is None:
+            return self._rows(q)
+        out: list[dict[str, Any]] = []
+        for i in range(0, len(request_ids), 500):
+            out.extend(self._rows(q.where(t.labels.c.request_id.in_(request_ids[i:i + 500]))))
+        return out
 
 def _sqlite_on_connect(dbapi_conn, _record) -> None:
     # Let SQLAlchemy's "begin" event issue BEGIN IMMEDIATE instead of pysqlite's deferred BEGIN.
