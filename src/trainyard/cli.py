@@ -13,7 +13,7 @@ import sys
 
 import typer
 
-COMMAND_MODULES = ("train", "registry", "versions", "serve", "monitor")
+COMMAND_MODULES = ("train", "registry", "versions", "serve", "monitor", "ui")
 
 app = typer.Typer(
     name="trainyard",

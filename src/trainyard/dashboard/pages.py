@@ -1,0 +1,190 @@
+"""The HTML pages: runs, a run, models, a model version, compare, data, monitoring, predictions."""
+
+from __future__ import annotations
+
+import mimetypes
+from urllib.parse import urlencode
+from datetime import datetime, timezone
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import FileResponse, RedirectResponse
+
+from trainyard.dashboard import queries as q
+from trainyard.dashboard.app import page
+from trainyard.dashboard.monitoring import summarize
+from trainyard.dashboard.reports import find_reports, findings, safe_workspace_file
+from trainyard.errors import ArtifactError, NotFoundError
+
+router = APIRouter()
+REPORT_CSP = "default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'; font-src data:"
+
+
+@router.get("/", include_in_schema=False)
+def home() -> RedirectResponse:
+    return RedirectResponse("/runs", status_code=307)
+
+
+@router.get("/runs")
+def runs(request: Request, page_no: int = Query(1, alias="page"), per_page: int = 50, status: str | None = None,
+         name: str | None = None):
+    store = request.app.state.store
+    store.reconcile_stale_runs()
+    listing = q.runs_page(store, page_no, per_page, status or None, name or None)
+    query_base = _query_base(status=status, name=name, per_page=per_page if per_page != 50 else None)
+    return page(request, "runs.html", {"page": "runs", **listing, "status": status or "", "name": name or "", "query_base": query_base,
+                                       "statuses": q.RUN_STATUSES, "names": q.run_names(store)})
+
+
+def _query_base(**params) -> str:
+    """'a=1&b=x&' for the pager links (empty values left out)."""
+    kept = {k: v for k, v in params.items() if v not in (None, "")}
+    return urlencode(kept) + "&" if kept else ""
+
+
+@router.get("/runs/{run_id}")
+def run(request: Request, run_id: str):
+    store, ws = request.app.state.store, request.app.state.workspace
+    info = q.with_duration(store.get_run(run_id))
+    models = q.models_of_run(store, run_id)
+    audit = find_reports(ws, "audit", run_id)
+    artifact = None
+    if models:
+        artifact = store.resolve_model(f"{models[0]['name']}@{models[0]['version']}")["artifact_path"]
+    evaluation = find_reports(ws, "evaluation", run_id, artifact)
+    return page(request, "run.html", {
+        "page": "runs", "run": info, "models": models, "higher_better": q.greater_is_better(info.get("metric")),
+        "audit": audit, "findings": findings(audit["json"]), "evaluation": evaluation,
+    })
+
+
+@router.get("/models")
+def models(request: Request):
+    store = request.app.state.store
+    grouped = q.models_by_name(store)
+    return page(request, "models.html", {"page": "models", "grouped": grouped,
+                                         "aliases": {name: q.alias_map(store, name) for name in grouped}})
+
+
+def _version(request: Request, name: str, version: int) -> dict:
+    store, ws = request.app.state.store, request.app.state.workspace
+    row = store.resolve_model(f"{name}@{version}")
+    row["meta_error"] = None
+    try:
+        from trainyard.registry.artifact import read_meta
+
+        row["meta"] = read_meta(ws.home / row["artifact_path"], row["meta_sha256"])
+    except ArtifactError as exc:
+        row["meta"], row["meta_error"] = {}, f"{exc.problem} {exc.fix}"
+    row["evaluation"] = find_reports(ws, "evaluation", row.get("run_id"), row["artifact_path"])
+    return row
+
+
+@router.get("/models/{name}/compare")
+def compare(request: Request, name: str, a: int, b: int):
+    left, right = _version(request, name, a), _version(request, name, b)
+    metric_names = sorted(set(_flat_metrics(left)) | set(_flat_metrics(right)))
+    params = sorted(set(left["meta"].get("params") or {}) | set(right["meta"].get("params") or {}))
+    return page(request, "compare.html", {
+        "page": "models", "name": name, "left": left, "right": right, "metric_names": metric_names,
+        "left_metrics": _flat_metrics(left), "right_metrics": _flat_metrics(right), "params": params,
+        "higher_better": {m: q.greater_is_better(m.split(" ")[-1]) for m in metric_names},
+        "importance": _importances(left, right),
+    })
+
+
+@router.get("/models/{name}/{version}")
+def model_version(request: Request, name: str, version: int):
+    store = request.app.state.store
+    row = _version(request, name, version)
+    versions = [r["version"] for r in store.list_models(name)]
+    return page(request, "model.html", {"page": "models", "m": row, "versions": versions,
+                                        "aliases": q.alias_map(store, name)})
+
+
+def _flat_metrics(row: dict) -> dict[str, float]:
+    """{'test roc_auc': 0.9, 'baseline roc_auc': 0.5, 'validation roc_auc': ...} from the row's metrics."""
+    out: dict[str, float] = {}
+    for part, values in (row.get("metrics") or {}).items():
+        if isinstance(values, dict):
+            for key, value in values.items():
+                if isinstance(value, (int, float)) and not isinstance(value, bool):
+                    out[f"{part} {key}"] = value
+        elif isinstance(values, (int, float)):
+            out[part] = values
+    return out
+
+
+def _importances(left: dict, right: dict) -> list[tuple[str, float | None, float | None]]:
+    def get(row):
+        meta = row.get("meta") or {}
+        imp = meta.get("feature_importance") or (meta.get("metrics") or {}).get("feature_importance") or {}
+        return imp if isinstance(imp, dict) else {}
+
+    a, b = get(left), get(right)
+    names = sorted(set(a) | set(b), key=lambda k: -max(abs(a.get(k) or 0), abs(b.get(k) or 0)))
+    return [(k, a.get(k), b.get(k)) for k in names[:30]]
+
+
+@router.get("/data")
+def data(request: Request, run_id: str | None = None):
+    store, ws = request.app.state.store, request.app.state.workspace
+    recent = q.runs_page(store, 1, 100)["runs"]
+    with_audit = [r for r in recent if _has_audit(find_reports(ws, "audit", r["id"]))]
+    chosen = run_id or (with_audit[0]["id"] if with_audit else None)
+    audit = find_reports(ws, "audit", chosen) if chosen else None
+    return page(request, "data.html", {"page": "data", "runs": with_audit, "run_id": chosen, "audit": audit,
+                                       "findings": findings(audit["json"]) if audit else []})
+
+
+def _has_audit(found: dict) -> bool:
+    return bool(found["json_path"] or found["html"])
+
+
+@router.get("/monitoring")
+def monitoring(request: Request, model: str | None = None):
+    store = request.app.state.store
+    names = q.predicted_models(store)
+    chosen = model or (names[0] if names else None)
+    summary, task = None, None
+    if chosen:
+        try:
+            row = store.resolve_model(chosen)
+            task = row.get("task")
+        except NotFoundError:
+            row = None
+        summary = summarize(q.recent_predictions(store, chosen), task)
+    return page(request, "monitoring.html", {"page": "monitoring", "names": names, "model": chosen, "summary": summary, "task": task})
+
+
+def _parse_day(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+@router.get("/predictions")
+def predictions(request: Request, model: str | None = None, version: str | None = None, request_id: str | None = None,
+                since: str | None = None, until: str | None = None, page_no: int = Query(1, alias="page")):
+    store = request.app.state.store
+    version_no = int(version) if version and version.isdigit() else None
+    listing = q.predictions_page(store, page=page_no, model=model or None, version=version_no, request_id=request_id or None,
+                                 since=_parse_day(since), until=_parse_day(until))
+    registered = store.list_models()
+    filters = {"model": model or "", "version": version or "", "request_id": request_id or "", "since": since or "", "until": until or ""}
+    return page(request, "predictions.html", {"page": "predictions", **listing, "filters": filters, "query_base": _query_base(**filters),
+                                              "names": sorted(set(q.predicted_models(store)) | {r["name"] for r in registered}),
+                                              "refs": [f"{r['name']}@{r['version']}" for r in registered]})
+
+
+@router.get("/files/{rel:path}")
+def workspace_file(request: Request, rel: str):
+    """A report file (HTML, JSON, image) from the workspace's runs/ or artifacts/ folder; nothing else."""
+    path = safe_workspace_file(request.app.state.workspace, rel)
+    if path is None or path.suffix not in (".html", ".htm", ".json", ".png", ".svg", ".csv", ".md", ".txt"):
+        raise NotFoundError(f"No report file '{rel}' in this workspace.", "open reports from a run or model page.")
+    media = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    return FileResponse(path, media_type=media, headers={"Content-Security-Policy": REPORT_CSP})

@@ -1,0 +1,142 @@
+"""Shared pieces of the dashboard tests: a populated workspace, a real server on loopback, a headless Chromium."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+from conftest import SRC, make_mixed_table
+
+CHROMIUM = os.environ.get("TRAINYARD_CHROMIUM", "/usr/bin/chromium")
+CHROMEDRIVER = os.environ.get("TRAINYARD_CHROMEDRIVER", "/usr/bin/chromedriver")
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts" / "dashboard"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def populate(home: Path) -> dict:
+    """Two versions of 'churn' (real training), a finished and a running run, and a drifting prediction log with labels."""
+    import trainyard
+    from trainyard.registry import tables as t
+    from trainyard.workspace import Workspace
+
+    df = make_mixed_table(400)
+    first = trainyard.train(df, target="churn", name="churn", workspace=home, time_limit=15, preset="fast", include=["linear"])
+    second = trainyard.train(df, target="churn", name="churn", workspace=home, time_limit=15, preset="fast", include=["lightgbm"], seed=1)
+    store = Workspace.resolve(home).store
+    running = store.create_run("mlp-demo", kind="deep", task="binary", metric="log_loss")
+    for step in range(5):
+        store.log_metrics(running, step, {"train_loss": 1.0 / (step + 1), "val_loss": 1.2 / (step + 1)})
+    store.add_event(running, "checkpoint", "saved step 4")
+    rng = np.random.default_rng(0)
+    start = datetime.now(timezone.utc) - timedelta(days=6)
+    rows, labels = [], []
+    for day in range(6):
+        for i in range(40):
+            shift = 30.0 * (day >= 4)  # charges drift on the last two days; tenure stays put
+            inputs = {"tenure": float(rng.integers(0, 72)), "charges": float(rng.normal(70 + shift, 10)),
+                      "plan": str(rng.choice(["monthly", "yearly"])), "region": "north", "support_calls": int(rng.poisson(2))}
+            request_id = uuid.uuid4().hex
+            predicted = "yes" if inputs["plan"] == "monthly" else "no"
+            rows.append(dict(request_id=request_id, model_name="churn", version=second.version, inputs=inputs,
+                             outputs={"churn_predicted": predicted}, created_at=start + timedelta(days=day, minutes=i)))
+            if i % 2 == 0:
+                labels.append(dict(model_name="churn", request_id=request_id, label=predicted if i % 4 else "no",
+                                   created_at=start + timedelta(days=day, hours=2)))
+    with store.tx() as conn:
+        conn.execute(t.predictions.insert(), rows)
+        conn.execute(t.labels.insert(), labels)
+    return {"finished": first.run_id, "second": second.run_id, "running": running, "versions": (first.version, second.version),
+            "requests": [r["request_id"] for r in rows]}
+
+
+class UiServer:
+    """`trainyard ui` as a subprocess on a free loopback port (the real command, the real server)."""
+
+    def __init__(self, home: Path, *args: str):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {**os.environ, "PYTHONPATH": str(SRC), "TRAINYARD_HOME": str(home)}
+        self.proc = subprocess.Popen([sys.executable, "-m", "trainyard", "ui", "--port", str(self.port), *args],
+                                     env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("trainyard ui exited: " + self.proc.stdout.read())
+            try:
+                if httpx.get(self.url + "/favicon.ico", timeout=1).status_code in (200, 401):
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        self.stop()
+        raise RuntimeError("trainyard ui did not start within 30 s")
+
+    def stop(self) -> str:
+        self.proc.terminate()
+        try:
+            out, _ = self.proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            out, _ = self.proc.communicate()
+        return out or ""
+
+
+class ThreadServer:
+    """The app under uvicorn in a thread on a free loopback port, for HTTP-level tests with custom settings."""
+
+    def __init__(self, app):
+        import uvicorn
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
+                                                    timeout_graceful_shutdown=1))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.time() + 20
+        while not self.server.started and time.time() < deadline:
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+def chromium_missing() -> str | None:
+    for path in (CHROMIUM, CHROMEDRIVER):
+        if not (Path(path).exists() or shutil.which(path)):
+            return f"{path} is not installed (apt-get install chromium chromium-driver; .ci/run does it in CI)"
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        return "selenium is not installed (pip install -e '.[dev]')"
+    return None
+
+
+def chrome(user_data_dir: Path):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
+                "--disable-default-apps", "--disable-extensions", "--window-size=1400,1000", f"--user-data-dir={user_data_dir}"):
+        opts.add_argument(arg)
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
+    return webdriver.Chrome(options=opts, service=Service(executable_path=CHROMEDRIVER))

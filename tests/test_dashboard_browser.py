@@ -1,0 +1,205 @@
+"""The dashboard in a real headless Chromium: every page, the live curve, promote, roll back, try-a-model.
+
+Screenshots go to test-artifacts/dashboard/. These tests skip only when
+Chromium or its driver is absent; CI installs both (.ci/run).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import pytest
+
+from dashboard_helpers import ARTIFACTS, UiServer, chrome, chromium_missing, populate
+
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(chromium_missing() is not None, reason=chromium_missing() or "")]
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    import os
+
+    os.environ.setdefault("SE_OFFLINE", "true")  # selenium must never try to download a driver
+    home = tmp_path_factory.mktemp("dash") / "ws"
+    info = populate(home)
+    server = UiServer(home)
+    driver = chrome(tmp_path_factory.mktemp("chrome-profile"))
+    driver.set_page_load_timeout(30)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    yield {"home": home, "server": server, "driver": driver, **info}
+    driver.quit()
+    server.stop()
+
+
+def store_of(home):
+    from trainyard.workspace import Workspace
+
+    return Workspace.resolve(home).store
+
+
+def wait_for(predicate, timeout: float = 15.0, what: str = "condition"):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def browser_problems(driver, base: str) -> tuple[list[str], list[str]]:
+    """(console errors, requested URLs not served by the dashboard) since the last call."""
+    errors = [e["message"] for e in driver.get_log("browser") if e["level"] in ("SEVERE", "ERROR")]
+    outside = []
+    for entry in driver.get_log("performance"):
+        msg = json.loads(entry["message"])["message"]
+        if msg.get("method") == "Network.requestWillBeSent":
+            url = msg["params"]["request"]["url"]
+            if not (url.startswith(base) or url.startswith(("data:", "blob:", "about:"))):
+                outside.append(url)
+    resources = driver.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+    outside += [u for u in resources if not u.startswith(base) and not u.startswith(("data:", "blob:"))]
+    return errors, outside
+
+
+def open_page(env, path: str, shot: str):
+    driver, base = env["driver"], env["server"].url
+    driver.get(base + path)
+    wait_for(lambda: driver.execute_script("return document.readyState") == "complete", what=f"{path} to load")
+    time.sleep(0.3)  # let scripts run (charts, streams)
+    driver.save_screenshot(str(ARTIFACTS / f"{shot}.png"))
+    return driver
+
+
+def test_every_page_loads_without_console_errors_or_outside_requests(env):
+    driver, base = env["driver"], env["server"].url
+    browser_problems(driver, base)  # drain
+    pages = {
+        "runs": "/runs", "run-finished": f"/runs/{env['second']}", "run-running": f"/runs/{env['running']}",
+        "models": "/models", "model-version": "/models/churn/2", "compare": "/models/churn/compare?a=1&b=2",
+        "data": "/data", "monitoring": "/monitoring", "predictions": "/predictions",
+    }
+    for shot, path in pages.items():
+        open_page(env, path, shot)
+        assert "trainyard" in driver.title
+        errors, outside = browser_problems(driver, base)
+        assert errors == [], f"console errors on {path}: {errors}"
+        assert outside == [], f"{path} fetched from outside the dashboard: {outside}"
+    # the finished run's leaderboard arrived through the stream and is ranked
+    open_page(env, f"/runs/{env['second']}", "run-finished")
+    wait_for(lambda: driver.find_elements("css selector", "#leaderboard tbody tr[data-trial]"), what="leaderboard rows")
+    assert driver.find_element("css selector", "#run-status").text == "finished"
+    assert wait_for(lambda: driver.find_element("css selector", "#chart-trials").get_attribute("data-points"), what="trial chart")
+
+
+def test_live_curve_moves_while_the_run_writes_metrics(env):
+    driver, base = env["driver"], env["server"].url
+    store, run_id = store_of(env["home"]), env["running"]
+    open_page(env, f"/runs/{run_id}", "live-before")
+    chart = wait_for(lambda: driver.find_elements("css selector", "#chart-train_loss"), what="train_loss chart")[0]
+    before = int(wait_for(lambda: chart.get_attribute("data-points"), what="first points"))
+    assert before == 5
+    stop = threading.Event()
+
+    def writer():
+        step = 5
+        while not stop.is_set() and step < 60:
+            store.log_metrics(run_id, step, {"train_loss": 1.0 / (step + 1), "val_loss": 1.2 / (step + 1)})
+            step += 1
+            time.sleep(0.1)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        wait_for(lambda: int(chart.get_attribute("data-points")) >= before + 10, what="the curve to grow")
+        middle = int(chart.get_attribute("data-points"))
+        driver.save_screenshot(str(ARTIFACTS / "live-during.png"))
+        wait_for(lambda: int(chart.get_attribute("data-points")) > middle, what="the curve to keep growing")
+        store.add_trial(run_id, 0, "mlp", status="ok", val_score=0.61, fit_seconds=1.5)
+        wait_for(lambda: driver.find_elements("css selector", "#leaderboard tr[data-trial='0']"), what="a live leaderboard row")
+    finally:
+        stop.set()
+        thread.join()
+    assert driver.execute_script("return performance.getEntriesByType('navigation').length") == 1  # no reload happened
+    store.update_run(run_id, status="finished", best_score=0.61, best_family="mlp")
+    wait_for(lambda: driver.find_element("css selector", "#run-status").text == "finished", what="status to turn finished")
+    wait_for(lambda: driver.find_element("tag name", "body").get_attribute("data-stream") == "ended", what="the stream to end")
+    assert int(chart.get_attribute("data-points")) == 60
+    driver.save_screenshot(str(ARTIFACTS / "live-after.png"))
+    errors, outside = browser_problems(driver, base)
+    assert errors == [] and outside == []
+
+
+def test_promote_and_roll_back_with_confirmation(env):
+    from selenium.webdriver.common.by import By
+
+    driver, base = env["driver"], env["server"].url
+    store = store_of(env["home"])
+    open_page(env, "/models", "models-before-promote")
+    driver.find_element(By.CSS_SELECTOR, ".js-promote[data-version='1']").click()
+    dialog = driver.find_element(By.ID, "promote-dialog")
+    assert dialog.is_displayed()
+    driver.find_element(By.ID, "promote-cancel").click()  # cancelling changes nothing
+    time.sleep(0.3)
+    assert store.list_models("churn")[1]["aliases"] == []
+    driver.find_element(By.CSS_SELECTOR, ".js-promote[data-version='2']").click()
+    alias = driver.find_element(By.ID, "promote-alias")
+    alias.clear()
+    alias.send_keys("production")
+    driver.save_screenshot(str(ARTIFACTS / "promote-dialog.png"))
+    driver.find_element(By.ID, "promote-ok").click()
+    wait_for(lambda: "now points at v2" in driver.find_element(By.ID, "flash").text, what="the promote confirmation")
+    assert store.resolve_model("churn@production")["version"] == 2
+    # roll back: production -> v1, through the confirmation dialog
+    driver.find_element(By.CSS_SELECTOR, ".js-alias[data-alias='production']").click()
+    assert "v1" in driver.find_element(By.ID, "confirm-text").text
+    driver.save_screenshot(str(ARTIFACTS / "rollback-dialog.png"))
+    driver.find_element(By.ID, "confirm-ok").click()
+    wait_for(lambda: "now points at v1 (was v2)" in driver.find_element(By.ID, "flash").text, what="the roll-back confirmation")
+    assert store.resolve_model("churn@production")["version"] == 1
+    assert "v1" in driver.find_element(By.CSS_SELECTOR, ".alias[data-alias='production'] .alias-version").text
+    driver.save_screenshot(str(ARTIFACTS / "models-after-rollback.png"))
+    errors, outside = browser_problems(driver, base)
+    assert errors == [] and outside == []
+
+
+def test_try_a_model_from_its_schema_and_browse_the_log(env):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    driver, base = env["driver"], env["server"].url
+    open_page(env, "/predictions", "predictions")
+    wait_for(lambda: driver.find_element(By.ID, "try-form").get_attribute("data-ready") == "true", what="the form")
+    Select(driver.find_element(By.ID, "try-model")).select_by_value("churn@2")
+    time.sleep(0.5)
+    wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, "#try-fields input[name='tenure']"), what="fields of churn@2")
+    names = {e.get_attribute("name") for e in driver.find_elements(By.CSS_SELECTOR, "#try-fields input, #try-fields textarea")}
+    assert {"tenure", "charges", "plan", "region", "support_calls"} <= names
+    driver.find_element(By.CSS_SELECTOR, "#try-fields input[name='tenure']").send_keys("3")
+    driver.find_element(By.CSS_SELECTOR, "#try-fields input[name='plan']").send_keys("monthly")
+    driver.find_element(By.ID, "try-submit").click()
+    table = wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, "#try-output"), what="a prediction")[0]
+    assert "churn_predicted" in table.text and "proba_yes" in table.text
+    driver.save_screenshot(str(ARTIFACTS / "predictions-tried.png"))
+    # the log, filtered to one request
+    request_id = env["requests"][7]
+    open_page(env, f"/predictions?model=churn&request_id={request_id}", "predictions-filtered")
+    rows = driver.find_elements(By.CSS_SELECTOR, "#predictions-table tbody tr")
+    assert len(rows) == 1 and request_id in rows[0].text
+    errors, outside = browser_problems(driver, base)
+    assert errors == [] and outside == []
+
+
+def test_monitoring_shows_drift_volume_and_performance(env):
+    from selenium.webdriver.common.by import By
+
+    driver = open_page(env, "/monitoring?model=churn", "monitoring")
+    assert wait_for(lambda: driver.find_element(By.ID, "volume-chart").get_attribute("data-points")) == "6"
+    assert driver.find_element(By.ID, "drift-chart").get_attribute("data-points") == "6"
+    assert driver.find_element(By.ID, "performance-chart").get_attribute("data-points") == "6"
+    states = {r.find_elements(By.TAG_NAME, "td")[0].text: r.find_elements(By.TAG_NAME, "td")[3].text
+              for r in driver.find_elements(By.CSS_SELECTOR, "#drift-table tbody tr")}
+    assert states["charges"] == "drift"
+    assert states["region"] == "stable"
