@@ -42,7 +42,7 @@ def runs(request: Request, page: int = 1, per_page: int = 50, status: str | None
 async def run_stream(request: Request, run_id: str, after: int = 0) -> StreamingResponse:
     """Server-sent events: the run's metrics, trials, events and status as they are written; ends when the run does."""
     store = request.app.state.store
-    store.get_run(run_id)  # 404 for an unknown run
+    q.get_run(store, run_id)  # 404 for an unknown run
 
     async def events():
         last_metric, last_trial, last_event, last_status = after, -1, 0, None

@@ -59,7 +59,8 @@ class FeatureProfile:
         nums = _numeric(values)
         self.numeric = len(nums) >= 0.9 * max(1, sum(v is not None for v in values)) and len(nums) > 0
         if self.numeric:
-            edges = np.unique(np.quantile(nums, np.linspace(0, 1, BINS + 1)[1:-1]))
+            bins = int(np.clip(len(nums) // 50, 2, BINS))  # fewer bins on a small reference: less PSI noise
+            edges = np.unique(np.quantile(nums, np.linspace(0, 1, bins + 1)[1:-1]))
             self.edges = edges
             self.expected = self._hist(nums)
         else:

@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, RedirectResponse
+from starlette.background import BackgroundTask
 
 from trainyard.dashboard import queries as q
 from trainyard.dashboard.app import page
@@ -28,11 +29,13 @@ def home() -> RedirectResponse:
 def runs(request: Request, page_no: int = Query(1, alias="page"), per_page: int = 50, status: str | None = None,
          name: str | None = None):
     store = request.app.state.store
-    store.reconcile_stale_runs()
     listing = q.runs_page(store, page_no, per_page, status or None, name or None)
     query_base = _query_base(status=status, name=name, per_page=per_page if per_page != 50 else None)
-    return page(request, "runs.html", {"page": "runs", **listing, "status": status or "", "name": name or "", "query_base": query_base,
-                                       "statuses": q.RUN_STATUSES, "names": q.run_names(store)})
+    response = page(request, "runs.html", {"page": "runs", **listing, "status": status or "", "name": name or "", "query_base": query_base,
+                                           "statuses": q.RUN_STATUSES, "names": q.run_names(store)})
+    # Runs whose process died are marked interrupted after the page is sent: a page load never waits for a write.
+    response.background = BackgroundTask(store.reconcile_stale_runs)
+    return response
 
 
 def _query_base(**params) -> str:
@@ -44,7 +47,7 @@ def _query_base(**params) -> str:
 @router.get("/runs/{run_id}")
 def run(request: Request, run_id: str):
     store, ws = request.app.state.store, request.app.state.workspace
-    info = q.with_duration(store.get_run(run_id))
+    info = q.get_run(store, run_id)
     models = q.models_of_run(store, run_id)
     audit = find_reports(ws, "audit", run_id)
     artifact = None

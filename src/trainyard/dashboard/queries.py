@@ -64,6 +64,12 @@ def runs_page(store: Store, page: int = 1, per_page: int = 50, status: str | Non
             "pages": max(1, -(-total // per_page))}
 
 
+def get_run(store: Store, run_id: str) -> dict[str, Any]:
+    """The run row, read without the store's stale-run bookkeeping (which writes); unknown ids raise NotFoundError."""
+    found = rows(store, sa.select(t.runs).where(t.runs.c.id == run_id))
+    return with_duration(found[0]) if found else store.get_run(run_id)
+
+
 def run_names(store: Store, limit: int = 500) -> list[str]:
     return list(r["name"] for r in rows(store, sa.select(t.runs.c.name).distinct().order_by(t.runs.c.name).limit(limit)))
 
@@ -103,7 +109,7 @@ def models_of_run(store: Store, run_id: str) -> list[dict[str, Any]]:
 
 def greater_is_better(metric: str | None) -> bool:
     """The metric's direction from trainyard's metric table; unknown metrics: higher is better unless a loss/error."""
-    from trainyard.evaluate.metrics import METRICS
+    from trainyard.evaluation.metrics import METRICS
 
     if metric in METRICS:
         return bool(METRICS[metric].greater_is_better)

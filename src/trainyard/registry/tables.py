@@ -50,6 +50,7 @@ runs = Table(
 )
 Index("ix_runs_created", runs.c.created_at)
 Index("ix_runs_name", runs.c.name)
+Index("ix_runs_status_created", runs.c.status, runs.c.created_at)  # the dashboard's status filter, newest first
 
 trials = Table(
     "trials",
