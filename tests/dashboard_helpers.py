@@ -53,13 +53,15 @@ def populate(home: Path) -> dict:
                       "plan": str(rng.choice(["monthly", "yearly"])), "region": "north", "support_calls": int(rng.poisson(2))}
             request_id = uuid.uuid4().hex
             predicted = "yes" if inputs["plan"] == "monthly" else "no"
+            p_yes = 0.8 if predicted == "yes" else 0.3
             rows.append(dict(request_id=request_id, model_name="churn", version=second.version, inputs=inputs,
-                             outputs={"churn_predicted": predicted}, created_at=start + timedelta(days=day, minutes=i)))
+                             outputs={"prediction": predicted, "probabilities": {"no": 1 - p_yes, "yes": p_yes}},
+                             created_at=start + timedelta(days=day, minutes=i)))
             if i % 2 == 0:
                 labels.append(dict(model_name="churn", request_id=request_id, label=predicted if i % 4 else "no",
                                    created_at=start + timedelta(days=day, hours=2)))
+    store.log_predictions(rows)  # the serving prediction log's format
     with store.tx() as conn:
-        conn.execute(t.predictions.insert(), rows)
         conn.execute(t.labels.insert(), labels)
     return {"finished": first.run_id, "second": second.run_id, "running": running, "versions": (first.version, second.version),
             "requests": [r["request_id"] for r in rows]}

@@ -95,9 +95,7 @@ class AliasChange(BaseModel):
 def set_alias(request: Request, name: str, change: AliasChange) -> dict:
     """Point NAME@ALIAS at a version (promote, or roll back to an older one)."""
     store = request.app.state.store
-    store.resolve_model(f"{name}@{change.version}")  # 404 for an unknown model or version
-    previous = q.alias_map(store, name).get(change.alias)
-    store.set_alias(name, change.alias, change.version)
+    previous = store.set_alias(name, change.alias, change.version)  # 404 for an unknown model or version
     return {"name": name, "alias": change.alias, "version": change.version, "previous": previous}
 
 
