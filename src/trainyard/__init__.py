@@ -7,7 +7,7 @@
 """
 
 __version__ = "0.1.0"
-__all__ = ["train", "load", "predict", "TrainyardError"]
+__all__ = ["train", "load", "predict", "audit", "TrainyardError"]
 
 
 def __getattr__(name):
@@ -16,6 +16,10 @@ def __getattr__(name):
         from trainyard import api
 
         return getattr(api, name)
+    if name == "audit":
+        from trainyard.data.audit import audit
+
+        return audit
     if name == "TrainyardError":
         from trainyard.errors import TrainyardError
 

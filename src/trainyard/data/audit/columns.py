@@ -1,0 +1,374 @@
+"""Checks on single columns: missing values, constant and id-like columns, types, outliers and impossible values."""
+
+from __future__ import annotations
+
+import re
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from trainyard.data.audit.context import Context, fmt_values, share
+from trainyard.data.audit.report import Finding
+from trainyard.data.schema import _HEX, _UUID, as_datetime, as_numeric
+
+# Strings people write instead of leaving a cell empty (load_table already reads the common ones as missing).
+DISGUISED_MISSING = {"unknown", "missing", "none", "null", "nan", "na", "n/a", "?", "-", "--", "undefined", "not available", "#n/a", "nil"}
+NUMERIC_SENTINELS = (-1, -9, -99, -999, -9999, -99999, 999, 9999, 99999, 999999)
+# Quantities that cannot be negative, recognised by their column name.
+NON_NEGATIVE_NAME = re.compile(
+    r"(^|[_\s.-])(age|ages|count|counts|qty|quantity|price|prices|weight|height|length|width|area|distance|duration|tenure|population)"
+    r"($|[_\s.-])",
+    re.I,
+)
+AGE_NAME = re.compile(r"(^|[_\s.-])age($|[_\s.-]|_years)", re.I)
+
+
+def check_missing(ctx: Context) -> list[Finding]:
+    out: list[Finding] = []
+    cols = [c for c in ctx.df.columns if c != ctx.target]
+    isna = ctx.df[cols].isna()
+    rates = isna.mean()
+    t = ctx.settings.missing_threshold
+    light = {}
+    for name, rate in rates.items():
+        if rate == 1:
+            out.append(Finding("missing_values", "warning", f"every value is missing ({ctx.n:,} rows)",
+                               "an empty column carries no information.", "drop the column, or fix the export that lost its values.",
+                               column=name, score=1.0, data={"missing_rate": 1.0}))
+        elif rate > t:
+            out.append(Finding("missing_values", "warning", f"{share(rate)} of values are missing (threshold {share(t)})",
+                               "a mostly-empty column is weak evidence, and imputing it invents most of its values.",
+                               "check why it is missing; if missingness itself means something, keep it (trainyard adds a missing-value indicator), otherwise drop it.",
+                               column=name, score=float(rate), data={"missing_rate": float(rate), "missing": int(isna[name].sum())}))
+        elif rate > 0:
+            light[name] = float(rate)
+    if light:
+        worst = sorted(light.items(), key=lambda kv: -kv[1])
+        listed = ", ".join(f"{k} ({share(v)})" for k, v in worst[:8]) + (f" and {len(worst) - 8} more" if len(worst) > 8 else "")
+        out.append(Finding("missing_values", "info", f"{len(light)} column(s) have some missing values: {listed}",
+                           "models need a value in every cell.",
+                           "nothing: trainyard imputes (median / most frequent, fitted on training rows) and adds missing-value indicators.",
+                           score=max(light.values()), data={"missing_rate": light}))
+    if cols:
+        row_rate = isna.mean(axis=1)
+        bad = int((row_rate > ctx.settings.row_missing_threshold).sum())
+        if bad:
+            frac = bad / ctx.n
+            out.append(Finding("missing_rows", "warning" if frac >= 0.01 else "info",
+                               f"{bad:,} rows ({share(frac)}) are missing more than {share(ctx.settings.row_missing_threshold)} of their fields",
+                               "mostly-empty rows are often broken records (a failed join, a truncated export).",
+                               "look at a few of them; drop them if they are broken.",
+                               score=frac, data={"rows": bad, "share": frac, "examples": ctx.df.index[row_rate > ctx.settings.row_missing_threshold][:10].tolist()}))
+    if ctx.target is not None:
+        missing_y = int(ctx.df[ctx.target].isna().sum())
+        if missing_y:
+            out.append(Finding("missing_target", "warning", f"{missing_y:,} rows ({share(missing_y / ctx.n)}) have no value in the target",
+                               "rows without a label cannot be learned from or evaluated.",
+                               "nothing if expected: trainyard drops them before training; otherwise fix the labels.",
+                               column=ctx.target, score=missing_y / ctx.n, data={"rows": missing_y}))
+    return out
+
+
+def check_constant(ctx: Context) -> list[Finding]:
+    out = []
+    for name in ctx.columns(include_special=True):
+        s = ctx.df[name]
+        n_valid = int(s.notna().sum())
+        if n_valid == 0:
+            continue  # reported by check_missing
+        nunique = s.nunique(dropna=True) if not _is_float(s) else (1 if s.min() == s.max() else 2)
+        if nunique == 1:
+            value = s.dropna().iloc[0]
+            value = value.item() if hasattr(value, "item") else value
+            if n_valid == ctx.n:
+                out.append(Finding("constant", "warning", f"constant: every value is {value!r}",
+                                   "a column with one value carries no information.",
+                                   "nothing: trainyard ignores it; drop it from the export if it is always constant.",
+                                   column=name, score=1.0, data={"value": value}))
+            else:
+                out.append(Finding("constant", "info", f"one value ({value!r}) or missing: only whether it is filled in carries information",
+                                   "such a column is really a yes/no flag; trainyard ignores it as constant.",
+                                   f"if being filled in matters, add it as a 0/1 column (e.g. has_{name}).",
+                                   column=name, score=0.5, data={"value": value, "missing_rate": 1 - n_valid / ctx.n}))
+            continue
+        top = ctx.sample[name].value_counts(normalize=True, dropna=False)
+        if len(top) and top.iloc[0] >= ctx.settings.near_constant:
+            out.append(Finding("near_constant", "info", f"near-constant: {share(top.iloc[0])} of rows are {top.index[0]!r}",
+                               "a model can barely learn from a column that almost never changes, and a few odd rows can make it look important.",
+                               "keep it if the rare values matter (e.g. a fraud flag); otherwise drop it.",
+                               column=name, score=float(top.iloc[0]), data={"top_value": top.index[0], "top_share": float(top.iloc[0])},
+                               sampled=ctx.sample_note()))
+    return out
+
+
+def _is_float(s: pd.Series) -> bool:
+    return pd.api.types.is_float_dtype(s)
+
+
+def id_kind(s: pd.Series) -> str | None:
+    """'uuid', 'hash', 'counter' or 'unique key' when a column looks like an identifier, else None."""
+    values = s.dropna()
+    n = len(values)
+    if n < 20:
+        return None
+    if pd.api.types.is_bool_dtype(values):
+        return None
+    if pd.api.types.is_numeric_dtype(values):
+        if not np.allclose(values.to_numpy(dtype=float), np.round(values.to_numpy(dtype=float))):
+            return None
+        monotone = values.is_monotonic_increasing or values.is_monotonic_decreasing
+        unique = values.is_unique if monotone or n >= 50 else False
+        if monotone and unique:
+            return "counter"
+        if unique and n >= 50:
+            span = float(values.max() - values.min() + 1)
+            if span <= 1.5 * n:  # a shuffled run of consecutive integers: a row number
+                return "counter"
+        return None
+    text = values.sample(min(n, 2000), random_state=0).astype(str).str.strip()
+    if text.str.match(_UUID).mean() > 0.9:
+        return "uuid"
+    if text.str.match(_HEX).mean() > 0.9:
+        return "hash"
+    if n >= 50 and values.is_unique and text.str.split().str.len().mean() <= 2:
+        return "unique key"
+    return None
+
+
+def check_id_like(ctx: Context) -> list[Finding]:
+    out = []
+    for name in ctx.columns(include_special=False):
+        if ctx.role(name) in ("text", "datetime"):
+            continue
+        kind = id_kind(ctx.df[name])
+        if kind is None:
+            continue
+        what = {"uuid": "UUIDs", "hash": "hash-like hex strings", "counter": "a counter or row number (consecutive or ever-increasing integers)",
+                "unique key": "a distinct value on every row"}[kind]
+        role = ctx.role(name)
+        handled = "trainyard ignores it" if role == "id" else f"trainyard currently treats it as {role}: pass --ignore {name}"
+        out.append(Finding("id_like", "warning", f"looks like an identifier: {what}",
+                           "an identifier says which row it is, not anything about the outcome; a model can only memorise it, "
+                           "and a counter can leak the order in which rows were collected.",
+                           f"{handled}; keep it only as --group-col if rows of the same entity repeat.",
+                           column=name, score=0.5, data={"kind": kind, "role": role}))
+    return out
+
+
+def check_types(ctx: Context) -> list[Finding]:
+    out = []
+    for name in ctx.columns(include_special=True):
+        s = ctx.sample[name]
+        role = ctx.role(name)
+        if pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
+            continue
+        if pd.api.types.is_datetime64_any_dtype(s):
+            continue
+        values = s.dropna()
+        if values.empty:
+            continue
+        strings = values.astype(str).str.strip()
+        out += _mixed_types(ctx, name, values, strings)
+        out += _disguised_missing(ctx, name, strings)
+        if role == "datetime":
+            parsed = as_datetime(values)
+            ok = float(parsed.notna().mean())
+            sev = "info" if ok >= 0.99 else "warning"
+            bad = strings[parsed.isna().to_numpy()].unique()[:5].tolist()
+            out.append(Finding("datetime_as_text", sev,
+                               f"dates stored as text ({share(ok)} parse)" + (f"; unparseable values such as {fmt_values(bad)}" if bad else ""),
+                               "text dates are meaningless to a model until parsed; unparseable ones become missing.",
+                               "nothing: trainyard parses them and expands year, month, day, weekday, hour and a day count; store them as ISO 8601 to be safe.",
+                               column=name, score=1 - ok, data={"parse_rate": ok, "unparseable_examples": bad}, sampled=ctx.sample_note()))
+        elif role == "text":
+            words = float(strings.str.split().str.len().mean())
+            out.append(Finding("free_text", "info", f"free text ({words:.0f} words on average)",
+                               "text needs its own features; as categories every value would be unique.",
+                               "nothing: trainyard uses TF-IDF for linear models and length, word count and a small LSA embedding for trees.",
+                               column=name, data={"mean_words": words}, sampled=ctx.sample_note()))
+        elif role == "categorical":
+            counts = strings.value_counts()
+            out += _inconsistent_categories(ctx, name, counts)
+            nunique = int(ctx.df[name].nunique(dropna=True)) if len(counts) > ctx.settings.high_cardinality else len(counts)
+            if nunique > ctx.settings.high_cardinality:
+                rare = int((counts < 5).sum())
+                out.append(Finding("high_cardinality", "info", f"high-cardinality categorical: {nunique:,} distinct values ({rare:,} seen fewer than 5 times)",
+                                   "one-hot encoding it makes a column per value and rare values cannot be learned.",
+                                   "nothing: trainyard groups rare values, uses out-of-fold target encoding for linear models and native categoricals for boosting.",
+                                   column=name, score=nunique / max(ctx.n, 1), data={"distinct": nunique, "rare_values": rare}))
+    return out
+
+
+def _mixed_types(ctx: Context, name: str, values: pd.Series, strings: pd.Series) -> list[Finding]:
+    kinds = values.map(lambda v: type(v).__name__).value_counts() if values.dtype == object else pd.Series(dtype=int)
+    numeric = pd.to_numeric(strings, errors="coerce").notna()
+    rate = float(numeric.mean())
+    python_mix = len(kinds) > 1 and set(kinds.index) - {"str"} and "str" in kinds.index
+    if not (0.5 <= rate < 1 or (python_mix and rate < 1)):
+        return []
+    lowered = strings[~numeric.to_numpy()].str.lower()
+    non_numeric = strings[~numeric.to_numpy()][~lowered.isin(DISGUISED_MISSING).to_numpy()]
+    if non_numeric.empty:
+        return []  # only placeholders such as 'unknown': reported as disguised missing values
+    examples = non_numeric.value_counts().index[:5].tolist()
+    return [Finding("mixed_types", "warning",
+                    f"mixed types: {share(rate)} of values are numbers, the rest text such as {fmt_values(examples)}",
+                    "a column that mixes numbers and words is either read as text (losing the numbers) or the words silently become missing.",
+                    "clean the column at the source (one type per column); trainyard treats the non-numbers as missing when it reads it as numeric.",
+                    column=name, score=1 - rate, data={"numeric_share": rate, "text_examples": examples,
+                                                      "python_types": kinds.to_dict() if len(kinds) else {}},
+                    sampled=ctx.sample_note())]
+
+
+def _disguised_missing(ctx: Context, name: str, strings: pd.Series) -> list[Finding]:
+    lowered = strings.str.lower()
+    hits = lowered[lowered.isin(DISGUISED_MISSING)]
+    if hits.empty:
+        return []
+    rate = len(hits) / max(len(ctx.sample), 1)
+    found = sorted(set(strings[hits.index].tolist()))[:5]
+    return [Finding("disguised_missing", "warning" if rate >= 0.01 else "info",
+                    f"{share(rate)} of values are placeholders for 'missing': {fmt_values(found)}",
+                    "a placeholder looks like a real category to a model, so missing values get learned as a value.",
+                    "replace them with empty cells, or keep them if 'unknown' really is a category.",
+                    column=name, score=rate, data={"share": rate, "values": found}, sampled=ctx.sample_note())]
+
+
+def _normal_key(value: str) -> str:
+    return re.sub(r"[\s_\-.,'/]+", "", value.lower())
+
+
+def _initials(value: str) -> str:
+    words = re.findall(r"[A-Za-z]+", value)
+    return "".join(w[0] for w in words).lower() if len(words) >= 2 else ""
+
+
+def _inconsistent_categories(ctx: Context, name: str, counts: pd.Series) -> list[Finding]:
+    if len(counts) < 2 or len(counts) > 1000:
+        return []
+    raw = counts.index.tolist()
+    groups: dict[str, list[str]] = {}
+    for v in raw:
+        groups.setdefault(_normal_key(v), []).append(v)
+    for key in list(groups):  # "New York" joins "NY" when its initials are another value's key
+        ini = _initials(groups[key][0]) if key in groups else ""
+        if ini and ini != key and ini in groups:
+            groups[ini] = groups[ini] + groups.pop(key)
+    variants = [vs for vs in groups.values() if len(vs) > 1]
+    if not variants:
+        return []
+    total = int(sum(counts[v].sum() for vs in variants for v in vs))
+    shown = "; ".join(" = ".join(repr(v) for v in vs[:4]) for vs in variants[:4])
+    return [Finding("inconsistent_categories", "warning", f"the same category is written in different ways: {shown}",
+                    "each spelling becomes its own category, splitting the evidence for one value across several.",
+                    "normalise the spellings at the source (case, spaces, abbreviations).",
+                    column=name, score=total / max(len(ctx.sample), 1), data={"variants": variants[:50], "rows": total},
+                    sampled=ctx.sample_note())]
+
+
+def check_outliers(ctx: Context) -> list[Finding]:
+    out = []
+    for name in ctx.columns("numeric", include_special=True):
+        values = as_numeric(ctx.df[name]).dropna()
+        sample = as_numeric(ctx.sample[name]).dropna()
+        if len(values) < 20 or sample.nunique() <= 2:
+            continue
+        out += _impossible_numbers(ctx, name, values, sample)
+        out += _extreme_values(ctx, name, values)
+    for name in ctx.columns("datetime", include_special=True):
+        out += _impossible_dates(ctx, name, as_datetime(ctx.df[name]).dropna())
+    return out
+
+
+def _impossible_numbers(ctx: Context, name: str, values: pd.Series, sample: pd.Series) -> list[Finding]:
+    out = []
+    if AGE_NAME.search(name):
+        bad = values[(values < 0) | (values > 120)]
+        if len(bad):
+            out.append(Finding("impossible_values", "warning", f"{len(bad):,} ages outside 0-120, such as {fmt_values(bad.unique()[:5].tolist())}",
+                               "impossible values are data errors; a model takes them at face value.",
+                               "fix or blank them at the source.", column=name, score=len(bad) / ctx.n,
+                               data={"rows": len(bad), "examples": bad.unique()[:10].tolist()}))
+            return out
+    if NON_NEGATIVE_NAME.search(name):
+        neg = values[values < 0]
+        if 0 < len(neg) <= 0.05 * len(values):
+            out.append(Finding("impossible_values", "warning", f"{len(neg):,} negative values in a quantity that cannot be negative, such as {fmt_values(neg.unique()[:5].tolist())}",
+                               "negative counts, prices or durations are data errors or codes for 'missing'.",
+                               "fix them at the source, or blank them so trainyard imputes them.", column=name, score=len(neg) / ctx.n,
+                               data={"rows": len(neg), "examples": neg.unique()[:10].tolist()}))
+    in_sample = sample.isin(NUMERIC_SENTINELS)
+    for sentinel in sample[in_sample].unique():
+        c = int((values == sentinel).sum())
+        if c < max(3, 0.001 * len(values)):
+            continue
+        rest = sample[sample != sentinel]
+        if rest.empty:
+            continue
+        lo, hi = rest.quantile(0.001), rest.quantile(0.999)
+        span = max(hi - lo, 1e-12)
+        if sentinel < lo - 0.5 * span or sentinel > hi + 0.5 * span or (sentinel < 0 <= rest.min()):
+            out.append(Finding("sentinel_values", "warning", f"{c:,} rows hold {sentinel}, far outside the other values ({rest.min():g} to {rest.max():g}): a code for 'missing'?",
+                               "a placeholder number is taken as a real, extreme measurement.",
+                               "replace the code with an empty cell so trainyard imputes it (and adds a missing indicator).",
+                               column=name, score=c / ctx.n, data={"value": sentinel, "rows": c}))
+    return out
+
+
+def robust_z(values: pd.Series) -> pd.Series:
+    """Distance from the median in IQR units (on a log scale for non-negative columns, so long tails are not outliers)."""
+    x = np.log1p(values) if values.min() >= 0 else values
+    q1, med, q3 = np.percentile(x, [25, 50, 75])
+    iqr = q3 - q1
+    if iqr <= 0:
+        mad = np.median(np.abs(x - med))
+        iqr = 1.349 * 1.4826 * mad
+    if iqr <= 0:
+        return pd.Series(0.0, index=values.index)
+    return (x - med).abs() / (iqr / 1.349)
+
+
+def _extreme_values(ctx: Context, name: str, values: pd.Series) -> list[Finding]:
+    z = robust_z(values)
+    extreme = values[z > 20]
+    far = int((z > 6).sum())
+    if len(extreme):
+        return [Finding("outliers", "warning",
+                        f"{len(extreme):,} extreme values far beyond the rest (more than 20 robust standard deviations), such as {fmt_values(extreme.unique()[:5].tolist())}",
+                        "values this far out are usually entry errors or unit mistakes; they distort scaling and linear models.",
+                        "check them; fix or blank the errors (tree models are robust to the rest).",
+                        column=name, score=len(extreme) / ctx.n, data={"extreme_rows": len(extreme), "far_rows": far, "examples": extreme.unique()[:10].tolist(),
+                                                                       "median": float(values.median())})]
+    if far:
+        return [Finding("outliers", "info", f"{far:,} values ({share(far / ctx.n)}) lie more than 6 robust standard deviations from the median",
+                        "outliers pull linear models and scaling; trees are robust to them.",
+                        "nothing unless they are errors: trainyard scales with the training rows only.",
+                        column=name, score=far / ctx.n, data={"far_rows": far})]
+    return []
+
+
+def _impossible_dates(ctx: Context, name: str, dates: pd.Series) -> list[Finding]:
+    if dates.empty:
+        return []
+    out = []
+    now = pd.Timestamp.now(tz="UTC").tz_localize(None)
+    future = dates[dates > now + pd.Timedelta(days=1)]
+    if len(future):
+        out.append(Finding("impossible_values", "warning", f"{len(future):,} dates in the future (latest {future.max()})",
+                           "a record cannot describe something that has not happened yet; these are entry errors or placeholders like 2099-12-31.",
+                           "fix or blank them.", column=name, score=len(future) / ctx.n,
+                           data={"rows": len(future), "examples": [str(d) for d in future.unique()[:5]]}))
+    old = dates[dates < pd.Timestamp("1900-01-01")]
+    if len(old):
+        out.append(Finding("impossible_values", "warning", f"{len(old):,} dates before 1900 (earliest {old.min()})",
+                           "dates this old are usually placeholders (0001-01-01) or entry errors.",
+                           "fix or blank them.", column=name, score=len(old) / ctx.n, data={"rows": len(old)}))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        epoch = int((dates == pd.Timestamp("1970-01-01")).sum())
+    if epoch >= max(3, 0.001 * len(dates)) and dates.nunique() > 10:
+        out.append(Finding("sentinel_values", "warning", f"{epoch:,} rows hold 1970-01-01, the zero of Unix time: a code for 'missing'?",
+                           "a zero timestamp is a placeholder, not a date.", "blank them at the source.", column=name,
+                           score=epoch / ctx.n, data={"rows": epoch}))
+    return out

@@ -1,0 +1,95 @@
+"""Checks across rows: exact duplicates, duplicates with conflicting labels, near-duplicates."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from trainyard.data.audit.context import Context, row_hash, share
+from trainyard.data.audit.report import Finding
+
+
+def feature_columns(ctx: Context) -> list[str]:
+    """Columns that describe a row (not the target, not identifiers): two rows equal on these are the same example."""
+    return [c for c in ctx.df.columns if c != ctx.target and ctx.role(c) != "id"]
+
+
+def check_duplicates(ctx: Context) -> list[Finding]:
+    out = []
+    full = row_hash(ctx.df)
+    dup = pd.Series(full).duplicated(keep="first").to_numpy()
+    n_dup = int(dup.sum())
+    if n_dup:
+        frac = n_dup / ctx.n
+        examples = ctx.df.index[dup][:10].tolist()
+        out.append(Finding("duplicate_rows", "warning" if frac >= 0.005 or n_dup >= 100 else "info",
+                           f"{n_dup:,} rows ({share(frac)}) are exact copies of an earlier row",
+                           "copies over-weight some examples and, split across train and test, inflate test scores.",
+                           "drop them if they are export errors (trainyard keeps identical rows in one split either way).",
+                           score=frac, data={"rows": n_dup, "share": frac, "examples": examples}))
+    features = feature_columns(ctx)
+    if ctx.target is None or not features:
+        return out
+    labelled = ctx.df[ctx.df[ctx.target].notna()]
+    keys = pd.Series(row_hash(labelled[features]), index=labelled.index)
+    y = labelled[ctx.target]
+    frame = pd.DataFrame({"key": keys.to_numpy(), "y": pd.util.hash_pandas_object(y, index=False).to_numpy()}, index=labelled.index)
+    repeated = frame[frame["key"].duplicated(keep=False).to_numpy()]
+    if repeated.empty:
+        return out
+    labels_per_key = repeated.groupby("key")["y"].nunique()
+    conflicting_keys = labels_per_key[labels_per_key > 1].index
+    in_conflict = repeated[repeated["key"].isin(conflicting_keys)]
+    if len(in_conflict):
+        frac = len(in_conflict) / len(labelled)
+        groups = [g.index[:5].tolist() for _, g in list(in_conflict.groupby("key"))[:5]]
+        out.append(Finding("conflicting_duplicates", "warning",
+                           f"{len(in_conflict):,} rows ({share(frac)}) in {len(conflicting_keys):,} groups have identical features but different labels",
+                           "the same input with different answers is either label noise or a missing feature; no model can get these all right.",
+                           "check the labels of these rows, or find the feature that tells them apart.",
+                           column=ctx.target, score=frac, data={"rows": len(in_conflict), "groups": len(conflicting_keys), "example_groups": groups}))
+    return out
+
+
+def normalised(frame: pd.DataFrame, ctx: Context) -> pd.DataFrame:
+    """Text lower-cased with whitespace collapsed; numbers rounded to 3 significant digits."""
+    out = {}
+    for name in frame.columns:
+        s = frame[name]
+        if pd.api.types.is_bool_dtype(s):
+            out[name] = s
+        elif pd.api.types.is_numeric_dtype(s):
+            x = s.to_numpy(dtype=float)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                mag = np.where((x == 0) | ~np.isfinite(x), 0, np.floor(np.log10(np.abs(np.where(x == 0, 1, x)))))
+            scale = 10.0 ** (2 - mag)
+            out[name] = np.round(x * scale) / scale
+        elif pd.api.types.is_datetime64_any_dtype(s):
+            out[name] = s.dt.floor("D")
+        else:
+            out[name] = s.astype("string").str.lower().str.replace(r"\s+", " ", regex=True).str.strip(" .,;:!?\"'")
+    return pd.DataFrame(out, index=frame.index)
+
+
+def check_near_duplicates(ctx: Context) -> list[Finding]:
+    features = feature_columns(ctx)
+    if not features:
+        return []
+    rows = ctx.settings.near_duplicate_rows
+    frame = ctx.df if len(ctx.df) <= rows else ctx.df.sample(rows, random_state=ctx.settings.seed)
+    key = features + ([ctx.target] if ctx.target is not None else [])
+    exact = pd.Series(row_hash(frame)).duplicated(keep="first").to_numpy()
+    near = pd.Series(row_hash(normalised(frame[key], ctx))).duplicated(keep="first").to_numpy()
+    only_near = near & ~exact
+    n_near = int(only_near.sum())
+    if not n_near:
+        return []
+    frac = n_near / len(frame)
+    note = f"measured on a random sample of {len(frame):,} of {ctx.n:,} rows (pairs are only found within the sample)" if len(frame) < ctx.n else None
+    id_cols = [c for c in ctx.df.columns if ctx.role(c) == "id" and c != ctx.target]
+    extra = f" (ignoring the identifier column(s) {', '.join(id_cols)})" if id_cols else ""
+    return [Finding("near_duplicates", "warning" if frac >= 0.005 else "info",
+                    f"{n_near:,} rows ({share(frac)}) repeat another row once text is lower-cased and trimmed and numbers are rounded to 3 significant digits{extra}",
+                    "near-copies (re-entered records, the same item with a new id) inflate test scores when they land in both train and test.",
+                    "deduplicate them at the source, or pass --group-col with the entity's key so copies stay in one split.",
+                    score=frac, data={"rows": n_near, "share": frac, "examples": frame.index[only_near][:10].tolist()}, sampled=note)]

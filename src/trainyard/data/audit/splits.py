@@ -1,0 +1,119 @@
+"""Checks between two parts of the data: rows shared by train and test (contamination), and distribution shift."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from trainyard.data.audit.context import row_hash, share
+from trainyard.data.audit.report import Finding
+from trainyard.data.schema import as_datetime, as_numeric, infer_schema
+
+PSI_WARNING = 0.25  # population stability index: > 0.25 is a large shift, 0.1-0.25 a moderate one
+PSI_INFO = 0.10
+SHIFT_ROWS = 100_000
+
+
+def compare_splits(train: pd.DataFrame, test: pd.DataFrame, target: str | None = None, *,
+                   columns: list[str] | None = None, roles: dict[str, str] | None = None,
+                   expected_shift: str | None = None, seed: int = 0) -> list[Finding]:
+    """Findings about a train/test pair: test rows that also occur in train, and columns whose distribution moved.
+
+    `columns` are the features to compare (default: the columns both share, minus the target and identifiers);
+    `roles` maps column -> role (default: inferred from `train`). With `expected_shift` (e.g. "split by time"),
+    shift findings are info rather than warnings.
+    """
+    if roles is None:
+        schema = infer_schema(train if len(train) <= 50_000 else train.sample(50_000, random_state=seed), target)
+        roles = {c.name: c.role for c in schema.columns}
+    if columns is None:
+        columns = [c for c in train.columns if c in test.columns and c != target and roles.get(c) not in ("id", "ignore", None)]
+    out = contamination(train, test, columns, target)
+    out += shift(train, test, [c for c in columns if roles.get(c) != "text"], roles, expected_shift, seed)
+    return out
+
+
+def contamination(train: pd.DataFrame, test: pd.DataFrame, columns: list[str], target: str | None = None) -> list[Finding]:
+    if not columns or len(test) == 0:
+        return []
+    train_keys = set(row_hash(_aligned(train, columns)).tolist())
+    test_keys = row_hash(_aligned(test, columns))
+    shared = np.fromiter((k in train_keys for k in test_keys.tolist()), dtype=bool, count=len(test_keys))
+    n = int(shared.sum())
+    if not n:
+        return []
+    frac = n / len(test)
+    return [Finding("contamination", "blocking" if frac >= 0.01 else "warning",
+                    f"{n:,} test rows ({share(frac)}) also appear in the training rows (identical on {len(columns)} feature columns)",
+                    "a model is tested on examples it has already seen, so its test score overstates how it does on new data.",
+                    "remove the shared rows from the test set, or split so identical rows (or the same entity, --group-col) stay on one side.",
+                    score=frac, data={"rows": n, "share": frac, "examples": test.index[shared][:10].tolist(), "columns": len(columns)})]
+
+
+def _aligned(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """The same columns with comparable dtypes (a CSV and a DataFrame may type a column differently)."""
+    out = {}
+    for c in columns:
+        s = frame[c]
+        if pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
+            out[c] = s.astype(float)
+        else:
+            out[c] = s.astype("string").str.strip()
+    return pd.DataFrame(out, index=frame.index)
+
+
+def psi(expected: np.ndarray, actual: np.ndarray) -> float:
+    """Population stability index between two histograms of counts."""
+    e = (expected + 0.5) / (expected.sum() + 0.5 * len(expected))
+    a = (actual + 0.5) / (actual.sum() + 0.5 * len(actual))
+    return float(np.sum((a - e) * np.log(a / e)))
+
+
+def column_psi(train: pd.Series, test: pd.Series, role: str) -> float:
+    if role in ("numeric", "boolean", "datetime"):
+        conv = as_datetime if role == "datetime" else as_numeric
+        a, b = conv(train), conv(test)
+        if role == "datetime":
+            a = (a - pd.Timestamp("1970-01-01")).dt.total_seconds()
+            b = (b - pd.Timestamp("1970-01-01")).dt.total_seconds()
+        a, b = a.to_numpy(dtype=float), b.to_numpy(dtype=float)
+        fa, fb = a[np.isfinite(a)], b[np.isfinite(b)]
+        if len(fa) == 0 or len(fb) == 0:
+            return 0.0
+        edges = np.unique(np.quantile(fa, np.linspace(0, 1, 11)[1:-1]))
+        ha = np.bincount(np.searchsorted(edges, fa, side="right"), minlength=len(edges) + 1)
+        hb = np.bincount(np.searchsorted(edges, fb, side="right"), minlength=len(edges) + 1)
+        ha = np.append(ha, (~np.isfinite(a)).sum())
+        hb = np.append(hb, (~np.isfinite(b)).sum())
+        return psi(ha.astype(float), hb.astype(float))
+    a = train.astype("string").fillna("<missing>")
+    b = test.astype("string").fillna("<missing>")
+    top = a.value_counts().index[:30]
+    ca = a.where(a.isin(top), "<other>").value_counts()
+    cb = b.where(b.isin(top), "<other>").value_counts()
+    keys = sorted(set(ca.index) | set(cb.index))
+    return psi(ca.reindex(keys, fill_value=0).to_numpy(float), cb.reindex(keys, fill_value=0).to_numpy(float))
+
+
+def shift(train: pd.DataFrame, test: pd.DataFrame, columns: list[str], roles: dict[str, str],
+          expected_shift: str | None = None, seed: int = 0) -> list[Finding]:
+    if len(train) > SHIFT_ROWS:
+        train = train.sample(SHIFT_ROWS, random_state=seed)
+    if len(test) > SHIFT_ROWS:
+        test = test.sample(SHIFT_ROWS, random_state=seed)
+    if len(test) < 20 or len(train) < 20:
+        return []
+    out = []
+    for c in columns:
+        value = column_psi(train[c], test[c], roles.get(c, "categorical"))
+        if value < PSI_INFO:
+            continue
+        severity = "warning" if value >= PSI_WARNING and not expected_shift else "info"
+        size = "large" if value >= PSI_WARNING else "moderate"
+        out.append(Finding("shift", severity, f"{size} train/test distribution shift (PSI {value:.2f})"
+                           + (f", expected: {expected_shift}" if expected_shift else ""),
+                           "a model is tested (and later used) on data unlike what it learned from; scores move with the shift.",
+                           "check whether the split is representative; if the world changed, train on recent data and monitor this column.",
+                           column=c, score=value, data={"psi": value},
+                           sampled=f"{SHIFT_ROWS:,}-row samples" if max(len(train), len(test)) >= SHIFT_ROWS else None))
+    return out
