@@ -14,6 +14,8 @@ import numpy as np
 import pandas as pd
 
 from trainyard.config import build_config
+from trainyard.data.audit.gate import artifact_files, audit_for_training, check_split
+from trainyard.data.audit.target import choose_class_weight
 from trainyard.data.load import fingerprint, load_table
 from trainyard.data.schema import check_target, infer_schema
 from trainyard.data.split import split
@@ -43,6 +45,7 @@ class TrainResult:
     metric: str
     task: str
     split: dict
+    audit: object = None  # the data audit's AuditReport (findings, plots)
 
     @property
     def test_score(self) -> float:
@@ -84,7 +87,8 @@ def train(
     )
     emit("run", {"run_id": run_id, "task": task.value, "metric": metric.name, "families": [f.name for f in families]})
     try:
-        result = _train_run(df, cfg, ws, run_id, model_name, task, metric, schema, families, emit)
+        report = audit_for_training(df, cfg, task, store, run_id, emit)
+        result = _train_run(df, cfg, ws, run_id, model_name, task, metric, schema, families, emit, audit_report=report)
     except KeyboardInterrupt:
         store.update_run(run_id, status="interrupted", error="interrupted by the user")
         raise
@@ -94,18 +98,21 @@ def train(
     return result
 
 
-def _train_run(df, cfg, ws, run_id, model_name, task, metric, schema, families, emit) -> TrainResult:
+def _train_run(df, cfg, ws, run_id, model_name, task, metric, schema, families, emit, audit_report=None) -> TrainResult:
     started = time.perf_counter()
     store = ws.store
     labelled = df[df[cfg.target].notna()]
     dropped = len(df) - len(labelled)
     if dropped:
         store.add_event(run_id, "data", f"dropped {dropped} rows with a missing target")
+    features = schema.features()
     parts = split(labelled, cfg.target, task, test_size=cfg.test_size, val_size=cfg.val_size, seed=cfg.seed,
-                  group_col=cfg.group_col, time_col=cfg.time_col)
+                  group_col=cfg.group_col, time_col=cfg.time_col, keep_together=features)
+    if audit_report is not None:
+        check_split(audit_report, parts, features, schema, cfg, store, run_id)
+    class_weight = choose_class_weight(cfg.class_weight, task, labelled[cfg.target])
     classes = class_labels(labelled[cfg.target]) if task.is_classification else None
     y_of = (lambda part: encode_labels(part[cfg.target].to_numpy(), classes)) if classes is not None else (lambda part: part[cfg.target].to_numpy(dtype=float))
-    features = schema.features()
     data = SearchData(parts.train[features], y_of(parts.train), parts.val[features], y_of(parts.val), classes)
     emit("stage", {"message": f"split {parts.sizes()} ({parts.strategy})"})
 
@@ -115,7 +122,8 @@ def _train_run(df, cfg, ws, run_id, model_name, task, metric, schema, families, 
 
     budget = max(cfg.time_limit - (time.perf_counter() - started), 1.0)
     trials = search(data, schema=schema, task=task, metric=metric, families=families, time_limit=budget,
-                    seed=cfg.seed, max_trials=cfg.max_trials, on_trial=on_trial)
+                    seed=cfg.seed, max_trials=cfg.max_trials, on_trial=on_trial,
+                    extra_params={"class_weight": class_weight} if class_weight else None)
     best = best_trial(trials, metric)
     if best is None:
         failures = "; ".join(f"{t.family}: {t.message.splitlines()[0]}" for t in trials if t.message)
@@ -136,19 +144,24 @@ def _train_run(df, cfg, ws, run_id, model_name, task, metric, schema, families, 
         "params": best.params, "classes": None if classes is None else classes.tolist(), "schema": schema.to_dict(),
         "metrics": {"test": test_metrics, "baseline": baseline, "validation": {metric.name: best.val_score}},
         "split": {**parts.sizes(), "strategy": parts.strategy, "seed": cfg.seed},
+        "class_weight": class_weight,
         "run_id": run_id, "data_fingerprint": store.get_run(run_id)["data_fingerprint"], "config": cfg.to_dict(),
     }
     emit("stage", {"message": "saving and registering the model"})
     artifact_dir = ws.artifacts / model_name / run_id
     with tempfile.TemporaryDirectory() as tmp:  # the reference profile for `monitor`, hashed with the model
-        reference = write_reference(Path(tmp), model, pd.concat([data.X_train, data.X_val]), parts.test[features])
-        digest = save_artifact(model, artifact_dir, meta, extra_files=reference)
+        extra_files = write_reference(Path(tmp), model, pd.concat([data.X_train, data.X_val]), parts.test[features])
+        if audit_report is not None:  # the audit, for the model card and the dashboard
+            meta["audit"], audit_files = artifact_files(audit_report, Path(tmp))
+            extra_files = {**extra_files, **audit_files}
+        digest = save_artifact(model, artifact_dir, meta, extra_files=extra_files)
     version = store.register_model(
         model_name, artifact_path=str(artifact_dir.relative_to(ws.home)), meta_sha256=digest, run_id=run_id,
         task=task.value, metric=metric.name, test_score=test_metrics.get(metric.name), metrics=meta["metrics"], family=best.family,
     )
     store.update_run(run_id, status="finished", best_score=best.val_score, best_family=best.family, model_version=version)
-    return TrainResult(run_id, model_name, version, model, leaderboard, test_metrics, baseline, metric.name, task.value, meta["split"])
+    return TrainResult(run_id, model_name, version, model, leaderboard, test_metrics, baseline, metric.name, task.value, meta["split"],
+                       audit=audit_report)
 
 
 def leaderboard_frame(trials: list[Trial], metric) -> pd.DataFrame:

@@ -34,7 +34,9 @@ class TrainConfig:
     group_col: str | None = None
     time_col: str | None = None
     max_trials: int | None = None
-    force: bool = False
+    force: bool = False  # train even when the data audit finds blocking problems
+    sensitive: tuple[str, ...] = ()  # columns whose groups the audit (and evaluation) report on
+    class_weight: str = "auto"  # auto (balanced when the smallest class is under 10%), balanced or none
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -61,4 +63,6 @@ def build_config(target: str, preset: str = "balanced", **overrides) -> TrainCon
         raise ConfigError(f"--time-limit must be positive, got {cfg.time_limit}.", "give a number of seconds, e.g. --time-limit 60.")
     if not (0 < cfg.test_size < 0.5 and 0 < cfg.val_size < 0.5):
         raise ConfigError("test and validation sizes must each be between 0 and 0.5.", "e.g. --test-size 0.2.")
+    if cfg.class_weight not in ("auto", "balanced", "none"):
+        raise ConfigError(f"'{cfg.class_weight}' is not a class-weight setting.", "use auto, balanced or none.")
     return cfg

@@ -58,6 +58,7 @@ def audit(
 
 
 def print_report(report, limit: int | None = None) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     s = report.summary()
@@ -73,8 +74,8 @@ def print_report(report, limit: int | None = None) -> None:
         tab.add_column(c, overflow="fold")
     shown = report.findings if limit is None else report.findings[:limit]
     for i, f in enumerate(shown, 1):
-        what = f.what + (f" [dim]({f.sampled})[/]" if f.sampled else "")
-        tab.add_row(str(i), f"[{STYLE[f.severity]}]{f.severity}[/]", f.column or "-", what, f.why, f.fix)
+        what = escape(f.what) + (f" [dim]({escape(f.sampled)})[/]" if f.sampled else "")
+        tab.add_row(str(i), f"[{STYLE[f.severity]}]{f.severity}[/]", escape(f.column or "-"), what, escape(f.why), escape(f.fix))
     console.print(tab)
     if limit is not None and len(report.findings) > limit:
         console.print(f"... and {len(report.findings) - limit} more.")

@@ -31,6 +31,8 @@ def train(
     group_col: str = typer.Option(None, "--group-col", help="Keep each group of this column in one split."),
     time_col: str = typer.Option(None, "--time-col", help="Split by time on this column (train on the past)."),
     force: bool = typer.Option(False, "--force", help="Train even when the audit finds blocking problems."),
+    sensitive: list[str] = typer.Option(None, "--sensitive", help="Sensitive columns: the audit reports their groups (comma-separated or repeated)."),
+    class_weight: str = typer.Option(None, "--class-weight", help="auto (balanced when the smallest class is under 10%), balanced or none."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Train models on a table, pick the best on validation data, test it once and register it."""
@@ -42,6 +44,7 @@ def train(
             task=task, metric=metric, include=split_list(include), exclude=split_list(exclude),
             ignore=split_list(ignore), categorical=split_list(categorical), seed=seed, max_trials=max_trials,
             test_size=test_size, group_col=group_col, time_col=time_col, force=force,
+            sensitive=split_list(sensitive) or None, class_weight=class_weight,
         )
     if as_json:
         print_json({
@@ -84,6 +87,16 @@ class _Live:
         elif kind == "run":
             self.progress.update(self.task, total=len(info["families"]), description="searching")
             console.print(f"Run [bold]{info['run_id']}[/]: {info['task']} task, optimising {info['metric']}, trying {', '.join(info['families'])}")
+        elif kind == "audit":
+            report = info["report"]
+            s = report.summary()
+            console.print(f"Audit: [bold red]{s['blocking']} blocking[/], [yellow]{s['warning']} warning[/], {s['info']} info"
+                          f" ({report.timings.get('total', 0):.1f}s)")
+            from rich.markup import escape
+
+            for f in [f for f in report.findings if f.severity != "info"][:8]:
+                style = "bold red" if f.severity == "blocking" else "yellow"
+                console.print(f"  [{style}]{f.severity}[/] " + escape((f"[{f.column}] " if f.column else "") + f.what), highlight=False)
         elif kind == "trial":
             t = info["trial"]
             self.progress.advance(self.task)

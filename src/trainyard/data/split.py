@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 from sklearn.model_selection import GroupShuffleSplit, train_test_split
 
@@ -32,8 +33,13 @@ def split(
     seed: int = 0,
     group_col: str | None = None,
     time_col: str | None = None,
+    keep_together: list[str] | None = None,
 ) -> Splits:
-    """Stratified for classification, by group or by time when asked; sizes are fractions of all rows."""
+    """Stratified for classification, by group or by time when asked; sizes are fractions of all rows.
+
+    `keep_together` (the feature columns) keeps rows identical on them in one split, so exact copies
+    cannot land in both train and test and inflate the test score.
+    """
     if len(df) < 20:
         raise DataError(f"Only {len(df)} labelled rows: too few to train, validate and test a model.", "use at least 20 rows (a few hundred for a trustworthy estimate).")
     if time_col:
@@ -48,6 +54,18 @@ def split(
         inner = GroupShuffleSplit(n_splits=1, test_size=val_size / (1 - test_size), random_state=seed)
         train_idx, val_idx = next(inner.split(rest, groups=rest[group_col]))
         return Splits(rest.iloc[train_idx], rest.iloc[val_idx], df.iloc[test_idx], f"grouped by '{group_col}' (no group in two splits)")
+    if keep_together:
+        keys = pd.util.hash_pandas_object(df[keep_together], index=False).to_numpy()
+        repeated = pd.Series(keys).duplicated().to_numpy()
+        if repeated.any():
+            firsts = np.flatnonzero(~repeated)
+            inner = split(df.iloc[firsts].reset_index(drop=True), target, task, test_size=test_size, val_size=val_size, seed=seed)
+            side = np.empty(len(firsts), dtype=object)
+            for name in ("train", "val", "test"):
+                side[getattr(inner, name).index.to_numpy()] = name
+            where = pd.Series(side, index=keys[firsts]).reindex(keys).to_numpy()
+            return Splits(df.iloc[where == "train"], df.iloc[where == "val"], df.iloc[where == "test"],
+                          f"{inner.strategy}; {int(repeated.sum())} repeated row(s) kept in the split of their first copy")
     stratify = None
     strategy = "random"
     if task.is_classification:

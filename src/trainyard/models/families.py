@@ -11,12 +11,12 @@ from trainyard.tasks import Task
 
 @register("linear", prep="linear", defaults={"C": 1.0, "alpha": 1.0},
           description="logistic regression (classification) or ridge (regression) on scaled, one-hot features")
-def make_linear(task: Task, seed: int, C: float = 1.0, alpha: float = 1.0):
+def make_linear(task: Task, seed: int, C: float = 1.0, alpha: float = 1.0, class_weight: str | None = None):
     from sklearn.linear_model import LogisticRegression, Ridge
 
     if task is Task.REGRESSION:
         return Ridge(alpha=alpha)
-    return LogisticRegression(C=C, max_iter=2000, random_state=seed)
+    return LogisticRegression(C=C, max_iter=2000, random_state=seed, class_weight=class_weight)
 
 
 @register("random_forest", prep="tree", defaults={"n_estimators": 300, "min_samples_leaf": 1, "max_features": "sqrt"},
@@ -25,6 +25,8 @@ def make_random_forest(task: Task, seed: int, **params):
     from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 
     cls = RandomForestRegressor if task is Task.REGRESSION else RandomForestClassifier
+    if task is Task.REGRESSION:
+        params.pop("class_weight", None)
     if task is Task.REGRESSION and params.get("max_features") == "sqrt":
         params["max_features"] = 0.5
     return NumericForest(cls(random_state=seed, n_jobs=-1, **params))
@@ -38,6 +40,8 @@ def make_lightgbm(task: Task, seed: int, **params):
     import lightgbm as lgb
 
     cls = lgb.LGBMRegressor if task is Task.REGRESSION else lgb.LGBMClassifier
+    if task is Task.REGRESSION:
+        params.pop("class_weight", None)
     return cls(random_state=seed, verbose=-1, n_jobs=-1, **params)
 
 

@@ -65,8 +65,12 @@ def search(
     seed: int = 0,
     max_trials: int | None = None,
     on_trial: Callable[[Trial], None] | None = None,
+    extra_params: dict | None = None,
 ) -> list[Trial]:
-    """One trial per family with its defaults, in order, until the budget or trial count runs out."""
+    """One trial per family with its defaults, in order, until the budget or trial count runs out.
+
+    `extra_params` (e.g. {"class_weight": "balanced"}) go to every family whose builder accepts them.
+    """
     started = time.perf_counter()
     trials: list[Trial] = []
     for number, family in enumerate(families):
@@ -76,7 +80,8 @@ def search(
         if trials and elapsed > 0.8 * time_limit:
             trial = Trial(number, family.name, dict(family.defaults), "skipped", message=f"time budget used ({elapsed:.0f}s of {time_limit:.0f}s)")
         else:
-            trial = fit_trial(number, family, data, schema=schema, task=task, metric=metric, seed=seed)
+            trial = fit_trial(number, family, data, schema=schema, task=task, metric=metric, seed=seed,
+                              params=accepted_params(family, extra_params))
         trials.append(trial)
         if on_trial:
             on_trial(trial)
@@ -99,6 +104,18 @@ def fit_trial(number: int, family: Family, data: SearchData, *, schema: Schema, 
     if not np.isfinite(score):
         return Trial(number, family.name, params, "failed", fit_seconds=fit_seconds, message=f"validation {metric.name} is {score}")
     return Trial(number, family.name, params, "ok", score, fit_seconds, predict_ms, pipeline=pipeline)
+
+
+def accepted_params(family: Family, params: dict | None) -> dict | None:
+    """The subset of `params` that the family's builder takes (by name, or through **kwargs)."""
+    if not params:
+        return None
+    import inspect
+
+    sig = inspect.signature(family.make).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.values()):
+        return dict(params)
+    return {k: v for k, v in params.items() if k in sig} or None
 
 
 def best_trial(trials: list[Trial], metric: Metric) -> Trial | None:

@@ -112,7 +112,7 @@ def check_poisoning(ctx: Context) -> list[Finding]:
 
 
 def _repeated_flipped(ctx: Context) -> list[Finding]:
-    """Exact repeats (3+ copies) of an otherwise rare feature pattern whose label contradicts what similar rows say."""
+    """Exact repeats (3+ copies with one label) of an otherwise rare feature pattern whose label contradicts similar rows."""
     features = feature_columns(ctx)
     if not features:
         return []
@@ -125,8 +125,10 @@ def _repeated_flipped(ctx: Context) -> list[Finding]:
     in_groups = keys.isin(repeated.index).to_numpy()
     y = labelled[ctx.target].astype(str)
     grouped = pd.DataFrame({"key": keys[in_groups], "y": y[in_groups]})
-    labels = grouped.groupby("key")["y"].agg(["nunique", "first", "size"])
-    single = labels[labels["nunique"] == 1].sort_values("size", ascending=False).head(200)
+    top = grouped.groupby(["key", "y"]).size().rename("copies").reset_index().sort_values("copies", ascending=False)
+    labels = top.drop_duplicates("key").set_index("key").rename(columns={"y": "first"})  # each pattern's majority label
+    labels["size"] = labels["copies"]
+    single = labels[labels["copies"] >= 3].sort_values("size", ascending=False).head(200)
     if single.empty:
         return []
     rest = labelled[~in_groups]

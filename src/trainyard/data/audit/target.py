@@ -157,6 +157,13 @@ def class_weight_for(y: pd.Series) -> str | None:
     return "balanced" if len(counts) >= 2 and counts.iloc[-1] / counts.sum() < CLASS_WEIGHT_BELOW else None
 
 
+def choose_class_weight(setting: str, task, y: pd.Series) -> str | None:
+    """The class weight a run trains with: 'auto' means balanced when the smallest class is under CLASS_WEIGHT_BELOW."""
+    if not task.is_classification or setting == "none":
+        return None
+    return "balanced" if setting == "balanced" else class_weight_for(y)
+
+
 def check_class_balance(ctx: Context) -> list[Finding]:
     if ctx.target is None or ctx.task is None or not ctx.task.is_classification:
         return []

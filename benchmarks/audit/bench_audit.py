@@ -1,0 +1,126 @@
+"""Benchmark: `trainyard.audit` on a 1,000,000 x 50 mixed table and on 100,000 rows of it.
+
+    python benchmarks/audit/bench_audit.py [--rows 1000000] [--small 100000] [--no-label-noise]
+
+Prints, per size: wall time, peak traced memory (tracemalloc: Python and NumPy/pandas allocations made by the
+audit, i.e. on top of the table) and peak process RSS growth (psutil), each next to the table's in-memory size
+(pandas `memory_usage(deep=True)`), plus the time of each check. The table is built in memory the way
+`load_table` returns a CSV under pandas 3 (float64/int64 numbers, pyarrow-backed strings); it has planted
+problems (a leak, duplicates, a mixed-type column, an id, missing values) so every check does real work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import platform
+import time
+import tracemalloc
+
+import numpy as np
+import pandas as pd
+
+
+def make_table(n: int, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    cols: dict[str, object] = {}
+    for i in range(20):
+        cols[f"num_{i}"] = rng.normal(i, 1 + i, n)
+    for i in range(5):
+        cols[f"count_{i}"] = rng.poisson(3 + i, n)
+    for i in range(5):
+        x = rng.lognormal(3, 1, n)
+        x[rng.random(n) < 0.05] = np.nan
+        cols[f"amount_{i}"] = x
+    words = np.array([f"cat_{k}" for k in range(40)])
+    for i in range(12):
+        cols[f"cat_{i}"] = words[rng.integers(0, 10 + 2 * i, n)]
+    cols["city"] = np.array(["NY", "ny ", "Boston", "Chicago", "LA"])[rng.integers(0, 5, n)]
+    cols["zip"] = np.char.add("Z", rng.integers(0, 5000, n).astype(str))
+    cols["flag"] = rng.random(n) < 0.3
+    cols["date"] = (pd.Timestamp("2020-01-01") + pd.to_timedelta(rng.integers(0, 1500, n), unit="D")).strftime("%Y-%m-%d")
+    mixed = rng.integers(0, 100, n).astype(str).astype(object)
+    mixed[rng.random(n) < 0.02] = "n/a"
+    mixed[rng.random(n) < 0.01] = "twelve"
+    cols["mixed"] = mixed
+    cols["id"] = np.arange(n)
+    logit = 0.3 * cols["num_0"] - 0.1 * cols["num_3"] + 0.4 * (cols["count_0"] - 3) + np.where(cols["cat_0"] == "cat_1", 1.0, 0.0)
+    y = rng.random(n) < 1 / (1 + np.exp(-logit))
+    cols["leak"] = np.where(y, "closed", "open")
+    cols["target"] = np.where(y, "yes", "no")
+    df = pd.DataFrame(cols)
+    dup = rng.choice(n, n // 100, replace=False)
+    df.iloc[dup[: len(dup) // 2]] = df.iloc[dup[len(dup) // 2 :]].to_numpy()
+    for c in ("cat_0", "city", "zip", "date", "mixed", "leak", "target"):
+        df[c] = df[c].astype("str")
+    return df
+
+
+def run(df: pd.DataFrame, label_noise: bool) -> dict:
+    import psutil
+
+    from trainyard import audit
+
+    proc = psutil.Process()
+    gc.collect()
+    rss0 = proc.memory_info().rss
+    peak_rss = [rss0]
+    import threading
+
+    stop = threading.Event()
+
+    def sample_rss():
+        while not stop.is_set():
+            peak_rss[0] = max(peak_rss[0], proc.memory_info().rss)
+            stop.wait(0.05)
+
+    watcher = threading.Thread(target=sample_rss, daemon=True)
+    watcher.start()
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    report = audit(df, target="target", label_noise=label_noise)
+    wall = time.perf_counter() - t0
+    _, traced_peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    stop.set()
+    watcher.join()
+    return {"wall": wall, "traced_peak": traced_peak, "rss_growth": peak_rss[0] - rss0, "report": report}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--small", type=int, default=100_000)
+    ap.add_argument("--no-label-noise", action="store_true")
+    args = ap.parse_args()
+    print(f"# trainyard audit benchmark, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {platform.processor() or platform.machine()}, "
+          f"{os.cpu_count()} CPUs, pandas {pd.__version__}, label noise {'off' if args.no_label_noise else 'on'}")
+    big = make_table(args.rows)
+    results = []
+    for n in (args.small, args.rows):
+        df = big if n == len(big) else big.iloc[:n].copy()
+        size = df.memory_usage(deep=True).sum()
+        r = run(df, not args.no_label_noise)
+        results.append((n, df.shape[1], size, r))
+        del df
+    print()
+    print("| rows | columns | table MiB | audit s | traced peak MiB (x table) | RSS growth MiB (x table) | blocking / warning / info |")
+    print("|---:|---:|---:|---:|---:|---:|---|")
+    mib = 1024 ** 2
+    for n, ncol, size, r in results:
+        s = r["report"].summary()
+        print(f"| {n:,} | {ncol} | {size / mib:,.0f} | {r['wall']:.1f} | {r['traced_peak'] / mib:,.0f} ({r['traced_peak'] / size:.2f}x) | "
+              f"{r['rss_growth'] / mib:,.0f} ({r['rss_growth'] / size:.2f}x) | {s['blocking']} / {s['warning']} / {s['info']} |")
+    (n0, _, _, r0), (n1, _, _, r1) = results
+    print(f"\n{n1 // n0}x the rows took {r1['wall'] / r0['wall']:.1f}x the time.")
+    print("\nseconds per check (small, big):")
+    for k in r1["report"].timings:
+        print(f"  {k:16s} {r0['report'].timings.get(k, 0):7.2f} {r1['report'].timings[k]:7.2f}")
+    print("\nfindings on the big table:")
+    for f in r1["report"].findings:
+        print(f"  {f.severity:8s} {f.check:22s} {f.column or '-':10s} {f.what[:90]}")
+
+
+if __name__ == "__main__":
+    main()
