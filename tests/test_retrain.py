@@ -57,6 +57,9 @@ def test_retrain_challenger_wins_and_is_promoted_only_with_the_flag(workspace, c
     from trainyard.monitor.check import monitor
 
     assert monitor("churn", data=new_world(600, 8), workspace=workspace, domain=False)["summary"]["drifted"] == []
+    # while the old champion, scored on the new world's labels, has lost its edge: performance drift
+    perf = monitor("churn@1", data=new_world(600, 8), workspace=workspace, domain=False)["performance"]
+    assert perf["status"] == "drift" and perf["degradation"] > 0.1 and perf["z"] > 2.33
 
 
 def test_retrain_refuses_data_without_the_features(workspace, cli, tmp_path):

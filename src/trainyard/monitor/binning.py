@@ -21,12 +21,12 @@ _MARGIN = 0.01  # cells within this fraction of a cell width of an edge count as
 
 def quantile_edges(values: np.ndarray, levels: int = LEVELS) -> np.ndarray:
     """Distinct values at `levels` evenly spaced quantiles of the non-missing values (real data points)."""
-    v = np.asarray(values, dtype=np.float64)
-    v = np.sort(v[~np.isnan(v)])
+    v = np.asarray(values)
+    v = np.sort(v[~np.isnan(v)])  # sorted in the data's own precision
     if v.size == 0:
         return np.empty(0)
     idx = np.round(np.linspace(0, v.size - 1, levels)).astype(np.int64)
-    return np.unique(v[idx])
+    return np.unique(v[idx].astype(np.float64))
 
 
 class Binner:

@@ -21,6 +21,7 @@ from trainyard.monitor.window import day_buckets
 MIN_ROWS_PER_PERIOD = 20
 PERF_WARN = 0.05  # relative degradation of the model's metric vs its test score
 PERF_DRIFT = 0.10
+Z_GATE = 2.33  # one-sided 1 %
 
 
 def attach_labels(store, name: str, model, current: pd.DataFrame, meta_df: pd.DataFrame | None, labels, label_col: str | None,
@@ -126,9 +127,38 @@ def performance_report(model, meta: dict, current: pd.DataFrame, labels: pd.Seri
 
         higher = METRICS[metric].greater_is_better
         degradation = (ref - now) / abs(ref) if higher else (now - ref) / abs(ref)
-        out["degradation"] = degradation
-        out["status"] = "drift" if degradation >= PERF_DRIFT else "warn" if degradation >= PERF_WARN else "ok"
+        # both scores are estimates: the drop must also exceed their combined noise (one-sided z >= Z_GATE)
+        se_now = _bootstrap_se(model, X, y, metric)
+        n_test = (meta.get("split") or {}).get("test") or len(y)
+        se = float(np.hypot(se_now, se_now * np.sqrt(len(y) / max(n_test, 1)))) if se_now is not None else 0.0
+        z = (abs(ref) * degradation) / se if se > 0 else float("inf")
+        out.update(degradation=degradation, standard_error=se, z=z)
+        level = "drift" if degradation >= PERF_DRIFT else "warn" if degradation >= PERF_WARN else "ok"
+        out["status"] = level if z >= Z_GATE else "ok"
     return out
+
+
+def _bootstrap_se(model, X: pd.DataFrame, y: pd.Series, metric: str, rounds: int = 100, seed: int = 0) -> float | None:
+    """Standard error of the metric on these rows, by resampling them (the model is run once)."""
+    from trainyard.evaluation.holdout import encode_labels
+    from trainyard.evaluation.metrics import METRICS
+
+    fn = METRICS[metric]
+    if model.task.is_classification:
+        codes, proba = encode_labels(np.asarray(y), model.classes), model.predict_proba_array(X)
+        pred, classes = proba.argmax(axis=1), np.arange(len(model.classes))
+        score = lambda i: fn(codes[i], pred[i], proba[i], classes)  # noqa: E731
+    else:
+        truth, pred = y.to_numpy(dtype=float), model.predict(X)
+        score = lambda i: fn(truth[i], pred[i])  # noqa: E731
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(rounds):
+        try:
+            values.append(score(rng.integers(0, len(y), len(y))))
+        except ValueError:  # a resample with one class: no AUC
+            continue
+    return float(np.std(values)) if len(values) >= 10 else None
 
 
 def _score(model, X: pd.DataFrame, y: pd.Series) -> dict[str, float]:
