@@ -124,43 +124,37 @@ def run_evidently(rows: int, cols: int) -> dict:
             "drifted": sorted(drifted), "method": method}
 
 
+def _stream(rows: int, cols: int, chunk: int, current: bool, make_counter, seconds: dict):
+    """Generate the table chunk by chunk and count each chunk; generation and counting are timed apart."""
+    counter = None
+    for start in range(0, rows, chunk):
+        t = time.perf_counter()
+        part = frame(min(chunk, rows - start), cols, current, start=start)
+        seconds["generate"] += time.perf_counter() - t
+        t = time.perf_counter()
+        counter = counter or make_counter(part)
+        counter.update(part)
+        seconds["drift"] += time.perf_counter() - t
+        del part
+    return counter
+
+
 def run_stream(rows: int, cols: int, chunk: int) -> dict:
     sys.path.insert(0, str(ROOT / "src"))
     from trainyard.monitor.drift import Thresholds, compare_profiles, layout
     from trainyard.monitor.profile import Counter, layout_of
 
     kinds = {f"c{j}": "numeric" for j in range(cols)}
-    gen_s = drift_s = 0.0
+    seconds = {"generate": 0.0, "drift": 0.0}
     with PeakRSS() as mem:
-        ref_counter = cur_counter = None
-        for start in range(0, rows, chunk):
-            n = min(chunk, rows - start)
-            t = time.perf_counter()
-            ref_chunk = frame(n, cols, False, start=start)
-            gen_s += time.perf_counter() - t
-            t = time.perf_counter()
-            if ref_counter is None:
-                ref_counter = Counter(layout_of(ref_chunk, kinds))  # edges from the first chunk, counts from every row
-            ref_counter.update(ref_chunk)
-            drift_s += time.perf_counter() - t
-            del ref_chunk
-        profile = ref_counter.result()
-        for start in range(0, rows, chunk):
-            n = min(chunk, rows - start)
-            t = time.perf_counter()
-            cur_chunk = frame(n, cols, True, start=start)
-            gen_s += time.perf_counter() - t
-            t = time.perf_counter()
-            if cur_counter is None:
-                cur_counter = Counter(layout(profile))
-            cur_counter.update(cur_chunk)
-            drift_s += time.perf_counter() - t
-            del cur_chunk
+        # reference: edges from the first chunk, counts from every row; then the current table on the same layout
+        profile = _stream(rows, cols, chunk, False, lambda first: Counter(layout_of(first, kinds)), seconds).result()
+        current = _stream(rows, cols, chunk, True, lambda first: Counter(layout(profile)), seconds).result()
         t = time.perf_counter()
-        results = compare_profiles(profile, cur_counter.result(), Thresholds())
-        drift_s += time.perf_counter() - t
-    return {"engine": "trainyard (streamed)", "seconds": drift_s, "generate_s": gen_s, "rss_before_mib": mem.before, "peak_mib": mem.peak,
-            "drifted": sorted(r["column"] for r in results if r["status"] == "drift")}
+        results = compare_profiles(profile, current, Thresholds())
+        seconds["drift"] += time.perf_counter() - t
+    return {"engine": "trainyard (streamed)", "seconds": seconds["drift"], "generate_s": seconds["generate"], "rss_before_mib": mem.before,
+            "peak_mib": mem.peak, "drifted": sorted(r["column"] for r in results if r["status"] == "drift")}
 
 
 def child(engine: str, args) -> dict:
