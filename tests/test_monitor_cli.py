@@ -127,3 +127,36 @@ def test_prediction_log_window_timeline_and_late_labels(home, run, tmp_path):
     # labels are remembered: a later run without --labels still scores; --last narrows the window
     again = json.loads(run("monitor", "churn", "--last", "200", "--json", "--no-domain").stdout)
     assert again["window"]["rows"] == 200 and again["performance"]["labelled_rows"] == 200
+
+
+def test_monitor_reads_what_the_real_server_logged(tmp_path):
+    """Rows posted to the HTTP server are logged by it and monitored from its log; labels join on its request ids."""
+    import httpx
+    from servehelp import running_server
+
+    from trainyard.monitor.check import monitor
+    from trainyard.serve.app import ServeSettings
+
+    home = tmp_path / "ws"
+    train(make_mixed_table(800, 0), target="churn", name="churn", preset="fast", time_limit=20, max_trials=1, include=["linear"], workspace=home)
+    rows = make_mixed_table(400, 4)
+    rng = np.random.default_rng(0)
+    rows.loc[rng.random(400) < 0.8, "plan"] = "monthly"  # the mix of plans moves
+    rows.loc[rng.random(400) < 0.4, "region"] = None  # and region goes missing far more often
+    records = [{k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in r.items()} for r in rows.drop(columns="churn").to_dict("records")]
+    with running_server(ServeSettings(refs=["churn"], workspace=str(home), poll_interval=0.5)) as (url, app):
+        with httpx.Client(base_url=url, timeout=60) as client:
+            ids = []
+            for i in range(0, 400, 50):
+                r = client.post("/v1/models/churn/predict", json={"rows": records[i:i + 50]})
+                assert r.status_code == 200, r.text
+                ids += [p["id"] for p in r.json()["predictions"]]
+        assert app.state.trainyard.logger.flush(30)
+    labels = pd.DataFrame({"request_id": ids, "label": rows["churn"].to_numpy()})
+    report = monitor("churn", since="1h", labels=labels, workspace=home, domain=False)
+    assert report["window"]["rows"] == 400 and report["window"]["versions"] == [1]
+    status = {r["column"]: r["status"] for r in report["features"]}
+    assert status["plan"] == "drift" and status["region"] == "drift" and status["tenure"] == status["support_calls"] == "ok"
+    region = next(r for r in report["features"] if r["column"] == "region")
+    assert any(reason.startswith("missing") for reason in region["reasons"])
+    assert report["predictions"] and report["performance"]["labelled_rows"] == 400

@@ -104,6 +104,9 @@ def monitor(ref: str, *, data=None, since: str | None = None, last: int | None =
     dom = None
     if domain and sample is not None:
         dom = domain_check(sample, monitored_frame(current, kinds), kinds, th)
+        if meta_df is not None:  # name the least typical logged rows by their request id
+            for r in dom.get("least_typical_rows", []):
+                r["request_id"] = str(meta_df["request_id"].iloc[r["row"]])
     timeline = _timeline(profile, current, times, by, th) if times is not None else None
 
     label_series, label_info = attach_labels(store, row["name"], model, current, meta_df, labels, label_col, keys)

@@ -209,7 +209,7 @@ def to_html(report: dict) -> str:
                          f"p = {dom['p_value']:.2g}, status <b>{dom['status']}</b>; {dom['share_unlike_reference']:.1%} of new rows score above 0.8.</p>")
             parts.append(img("domain"))
             parts.append("<h3>Rows least like the training data</h3>")
-            parts.append(_table(["row", "score", "values"], [[r["row"], f"{r['score']:.3f}", r["values"]] for r in dom["least_typical_rows"]]))
+            parts.append(_table(["row", "score", "values"], [[r.get("request_id", r["row"]), f"{r['score']:.3f}", r["values"]] for r in dom["least_typical_rows"]]))
         else:
             parts.append(f"<p>Skipped: {html.escape(str(dom.get('skipped')))}</p>")
     if report.get("timeline"):
