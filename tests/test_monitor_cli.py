@@ -153,10 +153,11 @@ def test_monitor_reads_what_the_real_server_logged(tmp_path):
                 ids += [p["id"] for p in r.json()["predictions"]]
         assert app.state.trainyard.logger.flush(30)
     labels = pd.DataFrame({"request_id": ids, "label": rows["churn"].to_numpy()})
-    report = monitor("churn", since="1h", labels=labels, workspace=home, domain=False)
+    report = monitor("churn", since="1h", labels=labels, workspace=home)
     assert report["window"]["rows"] == 400 and report["window"]["versions"] == [1]
     status = {r["column"]: r["status"] for r in report["features"]}
     assert status["plan"] == "drift" and status["region"] == "drift" and status["tenure"] == status["support_calls"] == "ok"
     region = next(r for r in report["features"] if r["column"] == "region")
     assert any(reason.startswith("missing") for reason in region["reasons"])
     assert report["predictions"] and report["performance"]["labelled_rows"] == 400
+    assert report["domain"]["auc"] > 0.6 and {r["request_id"] for r in report["domain"]["least_typical_rows"]} <= set(ids)
