@@ -89,8 +89,10 @@ def monitor(ref: str, *, data=None, since: str | None = None, last: int | None =
         current, outputs, meta_df = log_window(store, row["name"], since=since_at, last=last)
         _check_overlap(current, kinds)
         times = meta_df["created_at"]
-        preds = logged_prediction_columns(outputs, pred_kinds, model.target)
-        if preds.shape[1] == 0 or preds.isna().all().all():  # outputs not in a known form: score the inputs again
+        served = (meta_df["version"] == row["version"]).to_numpy()
+        preds = logged_prediction_columns(outputs, pred_kinds, model.target)[served]
+        if preds.shape[1] == 0 or len(preds) == 0 or preds.isna().all().all():
+            # outputs not in a known form, or served by other versions: what the monitored version says of these inputs
             preds = prediction_columns(model, current)[0]
         window["versions"] = sorted(int(v) for v in meta_df["version"].dropna().unique())
     if len(current) == 0:
