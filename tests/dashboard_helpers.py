@@ -43,23 +43,22 @@ def populate(home: Path) -> dict:
     for step in range(5):
         store.log_metrics(running, step, {"train_loss": 1.0 / (step + 1), "val_loss": 1.2 / (step + 1)})
     store.add_event(running, "checkpoint", "saved step 4")
-    rng = np.random.default_rng(0)
+    live = make_mixed_table(240, seed=5).drop(columns="churn")
+    live.loc[160:, "charges"] += 40.0  # charges drift on the last two days; the other features stay as in training
     start = datetime.now(timezone.utc) - timedelta(days=6)
     rows, labels = [], []
-    for day in range(6):
-        for i in range(40):
-            shift = 30.0 * (day >= 4)  # charges drift on the last two days; tenure stays put
-            inputs = {"tenure": float(rng.integers(0, 72)), "charges": float(rng.normal(70 + shift, 10)),
-                      "plan": str(rng.choice(["monthly", "yearly"])), "region": "north", "support_calls": int(rng.poisson(2))}
-            request_id = uuid.uuid4().hex
-            predicted = "yes" if inputs["plan"] == "monthly" else "no"
-            p_yes = 0.8 if predicted == "yes" else 0.3
-            rows.append(dict(request_id=request_id, model_name="churn", version=second.version, inputs=inputs,
-                             outputs={"prediction": predicted, "probabilities": {"no": 1 - p_yes, "yes": p_yes}},
-                             created_at=start + timedelta(days=day, minutes=i)))
-            if i % 2 == 0:
-                labels.append(dict(model_name="churn", request_id=request_id, label=predicted if i % 4 else "no",
-                                   created_at=start + timedelta(days=day, hours=2)))
+    for k, raw in enumerate(live.to_dict(orient="records")):
+        day, i = divmod(k, 40)
+        inputs = {key: (None if isinstance(v, float) and np.isnan(v) else v) for key, v in raw.items()}
+        request_id = uuid.uuid4().hex
+        predicted = "yes" if inputs["plan"] == "monthly" else "no"
+        p_yes = 0.8 if predicted == "yes" else 0.3
+        rows.append(dict(request_id=request_id, model_name="churn", version=second.version, inputs=inputs,
+                         outputs={"prediction": predicted, "probabilities": {"no": 1 - p_yes, "yes": p_yes}},
+                         created_at=start + timedelta(days=day, minutes=i)))
+        if i % 2 == 0:
+            labels.append(dict(model_name="churn", request_id=request_id, label=predicted if i % 4 else "no",
+                               created_at=start + timedelta(days=day, hours=2)))
     store.log_predictions(rows)  # the serving prediction log's format
     with store.tx() as conn:
         conn.execute(t.labels.insert(), labels)

@@ -221,6 +221,18 @@ def test_reading_never_waits_for_a_writer(env):
         conn.close()
 
 
+def test_monitoring_page_reports_drift_against_the_training_reference(env):
+    page = get(env, "/monitoring?model=churn").text
+    assert 'data-column="charges" data-status="drift"' in page
+    assert 'data-column="tenure" data-status="ok"' in page and 'data-column="plan" data-status="ok"' in page
+    assert "240 logged rows" in page and "held-out test set" in page
+    data = json.loads(page.split('<script type="application/json" id="monitoring-data">')[1].split("</script>")[0])
+    assert len(data["periods"]) == 6 and data["rows"] == [40] * 6
+    assert [("charges" in d) for d in data["drifted"]] == [False] * 4 + [True] * 2
+    assert min(data["scores"]["charges"][4:]) > 2 * max(data["scores"]["charges"][:4])
+    assert data["metric"] == "roc_auc" and len(data["performance"]) == 6
+
+
 def test_monitoring_summary_flags_the_drifting_feature():
     from trainyard.dashboard.monitoring import summarize
 

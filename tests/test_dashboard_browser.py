@@ -200,7 +200,8 @@ def test_monitoring_shows_drift_volume_and_performance(env):
     assert wait_for(lambda: driver.find_element(By.ID, "volume-chart").get_attribute("data-points")) == "6"
     assert driver.find_element(By.ID, "drift-chart").get_attribute("data-points") == "6"
     assert driver.find_element(By.ID, "performance-chart").get_attribute("data-points") == "6"
-    states = {r.find_elements(By.TAG_NAME, "td")[0].text: r.find_elements(By.TAG_NAME, "td")[3].text
+    states = {r.get_attribute("data-column"): r.get_attribute("data-status")
               for r in driver.find_elements(By.CSS_SELECTOR, "#drift-table tbody tr")}
     assert states["charges"] == "drift"
-    assert states["region"] == "stable"
+    assert states["region"] == "ok" and states["tenure"] == "ok"
+    assert "now" in driver.find_element(By.ID, "performance-summary").text

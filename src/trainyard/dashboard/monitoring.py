@@ -1,10 +1,12 @@
-"""What the Monitoring page shows, computed from the prediction log and late labels.
+"""What the Monitoring page shows.
 
-Volume per time bucket, drift per feature per bucket (population stability
-index against a reference), and performance per bucket once labels arrive.
-The reference is the model's training profile when its artifact has one
-(`reference` in meta.json); otherwise the first bucket of logged traffic, and
-the page says so.
+When the model's artifact carries a training-time reference profile, the page
+shows `trainyard.monitor`'s report (drift of every feature against training,
+per period, and performance once labels arrive); `timeline_series` turns it
+into chart series. For a model without a profile, `summarize` computes volume,
+drift against the first time bucket of logged traffic (population stability
+index) and performance per bucket from the prediction log, and the page says
+which reference it used.
 """
 
 from __future__ import annotations
@@ -151,3 +153,20 @@ def _performance(per_bucket: list[list[dict]], task: str | None) -> tuple[dict |
         else:
             values.append(float(np.mean([str(p) == str(y) for p, y in bucket])))
     return {"metric": "mae" if regression else "accuracy", "values": values, "counts": [len(b) for b in pairs]}, labelled
+
+
+def timeline_series(report: dict) -> dict[str, Any]:
+    """Chart series from a trainyard.monitor report: periods, rows, drift score per feature, the metric per period."""
+    periods = (report.get("timeline") or {}).get("periods") or []
+    names = [r["column"] for r in report.get("features", [])]
+    perf = report.get("performance") or {}
+    by_period = {p["period"]: p for p in perf.get("by_period") or []}
+    metric = perf.get("metric")
+    return {
+        "periods": [p["period"] for p in periods],
+        "rows": [p["rows"] for p in periods],
+        "drifted": [p.get("drifted", []) for p in periods],
+        "scores": {n: [p["scores"].get(n) for p in periods] for n in names},
+        "metric": metric,
+        "performance": [(by_period.get(p["period"]) or {}).get("metrics", {}).get(metric) for p in periods] if by_period else None,
+    }

@@ -12,9 +12,9 @@ from starlette.background import BackgroundTask
 
 from trainyard.dashboard import queries as q
 from trainyard.dashboard.app import page
-from trainyard.dashboard.monitoring import summarize
+from trainyard.dashboard.monitoring import summarize, timeline_series
 from trainyard.dashboard.reports import find_reports, findings, safe_workspace_file
-from trainyard.errors import ArtifactError, NotFoundError
+from trainyard.errors import ArtifactError, NotFoundError, TrainyardError
 
 router = APIRouter()
 REPORT_CSP = "default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'; font-src data:"
@@ -144,19 +144,28 @@ def _has_audit(found: dict) -> bool:
 
 
 @router.get("/monitoring")
-def monitoring(request: Request, model: str | None = None):
-    store = request.app.state.store
+def monitoring(request: Request, model: str | None = None, last: int = 20000, domain: bool = False):
+    """Drift against the training reference (trainyard.monitor) when the model has one; else the log on its own."""
+    store, ws = request.app.state.store, request.app.state.workspace
     names = q.predicted_models(store)
     chosen = model or (names[0] if names else None)
-    summary, task = None, None
+    report = summary = note = None
     if chosen:
         try:
-            row = store.resolve_model(chosen)
-            task = row.get("task")
-        except NotFoundError:
-            row = None
-        summary = summarize(q.recent_predictions(store, chosen), task)
-    return page(request, "monitoring.html", {"page": "monitoring", "names": names, "model": chosen, "summary": summary, "task": task})
+            from trainyard.monitor.check import monitor
+
+            report = monitor(chosen, last=max(100, min(last, 200000)), domain=domain, workspace=ws.home)
+        except TrainyardError as exc:
+            note = f"{exc.problem} {exc.fix}"
+            task = None
+            try:
+                task = store.resolve_model(chosen).get("task")
+            except NotFoundError:
+                pass
+            summary = summarize(q.recent_predictions(store, chosen, limit=last), task)
+    return page(request, "monitoring.html", {"page": "monitoring", "names": names, "model": chosen, "report": report,
+                                             "timeline": timeline_series(report) if report else None,
+                                             "summary": summary, "note": note, "last": last, "domain": domain})
 
 
 def _parse_day(value: str | None) -> datetime | None:

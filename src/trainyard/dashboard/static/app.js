@@ -303,22 +303,31 @@
 
   /* ---------------------------------------------------------------- monitoring */
   function monitoringPage() {
-    var block = $("#monitoring-data");
-    if (!block) return;
-    var data = JSON.parse(block.textContent);
-    var xs = data.buckets.map(function (b) { return Date.parse(b) / 1000; });
+    var block = $("#monitoring-data"), fallback = $("#monitoring-fallback");
+    var xs, volume, drift, perf, perfName, driftTitle;
+    if (block) {  // trainyard.monitor's report: periods (days), drift score per feature against training
+      var t = JSON.parse(block.textContent);
+      xs = t.periods.map(function (p) { return Date.parse(p + (p.length <= 10 ? "T00:00:00Z" : "")) / 1000; });
+      volume = t.rows; drift = t.scores; perf = t.performance; perfName = t.metric;
+      driftTitle = "drift score per feature (1 = drift threshold)";
+    } else if (fallback) {  // no reference profile: PSI against the first bucket of traffic
+      var d = JSON.parse(fallback.textContent);
+      xs = d.buckets.map(function (b) { return Date.parse(b) / 1000; });
+      volume = d.volume; drift = d.drift; perf = d.performance ? d.performance.values : null;
+      perfName = d.performance ? d.performance.metric : null;
+      driftTitle = "PSI per feature";
+    } else {
+      return;
+    }
     var vol = $("#volume-chart");
-    if (vol) new Chart(vol, "predictions per bucket", "time", ["predictions"], { time: true }).setData([xs, data.volume]);
-    var drift = $("#drift-chart"), names = Object.keys(data.drift || {});
-    if (drift && names.length) {
-      new Chart(drift, "PSI per feature", "time", names, { time: true, height: 280 })
-        .setData([xs].concat(names.map(function (n) { return data.drift[n]; })));
+    if (vol) new Chart(vol, "predictions per period", "time", ["predictions"], { time: true }).setData([xs, volume]);
+    var chart = $("#drift-chart"), names = Object.keys(drift || {});
+    if (chart && names.length) {
+      new Chart(chart, driftTitle, "time", names, { time: true, height: 280 })
+        .setData([xs].concat(names.map(function (n) { return drift[n]; })));
     }
-    var perf = $("#performance-chart");
-    if (perf && data.performance) {
-      new Chart(perf, data.performance.metric + " once labels arrived", "time", [data.performance.metric], { time: true })
-        .setData([xs, data.performance.values]);
-    }
+    var pc = $("#performance-chart");
+    if (pc && perf) new Chart(pc, perfName + " once labels arrived", "time", [perfName], { time: true }).setData([xs, perf]);
   }
 
   function start() {
