@@ -49,15 +49,28 @@ def run(request: Request, run_id: str):
     store, ws = request.app.state.store, request.app.state.workspace
     info = q.get_run(store, run_id)
     models = q.models_of_run(store, run_id)
-    audit = find_reports(ws, "audit", run_id)
-    artifact = None
-    if models:
-        artifact = store.resolve_model(f"{models[0]['name']}@{models[0]['version']}")["artifact_path"]
+    artifact = _artifact_of(store, models)
+    audit = find_reports(ws, "audit", run_id, artifact)
     evaluation = find_reports(ws, "evaluation", run_id, artifact)
     return page(request, "run.html", {
         "page": "runs", "run": info, "models": models, "higher_better": q.greater_is_better(info.get("metric")),
-        "audit": audit, "findings": findings(audit["json"]), "evaluation": evaluation,
+        "audit": audit, "findings": _audit_findings(store, run_id, audit), "evaluation": evaluation,
     })
+
+
+def _artifact_of(store, models: list[dict]) -> str | None:
+    if not models:
+        return None
+    return store.resolve_model(f"{models[0]['name']}@{models[0]['version']}")["artifact_path"]
+
+
+def _audit_findings(store, run_id: str, audit: dict) -> list[dict]:
+    """The audit report's findings; for a run stopped by the audit (no artifact), the findings it recorded as events."""
+    found = findings(audit["json"])
+    if not found:
+        found = [e["data"] for e in q.events_after(store, run_id) if e["kind"] == "audit" and isinstance(e.get("data"), dict)
+                 and "severity" in e["data"]]
+    return found
 
 
 @router.get("/models")
@@ -132,11 +145,16 @@ def _importances(left: dict, right: dict) -> list[tuple[str, float | None, float
 def data(request: Request, run_id: str | None = None):
     store, ws = request.app.state.store, request.app.state.workspace
     recent = q.runs_page(store, 1, 100)["runs"]
-    with_audit = [r for r in recent if _has_audit(find_reports(ws, "audit", r["id"]))]
+    audited = set(q.runs_with_event(store, "audit", [r["id"] for r in recent]))
+    with_audit = [r for r in recent if r["id"] in audited or _has_audit(_run_audit(store, ws, r["id"]))]
     chosen = run_id or (with_audit[0]["id"] if with_audit else None)
-    audit = find_reports(ws, "audit", chosen) if chosen else None
+    audit = _run_audit(store, ws, chosen) if chosen else None
     return page(request, "data.html", {"page": "data", "runs": with_audit, "run_id": chosen, "audit": audit,
-                                       "findings": findings(audit["json"]) if audit else []})
+                                       "findings": _audit_findings(store, chosen, audit) if audit else []})
+
+
+def _run_audit(store, ws, run_id: str) -> dict:
+    return find_reports(ws, "audit", run_id, _artifact_of(store, q.models_of_run(store, run_id)))
 
 
 def _has_audit(found: dict) -> bool:

@@ -96,6 +96,11 @@ def events_after(store: Store, run_id: str, after_id: int = 0) -> list[dict[str,
     return rows(store, q)
 
 
+def runs_with_event(store: Store, kind: str, run_ids: list[str]) -> list[str]:
+    q = sa.select(t.events.c.run_id).where(t.events.c.kind == kind, t.events.c.run_id.in_(run_ids)).distinct()
+    return [r["run_id"] for r in rows(store, q)] if run_ids else []
+
+
 def run_status(store: Store, run_id: str) -> dict[str, Any] | None:
     q = sa.select(t.runs.c.status, t.runs.c.best_score, t.runs.c.best_family, t.runs.c.model_version,
                   t.runs.c.error, t.runs.c.created_at, t.runs.c.updated_at, t.runs.c.finished_at).where(t.runs.c.id == run_id)

@@ -60,10 +60,17 @@ class Store:
         else:
             self.engine = sa.create_engine(url, pool_pre_ping=True)
             self.reader = self.engine
-        with self.engine.begin() as conn:
-            if self.engine.dialect.name == "postgresql":  # two processes creating the tables at once
-                conn.execute(sa.text("SELECT pg_advisory_xact_lock(7327001)"))
-            t.metadata.create_all(conn)
+        if not self._schema_present():  # opening an existing workspace never waits for a writer's lock
+            with self.engine.begin() as conn:
+                if self.engine.dialect.name == "postgresql":  # two processes creating the tables at once
+                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(7327001)"))
+                t.metadata.create_all(conn)
+
+    def _schema_present(self) -> bool:
+        try:
+            return set(t.metadata.tables) <= set(sa.inspect(self.reader).get_table_names())
+        except sa.exc.SQLAlchemyError:
+            return False
 
     @contextmanager
     def tx(self) -> Iterator[sa.Connection]:
