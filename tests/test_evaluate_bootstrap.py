@@ -115,3 +115,12 @@ def test_regression_rmse_interval_covers_known_noise_level():
         (row,) = metric_intervals(scored, ["rmse"], n_boot=400, seed=int(rng.integers(1 << 30)))
         hits += row["ci_low"] <= sigma <= row["ci_high"]
     assert 0.87 <= hits / reps <= 0.99
+
+
+def test_log_loss_with_exact_zero_probabilities_matches_sklearn():
+    from sklearn.metrics import log_loss
+
+    y = np.array([0, 1, 1, 0, 1])
+    p = np.array([0.0, 1.0, 0.0, 0.3, 0.8])  # isotonic calibration can give exact 0 and 1
+    proba = np.c_[1 - p, p]
+    assert WEIGHTED["log_loss"](np.ones((1, 5)), y, proba.argmax(1), proba)[0] == pytest.approx(log_loss(y, proba), rel=1e-12)

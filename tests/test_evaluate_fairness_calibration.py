@@ -32,6 +32,7 @@ def test_model_trained_on_a_biased_table_is_flagged(workspace):
     (col,) = result.evaluation["fairness"]["columns"]
     gaps = col["gaps"]
     assert gaps["disparate_impact_ratio"]["value"] < 0.8 and gaps["disparate_impact_ratio"]["flagged"]
+    assert gaps["disparate_impact_ratio"]["ci_high"] < 0.8 and gaps["disparate_impact_ratio"]["clear"]
     assert gaps["demographic_parity_difference"]["value"] > 0.1 and gaps["demographic_parity_difference"]["flagged"]
     assert any("four-fifths" in f for f in col["flags"])
     assert result.evaluation.flags and any("Fairness flag" in line for line in result.evaluation["limitations"])

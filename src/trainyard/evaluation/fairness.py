@@ -9,6 +9,8 @@ Numeric sensitive columns with many values are cut into quartiles.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 
@@ -67,7 +69,8 @@ def fairness_report(scored: Scored, groups: pd.Series, column: str, *, min_group
         for name, gap in out["gaps"].items():
             bound = BOUNDS[name]
             bad = gap["value"] < bound if name == "disparate_impact_ratio" else gap["value"] > bound
-            gap.update(bound=bound, flagged=bool(bad))
+            beyond = gap["ci_high"] < bound if name == "disparate_impact_ratio" else gap["ci_low"] > bound
+            gap.update(bound=bound, flagged=bool(bad), clear=bool(bad and beyond))
             if bad:
                 out["flags"].append(_flag_text(column, name, gap))
     elif scored.task.value == "regression":
@@ -93,8 +96,20 @@ def _binary_gaps(y, pred, g, *, n_boot, seed, confidence) -> dict:
     }
     levels = np.unique(g)
     strata = np.unique(np.char.add(g.astype(str), np.char.add("|", y.astype(str))), return_inverse=True)[1]
-    pos, yes = (pred == 1).astype(float), y == 1
     samples = {k: [] for k in values}
+    with warnings.catch_warnings():  # a resample can leave a group without positives: NaN rates are skipped
+        warnings.simplefilter("ignore", RuntimeWarning)
+        _bootstrap_gaps(samples, pred, y, g, levels, strata, n_boot, seed)
+    out = {}
+    for k, v in values.items():
+        lo, hi = percentile_interval(np.concatenate(samples[k]), confidence)
+        out[k] = {"value": v, "ci_low": lo, "ci_high": hi}
+    return out
+
+
+def _bootstrap_gaps(samples, pred, y, g, levels, strata, n_boot, seed) -> None:
+    """Append each resample's parity gaps to `samples` (same definitions as fairlearn's, under weights)."""
+    pos, yes = (pred == 1).astype(float), y == 1
     for W in bootstrap_weights(len(y), n_boot, seed, strata):
         sr = np.stack([_rate(W, pos, g == v) for v in levels])
         tpr = np.stack([_rate(W, pos, (g == v) & yes) for v in levels])
@@ -103,11 +118,6 @@ def _binary_gaps(y, pred, g, *, n_boot, seed, confidence) -> dict:
         with np.errstate(invalid="ignore", divide="ignore"):
             samples["disparate_impact_ratio"].append(np.nanmin(sr, 0) / np.nanmax(sr, 0))
         samples["equalized_odds_difference"].append(np.maximum(np.nanmax(tpr, 0) - np.nanmin(tpr, 0), np.nanmax(fpr, 0) - np.nanmin(fpr, 0)))
-    out = {}
-    for k, v in values.items():
-        lo, hi = percentile_interval(np.concatenate(samples[k]), confidence)
-        out[k] = {"value": v, "ci_low": lo, "ci_high": hi}
-    return out
 
 
 def _rate(W, event, member):
@@ -121,4 +131,5 @@ def _flag_text(column, name, gap) -> str:
                 "equalized_odds_difference": "true/false positive rates differ between groups by",
                 "disparate_impact_ratio": "the lowest group's positive-prediction rate is this share of the highest's:"}[name]
     rule = "four-fifths rule: at least 0.8" if name == "disparate_impact_ratio" else f"bound {gap['bound']}"
-    return f"{column}: {readable} {gap['value']:.3f} (95% CI {gap['ci_low']:.3f} to {gap['ci_high']:.3f}; {rule})"
+    sure = "the whole interval is out of bounds" if gap.get("clear") else "the interval reaches back inside the bound: more data would tell"
+    return f"{column}: {readable} {gap['value']:.3f} (95% CI {gap['ci_low']:.3f} to {gap['ci_high']:.3f}; {rule}; {sure})"

@@ -103,8 +103,8 @@ def pr_auc(W, y, pred, proba):
 
 
 def log_loss(W, y, pred, proba):
-    eps = np.finfo(float).eps
-    p = np.clip(proba[np.arange(len(y)), y], max(eps, 1e-15), 1 - eps)
+    eps = np.finfo(float).eps  # scikit-learn clips to [eps, 1 - eps]
+    p = np.clip(proba[np.arange(len(y)), y], eps, 1 - eps)
     return _ratio(W @ -np.log(p), W.sum(axis=1))
 
 
