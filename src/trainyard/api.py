@@ -20,7 +20,11 @@ from trainyard.data.load import fingerprint, load_table
 from trainyard.data.schema import check_target, infer_schema
 from trainyard.data.split import split
 from trainyard.errors import DataError
-from trainyard.evaluation.holdout import baseline_metrics, class_labels, encode_labels, holdout_metrics
+from trainyard.evaluation.holdout import class_labels, encode_labels
+from trainyard.evaluation.report import EvaluationReport
+from trainyard.evaluation.card import write_model_card
+from trainyard.evaluation.core import EVALUATION_FILE, calibrate_on_validation, evaluation_summary, test_evaluation
+from trainyard.evaluation.fairness import check_sensitive
 from trainyard.evaluation.metrics import get_metric
 from trainyard.models.model import TrainyardModel
 from trainyard.models.registry import choose_families
@@ -46,6 +50,8 @@ class TrainResult:
     task: str
     split: dict
     audit: object = None  # the data audit's AuditReport (findings, plots)
+    evaluation: EvaluationReport | None = None  # the held-out test evaluation (metrics with intervals, ...)
+    card_dir: Path | None = None  # where the model card was written
 
     @property
     def test_score(self) -> float:
@@ -78,6 +84,7 @@ def train(
         raise DataError("No usable feature columns: every column is the target, ignored, constant or an identifier.",
                         "check the column roles with `trainyard train ... --debug`, or pass --categorical COL to keep a column.")
     families = choose_families(task, list(cfg.families), list(cfg.include), list(cfg.exclude))
+    check_sensitive(list(cfg.sensitive), df.columns)
     model_name = cfg.name or _default_name(data)
     store = ws.store
     run_id = store.create_run(
@@ -129,28 +136,40 @@ def _train_run(df, cfg, ws, run_id, model_name, task, metric, schema, families, 
         failures = "; ".join(f"{t.family}: {t.message.splitlines()[0]}" for t in trials if t.message)
         raise DataError(f"No model could be trained on this data ({failures}).", "check the audit findings and column roles; rerun with --debug for details.")
     pipeline = best.pipeline
-    if cfg.refit and time.perf_counter() - started < cfg.time_limit:
+    trial_model = TrainyardModel(best.pipeline, task=task, schema=schema, classes=classes, family=best.family, metric=metric.name)
+    calibrated_with = None
+    if cfg.calibrate and task.is_classification:
+        emit("stage", {"message": "calibrating probabilities on the validation rows"})
+        calibrated_with, pipeline = calibrate_on_validation(trial_model, data.X_val, data.y_val, cfg.calibrate, cfg.seed)
+    if cfg.refit and calibrated_with is None and time.perf_counter() - started < cfg.time_limit:
         emit("stage", {"message": f"refitting {best.family} on train + validation"})
         from sklearn.base import clone
 
         pipeline = clone(best.pipeline).fit(pd.concat([data.X_train, data.X_val]), np.concatenate([data.y_train, data.y_val]))
     model = TrainyardModel(pipeline, task=task, schema=schema, classes=classes, family=best.family, metric=metric.name)
-    emit("stage", {"message": "scoring the chosen model once on the held-out test set"})
-    test_metrics = holdout_metrics(model, parts.test[features], parts.test[cfg.target])
-    baseline = baseline_metrics(task, parts.train[cfg.target], parts.test[cfg.target], classes)
+    emit("stage", {"message": "evaluating the chosen model once on the held-out test set"})
+    report = test_evaluation(model, trial_model, parts, cfg, metric, data, best.val_score, refitted=pipeline is not best.pipeline and calibrated_with is None,
+                             calibrated_with=calibrated_with)
+    test_metrics = {r["metric"]: r["value"] for r in report["metrics"]}
+    baseline = {r["metric"]: r["baseline"] for r in report["metrics"] if r.get("baseline") is not None}
     leaderboard = leaderboard_frame(trials, metric)
     meta = {
         "name": model_name, "task": task.value, "target": cfg.target, "metric": metric.name, "family": best.family,
         "params": best.params, "classes": None if classes is None else classes.tolist(), "schema": schema.to_dict(),
-        "metrics": {"test": test_metrics, "baseline": baseline, "validation": {metric.name: best.val_score}},
+        "metrics": {"test": test_metrics, "baseline": baseline, "validation": {metric.name: best.val_score},
+                    "intervals": {r["metric"]: [r["ci_low"], r["ci_high"]] for r in report["metrics"]}},
+        "baseline_reference": report["baseline"], "evaluation": evaluation_summary(report),
         "split": {**parts.sizes(), "strategy": parts.strategy, "seed": cfg.seed},
         "class_weight": class_weight,
         "run_id": run_id, "data_fingerprint": store.get_run(run_id)["data_fingerprint"], "config": cfg.to_dict(),
     }
+    evaluation_file = ws.run_dir(run_id) / "evaluation.json"
+    evaluation_file.write_text(report.to_json())
     emit("stage", {"message": "saving and registering the model"})
     artifact_dir = ws.artifacts / model_name / run_id
-    with tempfile.TemporaryDirectory() as tmp:  # the reference profile for `monitor`, hashed with the model
+    with tempfile.TemporaryDirectory() as tmp:  # the reference profile for `monitor` and the test evaluation, hashed with the model
         extra_files = write_reference(Path(tmp), model, pd.concat([data.X_train, data.X_val]), parts.test[features])
+        extra_files[EVALUATION_FILE] = evaluation_file
         if audit_report is not None:  # the audit, for the model card and the dashboard
             meta["audit"], audit_files = artifact_files(audit_report, Path(tmp))
             extra_files = {**extra_files, **audit_files}
@@ -160,8 +179,10 @@ def _train_run(df, cfg, ws, run_id, model_name, task, metric, schema, families, 
         task=task.value, metric=metric.name, test_score=test_metrics.get(metric.name), metrics=meta["metrics"], family=best.family,
     )
     store.update_run(run_id, status="finished", best_score=best.val_score, best_family=best.family, model_version=version)
+    emit("stage", {"message": "writing the model card"})
+    card = write_model_card(ws, model_name, version, report.data, {**meta, "version": version})
     return TrainResult(run_id, model_name, version, model, leaderboard, test_metrics, baseline, metric.name, task.value, meta["split"],
-                       audit=audit_report)
+                       audit=audit_report, evaluation=report, card_dir=card)
 
 
 def leaderboard_frame(trials: list[Trial], metric) -> pd.DataFrame:

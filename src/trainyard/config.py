@@ -35,8 +35,14 @@ class TrainConfig:
     time_col: str | None = None
     max_trials: int | None = None
     force: bool = False  # train even when the data audit finds blocking problems
-    sensitive: tuple[str, ...] = ()  # columns whose groups the audit (and evaluation) report on
+    sensitive: tuple[str, ...] = ()  # columns whose groups the audit reports on and the test evaluation reports fairness by
     class_weight: str = "auto"  # auto (balanced when the smallest class is under 10%), balanced or none
+    calibrate: str | None = None  # auto, sigmoid, isotonic or temperature: calibrate on validation rows (no refit)
+    threshold_metric: str = "f1"  # binary: the decision threshold is tuned on validation rows for this metric ...
+    cost_fp: float | None = None  # ... or for the lowest cost of false positives / false negatives
+    cost_fn: float | None = None
+    learning_curve: bool = False
+    n_boot: int = 1000  # bootstrap resamples for the test-set intervals
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -31,8 +31,13 @@ def train(
     group_col: str = typer.Option(None, "--group-col", help="Keep each group of this column in one split."),
     time_col: str = typer.Option(None, "--time-col", help="Split by time on this column (train on the past)."),
     force: bool = typer.Option(False, "--force", help="Train even when the audit finds blocking problems."),
-    sensitive: list[str] = typer.Option(None, "--sensitive", help="Sensitive columns: the audit reports their groups (comma-separated or repeated)."),
+    sensitive: list[str] = typer.Option(None, "--sensitive", "-s", help="Sensitive columns: the audit reports their groups and the test evaluation reports fairness by them (comma-separated or repeated)."),
     class_weight: str = typer.Option(None, "--class-weight", help="auto (balanced when the smallest class is under 10%), balanced or none."),
+    calibrate: str = typer.Option(None, "--calibrate", help="auto, sigmoid, isotonic or temperature: calibrate probabilities on the validation rows."),
+    threshold_metric: str = typer.Option(None, "--threshold-metric", help="Binary: tune the decision threshold on validation rows for this metric (default f1)."),
+    cost_fp: float = typer.Option(None, "--cost-fp", help="Binary: cost of a false positive (tune the threshold for the lowest cost)."),
+    cost_fn: float = typer.Option(None, "--cost-fn", help="Binary: cost of a false negative."),
+    learning_curve: bool = typer.Option(False, "--learning-curve", help="Add learning curves (score vs training rows) to the report."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Train models on a table, pick the best on validation data, test it once and register it."""
@@ -45,19 +50,24 @@ def train(
             ignore=split_list(ignore), categorical=split_list(categorical), seed=seed, max_trials=max_trials,
             test_size=test_size, group_col=group_col, time_col=time_col, force=force,
             sensitive=split_list(sensitive) or None, class_weight=class_weight,
+            calibrate=calibrate, threshold_metric=threshold_metric, cost_fp=cost_fp, cost_fn=cost_fn, learning_curve=learning_curve or None,
         )
     if as_json:
         print_json({
             "run_id": result.run_id, "name": result.name, "version": result.version, "task": result.task,
             "metric": result.metric, "test": result.metrics, "baseline": result.baseline, "split": result.split,
             "leaderboard": result.leaderboard.reset_index(names="rank").to_dict(orient="records"),
+            "evaluation": result.evaluation.to_dict() if result.evaluation else None, "model_card": str(result.card_dir) if result.card_dir else None,
         })
         return
     board = result.leaderboard
     console.print(table(f"Leaderboard (validation {result.metric})", ["rank", *board.columns],
                         [[i, *row] for i, row in zip(board.index, board.itertuples(index=False))]))
-    rows = [[m, result.metrics[m], result.baseline.get(m)] for m in result.metrics]
-    console.print(table(f"Held-out test set ({result.split['test']} rows, scored once)", ["metric", "model", "baseline"], rows))
+    from trainyard.commands.evaluate import metrics_table, print_findings
+
+    console.print(metrics_table(f"Held-out test set ({result.split['test']} rows, scored once)", result.evaluation["metrics"]))
+    print_findings(result.evaluation.data)
+    console.print(f"Model card: {result.card_dir / 'model_card.html'}", highlight=False)
     console.print(f"Registered [bold]{result.name}@{result.version}[/] ({result.model.family}), run {result.run_id}. "
                   f"Test {result.metric} = {fmt(result.test_score)}.")
 

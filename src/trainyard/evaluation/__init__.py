@@ -1,1 +1,2 @@
-"""Metrics, held-out evaluation and reports."""
+"""Evaluation: metrics with intervals and baselines, overfitting, calibration, errors, explanations,
+fairness, slices, and the model card. The entry point is `trainyard.evaluate` (core.evaluate)."""

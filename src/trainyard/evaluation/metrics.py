@@ -51,7 +51,7 @@ def _pr_auc(y_true, proba, classes):
 
 
 def _log_loss(y_true, proba, classes):
-    return skm.log_loss(y_true, np.clip(proba, 1e-15, 1), labels=list(classes))
+    return skm.log_loss(y_true, proba, labels=list(classes))  # it clips to [eps, 1 - eps] itself
 
 
 def _brier(y_true, proba, classes):

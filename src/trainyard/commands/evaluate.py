@@ -1,0 +1,92 @@
+"""`trainyard evaluate` (any version on any labelled data) and `trainyard report` (the model card)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from trainyard.commands._common import console, print_json, split_list, table
+
+
+def register(app: typer.Typer) -> None:
+    app.command("evaluate")(evaluate)
+    app.command("report")(report)
+
+
+def metrics_table(title: str, rows: list[dict]):
+    """metric | value | 95% CI | baseline | better than baseline: the table `train` and `evaluate` print."""
+    from trainyard.evaluation.render import ci, num
+
+    return table(title, ["metric", "value", "95% CI", "baseline", "better than baseline"],
+                 [[r["metric"], num(r["value"]), ci(r["ci_low"], r["ci_high"]), num(r.get("baseline")), num(r.get("beats_baseline"))] for r in rows])
+
+
+def print_findings(data: dict) -> None:
+    over = data.get("overfitting") or {}
+    if over.get("verdict"):
+        console.print(f"Overfitting: [bold]{over['verdict']}[/] (" + ", ".join(f"{k} {v:.4g}" for k, v in over["scores"].items() if v is not None) + ")", highlight=False)
+    rel = (data.get("calibration") or {}).get("reliability")
+    if rel:
+        console.print(f"Calibration: ECE {rel['ece']:.4f}", highlight=False)
+    for col in (data.get("fairness") or {}).get("columns", []):
+        for flag in col["flags"]:
+            console.print(f"[bold red]fairness flag[/] {flag}", highlight=False)
+        if not col["flags"]:
+            console.print(f"Fairness by {col['column']}: no measure out of bounds", highlight=False)
+
+
+def evaluate(
+    ref: str = typer.Argument(..., help="Model: NAME (latest), NAME@VERSION or NAME@ALIAS."),
+    data: Path = typer.Option(..., "--data", "-d", help="Labelled rows (with the model's target column)."),
+    sensitive: list[str] = typer.Option(None, "--sensitive", "-s", help="Columns to report fairness by (comma-separated or repeated)."),
+    slice_: list[str] = typer.Option(None, "--slice", help="A slice to report: a pandas query or column=value (repeatable)."),
+    validation: Path = typer.Option(None, "--validation", help="Other labelled rows the model did not learn from: enables calibrator choice and threshold tuning."),
+    learning_curve: bool = typer.Option(False, "--learning-curve", help="Also refit copies on growing shares of the data (slow)."),
+    n_boot: int = typer.Option(1000, "--n-boot", help="Bootstrap resamples for the intervals."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap."),
+    out: Path = typer.Option(None, "--output", "-o", help="Folder for report.html/.json/.md (default: the workspace's reports/NAME/vVERSION/evaluations/)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the whole report as JSON."),
+) -> None:
+    """Evaluate a registered model on labelled data: metrics with 95% intervals and baselines, calibration, errors, fairness."""
+    from datetime import datetime, timezone
+
+    from trainyard.api import load_with_meta
+    from trainyard.evaluation.card import card_dir
+    from trainyard.evaluation.core import evaluate as run_evaluate
+    from trainyard.workspace import Workspace
+
+    ws = Workspace.resolve()
+    model, meta = load_with_meta(ref, ws.home)
+    report_ = run_evaluate(model, data, split_list(sensitive), slices=list(slice_ or []), validation=validation, learning_curve=learning_curve,
+                           n_boot=n_boot, seed=seed, _meta=meta)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    folder = out or card_dir(ws.home, meta["name"], meta["version"]) / "evaluations" / f"{Path(data).stem}-{stamp}"
+    paths = report_.save(folder, "report")
+    if as_json:
+        print_json({**report_.to_dict(), "files": {k: str(v) for k, v in paths.items()}})
+        return
+    console.print(metrics_table(f"{meta['name']}@{meta['version']} on {data} ({report_['dataset']['rows']} rows)", report_["metrics"]))
+    print_findings(report_.data)
+    console.print(f"Report: {paths['html']} (also .json, .md)", highlight=False)
+
+
+def report(
+    ref: str = typer.Argument(..., help="Model: NAME (latest), NAME@VERSION or NAME@ALIAS."),
+    out: Path = typer.Option(None, "--output", "-o", help="Folder for model_card.html/.json/.md (default: the workspace's reports/NAME/vVERSION/)."),
+    intended_use: str = typer.Option(None, "--intended-use", help="Text for the card's intended-use section."),
+    as_json: bool = typer.Option(False, "--json", help="Print the card as JSON."),
+) -> None:
+    """Write the model card of a version (from its stored test evaluation): HTML that opens offline, JSON and Markdown."""
+    from trainyard.api import load_with_meta
+    from trainyard.evaluation.card import CARD_STEM, stored_evaluation, write_model_card
+    from trainyard.workspace import Workspace
+
+    ws = Workspace.resolve()
+    _, meta = load_with_meta(ref, ws.home)
+    evaluation = stored_evaluation(ws, ref)
+    folder = write_model_card(ws, meta["name"], meta["version"], evaluation, meta, directory=out, intended_use=intended_use)
+    if as_json:
+        print_json({"files": {ext: str(folder / f"{CARD_STEM}.{ext}") for ext in ("html", "json", "md")}})
+        return
+    console.print(f"Model card for [bold]{meta['name']}@{meta['version']}[/]: {folder / (CARD_STEM + '.html')} (also .json, .md)", highlight=False)

@@ -1,0 +1,95 @@
+"""Explanations: permutation importance for any model, per-prediction contributions for tree models.
+
+Permutation importance shuffles one raw input column at a time (the model's
+pipeline eats raw rows, so the columns are the user's columns, not encoded
+ones) and measures how much the metric drops. Contributions use the boosting
+libraries' own SHAP-style output (LightGBM `pred_contrib`, XGBoost
+`pred_contribs`) on the encoded features, summed back to the input column each
+encoded feature came from.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from trainyard.evaluation.metrics import Metric
+from trainyard.training.search import score_pipeline
+
+
+def permutation_importance(model, X: pd.DataFrame, y_codes: np.ndarray, metric: Metric, *, n_repeats: int = 5,
+                           max_rows: int = 2000, seed: int = 0) -> list[dict]:
+    """Drop in `metric` (positive = the column helps) when each input column is shuffled, largest first."""
+    from sklearn.inspection import permutation_importance as sk_permutation_importance
+
+    sign = 1.0 if metric.greater_is_better else -1.0
+    classes = model.classes if model.task.is_classification else None
+
+    def scorer(estimator, X_part, y_part):
+        return sign * score_pipeline(estimator, X_part, y_part, model.task, metric, classes)
+
+    X = X[model.features]
+    result = sk_permutation_importance(model.pipeline, X, y_codes, scoring=scorer, n_repeats=n_repeats, random_state=seed,
+                                       max_samples=min(1.0, max_rows / max(len(X), 1)), n_jobs=1)
+    rows = [{"column": c, "importance": float(m), "std": float(s)} for c, m, s in zip(X.columns, result.importances_mean, result.importances_std)]
+    return sorted(rows, key=lambda r: -r["importance"])
+
+
+def tree_library(model) -> str | None:
+    """'lightgbm' or 'xgboost' when the model is a Pipeline(prep, booster) those libraries can explain."""
+    from sklearn.pipeline import Pipeline
+
+    pipe = model.pipeline
+    if not isinstance(pipe, Pipeline) or "prep" not in pipe.named_steps:
+        return None
+    module = type(pipe.steps[-1][1]).__module__
+    for lib in ("lightgbm", "xgboost"):
+        if module.startswith(lib):
+            return lib
+    return None
+
+
+def contributions(model, X: pd.DataFrame, class_index: np.ndarray | int | None = None) -> pd.DataFrame | None:
+    """Per-row contributions to the raw model output (log-odds for classification), by input column, plus 'bias'.
+
+    For each row, the values sum to the model's raw score (of `class_index`, default the predicted class, for
+    multiclass). None when the model is not a LightGBM or XGBoost pipeline.
+    """
+    lib = tree_library(model)
+    if lib is None:
+        return None
+    prep, booster = model.pipeline.named_steps["prep"], model.pipeline.steps[-1][1]
+    Xt = prep.transform(X)
+    if lib == "lightgbm":
+        raw = np.asarray(booster.predict(Xt, pred_contrib=True))
+    else:
+        import xgboost as xgb
+
+        raw = np.asarray(booster.get_booster().predict(xgb.DMatrix(Xt, enable_categorical=True), pred_contribs=True))
+    n_features = Xt.shape[1]
+    if raw.ndim == 2 and raw.shape[1] > n_features + 1:  # LightGBM multiclass: classes side by side
+        raw = raw.reshape(len(Xt), -1, n_features + 1)
+    if raw.ndim == 3:
+        if class_index is None:
+            class_index = model.predict_proba_array(X).argmax(axis=1)
+        raw = raw[np.arange(len(Xt)), np.broadcast_to(class_index, (len(Xt),))]
+    names = [str(c) for c in (Xt.columns if hasattr(Xt, "columns") else range(n_features))]
+    source = [input_column(name, model.features) for name in names]
+    frame = pd.DataFrame(raw[:, :n_features], columns=names, index=X.index)
+    by_input = frame.T.groupby(source, sort=False).sum().T
+    by_input["bias"] = raw[:, n_features]
+    return by_input
+
+
+def input_column(feature: str, inputs: list[str]) -> str:
+    """The input column an encoded feature came from ('when.month' -> 'when'); the feature itself if none."""
+    if feature in inputs:
+        return feature
+    matches = [c for c in inputs if feature.startswith(c + ".")]
+    return max(matches, key=len) if matches else feature
+
+
+def contribution_summary(contrib: pd.DataFrame, top: int = 15) -> list[dict]:
+    """Mean absolute contribution per input column (a global importance), largest first."""
+    mean_abs = contrib.drop(columns="bias").abs().mean().sort_values(ascending=False)
+    return [{"column": c, "mean_abs_contribution": float(v)} for c, v in mean_abs.head(top).items()]
