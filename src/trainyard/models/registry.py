@@ -84,4 +84,4 @@ def choose_families(task: Task, preset_families: list[str], include: list[str] |
 
 
 def _load_builtin() -> None:
-    from trainyard.models import families  # noqa: F401  (registers on import)
+    from trainyard.models import families, mlp  # noqa: F401  (register on import)
