@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from trainyard.models.neural import NeuralEstimator
+from trainyard.models.neural import NeuralEstimator, holdout_rows
 from trainyard.models.registry import register
 from trainyard.tasks import Task
 
@@ -44,24 +44,7 @@ class MLP(NeuralEstimator):
                  schedule: str = "cosine", warmup: float = 0.0, patience: int | None = 6, grad_accum: int = 1,
                  clip_norm: float | None = 1.0, device: str = "auto", precision: str = "auto",
                  validation_fraction: float = 0.1, random_state: int = 0, loop: dict | None = None):
-        self.task = task
-        self.hidden = hidden
-        self.dropout = dropout
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.optimizer = optimizer
-        self.weight_decay = weight_decay
-        self.schedule = schedule
-        self.warmup = warmup
-        self.patience = patience
-        self.grad_accum = grad_accum
-        self.clip_norm = clip_norm
-        self.device = device
-        self.precision = precision
-        self.validation_fraction = validation_fraction
-        self.random_state = random_state
-        self.loop = loop
+        self._store_params(locals())
 
     # encoding ---------------------------------------------------------------
     def _fit_encoding(self, X: pd.DataFrame) -> None:
@@ -99,10 +82,7 @@ class MLP(NeuralEstimator):
         X = pd.DataFrame(X)
         y = np.asarray(y)
         if eval_set is None:
-            rng = np.random.default_rng(self.random_state)
-            order = rng.permutation(len(X))
-            n_val = max(1, int(len(X) * self.validation_fraction))
-            val_idx, train_idx = order[:n_val], order[n_val:]
+            train_idx, val_idx = holdout_rows(len(X), self.validation_fraction, self.random_state)
             eval_set = (X.iloc[val_idx], y[val_idx])
             X, y = X.iloc[train_idx], y[train_idx]
         X_val, y_val = pd.DataFrame(eval_set[0]), np.asarray(eval_set[1])

@@ -24,8 +24,21 @@ LOOP_PARAMS = ("epochs", "batch_size", "lr", "optimizer", "weight_decay", "sched
                "grad_accum", "clip_norm", "device", "precision")
 
 
+def holdout_rows(n: int, fraction: float, seed) -> tuple[np.ndarray, np.ndarray]:
+    """(train rows, validation rows): a seeded random `fraction` held out for early stopping when no eval_set is given."""
+    order = np.random.default_rng(seed).permutation(n)
+    n_val = max(1, int(n * fraction))
+    return order[n_val:], order[:n_val]
+
+
 class NeuralEstimator(BaseEstimator):
     """Base of the neural families; subclasses define __init__ (with the LOOP_PARAMS), fit and _make_module."""
+
+    def _store_params(self, values: dict) -> None:
+        """__init__ stores its keyword arguments unchanged (the scikit-learn contract): `self._store_params(locals())`."""
+        for name, value in values.items():
+            if name not in ("self", "__class__"):
+                setattr(self, name, value)
 
     def loop_config(self, monitor: str = "val_loss", **overrides):
         from trainyard.training.loop import LoopConfig
