@@ -58,12 +58,15 @@ class TextClassifier(NeuralEstimator):
         from transformers import AutoModelForSequenceClassification
         from transformers.utils import logging
 
-        verbosity = logging.get_verbosity()
+        verbosity, bars = logging.get_verbosity(), logging.is_progress_bar_enabled()
         logging.set_verbosity_error()  # "some weights are newly initialised": expected for a new head
+        logging.disable_progress_bar()  # no "Loading weights" bar inside the CLI's own progress display
         try:
             net = AutoModelForSequenceClassification.from_pretrained(encoder_path(self.model), num_labels=len(self.classes_))
         finally:
             logging.set_verbosity(verbosity)
+            if bars:
+                logging.enable_progress_bar()
         if self.lora:
             from peft import LoraConfig, TaskType, get_peft_model
 
