@@ -53,6 +53,17 @@ def mixed_csv(tmp_path, mixed_table) -> Path:
     return path
 
 
+@pytest.fixture
+def torch_one_thread():
+    """Tiny torch models on a shared 2-core machine: one intra-op thread avoids threads spinning against each
+    other (a 10x slowdown under load); the results are the same."""
+    torch = pytest.importorskip("torch")
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @dataclass
 class CliResult:
     code: int

@@ -52,7 +52,7 @@ def test_train_json_output(cli_inproc, mixed_csv):
 BROKEN = [
     (["train", "nope.csv", "--target", "churn"], "File not found"),
     (["train", "churn.csv", "--target", "chrun"], "did you mean 'churn'"),
-    (["train", "churn.csv"], "Missing option '--target'"),
+    (["train", "churn.csv"], "No target column given"),
     (["train", "churn.csv", "--target", "churn", "--include", "xgbost"], "not a model family"),
     (["train", "churn.csv", "--target", "churn", "--preset", "turbo"], "not a preset"),
     (["train", "churn.csv", "--target", "churn", "--metric", "r2"], "does not apply to binary"),

@@ -19,7 +19,7 @@ from trainyard.data.audit.target import choose_class_weight
 from trainyard.data.load import fingerprint, load_table
 from trainyard.data.schema import check_target, infer_schema
 from trainyard.data.split import split
-from trainyard.errors import DataError
+from trainyard.errors import ConfigError, DataError
 from trainyard.evaluation.holdout import class_labels, encode_labels
 from trainyard.evaluation.report import EvaluationReport
 from trainyard.evaluation.card import write_model_card
@@ -60,7 +60,7 @@ class TrainResult:
 
 def train(
     data,
-    target: str,
+    target: str | None = None,
     *,
     time_limit: float | None = None,
     name: str | None = None,
@@ -69,7 +69,18 @@ def train(
     progress: Progress | None = None,
     **settings,
 ) -> TrainResult:
-    """Train on a table (path or DataFrame), pick the best family on validation, test it once, register it."""
+    """Train on a table (path or DataFrame), pick the best family on validation, test it once, register it.
+
+    With task="image-classification" or "text-classification" (or text_col=...), the neural path trains instead
+    (trainyard.training.deep.train_deep: images or texts in, a registered CNN / fine-tuned encoder out)."""
+    from trainyard.training.deep import is_deep
+
+    if is_deep(settings.get("task"), settings.get("text_col"), settings.get("model")):
+        from trainyard.training.deep import train_deep
+
+        return train_deep(data, target=target, name=name, workspace=workspace, progress=progress, **settings)
+    if target is None:
+        raise ConfigError("No target column given.", "name the column to predict with --target COLUMN (target='COLUMN' in Python).")
     emit = progress or (lambda kind, info: None)
     cfg = build_config(target, preset, time_limit=time_limit, name=name, **settings)
     ws = Workspace.resolve(workspace)

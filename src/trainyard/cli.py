@@ -13,7 +13,7 @@ import sys
 
 import typer
 
-COMMAND_MODULES = ("train", "registry", "versions", "serve", "monitor", "ui", "audit", "evaluate")
+COMMAND_MODULES = ("train", "registry", "versions", "serve", "monitor", "ui", "audit", "evaluate", "deep")
 
 app = typer.Typer(
     name="trainyard",

@@ -14,12 +14,15 @@ class Task(StrEnum):
     BINARY = "binary"
     MULTICLASS = "multiclass"
     REGRESSION = "regression"
+    IMAGE_CLASSIFICATION = "image-classification"  # neural tasks: trainyard.training.deep
+    TEXT_CLASSIFICATION = "text-classification"
 
     @property
     def is_classification(self) -> bool:
         return self in (Task.BINARY, Task.MULTICLASS)
 
 
+TABULAR_TASKS = frozenset({Task.BINARY, Task.MULTICLASS, Task.REGRESSION})
 DEFAULT_METRIC = {Task.BINARY: "roc_auc", Task.MULTICLASS: "accuracy", Task.REGRESSION: "rmse"}
 
 

