@@ -1,4 +1,4 @@
-"""Fixtures for the language-model tests: a tiny synthetic corpus, a tokenizer trained on it, a tiny model."""
+"""Helpers for the language-model tests: a tiny synthetic corpus, a tokenizer trained on it, a tiny model (fixtures)."""
 
 from __future__ import annotations
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from trainyard.lm.artifact import LanguageModel
+from lmhelp import corpus_dir, tiny_model, tokenizer  # noqa: F401  (fixtures)
 
 
 def test_tokenizer_train_cli(cli, corpus_dir, tmp_path):
