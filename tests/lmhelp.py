@@ -42,3 +42,17 @@ def tiny_model(tokenizer):
     from trainyard.lm.model import build_model
 
     return build_model("tiny", vocab_size=len(tokenizer), context=64, eos_id=tokenizer.eos_token_id, pad_id=tokenizer.pad_token_id)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """Tiny models run fastest on one thread, and far faster on a loaded machine (no spinning threads)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+ONE_THREAD_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}

@@ -10,7 +10,7 @@ import pytest
 from trainyard.errors import DataError
 from trainyard.lm.corpus import CorpusReport, clean_documents, quality_problem, read_documents
 from trainyard.lm.shards import n_windows, open_tokens, prepare_shards, windows
-from lmhelp import corpus_dir, tiny_model, tokenizer  # noqa: F401  (fixtures)
+from lmhelp import corpus_dir, tiny_model, tokenizer, one_torch_thread  # noqa: F401  (fixtures)
 
 
 def test_read_folder_jsonl_and_separator(tmp_path):

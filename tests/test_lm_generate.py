@@ -7,7 +7,7 @@ import torch
 
 from trainyard.errors import ConfigError
 from trainyard.lm.generate import Sampling, generate, pick, stream
-from lmhelp import corpus_dir, tiny_model, tokenizer  # noqa: F401  (fixtures)
+from lmhelp import corpus_dir, tiny_model, tokenizer, one_torch_thread  # noqa: F401  (fixtures)
 
 
 @pytest.mark.parametrize("arch,experts", [("gpt2", 0), ("llama", 0), ("llama", 4)])

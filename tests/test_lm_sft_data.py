@@ -9,7 +9,7 @@ import torch
 
 from trainyard.errors import DataError
 from trainyard.lm.sft import IGNORE, encode_example, pad_batch, read_pairs, token_loss
-from lmhelp import corpus_dir, tiny_model, tokenizer  # noqa: F401  (fixtures)
+from lmhelp import corpus_dir, tiny_model, tokenizer, one_torch_thread  # noqa: F401  (fixtures)
 
 
 def test_labels_cover_the_response_only(tokenizer):
