@@ -99,5 +99,62 @@ def merge(
     console.print(f"Merged the adapter of [bold]{model}[/] into its base: registered [bold]{target}@{version}[/].")
 
 
+def train_language(data, *, as_json: bool = False, **settings) -> None:
+    """What `trainyard train` runs for --task causal-lm / sft / preference."""
+    from trainyard.lm.train import LMSettings, train_language_model
+
+    s = LMSettings.from_dict({k: (_unescape(v) if k == "separator" else v) for k, v in settings.items() if v is not None})
+    with _live(as_json) as live:
+        result = train_language_model(data, s, progress=live.update)
+    show_lm_result(result, as_json)
+
+
+def resume_language(run_id: str, *, as_json: bool = False) -> None:
+    """What `trainyard resume` runs for a language-model run."""
+    from trainyard.lm.train import resume_language_model
+
+    with _live(as_json) as live:
+        result = resume_language_model(run_id, progress=live.update)
+    show_lm_result(result, as_json)
+
+
+def show_lm_result(result, as_json: bool) -> None:
+    from trainyard.commands._common import table
+
+    if as_json:
+        print_json({"run_id": result.run_id, "name": result.name, "version": result.version, "metrics": result.metrics,
+                    "steps": result.steps, "seconds": result.seconds, "tokens_per_second": result.tokens_per_second, "samples": result.samples})
+        return
+    console.print(table("Held-out evaluation", ["metric", "value"], [[k, v] for k, v in result.metrics.items()]))
+    for s in result.samples:
+        console.print(f"[bold]{s['prompt']!r}[/]\n  before: {s['before']!r}\n  after:  {s['after']!r}", highlight=False)
+    console.print(f"Registered [bold]{result.name}@{result.version}[/] after {result.steps} steps ({result.seconds:.0f}s), run {result.run_id}.")
+
+
+def evaluate_lm(ref: str, data: Path, *, compare: str | None = None, as_json: bool = False) -> None:
+    """What `trainyard evaluate` runs for a language model: held-out perplexity, accuracy, samples, optional comparison."""
+    from trainyard.commands._common import table
+    from trainyard.lm.artifact import load_base
+    from trainyard.lm.evaluate import evaluate_language_model
+
+    lm = load_base(ref)
+    base = load_base(compare) if compare else None
+    report = evaluate_language_model(lm, data, compare=base)
+    if as_json:
+        print_json(report)
+        return
+    names = [ref] + ([compare] if compare else [])
+    rows = [[k] + [report[part][k] for part in ("model", "compare") if part in report] for k in ("perplexity", "loss", "accuracy")]
+    console.print(table(f"{data} ({report['model']['scored']})", ["metric", *names], rows))
+    for s in report["samples"]:
+        console.print(f"[bold]{s['prompt']!r}[/]\n  {ref}: {s['model']!r}" + (f"\n  {compare}: {s['compare']!r}" if compare else ""), highlight=False)
+
+
+def _live(as_json: bool):
+    from trainyard.commands.deep import DeepLive
+
+    return DeepLive(enabled=not as_json)
+
+
 def _unescape(text: str | None) -> str | None:
     return None if text is None else text.replace("\\n", "\n").replace("\\t", "\t")

@@ -56,7 +56,8 @@ class LanguageModel:
     def _with_adapter(cls, path: Path, meta: dict) -> "LanguageModel":
         from peft import PeftModel
 
-        base = load_base(meta["base"]["ref"], meta["base"].get("workspace"))
+        home = path.resolve().parents[2]  # <workspace>/artifacts/<name>/<run>: the base lives in the same workspace
+        base = load_base(meta["base"]["ref"], home if (home / "artifacts").is_dir() else None)
         model = PeftModel.from_pretrained(base.model, str(path))
         model.eval()
         return cls(model, base.tokenizer, meta)

@@ -35,7 +35,7 @@ def prepare_shards(paths: Iterable[str | os.PathLike], tokenizer, out_dir: str |
     """Tokenise the corpus into out_dir (unless already done for these inputs); returns meta.json's content."""
     paths = [Path(p) for p in paths]
     out = Path(out_dir)
-    key = _inputs_key(paths, tokenizer, rules, separator, text_field, val_fraction)
+    key = shards_key(paths, tokenizer, rules=rules, separator=separator, text_field=text_field, val_fraction=val_fraction)
     if (out / META).is_file():
         meta = json.loads((out / META).read_text())
         if meta.get("key") == key:
@@ -110,7 +110,8 @@ def _is_val(doc: str, fraction: float) -> bool:
     return h % 100_000 < fraction * 100_000
 
 
-def _inputs_key(paths, tokenizer, rules, separator, text_field, val_fraction) -> str:
+def shards_key(paths, tokenizer, *, rules: QualityRules = QualityRules(), separator=None, text_field=None, val_fraction=0.01) -> str:
+    """A hash of everything the shards depend on: the files (path, size, mtime), the tokenizer, the rules and the split."""
     h = hashlib.sha256()
     for f in corpus_files(paths):
         st = f.stat()
