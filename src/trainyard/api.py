@@ -104,16 +104,9 @@ def train(
         data_fingerprint=fingerprint(df), config=cfg.to_dict(),
     )
     emit("run", {"run_id": run_id, "task": task.value, "metric": metric.name, "families": [f.name for f in families]})
-    try:
+    with store.running(run_id):
         report = audit_for_training(df, cfg, task, store, run_id, emit)
-        result = _train_run(df, cfg, ws, run_id, model_name, task, metric, schema, families, emit, audit_report=report)
-    except KeyboardInterrupt:
-        store.update_run(run_id, status="interrupted", error="interrupted by the user")
-        raise
-    except BaseException as exc:
-        store.update_run(run_id, status="failed", error=f"{type(exc).__name__}: {exc}"[:2000])
-        raise
-    return result
+        return _train_run(df, cfg, ws, run_id, model_name, task, metric, schema, families, emit, audit_report=report)
 
 
 def _train_run(df, cfg, ws, run_id, model_name, task, metric, schema, families, emit, audit_report=None) -> TrainResult:

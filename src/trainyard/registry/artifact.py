@@ -54,7 +54,8 @@ def save_artifact(model, directory: Path, meta: dict, extra_files: dict[str, Pat
     tmp = directory.with_name(f".{directory.name}.tmp-{uuid.uuid4().hex[:8]}")
     tmp.mkdir(parents=True)
     try:
-        joblib.dump(model, tmp / MODEL_FILE, compress=3)
+        if model is not None:  # None: the extra files are the model (a language model's Hugging Face directory)
+            joblib.dump(model, tmp / MODEL_FILE, compress=3)
         for name, src in (extra_files or {}).items():
             dest = tmp / name
             dest.parent.mkdir(parents=True, exist_ok=True)
@@ -116,6 +117,10 @@ def load_artifact(directory: Path, expected_meta_sha256: str | None = None):
     import joblib
 
     meta = verify_artifact(directory, expected_meta_sha256)
+    if meta.get("kind") == "language-model":
+        from trainyard.lm.artifact import LanguageModel
+
+        return LanguageModel.from_artifact(Path(directory), meta), meta
     return joblib.load(Path(directory) / MODEL_FILE), meta
 
 

@@ -100,6 +100,18 @@ class Store:
         with self.tx() as conn:
             conn.execute(t.runs.update().where(t.runs.c.id == run_id).values(updated_at=now(), **fields))
 
+    @contextmanager
+    def running(self, run_id: str) -> Iterator[None]:
+        """Mark the run interrupted (Ctrl-C) or failed (any error, kept in `error`) if the block raises."""
+        try:
+            yield
+        except KeyboardInterrupt:
+            self.update_run(run_id, status="interrupted", error="interrupted by the user")
+            raise
+        except BaseException as exc:
+            self.update_run(run_id, status="failed", error=f"{type(exc).__name__}: {exc}"[:2000])
+            raise
+
     def get_run(self, run_id: str) -> dict[str, Any]:
         self.reconcile_stale_runs()
         if run_id == "last":

@@ -83,7 +83,12 @@ def create_app(settings: ServeSettings):
     ws = Workspace.resolve(settings.workspace)
     policy = settings.policy()
     slots: dict[str, ModelSlot] = {}
+    from trainyard.lm.serving import add_language_models, is_language_model
+
+    lm_refs = [ref for ref in settings.refs if is_language_model(ws, ref)]  # served by /v1/generate (trainyard.lm.serving)
     for ref in settings.refs:
+        if ref in lm_refs:
+            continue
         slot = ModelSlot(ws, ref, policy)
         if slot.name in slots:
             raise ConfigError(f"Model '{slot.name}' is given twice ({slots[slot.name].ref} and {ref}).", "serve one reference per model name.")
@@ -110,6 +115,7 @@ def create_app(settings: ServeSettings):
                   description="Predictions from trainyard models. Request bodies are checked against each model's training schema.")
     app.state.trainyard = state
     _add_routes(app, state)
+    add_language_models(app, ws, lm_refs)
     app.openapi = lambda: _openapi(app, state)
     app.add_middleware(_Guard, state=state)
     return app

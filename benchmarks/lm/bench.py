@@ -1,0 +1,206 @@
+"""Language-model benchmarks, every peer in the same run on the same machine.
+
+1. Pre-training tokens/s of one ~10M-parameter GPT-2-style model on the same
+   packed windows of a real corpus: the trainyard loop (trainyard.training.loop.fit,
+   with its checkpoints and metric logging on), a bare hand-written PyTorch loop
+   (AdamW, clipping, nothing else), and Hugging Face Trainer. Rounds alternate
+   the order; the best round of each is reported.
+2. Peak memory (max RSS of a fresh process) of instruction tuning the same
+   model fully vs with LoRA (r=16) for a few steps.
+3. Generation tokens/s, greedy, with and without the KV cache.
+
+    python benchmarks/lm/bench.py --corpus kjv.txt --steps 30 --rounds 2 --threads 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def corpus_tokens(corpus: str, vocab: int, work: Path):
+    from trainyard.lm.corpus import clean_documents, read_documents
+    from trainyard.lm.shards import open_tokens, prepare_shards
+    from trainyard.lm.tokenizer import load_tokenizer, train_tokenizer
+
+    tok_dir = work / "tok"
+    if not (tok_dir / "tokenizer.json").is_file():
+        train_tokenizer(clean_documents(read_documents([corpus], "\n\n")), vocab_size=vocab).save_pretrained(tok_dir)
+    tok = load_tokenizer(tok_dir)
+    prepare_shards([corpus], tok, work / "shards", separator="\n\n", val_fraction=0.01)
+    return tok, open_tokens(work / "shards", "train")
+
+
+def model(tok, context, size, seed=0):
+    from trainyard.lm.model import build_model
+
+    return build_model(size, vocab_size=len(tok), context=context, eos_id=tok.eos_token_id, pad_id=tok.pad_token_id, seed=seed)
+
+
+def run_trainyard(tok, tokens, a, work):
+    from trainyard.lm.pretrain import lm_loss
+    from trainyard.lm.shards import n_windows, windows
+    from trainyard.training.batches import IndexedBatches
+    from trainyard.training.loop import LoopConfig, fit
+
+    m = model(tok, a.context, a.size)
+    batches = IndexedBatches(n_windows(tokens, a.context), a.batch, lambda idx, gen: windows(tokens, idx, a.context))
+    cfg = LoopConfig(epochs=1, max_steps=a.steps, lr=1e-3, warmup=0.1, patience=None, checkpoint_every=None, device="cpu", precision="fp32")
+    with tempfile.TemporaryDirectory(dir=work) as ckpt:
+        started = time.perf_counter()
+        fit(m, batches, lm_loss, config=cfg, checkpoint_dir=ckpt)
+        return time.perf_counter() - started
+
+
+def run_bare(tok, tokens, a, work):
+    import torch
+    import torch.nn.functional as F
+
+    from trainyard.lm.shards import n_windows, windows
+
+    m = model(tok, a.context, a.size)
+    opt = torch.optim.AdamW(m.parameters(), lr=1e-3, weight_decay=0.01)
+    order = torch.randperm(n_windows(tokens, a.context), generator=torch.Generator().manual_seed(0)).numpy()
+    m.train()
+    started = time.perf_counter()
+    for step in range(a.steps):
+        x, y = windows(tokens, np.sort(order[step * a.batch:(step + 1) * a.batch]), a.context)
+        loss = F.cross_entropy(m(input_ids=x, use_cache=False).logits.flatten(0, 1), y.flatten())
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(m.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+    return time.perf_counter() - started
+
+
+def run_trainer(tok, tokens, a, work):
+    import torch
+    from transformers import Trainer, TrainingArguments
+
+    from trainyard.lm.shards import n_windows, windows
+
+    class Windows(torch.utils.data.Dataset):
+        def __len__(self):
+            return n_windows(tokens, a.context)
+
+        def __getitem__(self, i):
+            x, y = windows(tokens, np.array([i]), a.context)
+            return {"input_ids": x[0], "labels": x[0]}  # the model shifts labels itself
+
+    m = model(tok, a.context, a.size)
+    args = TrainingArguments(output_dir=str(work / "trainer"), per_device_train_batch_size=a.batch, max_steps=a.steps, learning_rate=1e-3,
+                             warmup_steps=max(1, a.steps // 10), lr_scheduler_type="cosine", weight_decay=0.01, max_grad_norm=1.0,
+                             logging_steps=10**6, save_strategy="no", report_to=[], use_cpu=True, dataloader_num_workers=0,
+                             disable_tqdm=True)
+    trainer = Trainer(model=m, args=args, train_dataset=Windows())
+    started = time.perf_counter()
+    trainer.train()
+    return time.perf_counter() - started
+
+
+def child_memory(a):
+    """Run in a fresh process: a few SFT steps, full or LoRA; print the peak RSS."""
+    import torch
+
+    from trainyard.lm.finetune import with_lora
+    from trainyard.lm.sft import encode_example, pad_batch, token_loss
+    from trainyard.lm.tokenizer import load_tokenizer
+    from trainyard.lm.artifact import LanguageModel
+
+    torch.set_num_threads(a.threads)
+    tok = load_tokenizer(Path(a.work) / "tok")
+    lm = LanguageModel(model(tok, a.context, a.size), tok)
+    if a.child == "lora":
+        from types import SimpleNamespace
+
+        lm = with_lora(lm, SimpleNamespace(lora_r=16, lora_alpha=32))
+    params = [p for p in lm.model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=1e-4)
+    rows = [encode_example(tok, "Tell me a verse about light " * 4, "And God said, Let there be light: and there was light. " * 6, a.context)] * a.batch
+    for _ in range(5):
+        token_loss(lm.model, pad_batch(rows, tok.pad_token_id)).backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+    print(json.dumps({"mode": a.child, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                      "trainable": sum(p.numel() for p in params)}))
+
+
+def generation(tok, a):
+    from trainyard.lm.generate import Sampling, generate
+
+    m = model(tok, 512, a.size)
+    out = {}
+    for cache in (True, False):
+        g = generate(m, tok, "In the beginning God created the heaven and the earth. And the earth was",
+                     Sampling(max_tokens=a.gen_tokens, temperature=0, stop_at_eos=False, use_cache=cache))
+        out["with KV cache" if cache else "without KV cache"] = g.tokens_per_second
+    return out
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--corpus", required=True)
+    p.add_argument("--size", default="10M")
+    p.add_argument("--context", type=int, default=128)
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--steps", type=int, default=30)
+    p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--vocab", type=int, default=8000)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--gen-tokens", type=int, default=200)
+    p.add_argument("--work", default=None)
+    p.add_argument("--child", default=None)
+    a = p.parse_args()
+    if a.child:
+        return child_memory(a)
+    import torch
+
+    from trainyard.lm.model import count_parameters
+
+    torch.set_num_threads(a.threads)
+    work = Path(a.work or tempfile.mkdtemp(prefix="lm-bench-"))
+    a.work = str(work)
+    tok, tokens = corpus_tokens(a.corpus, a.vocab, work)
+    n_params = count_parameters(model(tok, a.context, a.size))
+    tokens_per_run = a.steps * a.batch * a.context
+    print(f"model {a.size}: {n_params / 1e6:.2f}M parameters, vocab {len(tok)}, context {a.context}, batch {a.batch}, {a.steps} steps, "
+          f"{a.threads} threads, {len(tokens):,} corpus tokens; load average {os.getloadavg()[0]:.1f}")
+    runners = {"trainyard loop": run_trainyard, "bare PyTorch loop": run_bare, "HF Trainer": run_trainer}
+    best = {k: float("inf") for k in runners}
+    names = list(runners)
+    for r in range(a.rounds):
+        for name in (names if r % 2 == 0 else names[::-1]):
+            seconds = runners[name](tok, tokens, a, work)
+            best[name] = min(best[name], seconds)
+            print(f"  round {r + 1}: {name:<18} {tokens_per_run / seconds:8.0f} tokens/s", flush=True)
+    tps = {k: tokens_per_run / v for k, v in best.items()}
+    print("\n| trainer | tokens/s (best round) | trainyard / this |\n|---|---|---|")
+    for k, v in tps.items():
+        print(f"| {k} | {v:.0f} | {tps['trainyard loop'] / v:.2f}x |")
+    mem = []
+    for mode in ("full", "lora"):
+        out = subprocess.run([sys.executable, __file__, "--corpus", a.corpus, "--child", mode, "--work", a.work, "--size", a.size,
+                              "--context", str(a.context), "--batch", str(a.batch), "--threads", str(a.threads)],
+                             capture_output=True, text=True, check=True)
+        mem.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    print("\n| fine-tuning | trainable parameters | peak RSS (MB) |\n|---|---|---|")
+    for row in mem:
+        print(f"| {row['mode']} | {row['trainable']:,} | {row['peak_rss_mb']:.0f} |")
+    gen = generation(tok, a)
+    print(f"\n| generation ({a.gen_tokens} tokens, greedy) | tokens/s |\n|---|---|")
+    for k, v in gen.items():
+        print(f"| {k} | {v:.1f} |")
+    print(f"\nKV cache speed-up: {gen['with KV cache'] / gen['without KV cache']:.2f}x; load average at the end {os.getloadavg()[0]:.1f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Language models: corpus preparation, tokenizers, decoder-only transformers, fine-tuning, generation."""
