@@ -222,11 +222,9 @@ def _add_routes(app, state: _State) -> None:
             if format not in ("json", "csv"):
                 return json_response({"detail": "format must be json or csv", "request_id": rid}, 422, rid)
             try:
-                data = await _csv_bytes(request, state.settings.max_body_bytes)
+                rows = _csv_rows(await _csv_bytes(request, state.settings.max_body_bytes), served)
             except _TooLarge:
                 return too_large(served, rid)
-            try:
-                rows = _csv_rows(data, served)
             except _BadCsv as exc:
                 return invalid(served, [{"row": None, "column": None, "type": "csv", "problem": str(exc)}], rid)
             if len(rows) > state.settings.max_batch:
