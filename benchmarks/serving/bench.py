@@ -74,8 +74,9 @@ def run_wrk(url: str, body: str, connections: int, duration: int, workdir: Path)
     p99 = to_ms(re.search(r"\s99%\s+(\S+)", out).group(1))
     non2xx = int(m.group(1)) if (m := re.search(r"Non-2xx or 3xx responses: (\d+)", out)) else 0
     sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
-    socket_errors = sum(int(x) for x in sock.groups()) if sock else 0
-    return {"rps": rps, "requests": total, "p50_ms": p50, "p99_ms": p99, "errors": non2xx + socket_errors}
+    kinds = dict(zip(("connect", "read", "write", "timeout"), (int(x) for x in sock.groups()))) if sock else {}
+    detail = ", ".join(f"{k} {v}" for k, v in ({"non-2xx": non2xx, **kinds}).items() if v)
+    return {"rps": rps, "requests": total, "p50_ms": p50, "p99_ms": p99, "errors": non2xx + sum(kinds.values()), "error_kinds": detail}
 
 
 def start(cmd: list[str], env: dict, log: Path) -> subprocess.Popen:
@@ -166,7 +167,7 @@ def main() -> None:
             for c in [int(x) for x in args.connections.split(",")]:
                 r = run_wrk(f"http://127.0.0.1:{port}{path}", body, c, args.duration, work)
                 results[(name, c)] = r
-                print(f"  {name:9s} c={c:<3d} {r['rps']:9.1f} req/s  p50 {r['p50_ms']:7.2f} ms  p99 {r['p99_ms']:7.2f} ms  errors {r['errors']}", flush=True)
+                print(f"  {name:9s} c={c:<3d} {r['rps']:9.1f} req/s  p50 {r['p50_ms']:7.2f} ms  p99 {r['p99_ms']:7.2f} ms  errors {r['errors']} {r['error_kinds']}", flush=True)
         finally:
             stop(proc)
 
