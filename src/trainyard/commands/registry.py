@@ -83,35 +83,34 @@ def families(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) 
 def predict(
     model: str = typer.Argument(..., help="NAME (latest version), NAME@VERSION or NAME@ALIAS."),
     data: Path = typer.Argument(..., help="Rows to score: .csv, .tsv, .parquet or .jsonl."),
-    output: Path = typer.Option(None, "--output", "-o", help="Where to write the predictions (.csv, .parquet or .jsonl); default: print."),
+    output: Path = typer.Option(None, "--output", "-o", help="Where to write the predictions (.csv, .parquet or .jsonl); default: print the first 50."),
     keep_columns: bool = typer.Option(True, "--keep-columns/--only-predictions", help="Write the input columns too."),
+    chunk_rows: int = typer.Option(100_000, "--chunk-rows", help="Rows read, scored and written at a time (memory stays bounded by this)."),
 ) -> None:
-    """Score a file with a registered model."""
+    """Score a file with a registered model, streaming it in chunks (files of any size)."""
     import pandas as pd
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from trainyard import api
-    from trainyard.data.load import load_table, table_format
-    from trainyard.errors import ConfigError
+    from trainyard.data.load import load_table
+    from trainyard.serve.batch import predict_file
 
-    if output is not None:
-        try:
-            out_format = table_format(output)
-        except Exception:
-            raise ConfigError(f"Cannot write predictions to '{output.name}': unknown extension.", "use .csv, .tsv, .parquet or .jsonl.") from None
     loaded = api.load(model)
-    X = load_table(data)
-    scored = api.prediction_frame(loaded, X)
-    result = pd.concat([X, scored], axis=1) if keep_columns else scored
     if output is None:
-        console.print(result.head(50).to_string())
-        if len(result) > 50:
-            console.print(f"... {len(result)} rows; use -o FILE to write them all.")
+        X = load_table(data, nrows=50)
+        scored = api.prediction_frame(loaded, X)
+        console.print((pd.concat([X, scored], axis=1) if keep_columns else scored).to_string())
+        console.print("(first 50 rows at most; use -o FILE to score the whole file)")
         return
-    output.parent.mkdir(parents=True, exist_ok=True)
-    if out_format == "parquet":
-        result.to_parquet(output, index=False)
-    elif out_format == "jsonl":
-        result.to_json(output, orient="records", lines=True)
-    else:
-        result.to_csv(output, index=False, sep="\t" if out_format == "tsv" else ",")
-    console.print(f"Wrote {len(result)} predictions to {output}.")
+    columns = [TextColumn("[bold]scoring"), BarColumn(), TaskProgressColumn(), TextColumn("{task.fields[rows]} rows"), TimeElapsedColumn(), TimeRemainingColumn()]
+    with Progress(*columns, console=console, transient=False) as bar:
+        task = bar.add_task("scoring", total=None, rows=0)
+
+        def on_progress(rows, total_rows, done_bytes, total_bytes):
+            if total_rows is not None:
+                bar.update(task, completed=rows, total=total_rows, rows=f"{rows:,}")
+            else:
+                bar.update(task, completed=done_bytes, total=total_bytes, rows=f"{rows:,}")
+
+        n = predict_file(loaded, data, output, chunk_rows=chunk_rows, keep_columns=keep_columns, on_progress=on_progress)
+    console.print(f"Wrote {n:,} predictions to {output}.")

@@ -11,6 +11,7 @@ from trainyard.commands._common import console, err_console
 
 def register(app: typer.Typer) -> None:
     app.command("serve")(serve)
+    app.command("export")(export)
 
 
 def serve(
@@ -70,3 +71,24 @@ def serve(
     os.environ[SETTINGS_ENV] = settings.to_env()
     uvicorn.run("trainyard.serve.app:app_from_env", factory=True, workers=workers, **opts)
     console.print("server stopped")
+
+
+def export(
+    ref: str = typer.Argument(..., help="NAME, NAME@VERSION or NAME@ALIAS."),
+    fmt: str = typer.Option(..., "--format", "-f", help="onnx (LightGBM on numeric/boolean/categorical columns, verified with onnxruntime) or mlflow (any model: a pyfunc directory)."),
+    output: Path = typer.Option(..., "--output", "-o", help="Folder to write (must be new or empty unless --force)."),
+    force: bool = typer.Option(False, "--force", help="Replace a non-empty output folder."),
+) -> None:
+    """Export a model version as ONNX or as an MLflow pyfunc model directory."""
+    from trainyard.serve.export import export as run_export
+
+    with console.status(f"exporting {ref} as {fmt}"):
+        info = run_export(ref, fmt, output, force=force)
+    if fmt == "onnx":
+        check = info["verification"]
+        console.print(f"Wrote {output / 'model.onnx'} (inputs: one per column; outputs: {', '.join(info['outputs'])}).")
+        console.print(f"Verified with onnxruntime on {check['rows']} rows: max difference {check['max_abs_diff']:.2g} "
+                      f"({check['share_within_tolerance']:.0%} within {check['tolerance']}).")
+    else:
+        console.print(f"Wrote an MLflow pyfunc model to {output}: load it with mlflow.pyfunc.load_model('{output}') "
+                      f"or serve it with `mlflow models serve -m {output} --env-manager local`.")

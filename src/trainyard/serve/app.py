@@ -68,6 +68,7 @@ class _State:
     settings: ServeSettings
     stopping: bool = False
     openapi_cache: dict = field(default_factory=dict)
+    predict_paths: dict = field(default_factory=dict)  # "/v1/models/{name}/predict" -> slot, for the ASGI fast route
 
 
 def create_app(settings: ServeSettings):
@@ -97,6 +98,7 @@ def create_app(settings: ServeSettings):
     logger = PredictionLogger(ws.store) if settings.log_predictions else None
     state = _State(slots, logger, Poller(list(slots.values()), settings.poll_interval), Metrics(),
                    read_token(settings.token_file) if settings.token_file else None, settings)
+    state.predict_paths = {f"/v1/models/{name}/predict": slot for name, slot in slots.items()}
 
     @asynccontextmanager
     async def lifespan(app):
@@ -142,7 +144,37 @@ class _Guard:
                 return await _send_json(send, 400, {"detail": "invalid Content-Length header"})
             if too_big:
                 return await _send_json(send, 413, {"detail": f"request body over the limit of {self.state.settings.max_body_bytes} bytes; split it or use `trainyard predict` on a file"})
+        slot = self.state.predict_paths.get(scope["path"]) if scope["method"] == "POST" else None
+        if slot is not None:
+            return await self._predict(slot, headers, receive, send)
         return await self.app(scope, receive, send)
+
+    async def _predict(self, slot: ModelSlot, headers: dict, receive, send):
+        """POST /v1/models/{name}/predict straight on ASGI: the same validation and prediction as the FastAPI
+        route (which documents it), without routing, a Request object or a Response class per request."""
+        import orjson
+
+        started = time.perf_counter()
+        served = slot.current
+        given = headers.get(b"x-request-id", b"").decode("latin-1")
+        rid = given if given and _REQUEST_ID.match(given) else uuid.uuid4().hex
+        limit, size, chunks = self.state.settings.max_body_bytes, 0, []
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return None
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                return await _send_json(send, 413, {"detail": f"request body over the limit of {limit} bytes", "request_id": rid}, [(b"x-request-id", rid.encode())])
+            chunks.append(chunk)
+            if not message.get("more_body"):
+                break
+        status, payload = await _predict_json(self.state, served, b"".join(chunks), rid, started)
+        body = orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY)
+        await send({"type": "http.response.start", "status": status, "headers": [
+            (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), (b"x-request-id", rid.encode())]})
+        await send({"type": "http.response.body", "body": body})
 
 
 async def _send_json(send, status: int, obj, extra_headers=()):
@@ -154,6 +186,33 @@ async def _send_json(send, status: int, obj, extra_headers=()):
 
 class _TooLarge(Exception):
     pass
+
+
+def _problems_payload(served: ServedModel, problems: list[dict], rid: str) -> dict:
+    message = problems[0]["problem"] + (f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else "")
+    return {"detail": problems, "message": message, "model": served.name, "version": served.version, "request_id": rid}
+
+
+async def _predict_json(state: "_State", served: ServedModel, body: bytes, rid: str, started: float) -> tuple[int, dict]:
+    """Validate a {"rows": [...]} body and predict: (HTTP status, response object). Shared by both routes to it."""
+    from pydantic import ValidationError
+    from starlette.concurrency import run_in_threadpool
+
+    try:
+        rows = served.validator.validate_json(body)
+    except ValidationError as exc:
+        state.metrics.observe(served.name, served.version, "predict", 422, time.perf_counter() - started)
+        return 422, _problems_payload(served, describe_errors(exc, served.model.schema), rid)
+    outputs = served.outputs(rows) if len(rows) <= INLINE_ROWS else await run_in_threadpool(served.outputs, rows)
+    return 200, _finish(state, served, rows, outputs, rid, "predict", started)
+
+
+def _finish(state: "_State", served: ServedModel, rows: list[dict], outputs: list[dict], rid: str, endpoint: str, started: float) -> dict:
+    ids = row_ids(rid, len(rows))
+    if state.logger is not None:
+        state.logger.submit(rid, served.name, served.version, rows, outputs)
+    state.metrics.observe(served.name, served.version, endpoint, 200, time.perf_counter() - started, len(rows))
+    return {"model": served.name, "version": served.version, "request_id": rid, "predictions": [{"id": i, **o} for i, o in zip(ids, outputs)]}
 
 
 async def _read_body(request, limit: int) -> bytes:
@@ -185,22 +244,7 @@ def _add_routes(app, state: _State) -> None:
         return Response(orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY), status_code=status, media_type="application/json", headers=headers)
 
     def invalid(served: ServedModel, problems: list[dict], rid: str) -> Response:
-        message = problems[0]["problem"] + (f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else "")
-        return json_response({"detail": problems, "message": message, "model": served.name, "version": served.version, "request_id": rid}, 422, rid)
-
-    async def predict_rows(slot: ModelSlot, served: ServedModel, rows: list[dict], rid: str, endpoint: str, started: float, as_csv: bool = False):
-        if len(rows) <= INLINE_ROWS:
-            outputs = served.outputs(rows)
-        else:
-            outputs = await run_in_threadpool(served.outputs, rows)
-        ids = row_ids(rid, len(rows))
-        if state.logger is not None:
-            state.logger.submit(rid, served.name, served.version, rows, outputs)
-        state.metrics.observe(served.name, served.version, endpoint, 200, time.perf_counter() - started, len(rows))
-        if as_csv:
-            return Response(_outputs_csv(ids, outputs, served), media_type="text/csv", headers={"X-Request-ID": rid})
-        return json_response({"model": served.name, "version": served.version, "request_id": rid,
-                              "predictions": [{"id": i, **o} for i, o in zip(ids, outputs)]}, 200, rid)
+        return json_response(_problems_payload(served, problems, rid), 422, rid)
 
     def too_large(served: ServedModel, rid: str) -> Response:
         return json_response({"detail": f"request body over the limit of {state.settings.max_body_bytes} bytes", "request_id": rid}, 413, rid)
@@ -214,12 +258,8 @@ def _add_routes(app, state: _State) -> None:
                 body = await _read_body(request, state.settings.max_body_bytes)
             except _TooLarge:
                 return too_large(served, rid)
-            try:
-                rows = served.validator.validate_json(body)
-            except ValidationError as exc:
-                state.metrics.observe(served.name, served.version, "predict", 422, time.perf_counter() - started)
-                return invalid(served, describe_errors(exc, served.model.schema), rid)
-            return await predict_rows(slot, served, rows, rid, "predict", started)
+            status, payload = await _predict_json(state, served, body, rid, started)
+            return json_response(payload, status, rid)
 
         async def predict_csv(request: Request, format: str = "json"):
             started = time.perf_counter()
@@ -228,11 +268,9 @@ def _add_routes(app, state: _State) -> None:
             if format not in ("json", "csv"):
                 return json_response({"detail": "format must be json or csv", "request_id": rid}, 422, rid)
             try:
-                data = await _csv_bytes(request, state.settings.max_body_bytes)
+                rows = _csv_rows(await _csv_bytes(request, state.settings.max_body_bytes), served)
             except _TooLarge:
                 return too_large(served, rid)
-            try:
-                rows = _csv_rows(data, served)
             except _BadCsv as exc:
                 return invalid(served, [{"row": None, "column": None, "type": "csv", "problem": str(exc)}], rid)
             if len(rows) > state.settings.max_batch:
@@ -243,7 +281,11 @@ def _add_routes(app, state: _State) -> None:
             except ValidationError as exc:
                 state.metrics.observe(served.name, served.version, "predict_csv", 422, time.perf_counter() - started)
                 return invalid(served, describe_errors(exc, served.model.schema, rows_prefix=False), rid)
-            return await predict_rows(slot, served, rows, rid, "predict_csv", started, as_csv=format == "csv")
+            outputs = served.outputs(rows) if len(rows) <= INLINE_ROWS else await run_in_threadpool(served.outputs, rows)
+            payload = _finish(state, served, rows, outputs, rid, "predict_csv", started)
+            if format == "csv":
+                return Response(_outputs_csv([p["id"] for p in payload["predictions"]], outputs, served), media_type="text/csv", headers={"X-Request-ID": rid})
+            return json_response(payload, 200, rid)
 
         async def model_info():
             return json_response(_info(slot))

@@ -92,6 +92,7 @@ def load_served(ws, name: str, version: int, policy: ValidationPolicy) -> Served
 
     row = ws.store.get_model(name, version)
     model, meta = load_artifact(ws.home / row["artifact_path"], row["meta_sha256"])
+    single_threaded(model.pipeline)
     validator = build_validator(model.schema, policy, title=f"{schema_title(name)}V{version}Row")
     try:
         fast = compile_rows(model)
@@ -99,6 +100,16 @@ def load_served(ws, name: str, version: int, policy: ValidationPolicy) -> Served
         print(f"trainyard serve: fast path unavailable for {name}@{version}: {exc}", file=sys.stderr)
         fast = None
     return ServedModel(name, version, model, meta, validator, fast, model.schema.features())
+
+
+def single_threaded(estimator) -> None:
+    """Predict with one thread per request: a server runs many requests at once, and an OpenMP team of
+    n_jobs=-1 threads per request oversubscribes the cores."""
+    try:
+        keys = [k for k in estimator.get_params(deep=True) if k == "n_jobs" or k.endswith("__n_jobs")]
+        estimator.set_params(**{k: 1 for k in keys})
+    except Exception:  # not a scikit-learn estimator tree: leave it alone
+        pass
 
 
 class ModelSlot:

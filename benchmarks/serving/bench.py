@@ -1,0 +1,191 @@
+"""Serving benchmark: the same LightGBM pipeline on Adult served by trainyard and by `mlflow models serve`.
+
+    python benchmarks/serving/bench.py [--duration 30] [--connections 1,16,64] [--workers 1]
+        [--mlflow-python /work/peers/mlflow-venv/bin/python]
+
+1. fetches Adult (scripts/fetch_data.py adult) and trains a LightGBM pipeline on it into a temporary workspace;
+2. times in-process single-row prediction (fast path vs the DataFrame path);
+3. exports the same version as an MLflow pyfunc directory and serves it with `mlflow models serve
+   --env-manager local` (MLflow in its own virtual environment), and serves it with `trainyard serve`;
+4. loads each server with wrk on loopback (one JSON row per request) at each connection count and prints
+   requests/s, p50, p99 and errors for both, and the throughput ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+LUA = """wrk.method = "POST"
+wrk.body = [[{body}]]
+wrk.headers["Content-Type"] = "application/json"
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_ready(url: str, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise RuntimeError(f"server at {url} did not become ready")
+
+
+def to_ms(text: str) -> float:
+    m = re.match(r"([\d.]+)(us|ms|s|m)", text)
+    value, unit = float(m.group(1)), m.group(2)
+    return value * {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4}[unit]
+
+
+def run_wrk(url: str, body: str, connections: int, duration: int, workdir: Path) -> dict:
+    script = workdir / "post.lua"
+    script.write_text(LUA.format(body=body))
+    threads = max(1, min(connections, 2))
+    out = subprocess.run(["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{duration}s", "--latency", "-s", str(script), url],
+                         capture_output=True, text=True, timeout=duration + 60).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+    p50 = to_ms(re.search(r"\s50%\s+(\S+)", out).group(1))
+    p99 = to_ms(re.search(r"\s99%\s+(\S+)", out).group(1))
+    non2xx = int(m.group(1)) if (m := re.search(r"Non-2xx or 3xx responses: (\d+)", out)) else 0
+    sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    kinds = dict(zip(("connect", "read", "write", "timeout"), (int(x) for x in sock.groups()))) if sock else {}
+    detail = ", ".join(f"{k} {v}" for k, v in ({"non-2xx": non2xx, **kinds}).items() if v)
+    return {"rps": rps, "requests": total, "p50_ms": p50, "p99_ms": p99, "errors": non2xx + sum(kinds.values()), "error_kinds": detail}
+
+
+def start(cmd: list[str], env: dict, log: Path) -> subprocess.Popen:
+    return subprocess.Popen(cmd, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def in_process(served, row: dict, n: int = 5000) -> dict:
+    """Median and p99 microseconds of ServedModel.outputs on one validated row: fast path vs DataFrame path."""
+    import statistics
+
+    rows = served.validator.validate_rows([row])
+    out = {}
+    for label, fast in (("fast path", served.fast), ("DataFrame path", None)):
+        saved, served.fast = served.fast, fast
+        times = []
+        for _ in range(n if fast else max(200, n // 10)):
+            t = time.perf_counter()
+            served.outputs(rows)
+            times.append((time.perf_counter() - t) * 1e6)
+        served.fast = saved
+        times.sort()
+        out[label] = {"median_us": statistics.median(times), "p99_us": times[int(len(times) * 0.99)]}
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--duration", type=int, default=30)
+    ap.add_argument("--connections", default="1,16,64")
+    ap.add_argument("--workers", type=int, default=1, help="worker processes for both servers")
+    ap.add_argument("--mlflow-python", default=os.environ.get("TRAINYARD_MLFLOW_PYTHON", "/work/peers/mlflow-venv/bin/python"))
+    ap.add_argument("--json", type=Path, help="also write the results here")
+    args = ap.parse_args()
+    if not shutil.which("wrk"):
+        sys.exit("wrk is not installed (apt-get install wrk)")
+    from fetch_data import adult
+
+    import pandas as pd
+
+    from trainyard import api
+    from trainyard.serve.export import export
+    from trainyard.serve.runtime import load_served
+    from trainyard.serve.validate import ValidationPolicy
+    from trainyard.workspace import Workspace
+
+    work = Path(tempfile.mkdtemp(prefix="trainyard-bench-serving-"))
+    home = work / "ws"
+    data = pd.read_csv(adult())
+    print(f"training LightGBM on Adult ({len(data):,} rows) ...", flush=True)
+    api.train(data, target="income", workspace=home, include=["lightgbm"], name="adult")
+    row = {k: v for k, v in data.drop(columns="income").iloc[0].to_dict().items() if not (isinstance(v, float) and v != v)}
+    row = {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
+    served = load_served(Workspace.resolve(home), "adult", 1, ValidationPolicy())
+    timing = in_process(served, row)
+
+    export("adult@1", "mlflow", work / "mlflow-model", workspace=home)
+    results = {}
+    mlflow_bin = Path(args.mlflow_python).parent
+    servers = {
+        "trainyard": (["trainyard" if shutil.which("trainyard") else sys.executable] + ([] if shutil.which("trainyard") else ["-m", "trainyard"])
+                      + ["serve", "adult@1", "--port", "{port}", "--workers", str(args.workers)],
+                      {**os.environ, "TRAINYARD_HOME": str(home), "PYTHONPATH": str(ROOT / "src")},
+                      "/v1/models/adult/predict", "/ready", json.dumps({"rows": [row]})),
+        "mlflow": ([str(mlflow_bin / "mlflow"), "models", "serve", "-m", str(work / "mlflow-model"), "--env-manager", "local",
+                    "-h", "127.0.0.1", "-p", "{port}", "-w", str(args.workers)],
+                   {**os.environ, "PATH": f"{mlflow_bin}:{os.environ['PATH']}", "PYTHONPATH": "", "MLFLOW_TRACKING_URI": f"file://{work}/mlruns"},
+                   "/invocations", "/ping", json.dumps({"dataframe_records": [row]})),
+    }
+    for name, (cmd, env, path, ready, body) in servers.items():
+        port = free_port()
+        proc = start([c.replace("{port}", str(port)) for c in cmd], env, work / f"{name}.log")
+        try:
+            wait_ready(f"http://127.0.0.1:{port}{ready}")
+            check = httpx.post(f"http://127.0.0.1:{port}{path}", content=body, headers={"content-type": "application/json"}, timeout=30)
+            assert check.status_code == 200, (name, check.status_code, check.text[:500])
+            print(f"{name}: {check.text[:160]}", flush=True)
+            for c in [int(x) for x in args.connections.split(",")]:
+                r = run_wrk(f"http://127.0.0.1:{port}{path}", body, c, args.duration, work)
+                results[(name, c)] = r
+                print(f"  {name:9s} c={c:<3d} {r['rps']:9.1f} req/s  p50 {r['p50_ms']:7.2f} ms  p99 {r['p99_ms']:7.2f} ms  errors {r['errors']} {r['error_kinds']}", flush=True)
+        finally:
+            stop(proc)
+
+    print()
+    print(f"In-process single-row predict (Adult, LightGBM, {served.model.pipeline.steps[1][1].n_estimators} trees):")
+    for label, t in timing.items():
+        print(f"  {label:15s} median {t['median_us']:8.1f} us   p99 {t['p99_us']:8.1f} us")
+    print()
+    conns = [int(x) for x in args.connections.split(",")]
+    print(f"| connections | trainyard req/s | trainyard p50 ms | trainyard p99 ms | trainyard errors | MLflow req/s | MLflow p50 ms | MLflow p99 ms | MLflow errors | throughput ratio |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for c in conns:
+        t, m = results[("trainyard", c)], results[("mlflow", c)]
+        print(f"| {c} | {t['rps']:.0f} | {t['p50_ms']:.2f} | {t['p99_ms']:.2f} | {t['errors']} | {m['rps']:.0f} | {m['p50_ms']:.2f} | {m['p99_ms']:.2f} | {m['errors']} | {t['rps'] / m['rps']:.1f}x |")
+    if args.json:
+        args.json.write_text(json.dumps({"timing": timing, "wrk": {f"{k[0]}@{k[1]}": v for k, v in results.items()}}, indent=2))
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,146 @@
+"""Batch prediction that streams: read a file in chunks, score each, append to the output.
+
+Memory is bounded by the chunk size, not the file: Parquet is read batch by batch with pyarrow,
+CSV/TSV/JSON Lines with pandas' chunked readers, and the output is appended chunk by chunk (one
+Parquet writer, or appended CSV/JSONL text). Column types are fixed from the model's schema so
+every chunk has the same types (a chunk without a decimal point still reads its numbers as floats).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pandas as pd
+
+from trainyard.data.load import NA_VALUES, table_format
+from trainyard.errors import ConfigError, DataError, NotFoundError
+
+TEXT_ROLES = ("categorical", "text", "boolean", "datetime", "id", "ignore", "target")
+
+
+def _dtypes(model) -> dict[str, object]:
+    return {c.name: (str if c.role in TEXT_ROLES else "float64") for c in model.schema.columns}
+
+
+def iter_chunks(path: Path, model, chunk_rows: int) -> tuple[Iterator[pd.DataFrame], int | None, Callable[[], int] | None]:
+    """(chunks, total rows if known, bytes-read-so-far function if the size is the progress measure)."""
+    path = Path(path)
+    if not path.is_file():
+        raise NotFoundError(f"File not found: {path}", "check the path (it is relative to the current directory).")
+    fmt = table_format(path)
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        pf = pq.ParquetFile(path)
+        return (b.to_pandas() for b in pf.iter_batches(batch_size=chunk_rows)), pf.metadata.num_rows, None
+    if fmt in ("csv", "tsv"):
+        fh = open(path, "rb")
+        compression = "infer" if path.suffix.lower() in (".gz", ".bz2", ".zip", ".xz", ".zst") else None
+        reader = pd.read_csv(fh, sep="\t" if fmt == "tsv" else None if compression else _sep(path), chunksize=chunk_rows,
+                             dtype=_dtypes(model), na_values=NA_VALUES, keep_default_na=True, skipinitialspace=True,
+                             compression=compression or None, engine="c" if not compression else None)
+        return _closing(reader, fh), None, fh.tell
+    if fmt == "jsonl":
+        fh = open(path, "rb")
+        return _closing(pd.read_json(fh, lines=True, chunksize=chunk_rows, dtype=False), fh), None, fh.tell
+    raise DataError(f"'{path.name}' cannot be streamed (a single JSON document).", "use JSON Lines (.jsonl), CSV or Parquet for batch prediction.")
+
+
+def _sep(path: Path) -> str:
+    with open(path, "rb") as fh:
+        head = fh.readline(65536)
+    counts = {sep: head.count(sep.encode()) for sep in (",", ";", "\t", "|")}
+    best = max(counts, key=counts.get)
+    return best if counts[best] > counts[","] else ","
+
+
+def _closing(reader, fh) -> Iterator[pd.DataFrame]:
+    try:
+        with reader:
+            for chunk in reader:
+                chunk.columns = [str(c).strip() for c in chunk.columns]
+                yield chunk
+    finally:
+        fh.close()
+
+
+class _Writer:
+    def __init__(self, path: Path):
+        self.path, self.fmt = path, table_format(path)
+        self._pq = None
+        self._schema = None
+        self._first = True
+        self._tmp = path.with_name(f".{path.name}.partial")
+
+    def write(self, df: pd.DataFrame) -> None:
+        if self.fmt == "parquet":
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            if self._pq is None:
+                table = pa.Table.from_pandas(df, preserve_index=False)
+                # an all-null first chunk would fix a column's type to null: make those strings
+                self._schema = pa.schema([pa.field(f.name, pa.string()) if pa.types.is_null(f.type) else f for f in table.schema])
+                self._pq = pq.ParquetWriter(self._tmp, self._schema)
+            self._pq.write_table(pa.Table.from_pandas(df, schema=self._schema, preserve_index=False))
+        elif self.fmt == "jsonl":
+            with open(self._tmp, "a" if not self._first else "w") as fh:
+                df.to_json(fh, orient="records", lines=True)
+        else:
+            df.to_csv(self._tmp, mode="w" if self._first else "a", header=self._first, index=False, sep="\t" if self.fmt == "tsv" else ",")
+        self._first = False
+
+    def close(self, ok: bool) -> None:
+        if self._pq is not None:
+            self._pq.close()
+        if ok and self._tmp.exists():
+            self._tmp.replace(self.path)
+        elif self._tmp.exists():
+            self._tmp.unlink()
+
+
+def predict_file(model, source: Path, output: Path, *, chunk_rows: int = 100_000, keep_columns: bool = True,
+                 on_progress: Callable[[int, int | None, int | None, int | None], None] | None = None) -> int:
+    """Score `source` into `output` chunk by chunk; returns the number of rows. The output appears only when complete.
+
+    on_progress(rows_done, total_rows_or_None, bytes_done_or_None, total_bytes_or_None) is called after each chunk."""
+    from trainyard.api import prediction_frame
+
+    try:
+        table_format(output)
+    except DataError:
+        raise ConfigError(f"Cannot write predictions to '{output.name}': unknown extension.", "use .csv, .tsv, .parquet or .jsonl.") from None
+    if chunk_rows < 1:
+        raise ConfigError("--chunk-rows must be at least 1.", "pass a positive number, e.g. --chunk-rows 100000.")
+    chunks, total_rows, tell = iter_chunks(source, model, chunk_rows)
+    total_bytes = Path(source).stat().st_size if tell else None
+    output.parent.mkdir(parents=True, exist_ok=True)
+    writer = _Writer(output)
+    done, ok = 0, False
+    try:
+        for i, chunk in enumerate(chunks):
+            if i == 0:
+                _check_columns(chunk, model)
+            scored = prediction_frame(model, chunk)
+            writer.write(pd.concat([chunk, scored], axis=1) if keep_columns else scored)
+            done += len(chunk)
+            if on_progress:
+                on_progress(done, total_rows, tell() if tell else None, total_bytes)
+        if done == 0:
+            raise DataError(f"'{Path(source).name}' has no data rows.", "pass a file with rows to score.")
+        ok = True
+    finally:
+        writer.close(ok)
+    return done
+
+
+def _check_columns(chunk: pd.DataFrame, model) -> None:
+    missing = [c for c in model.features if c not in chunk.columns]
+    if len(missing) == len(model.features):
+        raise DataError(f"None of the model's feature columns are in the file (it expects {', '.join(model.features[:10])}).",
+                        "check the file's header row and delimiter.")
+    required = [c for c in missing if model.schema.column(c).missing_rate == 0]
+    if required:
+        raise DataError(f"The file lacks column(s) the model always had in training: {', '.join(required)}.",
+                        "add them (columns that had missing values in training may be left out; they are imputed).")

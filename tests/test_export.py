@@ -1,0 +1,108 @@
+"""Export: ONNX graphs that reproduce the model under onnxruntime, and MLflow pyfunc directories."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import make_mixed_table
+
+from trainyard.serve.export import ExportError
+
+MLFLOW_PYTHON = os.environ.get("TRAINYARD_MLFLOW_PYTHON", "/work/peers/mlflow-venv/bin/python")
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory):
+    from trainyard import api
+
+    home = tmp_path_factory.mktemp("export") / "ws"
+    df = make_mixed_table(500)
+    api.train(df, target="churn", workspace=home, include=["lightgbm"], name="churn")
+    api.train(df, target="plan", workspace=home, include=["lightgbm"], name="plan")  # multiclass, with a boolean feature
+    api.train(df.dropna(subset=["charges"]), target="charges", workspace=home, include=["lightgbm"], name="charges")
+    api.train(df, target="churn", workspace=home, include=["linear"], name="lin")
+    return home
+
+
+@pytest.mark.parametrize("name", ["churn", "plan", "charges"])
+def test_onnx_export_reproduces_the_model(home, tmp_path, name):
+    import onnxruntime as ort
+
+    from trainyard import api
+    from trainyard.serve.export import _tree_plan, export, onnx_inputs
+
+    info = export(name, "onnx", tmp_path / "out", workspace=home)
+    assert info["verification"]["share_within_tolerance"] == 1.0
+    assert json.loads((tmp_path / "out" / "trainyard-onnx.json").read_text())["task"] == info["task"]
+    model = api.load(name, home)
+    rows = make_mixed_table(200, seed=9).drop(columns=[name])
+    rows = rows[(rows.tenure <= 71)]
+    sess = ort.InferenceSession(str(tmp_path / "out" / "model.onnx"))
+    plan, _ = _tree_plan(model)
+    assert sorted(i.name for i in sess.get_inputs()) == sorted(c for c, _, _ in plan)
+    out = sess.run(None, onnx_inputs(rows, plan))
+    if model.task.is_classification:
+        np.testing.assert_allclose(out[1], model.predict_proba_array(rows), atol=1e-4)
+    else:
+        np.testing.assert_allclose(out[0].ravel(), model.predict(rows), rtol=1e-4, atol=1e-4)
+
+
+def test_onnx_refuses_unsupported_family_and_leaves_no_folder(home, cli, tmp_path):
+    from trainyard.serve.export import export
+
+    with pytest.raises(ExportError, match="'linear'"):
+        export("lin", "onnx", tmp_path / "o", workspace=home)
+    assert not (tmp_path / "o").exists()
+    r = cli("export", "lin", "--format", "onnx", "-o", "o2", env={"TRAINYARD_HOME": str(home)})
+    assert r.code == 2 and "--format mlflow" in r.output and "Traceback" not in r.output
+
+
+def test_mlflow_directory_loads_through_its_own_loader(home, tmp_path):
+    from trainyard.serve.export import export
+
+    out = tmp_path / "mlf"
+    export("churn@1", "mlflow", out, workspace=home)
+    mlmodel = (out / "MLmodel").read_text()
+    assert 'loader_module: "trainyard_mlflow"' in mlmodel and 'data: "artifact"' in mlmodel and 'code: "code"' in mlmodel
+    assert (out / "artifact" / "meta.json").is_file() and (out / "code" / "trainyard" / "registry" / "artifact.py").is_file()
+    assert "lightgbm==" in (out / "requirements.txt").read_text()
+    # What mlflow.pyfunc.load_model does: put code/ first on sys.path, import the loader, call _load_pyfunc(data).
+    script = (
+        "import sys, json, pandas as pd; sys.path.insert(0, sys.argv[1] + '/code'); import trainyard_mlflow, trainyard;"
+        "assert trainyard.__file__.startswith(sys.argv[1]), trainyard.__file__;"
+        "m = trainyard_mlflow._load_pyfunc(sys.argv[1] + '/artifact');"
+        "print(m.predict(pd.DataFrame([{'tenure': 3.0, 'plan': 'monthly', 'support_calls': 1.0}])).to_json(orient='records'))"
+    )
+    res = subprocess.run([sys.executable, "-c", script, str(out)], capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": ""})
+    assert res.returncode == 0, res.stderr
+    got = json.loads(res.stdout)[0]
+    from trainyard import api
+
+    expected = api.load("churn@1", home).predict_proba(pd.DataFrame([{"tenure": 3.0, "plan": "monthly", "support_calls": 1.0}]))
+    assert got["proba_yes"] == pytest.approx(float(expected["yes"].iloc[0]))
+    # a tampered copy is refused by the loader too
+    (out / "artifact" / "model.joblib").write_bytes(b"x")
+    res = subprocess.run([sys.executable, "-c", script, str(out)], capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": ""})
+    assert res.returncode != 0 and "altered" in res.stderr
+
+
+@pytest.mark.skipif(not Path(MLFLOW_PYTHON).exists(), reason="MLflow lives in its own environment (set TRAINYARD_MLFLOW_PYTHON)")
+def test_real_mlflow_pyfunc_load_model(home, tmp_path):
+    from trainyard.serve.export import export
+
+    out = tmp_path / "mlf"
+    export("plan", "mlflow", out, workspace=home)
+    script = ("import sys, mlflow.pyfunc, pandas as pd; m = mlflow.pyfunc.load_model(sys.argv[1]);"
+              "print(m.predict(pd.DataFrame([{'tenure': 3.0, 'charges': 50.0, 'region': 'north', 'support_calls': 1.0, 'churn': 'yes'}])).to_json(orient='records'))")
+    res = subprocess.run([MLFLOW_PYTHON, "-c", script, str(out)], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr[-2000:]
+    got = json.loads(res.stdout.strip().splitlines()[-1])[0]
+    assert got["prediction"] in ("monthly", "yearly", "two-year")
+    assert sum(v for k, v in got.items() if k.startswith("proba_")) == pytest.approx(1.0)
