@@ -154,10 +154,7 @@ def _is_id_like_numbers(s: pd.Series, n: int, n_unique: int) -> bool:
 
 
 def _parses_as_dates(values: pd.Series) -> bool:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        parsed = pd.to_datetime(values, errors="coerce", format="mixed")
-    return bool(parsed.notna().mean() >= 0.9)
+    return bool(as_datetime(values).notna().mean() >= 0.9)
 
 
 def as_numeric(s: pd.Series) -> pd.Series:
@@ -174,7 +171,12 @@ def as_datetime(s: pd.Series) -> pd.Series:
     else:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            out = pd.to_datetime(s, errors="coerce", format="mixed")
+            try:
+                out = pd.to_datetime(s, errors="coerce", format="mixed")
+            except (ValueError, TypeError):  # mixed time zones, or aware and naive values together
+                out = pd.to_datetime(s, errors="coerce", format="mixed", utc=True)
+            if not pd.api.types.is_datetime64_any_dtype(out):  # objects of several offsets
+                out = pd.to_datetime(out, errors="coerce", utc=True)
     if getattr(out.dt, "tz", None) is not None:
         out = out.dt.tz_convert("UTC").dt.tz_localize(None)
     return out

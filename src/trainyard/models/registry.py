@@ -39,7 +39,7 @@ class Family:
     def build(self, schema: Schema, task: Task, params: dict | None = None, seed: int = 0) -> Pipeline:
         """Preprocessing fitted on whatever `fit` gets + this family's estimator, as one Pipeline."""
         estimator = self.make(task, seed, **{**self.defaults, **(params or {})})
-        return Pipeline([("prep", make_preprocessor(schema, self.prep)), ("model", estimator)])
+        return Pipeline([("prep", make_preprocessor(schema, self.prep, task)), ("model", estimator)])
 
 
 FAMILIES: dict[str, Family] = {}

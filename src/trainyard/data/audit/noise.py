@@ -116,7 +116,7 @@ def _repeated_flipped(ctx: Context) -> list[Finding]:
     features = feature_columns(ctx)
     if not features:
         return []
-    labelled = ctx.df[ctx.df[ctx.target].notna()]
+    labelled = ctx.labelled_frame()
     keys = pd.Series(row_hash(labelled[features]), index=labelled.index)
     counts = keys.value_counts()
     repeated = counts[counts >= 3]
@@ -164,7 +164,7 @@ def _repeated_flipped(ctx: Context) -> list[Finding]:
 
 def _extremes_in_one_class(ctx: Context) -> list[Finding]:
     """Isolated extreme values (far beyond the bulk) that almost all carry one label: a planted trigger or an artefact."""
-    labelled = ctx.df[ctx.df[ctx.target].notna()]
+    labelled = ctx.labelled_frame()
     y = labelled[ctx.target].astype(str)
     base = y.value_counts(normalize=True)
     out = []

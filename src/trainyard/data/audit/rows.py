@@ -30,7 +30,7 @@ def check_duplicates(ctx: Context) -> list[Finding]:
     features = feature_columns(ctx)
     if ctx.target is None or not features:
         return out
-    labelled = ctx.df[ctx.df[ctx.target].notna()]
+    labelled = ctx.labelled_frame()
     keys = pd.Series(row_hash(labelled[features]), index=labelled.index)
     y = labelled[ctx.target]
     frame = pd.DataFrame({"key": keys.to_numpy(), "y": pd.util.hash_pandas_object(y, index=False).to_numpy()}, index=labelled.index)
