@@ -142,6 +142,8 @@ def check_id_like(ctx: Context) -> list[Finding]:
         if ctx.role(name) in ("text", "datetime"):
             continue
         kind = id_kind(ctx.df[name])
+        if kind is None and ctx.role(name) == "id":
+            kind = "unique key"  # schema inference called it an identifier (e.g. distinct integers on every row)
         if kind is None:
             continue
         what = {"uuid": "UUIDs", "hash": "hash-like hex strings", "counter": "a counter or row number (consecutive or ever-increasing integers)",

@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 
 from trainyard.data.audit.columns import robust_z
-from trainyard.data.audit.context import Context, row_hash, share
+from trainyard.data.audit.context import Context, share
 from trainyard.data.audit.report import Finding
-from trainyard.data.audit.rows import feature_columns
+from trainyard.data.audit.rows import feature_columns, feature_keys
 from trainyard.data.schema import FEATURE_ROLES, Schema, as_numeric
 
 NOISE_WARNING = 0.05  # share of rows cleanlab flags above which label noise is a warning ...
@@ -117,7 +117,7 @@ def _repeated_flipped(ctx: Context) -> list[Finding]:
     if not features:
         return []
     labelled = ctx.labelled_frame()
-    keys = pd.Series(row_hash(labelled[features]), index=labelled.index)
+    keys = feature_keys(ctx)
     counts = keys.value_counts()
     repeated = counts[counts >= 3]
     if repeated.empty or repeated.sum() > 0.1 * len(labelled):
