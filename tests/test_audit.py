@@ -345,3 +345,32 @@ def test_big_tables_sample_heavy_checks_and_say_so():
     near = audit(df2, target="bought", checks=["near_duplicates"], near_duplicate_rows=1000)
     assert all("sample" in (f.sampled or "") for f in near.findings)
     assert report.settings["leakage_rows"] == 1000
+
+
+def test_split_column_contamination_and_shift():
+    df = clean_synthetic(1200)
+    df["part"] = np.where(np.arange(len(df)) < 900, "train", "test")
+    copies = df.iloc[:40].assign(part="test")
+    report = audit(pd.concat([df, copies], ignore_index=True), target="bought", split_col="part", checks=["missing"])
+    found = report.by_check("contamination")
+    assert found and found[0].data["rows"] == 40 and found[0].data["split"]["other"] == "test"
+    assert "'test' vs 'train'" in found[0].what
+    assert not audit(df, target="bought", split_col="part", checks=["missing"]).by_check("contamination")
+
+
+def test_regression_and_no_target_audits_run_every_check():
+    rng = np.random.default_rng(0)
+    df = clean_synthetic(800).drop(columns="bought")
+    df["spend"] = 5 * df["visits"] + 20 * df["score"] + rng.normal(0, 30, len(df))
+    report = audit(df, target="spend")
+    assert report.task == "regression" and not report.by_check("check_error") and not report.blocking
+    assert not report.by_check("label_noise")  # confident learning is for classes only (documented)
+    untargeted = audit(df)
+    assert untargeted.target is None and not untargeted.by_check("check_error") and untargeted.blocking == []
+
+
+def test_schema_identifiers_are_reported():
+    df = clean_synthetic(1500)
+    df["customer_no"] = np.random.default_rng(0).choice(10**7, len(df), replace=False)
+    report = audit(df, target="bought", checks=["id_like"])
+    assert [f.column for f in report.by_check("id_like")] == ["customer_no"]

@@ -27,6 +27,7 @@ def audit(
     time_col: str = typer.Option(None, "--time-col", help="Time column (left out of feature checks; shift by time is expected)."),
     group_col: str = typer.Option(None, "--group-col", help="Group/entity key (left out of feature checks)."),
     test: Path = typer.Option(None, "--test", help="A test table to check against DATA: shared rows (contamination) and shift."),
+    split_col: str = typer.Option(None, "--split-col", help="Column saying which split each row is in (train/test/...): shared rows and shift between them."),
     task: str = typer.Option(None, "--task", help="binary, multiclass or regression (default: inferred)."),
     ignore: list[str] = typer.Option(None, "--ignore", help="Columns to leave out of the feature checks."),
     categorical: list[str] = typer.Option(None, "--categorical", help="Columns to treat as categories."),
@@ -45,7 +46,7 @@ def audit(
     roles.update({c: "categorical" for c in split_list(categorical)})
     with err_console.status("auditing", spinner="dots") if not as_json else _Nothing():
         report = run_audit(data, target, split_list(sensitive), time_col, group_col, task=task, roles=roles or None,
-                           test=test, label_noise=not no_label_noise)
+                           test=test, split_col=split_col, label_noise=not no_label_noise)
     paths = report.save(output)
     if as_json:
         print_json({**report.to_dict(plots=False), "files": {k: str(v) for k, v in paths.items()}})

@@ -20,6 +20,8 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from trainyard.data.schema import Schema, as_datetime, as_numeric
 
 MISSING = "__missing__"
+RARE = "__rare__"  # categories seen fewer than min_count times in training, and categories never seen
+HIGH_CARDINALITY = 50  # linear models target-encode (out of fold) categoricals with more distinct values than this
 
 
 class SchemaCoercer(BaseEstimator, TransformerMixin):
@@ -120,7 +122,8 @@ def _text(X) -> pd.Series:
 
 
 class CategoricalCodes(BaseEstimator, TransformerMixin):
-    """Categories as pandas categoricals with the training set's frequent values; rare and unseen become missing."""
+    """Categories as pandas categoricals with the training set's frequent values; rare and unseen values are grouped
+    into one '__rare__' category (kept apart from missing)."""
 
     def __init__(self, min_count: int = 5, max_categories: int = 200):
         self.min_count = min_count
@@ -133,21 +136,50 @@ class CategoricalCodes(BaseEstimator, TransformerMixin):
             counts = X[name].dropna().astype(str).value_counts()
             keep = counts[counts >= min(self.min_count, max(1, len(X) // 100))].index[: self.max_categories]
             self.categories_[name] = sorted(keep.tolist())
+        self.group_rare_ = True
         return self
 
     def transform(self, X):
         X = pd.DataFrame(X)
-        return pd.DataFrame(
-            {n: pd.Categorical(X[n].where(X[n].isna(), X[n].astype(str)), categories=c) for n, c in self.categories_.items()},
-            index=X.index,
-        )
+        out = {}
+        for n, cats in self.categories_.items():
+            s = X[n].astype(object)
+            values = s.where(s.isna(), s.astype(str))
+            if getattr(self, "group_rare_", False):  # rare and unseen values share one category; missing stays missing
+                values = values.where(values.isna() | values.isin(cats), RARE)
+                cats = [*cats, RARE]
+            out[n] = pd.Categorical(values, categories=cats)
+        return pd.DataFrame(out, index=X.index)
 
     def get_feature_names_out(self, input_features=None):
         return np.array(list(self.categories_))
 
 
-def make_preprocessor(schema: Schema, kind: str) -> Pipeline:
-    """The preprocessing pipeline for a model family of the given kind ('linear' or 'tree')."""
+def _cross_fitting(task) -> dict:
+    """Shuffled 5-fold cross fitting, spelled as the installed scikit-learn wants it (`cv` splitter from 1.9)."""
+    import sklearn
+
+    if tuple(int(p) for p in sklearn.__version__.split(".")[:2]) >= (1, 9):
+        from sklearn.model_selection import KFold, StratifiedKFold
+
+        cls = StratifiedKFold if target_type(task) in ("binary", "multiclass") else KFold
+        return {"cv": cls(n_splits=5, shuffle=True, random_state=0)}
+    return {"shuffle": True, "random_state": 0}
+
+
+def target_type(task) -> str:
+    """scikit-learn's TargetEncoder target type for a trainyard task (None: let it infer)."""
+    return {"binary": "binary", "multiclass": "multiclass", "regression": "continuous"}.get(getattr(task, "value", task), "auto")
+
+
+def make_preprocessor(schema: Schema, kind: str, task=None) -> Pipeline:
+    """The preprocessing pipeline for a model family of the given kind ('linear' or 'tree').
+
+    Linear: categoricals with up to HIGH_CARDINALITY values are one-hot encoded (values seen under 5 times grouped
+    as infrequent); those with more are target-encoded with scikit-learn's TargetEncoder, whose fit_transform
+    cross-fits (each training row is encoded by a model of the other folds), so the encoding does not leak the
+    row's own label. `task` sets the encoder's target type.
+    """
     numeric = schema.features("numeric", "boolean")
     categorical = schema.features("categorical")
     dates = schema.features("datetime")
@@ -156,9 +188,17 @@ def make_preprocessor(schema: Schema, kind: str) -> Pipeline:
         parts = []
         if numeric:
             parts.append(("num", make_pipeline(SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True), StandardScaler()), numeric))
-        if categorical:
+        high = [c for c in categorical if (schema.column(c).n_unique or 0) > HIGH_CARDINALITY]
+        low = [c for c in categorical if c not in high]
+        if low:
             onehot = OneHotEncoder(handle_unknown="infrequent_if_exist", min_frequency=5, max_categories=50, sparse_output=True)
-            parts.append(("cat", make_pipeline(SimpleImputer(strategy="constant", fill_value=MISSING, keep_empty_features=True), onehot), categorical))
+            parts.append(("cat", make_pipeline(SimpleImputer(strategy="constant", fill_value=MISSING, keep_empty_features=True), onehot), low))
+        if high:
+            from sklearn.preprocessing import TargetEncoder
+
+            encoder = TargetEncoder(target_type=target_type(task), **_cross_fitting(task))
+            parts.append(("cat_target", make_pipeline(SimpleImputer(strategy="constant", fill_value=MISSING, keep_empty_features=True),
+                                                      encoder, StandardScaler()), high))
         if dates:
             parts.append(("date", make_pipeline(DatetimeFeatures(), SimpleImputer(strategy="median", keep_empty_features=True), StandardScaler()), dates))
         for name in texts:

@@ -154,10 +154,7 @@ def _is_id_like_numbers(s: pd.Series, n: int, n_unique: int) -> bool:
 
 
 def _parses_as_dates(values: pd.Series) -> bool:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        parsed = pd.to_datetime(values, errors="coerce", format="mixed")
-    return bool(parsed.notna().mean() >= 0.9)
+    return bool(as_datetime(values).notna().mean() >= 0.9)
 
 
 def as_numeric(s: pd.Series) -> pd.Series:
@@ -169,15 +166,45 @@ def as_numeric(s: pd.Series) -> pd.Series:
 
 
 def as_datetime(s: pd.Series) -> pd.Series:
+    """Timestamps (naive, UTC) from datetimes or text; what does not parse becomes NaT.
+
+    Text is parsed once per distinct value, first with one inferred format (vectorised), then the leftovers
+    value by value ("mixed" formats, mixed time zones): a million rows of dates cost what their few thousand
+    distinct values cost.
+    """
     if pd.api.types.is_datetime64_any_dtype(s):
         out = s
+    elif pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
+        out = _to_datetime(s)
     else:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            out = pd.to_datetime(s, errors="coerce", format="mixed")
+        present = s.notna().to_numpy()
+        text = s[present].astype(str).str.strip()
+        distinct = pd.Series(pd.unique(text.to_numpy()))
+        parsed = _to_datetime(distinct)
+        rest = parsed.isna().to_numpy()
+        if rest.any():
+            parsed[rest] = _to_datetime(distinct[rest], format="mixed").to_numpy()
+        values = np.full(len(s), np.datetime64("NaT"), dtype="datetime64[ns]")
+        values[present] = pd.Series(parsed.to_numpy(), index=distinct.to_numpy()).reindex(text.to_numpy()).to_numpy()
+        return pd.Series(values, index=s.index, name=s.name)
     if getattr(out.dt, "tz", None) is not None:
         out = out.dt.tz_convert("UTC").dt.tz_localize(None)
     return out
+
+
+def _to_datetime(values: pd.Series, **kwargs) -> pd.Series:
+    """pd.to_datetime with errors coerced and any time zones converted to naive UTC."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            out = pd.to_datetime(values, errors="coerce", **kwargs)
+        except (ValueError, TypeError, OverflowError):  # mixed time zones, or aware and naive values together
+            out = pd.to_datetime(values, errors="coerce", utc=True, **kwargs)
+        if not pd.api.types.is_datetime64_any_dtype(out):  # objects with several offsets
+            out = pd.to_datetime(out, errors="coerce", utc=True)
+    if getattr(out.dt, "tz", None) is not None:
+        out = out.dt.tz_convert("UTC").dt.tz_localize(None)
+    return out.astype("datetime64[ns]")
 
 
 def check_target(df: pd.DataFrame, target: str | None) -> None:

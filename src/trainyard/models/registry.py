@@ -41,7 +41,7 @@ class Family:
         estimator = self.make(task, seed, **{**self.defaults, **(params or {})})
         if self.prep == "raw":
             return estimator
-        return Pipeline([("prep", make_preprocessor(schema, self.prep)), ("model", estimator)])
+        return Pipeline([("prep", make_preprocessor(schema, self.prep, task)), ("model", estimator)])
 
 
 FAMILIES: dict[str, Family] = {}

@@ -53,6 +53,7 @@ def audit(
     task: str | None = None,
     roles: dict[str, str] | None = None,
     test=None,
+    split_col: str | None = None,
     checks=None,
     settings: Settings | None = None,
     **options,
@@ -61,7 +62,8 @@ def audit(
 
     `sensitive` names columns whose groups are counted and compared; `time_col` / `group_col` are left out of the
     feature checks (and shape the shift findings); `test` (a table) is checked against `data` for shared rows and
-    shift; `checks` limits which checks run (names in CHECKS); `options` override Settings fields
+    shift; `split_col` names a column that says which split each row belongs to (rows marked train/training, or
+    else the most common value, are compared with each other value); `checks` limits which checks run (names in CHECKS); `options` override Settings fields
     (e.g. missing_threshold=0.3, label_noise=False).
     """
     from trainyard.data.load import load_table
@@ -75,7 +77,8 @@ def audit(
     for k, v in options.items():
         setattr(settings, k, v)
     sensitive = [sensitive] if isinstance(sensitive, str) else list(sensitive or ())
-    _check_columns(df, target, sensitive, time_col, group_col)
+    _check_columns(df, target, sensitive, time_col, group_col, split_col)
+    roles = {**(roles or {}), **({split_col: "ignore"} if split_col else {})} or None
     names = list(CHECKS) if checks is None else list(checks)
     for name in names:
         if name not in CHECKS:
@@ -116,6 +119,10 @@ def audit(
         findings += compare_splits(df, test_df, target, columns=features, roles=roles_map,
                                    expected_shift=f"split by time on '{time_col}'" if time_col else None, seed=settings.seed)
         timings["splits"] = time.perf_counter() - t0
+    if split_col is not None:
+        t0 = time.perf_counter()
+        findings += _compare_split_column(ctx, split_col, settings.seed)
+        timings["splits"] = timings.get("splits", 0) + time.perf_counter() - t0
     timings["total"] = time.perf_counter() - started
     report = AuditReport(len(df), df.shape[1], target, inferred_task.value if inferred_task else None, findings,
                          columns=_profile(ctx), plots=_plots(ctx), timings={k: round(v, 3) for k, v in timings.items()},
@@ -124,15 +131,41 @@ def audit(
     return report
 
 
-def _check_columns(df: pd.DataFrame, target, sensitive, time_col, group_col) -> None:
+def _check_columns(df: pd.DataFrame, target, sensitive, time_col, group_col, split_col=None) -> None:
     if target is not None and target not in df.columns:
         raise DataError(f"Target column '{target}' is not in the data.", suggest(target, df.columns))
-    for flag, cols in (("--sensitive", sensitive), ("--time-col", [time_col] if time_col else []), ("--group-col", [group_col] if group_col else [])):
+    for flag, cols in (("--sensitive", sensitive), ("--time-col", [time_col] if time_col else []), ("--group-col", [group_col] if group_col else []),
+                       ("--split-col", [split_col] if split_col else [])):
         for c in cols:
             if c not in df.columns:
                 raise ConfigError(f"Column '{c}' (given with {flag}) is not in the data.", suggest(c, df.columns))
             if c == target:
                 raise ConfigError(f"'{c}' is the target; it cannot also be given with {flag}.", f"pass another column to {flag}.")
+
+
+TRAIN_NAMES = {"train", "training", "fit", "learn"}
+
+
+def _compare_split_column(ctx: Context, split_col: str, seed: int) -> list[Finding]:
+    marks = ctx.df[split_col].astype("string").str.strip().str.lower()
+    values = marks.value_counts()
+    if len(values) < 2:
+        return []
+    train_value = next((v for v in values.index if v in TRAIN_NAMES), values.index[0])
+    roles = {c.name: c.role for c in ctx.schema.columns}
+    features = [c for c in ctx.columns() if c != split_col and roles[c] not in ("id", "ignore")]
+    train = ctx.df[(marks == train_value).to_numpy()]
+    out = []
+    for other in values.index:
+        if other == train_value:
+            continue
+        found = compare_splits(train, ctx.df[(marks == other).to_numpy()], ctx.target, columns=features, roles=roles,
+                               expected_shift=f"split by time on '{ctx.time_col}'" if ctx.time_col else None, seed=seed)
+        for f in found:
+            f.what = f"'{other}' vs '{train_value}' rows: {f.what}"
+            f.data["split"] = {"train": train_value, "other": other, "column": split_col}
+        out += found
+    return out
 
 
 def _profile(ctx: Context) -> list[dict]:

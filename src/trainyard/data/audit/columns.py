@@ -142,6 +142,8 @@ def check_id_like(ctx: Context) -> list[Finding]:
         if ctx.role(name) in ("text", "datetime"):
             continue
         kind = id_kind(ctx.df[name])
+        if kind is None and ctx.role(name) == "id":
+            kind = "unique key"  # schema inference called it an identifier (e.g. distinct integers on every row)
         if kind is None:
             continue
         what = {"uuid": "UUIDs", "hash": "hash-like hex strings", "counter": "a counter or row number (consecutive or ever-increasing integers)",
@@ -202,6 +204,9 @@ def check_types(ctx: Context) -> list[Finding]:
 
 def _mixed_types(ctx: Context, name: str, values: pd.Series, strings: pd.Series) -> list[Finding]:
     kinds = values.map(lambda v: type(v).__name__).value_counts() if values.dtype == object else pd.Series(dtype=int)
+    probe = strings.sample(min(len(strings), 2000), random_state=0)
+    if pd.to_numeric(probe, errors="coerce").notna().mean() < 0.3 and not (len(kinds) > 1):
+        return []  # clearly text: no need to parse every value
     numeric = pd.to_numeric(strings, errors="coerce").notna()
     rate = float(numeric.mean())
     python_mix = len(kinds) > 1 and set(kinds.index) - {"str"} and "str" in kinds.index

@@ -66,10 +66,16 @@ class Context:
         return [c.name for c in self.schema.columns
                 if c.name != self.target and c.name not in special and (not roles or c.role in roles)]
 
-    def labelled(self, rows: int, frame: pd.DataFrame | None = None) -> pd.DataFrame:
+    def labelled_frame(self) -> pd.DataFrame:
+        """The rows whose target is present (the table itself, not a copy, when none is missing)."""
+        if "labelled" not in self.cache:
+            present = self.df[self.target].notna()
+            self.cache["labelled"] = self.df if present.all() else self.df[present.to_numpy()]
+        return self.cache["labelled"]
+
+    def labelled(self, rows: int) -> pd.DataFrame:
         """Up to `rows` rows whose target is present (a fixed random sample when there are more)."""
-        frame = self.df if frame is None else frame
-        labelled = frame[frame[self.target].notna()]
+        labelled = self.labelled_frame()
         if len(labelled) > rows:
             labelled = labelled.sample(rows, random_state=self.settings.seed)
         return labelled

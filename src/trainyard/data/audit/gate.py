@@ -21,7 +21,7 @@ def audit_for_training(df: pd.DataFrame, cfg, task, store=None, run_id: str | No
     if store is not None and run_id is not None:
         store.add_event(run_id, "audit", "data audit: " + ", ".join(f"{v} {k}" for k, v in report.summary().items()
                                                                      if k in ("blocking", "warning", "info")),
-                        data={"summary": report.summary(), "timings": report.timings})
+                        data=report.to_dict())  # the whole report (findings, plots): a blocked run has no artifact
         record_findings(store, run_id, [f for f in report.findings if f.severity != "info"])
     if emit:
         emit("audit", {"report": report})

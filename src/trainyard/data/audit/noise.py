@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 
 from trainyard.data.audit.columns import robust_z
-from trainyard.data.audit.context import Context, row_hash, share
+from trainyard.data.audit.context import Context, share
 from trainyard.data.audit.report import Finding
-from trainyard.data.audit.rows import feature_columns
+from trainyard.data.audit.rows import feature_columns, feature_keys
 from trainyard.data.schema import FEATURE_ROLES, Schema, as_numeric
 
 NOISE_WARNING = 0.05  # share of rows cleanlab flags above which label noise is a warning ...
@@ -116,8 +116,8 @@ def _repeated_flipped(ctx: Context) -> list[Finding]:
     features = feature_columns(ctx)
     if not features:
         return []
-    labelled = ctx.df[ctx.df[ctx.target].notna()]
-    keys = pd.Series(row_hash(labelled[features]), index=labelled.index)
+    labelled = ctx.labelled_frame()
+    keys = feature_keys(ctx)
     counts = keys.value_counts()
     repeated = counts[counts >= 3]
     if repeated.empty or repeated.sum() > 0.1 * len(labelled):
@@ -164,7 +164,7 @@ def _repeated_flipped(ctx: Context) -> list[Finding]:
 
 def _extremes_in_one_class(ctx: Context) -> list[Finding]:
     """Isolated extreme values (far beyond the bulk) that almost all carry one label: a planted trigger or an artefact."""
-    labelled = ctx.df[ctx.df[ctx.target].notna()]
+    labelled = ctx.labelled_frame()
     y = labelled[ctx.target].astype(str)
     base = y.value_counts(normalize=True)
     out = []

@@ -14,6 +14,14 @@ def feature_columns(ctx: Context) -> list[str]:
     return [c for c in ctx.df.columns if c != ctx.target and ctx.role(c) != "id"]
 
 
+def feature_keys(ctx: Context) -> pd.Series:
+    """A hash of each labelled row's feature columns (index: the row's label), computed once per audit."""
+    if "feature_keys" not in ctx.cache:
+        labelled = ctx.labelled_frame()
+        ctx.cache["feature_keys"] = pd.Series(row_hash(labelled[feature_columns(ctx)]), index=labelled.index)
+    return ctx.cache["feature_keys"]
+
+
 def check_duplicates(ctx: Context) -> list[Finding]:
     out = []
     full = row_hash(ctx.df)
@@ -30,8 +38,8 @@ def check_duplicates(ctx: Context) -> list[Finding]:
     features = feature_columns(ctx)
     if ctx.target is None or not features:
         return out
-    labelled = ctx.df[ctx.df[ctx.target].notna()]
-    keys = pd.Series(row_hash(labelled[features]), index=labelled.index)
+    labelled = ctx.labelled_frame()
+    keys = feature_keys(ctx)
     y = labelled[ctx.target]
     frame = pd.DataFrame({"key": keys.to_numpy(), "y": pd.util.hash_pandas_object(y, index=False).to_numpy()}, index=labelled.index)
     repeated = frame[frame["key"].duplicated(keep=False).to_numpy()]
@@ -66,8 +74,11 @@ def normalised(frame: pd.DataFrame, ctx: Context) -> pd.DataFrame:
             out[name] = np.round(x * scale) / scale
         elif pd.api.types.is_datetime64_any_dtype(s):
             out[name] = s.dt.floor("D")
-        else:
-            out[name] = s.astype("string").str.lower().str.replace(r"\s+", " ", regex=True).str.strip(" .,;:!?\"'")
+        else:  # normalise each distinct value once, then look the rows up by code
+            codes, uniques = pd.factorize(s.astype("string"))
+            norm = pd.Series(uniques).str.lower().str.replace(r"\s+", " ", regex=True).str.strip(" .,;:!?\"'")
+            keys, _ = pd.factorize(norm)
+            out[name] = np.where(codes < 0, -1, keys[np.maximum(codes, 0)]) if len(keys) else codes
     return pd.DataFrame(out, index=frame.index)
 
 
