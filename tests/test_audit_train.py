@@ -73,12 +73,12 @@ def test_cli_audit_with_test_table_reports_contamination(cli_inproc, tmp_path):
 
 def test_train_stops_on_blocking_findings_unless_forced(workspace, leaky_csv):
     with pytest.raises(DataError, match=r"blocking problem.*churn_flag") as info:
-        trainyard.train(leaky_csv, target="churn", include=["linear"], name="leaky")
+        trainyard.train(leaky_csv, target="churn", include=["linear"], name="leaky", max_trials=1)
     assert "--force" in info.value.fix and "--ignore" in info.value.fix
     store = Workspace.resolve().store
     failed = store.list_runs()[0]
     assert failed["status"] == "failed" and "blocking" in failed["error"]
-    result = trainyard.train(leaky_csv, target="churn", include=["linear"], name="leaky", force=True)
+    result = trainyard.train(leaky_csv, target="churn", include=["linear"], name="leaky", force=True, max_trials=1)
     assert result.audit.blocking[0].column == "churn_flag"
     events = [e for e in store.events(result.run_id) if e["kind"] == "audit"]
     assert any("--force" in e["message"] for e in events)
@@ -89,14 +89,14 @@ def test_train_stops_on_blocking_findings_unless_forced(workspace, leaky_csv):
     assert meta["audit"]["findings"][0]["column"] == "churn_flag"
     assert {"audit.json", "audit.html"} <= set(meta["files"])
     # --ignore removes the leak: the audit no longer blocks
-    ok = trainyard.train(leaky_csv, target="churn", include=["linear"], name="leaky", ignore=["churn_flag"])
+    ok = trainyard.train(leaky_csv, target="churn", include=["linear"], name="leaky", ignore=["churn_flag"], max_trials=1)
     assert ok.audit.blocking == []
 
 
 def test_cli_train_prints_audit_and_blocks(cli_inproc, leaky_csv):
-    r = cli_inproc("train", leaky_csv, "--target", "churn", "--include", "linear")
+    r = cli_inproc("train", leaky_csv, "--target", "churn", "--include", "linear", "--max-trials", "1")
     assert r.code == 2 and "blocking" in r.stderr and "--force" in r.stderr and "Traceback" not in r.output
-    r = cli_inproc("train", leaky_csv, "--target", "churn", "--include", "linear", "--force")
+    r = cli_inproc("train", leaky_csv, "--target", "churn", "--include", "linear", "--force", "--max-trials", "1")
     assert r.code == 0, r.output
     assert "Audit:" in r.stdout and "churn_flag" in r.stdout
 
@@ -108,13 +108,14 @@ def test_imbalanced_classes_train_with_class_weights(workspace):
     y = np.where(x[:, 0] + 0.5 * rng.normal(size=n) > 1.9, "rare", "common")
     df = pd.DataFrame(x, columns=["a", "b", "c"]).assign(y=y)
     assert (df["y"] == "rare").mean() < 0.1
-    result = trainyard.train(df, target="y", include=["linear", "lightgbm"], name="imb")
-    trials = Workspace.resolve().store.trials(result.run_id)
-    assert all(t["params"]["class_weight"] == "balanced" for t in trials)
-    assert result.model.pipeline.named_steps["model"].class_weight == "balanced"
+    result = trainyard.train(df, target="y", include=["linear", "lightgbm"], name="imb", max_trials=2)
+    trials = [t for t in Workspace.resolve().store.trials(result.run_id) if t["family"] != "ensemble"]
+    # class weights reach every family as balanced sample weights (recorded with each trial)
+    assert trials and all(t["extra"]["class_weight"] == "balanced" for t in trials)
     assert result.audit.by_check("class_imbalance")[0].severity == "warning"
-    off = trainyard.train(df, target="y", include=["linear"], name="imb", class_weight="none")
-    assert "class_weight" not in Workspace.resolve().store.trials(off.run_id)[0]["params"]
+    off = trainyard.train(df, target="y", include=["linear"], name="imb", class_weight="none", max_trials=1)
+    assert "class_weight" not in Workspace.resolve().store.trials(off.run_id)[0]["extra"]
+    assert result.metrics["recall"] > off.metrics["recall"]  # the rare class is found more often
 
 
 def test_split_keeps_identical_rows_on_one_side():

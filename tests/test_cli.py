@@ -23,7 +23,7 @@ def test_help_is_fast_because_heavy_imports_are_lazy():
 
 
 def test_train_models_runs_predict(cli, mixed_csv, tmp_path):
-    r = cli("train", mixed_csv, "--target", "churn", "--name", "churn", "--include", "linear,lightgbm", "--time-limit", "60")
+    r = cli("train", mixed_csv, "--target", "churn", "--name", "churn", "--include", "linear,lightgbm", "--time-limit", "60", "--max-trials", "2")
     assert r.code == 0, r.output
     assert "Leaderboard" in r.stdout and "Held-out test set" in r.stdout and "Registered churn@1" in r.stdout
     models = cli("models", "--json")
@@ -42,7 +42,7 @@ def test_train_models_runs_predict(cli, mixed_csv, tmp_path):
 
 
 def test_train_json_output(cli_inproc, mixed_csv):
-    r = cli_inproc("train", mixed_csv, "--target", "churn", "--include", "linear", "--json")
+    r = cli_inproc("train", mixed_csv, "--target", "churn", "--include", "linear", "--max-trials", "1", "--json")
     assert r.code == 0, r.output
     out = json.loads(r.stdout)
     assert out["version"] == 1 and out["task"] == "binary" and "roc_auc" in out["test"]
@@ -92,7 +92,7 @@ def test_debug_shows_the_traceback(cli):
 def test_two_trainings_at_once_on_one_workspace_both_land(workspace, tmp_path, mixed_table):
     mixed_table.to_csv(tmp_path / "churn.csv", index=False)
     env = {**os.environ, "PYTHONPATH": str(SRC), "TRAINYARD_HOME": str(workspace)}
-    cmd = [sys.executable, "-m", "trainyard", "train", "churn.csv", "--target", "churn", "--name", "churn", "--include", "linear,lightgbm", "--json"]
+    cmd = [sys.executable, "-m", "trainyard", "train", "churn.csv", "--target", "churn", "--name", "churn", "--include", "linear,lightgbm", "--max-trials", "2", "--json"]
     procs = [subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
     outs = [p.communicate(timeout=300) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs
@@ -128,7 +128,7 @@ def test_killed_run_is_marked_interrupted_and_workspace_stays_consistent(workspa
     # the workspace keeps working after the kill
     small = make_mixed_table(300)
     small.to_csv(tmp_path / "small.csv", index=False)
-    done = subprocess.run([sys.executable, "-m", "trainyard", "train", "small.csv", "--target", "churn", "--name", "big", "--include", "linear"],
+    done = subprocess.run([sys.executable, "-m", "trainyard", "train", "small.csv", "--target", "churn", "--name", "big", "--include", "linear", "--max-trials", "1"],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert store.resolve_model("big")["version"] == 1

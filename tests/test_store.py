@@ -62,6 +62,6 @@ def test_store_on_postgresql(postgres_url):
 def test_training_into_a_postgresql_workspace(postgres_url, tmp_path, monkeypatch, mixed_table):
     monkeypatch.setenv("TRAINYARD_HOME", str(tmp_path / "ws"))
     monkeypatch.setenv("TRAINYARD_DB", postgres_url)
-    r = trainyard.train(mixed_table, target="churn", name="pg", include=["linear"])
+    r = trainyard.train(mixed_table, target="churn", name="pg", include=["linear"], max_trials=1)
     assert Workspace.resolve().store.resolve_model("pg")["run_id"] == r.run_id
     assert trainyard.load(f"pg@{r.version}").predict(mixed_table.head(3)).shape == (3,)

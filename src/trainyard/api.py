@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tempfile
@@ -9,6 +10,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -31,7 +33,8 @@ from trainyard.models.registry import choose_families
 from trainyard.monitor.profile import write_reference
 from trainyard.registry.artifact import load_artifact, save_artifact
 from trainyard.tasks import DEFAULT_METRIC, check_task_fits_target, infer_task, parse_task
-from trainyard.training.search import SearchData, Trial, best_trial, search
+from trainyard.training.plan import resume_state, role_overrides, sample_weights, search_plan
+from trainyard.training.search import SearchData, Trial, search
 from trainyard.workspace import Workspace
 
 Progress = Callable[[str, dict], None]
@@ -67,30 +70,42 @@ def train(
     preset: str = "balanced",
     workspace: str | os.PathLike | None = None,
     progress: Progress | None = None,
+    resume: str | None = None,
+    clock_started: float | None = None,
     **settings,
 ) -> TrainResult:
     """Train on a table (path or DataFrame), pick the best family on validation, test it once, register it.
 
     With task="image-classification" or "text-classification" (or text_col=...), the neural path trains instead
-    (trainyard.training.deep.train_deep: images or texts in, a registered CNN / fine-tuned encoder out)."""
+    (trainyard.training.deep.train_deep: images or texts in, a registered CNN / fine-tuned encoder out).
+
+    `resume="RUN_ID"` (or "last") continues a run that was killed, from the trials it recorded, with its
+    recorded settings and the rest of its time budget. With `max_trials` and no `time_limit`, only the
+    trial count limits the search (so the same seed gives the same leaderboard). The time limit counts from
+    `clock_started` (a `time.time()` stamp; the CLI passes its process's start) or from this call.
+    """
+    started = time.perf_counter() - (max(time.time() - clock_started, 0.0) if clock_started else 0.0)
     from trainyard.training.deep import is_deep
 
     if is_deep(settings.get("task"), settings.get("text_col"), settings.get("model")):
         from trainyard.training.deep import train_deep
 
         return train_deep(data, target=target, name=name, workspace=workspace, progress=progress, **settings)
-    if target is None:
+    if target is None and not resume:
         raise ConfigError("No target column given.", "name the column to predict with --target COLUMN (target='COLUMN' in Python).")
     emit = progress or (lambda kind, info: None)
-    cfg = build_config(target, preset, time_limit=time_limit, name=name, **settings)
+    unlimited = time_limit is None and settings.get("max_trials") is not None
+    cfg = build_config(target, preset, time_limit=time_limit, name=name, trial_budget_only=unlimited, **settings)
     ws = Workspace.resolve(workspace)
     emit("stage", {"message": "loading data"})
     df = load_table(data)
+    if resume:
+        return _resume(df, resume, ws, emit, started)
     check_target(df, target)
     task = parse_task(cfg.task) or infer_task(df[target])
     check_task_fits_target(task, df[target])
     metric = get_metric(cfg.metric or DEFAULT_METRIC[task], task)
-    schema = infer_schema(df, target, cfg.role_overrides())
+    schema = infer_schema(df, target, role_overrides(cfg, df))
     if not schema.features():
         raise DataError("No usable feature columns: every column is the target, ignored, constant or an identifier.",
                         "check the column roles with `trainyard train ... --debug`, or pass --categorical COL to keep a column.")
@@ -106,15 +121,32 @@ def train(
     emit("run", {"run_id": run_id, "task": task.value, "metric": metric.name, "families": [f.name for f in families]})
     with store.running(run_id):
         report = audit_for_training(df, cfg, task, store, run_id, emit)
-        return _train_run(df, cfg, ws, run_id, model_name, task, metric, schema, families, emit, audit_report=report)
+        return _train_run(df, cfg, ws, run_id, model_name, task, metric, schema, families, emit,
+                          time_limit=None if unlimited else cfg.time_limit, started=started, audit_report=report)
 
 
-def _train_run(df, cfg, ws, run_id, model_name, task, metric, schema, families, emit, audit_report=None) -> TrainResult:
-    started = time.perf_counter()
+def _resume(df, ref: str, ws: Workspace, emit, started: float) -> TrainResult:
+    """Continue an interrupted run from its recorded trials, with its recorded settings."""
+    run, cfg, previous, time_left = resume_state(ws.store, ref, fingerprint(df))
+    task = parse_task(run["task"])
+    metric = get_metric(run["metric"], task)
+    schema = infer_schema(df, cfg.target, role_overrides(cfg, df))
+    families = choose_families(task, list(cfg.families), list(cfg.include), list(cfg.exclude))
+    ws.store.update_run(run["id"], status="running", pid=os.getpid(), error=None, finished_at=None)
+    ws.store.add_event(run["id"], "resume", f"resumed with {len(previous)} recorded trials")
+    emit("run", {"run_id": run["id"], "task": task.value, "metric": metric.name, "families": [f.name for f in families],
+                 "resumed": len(previous)})
+    with ws.store.running(run["id"]):
+        return _train_run(df, cfg, ws, run["id"], run["name"], task, metric, schema, families, emit,
+                          time_limit=time_left, previous=previous, started=started)
+
+
+def _train_run(df, cfg, ws, run_id, model_name, task, metric, schema, families, emit, *, time_limit, started, previous=None,
+               audit_report=None) -> TrainResult:
     store = ws.store
     labelled = df[df[cfg.target].notna()]
     dropped = len(df) - len(labelled)
-    if dropped:
+    if dropped and not previous:
         store.add_event(run_id, "data", f"dropped {dropped} rows with a missing target")
     features = schema.features()
     parts = split(labelled, cfg.target, task, test_size=cfg.test_size, val_size=cfg.val_size, seed=cfg.seed,
@@ -124,35 +156,42 @@ def _train_run(df, cfg, ws, run_id, model_name, task, metric, schema, families, 
     class_weight = choose_class_weight(cfg.class_weight, task, labelled[cfg.target])
     classes = class_labels(labelled[cfg.target]) if task.is_classification else None
     y_of = (lambda part: encode_labels(part[cfg.target].to_numpy(), classes)) if classes is not None else (lambda part: part[cfg.target].to_numpy(dtype=float))
-    data = SearchData(parts.train[features], y_of(parts.train), parts.val[features], y_of(parts.val), classes)
+    w_of = (lambda part: sample_weights(part, cfg.weight_col)) if cfg.weight_col else (lambda part: None)
+    data = SearchData(parts.train[features], y_of(parts.train), parts.val[features], y_of(parts.val), classes,
+                      w_of(parts.train), w_of(parts.val))
     emit("stage", {"message": f"split {parts.sizes()} ({parts.strategy})"})
 
     def on_trial(trial: Trial) -> None:
         store.add_trial(run_id, trial.number, trial.family, **trial.record())
         emit("trial", {"trial": trial})
 
-    budget = max(cfg.time_limit - (time.perf_counter() - started), 1.0)
-    trials = search(data, schema=schema, task=task, metric=metric, families=families, time_limit=budget,
-                    seed=cfg.seed, max_trials=cfg.max_trials, on_trial=on_trial,
-                    extra_params={"class_weight": class_weight} if class_weight else None)
-    best = best_trial(trials, metric)
-    if best is None:
+    spent = time.perf_counter() - started
+    budget = None if time_limit is None else max(time_limit - spent, 1.0)
+    # Testing, profiling and saving afterwards cost about what loading and checking the data did.
+    plan = search_plan(cfg, metric, budget, n_rows=len(parts.train) + len(parts.val), after_search_s=0.8 * spent,
+                       class_weight=class_weight)
+    if cfg.calibrate:  # calibration needs the validation rows unseen: keep the models fitted on the training split
+        plan.refit = False
+    emit("plan", {"time_limit": budget, "max_trials": cfg.max_trials, "bag_folds": plan.bag_folds})
+    result = search(data, schema=schema, task=task, metric=metric, families=families, plan=plan, on_trial=on_trial,
+                    checkpoint_dir=ws.run_dir(run_id) / "trials", previous=previous)
+    trials = result.trials
+    for note in result.notes:
+        store.add_event(run_id, "search", note)
+    if result.estimator is None:
         failures = "; ".join(f"{t.family}: {t.message.splitlines()[0]}" for t in trials if t.message)
         raise DataError(f"No model could be trained on this data ({failures}).", "check the audit findings and column roles; rerun with --debug for details.")
-    pipeline = best.pipeline
-    trial_model = TrainyardModel(best.pipeline, task=task, schema=schema, classes=classes, family=best.family, metric=metric.name)
+    pipeline = result.estimator
+    best = SimpleNamespace(family=result.family, params=result.params, val_score=result.val_score)
+    # A model that never saw the validation rows: what calibration and the validation diagnostics may use.
+    trial_model = None if result.refitted else TrainyardModel(pipeline, task=task, schema=schema, classes=classes, family=best.family, metric=metric.name)
     calibrated_with = None
-    if cfg.calibrate and task.is_classification:
+    if cfg.calibrate and task.is_classification and trial_model is not None:
         emit("stage", {"message": "calibrating probabilities on the validation rows"})
         calibrated_with, pipeline = calibrate_on_validation(trial_model, data.X_val, data.y_val, cfg.calibrate, cfg.seed)
-    if cfg.refit and calibrated_with is None and time.perf_counter() - started < cfg.time_limit:
-        emit("stage", {"message": f"refitting {best.family} on train + validation"})
-        from sklearn.base import clone
-
-        pipeline = clone(best.pipeline).fit(pd.concat([data.X_train, data.X_val]), np.concatenate([data.y_train, data.y_val]))
     model = TrainyardModel(pipeline, task=task, schema=schema, classes=classes, family=best.family, metric=metric.name)
     emit("stage", {"message": "evaluating the chosen model once on the held-out test set"})
-    report = test_evaluation(model, trial_model, parts, cfg, metric, data, best.val_score, refitted=pipeline is not best.pipeline and calibrated_with is None,
+    report = test_evaluation(model, trial_model, parts, cfg, metric, data, best.val_score, refitted=result.refitted,
                              calibrated_with=calibrated_with)
     test_metrics = {r["metric"]: r["value"] for r in report["metrics"]}
     baseline = {r["metric"]: r["baseline"] for r in report["metrics"] if r.get("baseline") is not None}
@@ -190,8 +229,10 @@ def _train_run(df, cfg, ws, run_id, model_name, task, metric, schema, families, 
 
 
 def leaderboard_frame(trials: list[Trial], metric) -> pd.DataFrame:
-    rows = [{"family": t.family, f"val_{metric.name}": t.val_score, "fit_s": t.fit_seconds, "predict_ms_per_row": t.predict_ms_per_row,
-             "status": t.status, "message": (t.message or "").splitlines()[0] if t.message else ""} for t in trials]
+    rows = [{"trial": t.number, "family": t.family, f"val_{metric.name}": t.val_score, "fit_s": t.fit_seconds,
+             "predict_ms_per_row": t.predict_ms_per_row, "memory_mb": t.memory_mb, "status": t.status,
+             "params": json.dumps(t.params, sort_keys=True, default=str),
+             "message": (t.message or "").splitlines()[0] if t.message else ""} for t in trials]
     board = pd.DataFrame(rows)
     if board.empty:
         return board

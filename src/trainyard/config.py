@@ -6,10 +6,17 @@ from dataclasses import asdict, dataclass, field, fields
 
 from trainyard.errors import ConfigError, suggest
 
+# Families in the order their defaults are tried: strong and fast first, so a good model exists early.
+ALL_FAMILIES = ["lightgbm", "linear", "catboost", "xgboost", "extra_trees", "random_forest", "knn", "elastic_net", "decision_tree", "mlp"]
+
 PRESETS: dict[str, dict] = {
-    "fast": {"families": ["linear", "lightgbm"], "refit": False, "time_limit": 30},
-    "balanced": {"families": ["linear", "lightgbm", "random_forest"], "refit": True, "time_limit": 60},
-    "best": {"families": ["linear", "lightgbm", "random_forest"], "refit": True, "time_limit": 300},
+    # bag_folds: k-fold bagging (scored out of fold) when train + validation has at most bag_max_rows rows.
+    "fast": {"families": ["lightgbm", "linear", "xgboost", "extra_trees"], "refit": False, "time_limit": 30,
+             "bag_folds": 0, "bag_max_rows": 0, "tune_top": 1, "ensemble_rounds": 10, "patience": 5},
+    "balanced": {"families": ALL_FAMILIES, "refit": True, "time_limit": 60,
+                 "bag_folds": 5, "bag_max_rows": 20_000, "tune_top": 3, "ensemble_rounds": 25, "patience": 10},
+    "best": {"families": ALL_FAMILIES, "refit": True, "time_limit": 300,
+             "bag_folds": 8, "bag_max_rows": 100_000, "tune_top": 4, "ensemble_rounds": 40, "patience": 25},
 }
 
 
@@ -43,6 +50,15 @@ class TrainConfig:
     cost_fn: float | None = None
     learning_curve: bool = False
     n_boot: int = 1000  # bootstrap resamples for the test-set intervals
+    bag_folds: int = 0
+    bag_max_rows: int = 0
+    tune_top: int = 3
+    ensemble_rounds: int = 25
+    patience: int = 10  # stop tuning a family after this many trials without improvement
+    max_predict_ms_per_row: float | None = None
+    memory_limit_mb: float | None = None
+    weight_col: str | None = None
+    trial_budget_only: bool = False  # --max-trials without --time-limit: no clock, so runs are reproducible
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -63,12 +63,15 @@ def sparkline(values: list[float], width: int = 30) -> str:
 class DeepLive(_Live):
     """A progress bar over optimizer steps with the latest loss, a loss sparkline and the last validation scores."""
 
-    UNIT = "steps"
-
     def __init__(self, enabled: bool):
         super().__init__(enabled)
         self.losses: list[float] = []
         self.val = ""
+
+    def columns(self) -> list:
+        from rich.progress import BarColumn, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        return [SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} steps"), TimeElapsedColumn()]
 
     def update(self, kind: str, info: dict) -> None:
         if not self.enabled:

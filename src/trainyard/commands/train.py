@@ -38,6 +38,11 @@ def train(
     cost_fp: float = typer.Option(None, "--cost-fp", help="Binary: cost of a false positive (tune the threshold for the lowest cost)."),
     cost_fn: float = typer.Option(None, "--cost-fn", help="Binary: cost of a false negative."),
     learning_curve: bool = typer.Option(False, "--learning-curve", help="Add learning curves (score vs training rows) to the report."),
+    resume: str = typer.Option(None, "--resume", help="Continue an interrupted run (RUN_ID or 'last') from its recorded trials."),
+    max_predict_ms_per_row: float = typer.Option(None, "--max-predict-ms-per-row", help="Prefer models (and ensembles) predicting faster than this."),
+    memory_limit_mb: float = typer.Option(None, "--memory-limit-mb", help="Skip a family whose estimated memory is above this (default: 80% of free memory)."),
+    weight_col: str = typer.Option(None, "--weight-col", help="Column of sample weights (used in training and validation scores)."),
+    bag_folds: int = typer.Option(None, "--bag-folds", help="k-fold bagging when the data is small enough (0: off; preset default)."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
     text_col: str = typer.Option(None, "--text-col", help="[neural] Column holding the text (text classification)."),
     model: str = typer.Option(None, "--model", help="[neural] cnn or mobilenetv2 (images); minilm or a Hugging Face model folder (text)."),
@@ -72,12 +77,14 @@ def train(
 
     with _Live(enabled=not as_json, time_limit=time_limit) as live:
         result = api.train(
-            data, target, time_limit=time_limit, name=name, preset=preset, progress=live.update,
+            data, target, time_limit=time_limit, name=name, preset=preset, progress=live.update, resume=resume,
             task=task, metric=metric, include=split_list(include), exclude=split_list(exclude),
             ignore=split_list(ignore), categorical=split_list(categorical), seed=seed, max_trials=max_trials,
             test_size=test_size, group_col=group_col, time_col=time_col, force=force,
             sensitive=split_list(sensitive) or None, class_weight=class_weight,
             calibrate=calibrate, threshold_metric=threshold_metric, cost_fp=cost_fp, cost_fn=cost_fn, learning_curve=learning_curve or None,
+            max_predict_ms_per_row=max_predict_ms_per_row, memory_limit_mb=memory_limit_mb, weight_col=weight_col,
+            bag_folds=bag_folds, clock_started=_process_started(),
         )
     if as_json:
         print_json({
@@ -88,8 +95,11 @@ def train(
         })
         return
     board = result.leaderboard
-    console.print(table(f"Leaderboard (validation {result.metric})", ["rank", *board.columns],
-                        [[i, *row] for i, row in zip(board.index, board.itertuples(index=False))]))
+    shown = [c for c in board.columns if c not in ("params", "message")]
+    console.print(table(f"Leaderboard (validation {result.metric})", ["rank", *shown, "note"],
+                        [[i, *[row[c] for c in shown], _note(row)] for i, row in board.head(25).iterrows()]))
+    if len(board) > 25:
+        console.print(f"... {len(board)} trials in all; `trainyard runs` and the workspace database keep every one.")
     from trainyard.commands.evaluate import metrics_table, print_findings
 
     console.print(metrics_table(f"Held-out test set ({result.split['test']} rows, scored once)", result.evaluation["metrics"]))
@@ -99,24 +109,47 @@ def train(
                   f"Test {result.metric} = {fmt(result.test_score)}.")
 
 
-class _Live:
-    """Rich progress: one line per stage, a bar over the time budget, a line per finished trial."""
+def _process_started() -> float | None:
+    """When this process started: the time limit covers the interpreter's start-up and imports too."""
+    try:
+        import psutil
 
-    UNIT = "trials"
+        return psutil.Process().create_time()
+    except Exception:
+        return None
+
+
+def _note(row) -> str:
+    if row["message"]:
+        return row["message"][:80]
+    params = row.get("params") or ""
+    return params if len(params) <= 80 else params[:77] + "..."
+
+
+class _Live:
+    """Rich progress: a spinner with the best score so far, and one line per finished trial as it lands."""
 
     def __init__(self, enabled: bool, time_limit: float | None = None):
         self.enabled = enabled
         self.time_limit = time_limit
+        self.best = None
+        self.count = 0
+        self.metric = ""
+        self.greater = True
 
     def __enter__(self):
         if self.enabled:
-            from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+            from rich.progress import Progress
 
-            self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} " + self.UNIT),
-                                     TimeElapsedColumn(), console=console, transient=True)
+            self.progress = Progress(*self.columns(), console=console, transient=True)
             self.progress.__enter__()
             self.task = self.progress.add_task("starting", total=None)
         return self
+
+    def columns(self) -> list:
+        from rich.progress import SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        return [SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn()]
 
     def update(self, kind: str, info: dict) -> None:
         if not self.enabled:
@@ -124,8 +157,18 @@ class _Live:
         if kind == "stage":
             self.progress.update(self.task, description=info["message"])
         elif kind == "run":
-            self.progress.update(self.task, total=len(info["families"]), description="searching")
-            console.print(f"Run [bold]{info['run_id']}[/]: {info['task']} task, optimising {info['metric']}, trying {', '.join(info['families'])}")
+            from trainyard.evaluation.metrics import METRICS
+
+            self.metric = info["metric"]
+            self.greater = METRICS[self.metric].greater_is_better if self.metric in METRICS else True
+            resumed = f", resuming from {info['resumed']} recorded trials" if info.get("resumed") is not None else ""
+            console.print(f"Run [bold]{info['run_id']}[/]: {info['task']} task, optimising {info['metric']}{resumed}; families {', '.join(info['families'])}")
+            console.print(f"  {'trial':>5}  {'family':<14} {'val ' + self.metric:>14} {'fit s':>7} {'ms/row':>8} {'MB':>7}  note", style="bold", highlight=False)
+        elif kind == "plan":
+            budget = "no time limit" if info["time_limit"] is None else f"{info['time_limit']:.0f}s"
+            trials = f", at most {info['max_trials']} trials" if info.get("max_trials") else ""
+            bag = f", {info['bag_folds']}-fold bagging" if info.get("bag_folds") else ", scored on the validation split"
+            console.print(f"  search budget {budget}{trials}{bag}", highlight=False)
         elif kind == "audit":
             report = info["report"]
             s = report.summary()
@@ -138,9 +181,18 @@ class _Live:
                 console.print(f"  [{style}]{f.severity}[/] " + escape((f"[{f.column}] " if f.column else "") + f.what), highlight=False)
         elif kind == "trial":
             t = info["trial"]
-            self.progress.advance(self.task)
-            status = f"val={fmt(t.val_score)}" if t.status == "ok" else f"[yellow]{t.status}[/]: {(t.message or '').splitlines()[0] if t.message else ''}"
-            console.print(f"  trial {t.number}: {t.family:<14} {status}  ({fmt(t.fit_seconds, 1)}s)", highlight=False)
+            self.count += 1
+            better = t.status == "ok" and (self.best is None or (t.val_score > self.best if self.greater else t.val_score < self.best))
+            if better:
+                self.best = t.val_score
+            note = "best so far" if better else ""
+            if t.status != "ok":
+                note = f"[yellow]{t.status}[/]: {(t.message or '').splitlines()[0] if t.message else ''}"
+            elif t.family == "ensemble":
+                note = (t.message or "") + ("; best so far" if better else "")
+            console.print(f"  {t.number:>5}  {t.family:<14} {fmt(t.val_score):>14} {fmt(t.fit_seconds, 1):>7} {fmt(t.predict_ms_per_row, 3):>8} "
+                          f"{fmt(t.memory_mb, 0):>7}  {note}", highlight=False)
+            self.progress.update(self.task, description=f"searching: {self.count} trials, best {self.metric} {fmt(self.best)}")
 
     def __exit__(self, *exc):
         if self.enabled:

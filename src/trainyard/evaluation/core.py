@@ -270,7 +270,7 @@ def test_evaluation(model, trial_model, parts, cfg, metric, data, val_score: flo
     training = Training(train_score=train_score, val_score=val_score, val_note=" ".join(notes), calibrated_with=calibrated_with,
                         learning_rows=learning_rows)
     validation = None
-    if model.task.is_classification:
+    if model.task.is_classification and trial_model is not None:  # None: refitted on the validation rows too
         validation = Validation(trial_model, data.X_val, parts.val[cfg.target].to_numpy())
     meta = {"baseline_reference": baseline_reference(model.task, parts.train[cfg.target], model.classes), "name": cfg.name}
     return evaluate_frame(model, parts.test, meta=meta, options=options, training=training, validation=validation,

@@ -2,8 +2,13 @@
 
 A family is a function that builds an unfitted scikit-learn estimator for a
 task from keyword hyperparameters, plus what the search needs to know about it:
-which preprocessing it eats, its tuned defaults, its search space, and which
-packages it requires. `trainyard families` lists them.
+which preprocessing it eats, its tuned defaults, its Optuna search space, a
+rough prior of its fit time and memory (used before it has been fitted once),
+and which packages it requires. `trainyard families` lists them.
+
+Built-in families live in one module per group (models/linear.py, neighbors.py,
+trees.py, boosting.py); models/families.py imports them. A new family (the
+PyTorch MLP, a user's own) only needs `@register` in a module that is imported.
 """
 
 from __future__ import annotations
@@ -28,10 +33,17 @@ class Family:
     make: Callable[..., object]  # make(task, seed, **params) -> unfitted estimator
     prep: str  # "linear", "tree", or "raw" (neural families that eat images/texts as they are)
     defaults: dict = field(default_factory=dict)
-    space: Callable | None = None  # space(optuna_trial) -> params
+    space: Callable | None = None  # space(optuna_trial, task) -> params
     tasks: frozenset = ALL_TASKS
     requires: tuple[str, ...] = ()
     description: str = ""
+    estimate: Callable | None = None  # estimate(n_rows, n_features, n_classes, params) -> Estimate
+
+    def footprint(self, n_rows: int, n_features: int, n_classes: int, params: dict | None = None) -> "Estimate":
+        """Prior fit seconds (one core) and peak memory (MB) for fitting on this much data."""
+        if self.estimate is None:
+            return Estimate(seconds=1e-6 * n_rows * n_features, memory_mb=3 * n_rows * n_features * 8 / 1e6 + 50)
+        return self.estimate(n_rows, n_features, n_classes, {**self.defaults, **(params or {})})
 
     def available(self) -> bool:
         return all(importlib.util.find_spec(mod) is not None for mod in self.requires)
@@ -44,15 +56,21 @@ class Family:
         return Pipeline([("prep", make_preprocessor(schema, self.prep, task)), ("model", estimator)])
 
 
+@dataclass(frozen=True)
+class Estimate:
+    seconds: float
+    memory_mb: float
+
+
 FAMILIES: dict[str, Family] = {}
 
 
 def register(name: str, *, prep: str, defaults: dict | None = None, space: Callable | None = None,
-             tasks=ALL_TASKS, requires: tuple[str, ...] = (), description: str = ""):
+             tasks=ALL_TASKS, requires: tuple[str, ...] = (), description: str = "", estimate: Callable | None = None):
     """Register `make(task, seed, **params)` as the family `name`."""
 
     def decorator(make):
-        FAMILIES[name] = Family(name, make, prep, dict(defaults or {}), space, frozenset(tasks), tuple(requires), description)
+        FAMILIES[name] = Family(name, make, prep, dict(defaults or {}), space, frozenset(tasks), tuple(requires), description, estimate)
         return make
 
     return decorator
@@ -72,9 +90,10 @@ def all_families() -> dict[str, Family]:
 
 def choose_families(task: Task, preset_families: list[str], include: list[str] | None, exclude: list[str] | None) -> list[Family]:
     """The families to try, in order: --include replaces the preset's list, --exclude removes from it."""
-    names = list(include) if include else list(preset_families)
-    for name in [*names, *(exclude or [])]:
-        get_family(name)
+    for name in [*(include or []), *(exclude or [])]:
+        get_family(name)  # a misspelt name is an error with suggestions
+    # A preset may name families from optional modules (the PyTorch MLP): those not registered are left out.
+    names = list(include) if include else [n for n in preset_families if n in all_families()]
     names = [n for n in names if n not in set(exclude or [])]
     chosen = [FAMILIES[n] for n in names if task in FAMILIES[n].tasks and FAMILIES[n].available()]
     if not chosen:

@@ -4,7 +4,8 @@ For the pipeline shape trainyard's tree families produce (SchemaCoercer -> Colum
 CategoricalCodes + passthrough numbers -> LightGBM), `compile_rows(model)` precomputes, once per
 loaded version, where each input column lands in the model's feature vector and the code of every
 category. A row then becomes a float64 vector with a dict lookup per categorical column, and goes
-straight to the LightGBM booster. Anything else (other families, ensembles, datetime or text columns)
+straight to the LightGBM booster (or boosters: an AutoML ensemble or bag of LightGBM models is a weighted
+sum of their outputs). Anything else (other families, mixed ensembles, datetime or text columns)
 gets `None` and the caller uses the DataFrame path with a cached column order. `tests/test_serve_fastpath.py`
 checks that both paths give the same numbers.
 """
@@ -56,20 +57,48 @@ def _is_passthrough(transformer) -> bool:
     return isinstance(transformer, FunctionTransformer) and transformer.func is None
 
 
+def _lightgbm_parts(model):
+    """(preprocessor, [(weight, fitted LGBMModel)]) when every part of the model is LightGBM behind the tree
+    preprocessing: a Pipeline(prep, LGBMModel), or an AutoML ensemble (WeightedEnsemble) of LightGBM members,
+    bagged or not. None otherwise."""
+    from lightgbm import LGBMModel
+    from sklearn.pipeline import Pipeline
+
+    pipe = model.pipeline
+    if isinstance(pipe, Pipeline) and len(pipe.steps) == 2 and isinstance(pipe.steps[1][1], LGBMModel):
+        return pipe.steps[0][1], [(1.0, pipe.steps[1][1])]
+    from trainyard.models.boosting import Boosted
+    from trainyard.training.ensemble import Bag, WeightedEnsemble
+
+    if not isinstance(pipe, WeightedEnsemble) or set(getattr(pipe, "kinds_", [])) != {"tree"}:
+        return None
+    n_classes = len(model.classes) if model.task.is_classification else 0
+    parts = []
+    for member, weight in zip(pipe.members_, pipe.weights):
+        inner = list(member.estimators_) if isinstance(member, Bag) else [member]
+        for est in inner:
+            if not (isinstance(est, Boosted) and est.library == "lightgbm"):
+                return None
+            if n_classes and not np.array_equal(est.classes_, np.arange(n_classes)):
+                return None  # a fold that missed a class: its outputs need remapping, leave it to the slow path
+            parts.append((weight / len(inner), est.model_))
+    return pipe.preps_["tree"], parts
+
+
 def compile_rows(model) -> Callable[[list[dict]], np.ndarray] | None:
     """A function rows -> model output (probabilities for classifiers, values for regression), or None."""
     try:
-        from lightgbm import LGBMModel
         from sklearn.compose import ColumnTransformer
         from sklearn.pipeline import Pipeline
 
         from trainyard.data.prepare import CategoricalCodes, SchemaCoercer
+
+        found = _lightgbm_parts(model)
     except ImportError:
         return None
-    pipe = model.pipeline
-    if not (isinstance(pipe, Pipeline) and len(pipe.steps) == 2 and isinstance(pipe.steps[1][1], LGBMModel)):
+    if found is None:
         return None
-    prep, estimator = pipe.steps[0][1], pipe.steps[1][1]
+    prep, parts = found
     if not (isinstance(prep, Pipeline) and len(prep.steps) == 2):
         return None
     coercer, columns = prep.steps[0][1], prep.steps[1][1]
@@ -95,31 +124,36 @@ def compile_rows(model) -> Callable[[list[dict]], np.ndarray] | None:
                     return None
         else:
             return None
-    booster = estimator.booster_
-    if booster.num_feature() != len(plan):
-        return None
     features = [c for c, _ in plan]
     fns = [f for _, f in plan]
     task = model.task
     n_classes = 0 if task is Task.REGRESSION else len(model.classes)
-    # Ask for exactly the trees sklearn's predict would use (best_iteration_ when early-stopped).
-    best = booster.best_iteration if booster.best_iteration > 0 else None
-    objective = str(booster.params.get("objective", getattr(estimator, "objective_", "")))
-    if n_classes and n_classes > 2 and "multiclass" not in objective and "softmax" not in objective:
-        return None
-
-    single = SingleRowBooster.create(booster, len(fns), max(n_classes, 1) if n_classes > 2 else 1, best)
+    boosters = []
+    for weight, estimator in parts:
+        booster = estimator.booster_
+        if booster.num_feature() != len(plan):
+            return None
+        # Ask for exactly the trees sklearn's predict would use (best_iteration_ when early-stopped).
+        best = booster.best_iteration if booster.best_iteration > 0 else None
+        objective = str(booster.params.get("objective", getattr(estimator, "objective_", "")))
+        if n_classes and n_classes > 2 and "multiclass" not in objective and "softmax" not in objective:
+            return None
+        single = SingleRowBooster.create(booster, len(fns), max(n_classes, 1) if n_classes > 2 else 1, best)
+        boosters.append((weight, booster, best, single))
 
     def predict(rows: list[dict]) -> np.ndarray:
-        if single is not None and len(rows) <= SINGLE_ROW_LIMIT:
-            out = np.array([single.predict([fn(row.get(col)) for col, fn in zip(features, fns)]) for row in rows])
-            out = out[:, 0] if out.shape[1] == 1 else out
-        else:
-            X = np.array([[fn(row.get(col)) for col, fn in zip(features, fns)] for row in rows], dtype=np.float64)
-            out = booster.predict(X, num_iteration=best, num_threads=1)
+        total = None
+        vectors = [[fn(row.get(col)) for col, fn in zip(features, fns)] for row in rows]
+        for weight, booster, best, single in boosters:
+            if single is not None and len(rows) <= SINGLE_ROW_LIMIT:
+                out = np.array([single.predict(v) for v in vectors])
+                out = out[:, 0] if out.shape[1] == 1 else out
+            else:
+                out = booster.predict(np.array(vectors, dtype=np.float64), num_iteration=best, num_threads=1)
+            total = weight * out if total is None else total + weight * out
         if n_classes == 2:
-            return np.column_stack([1.0 - out, out])
-        return out
+            return np.column_stack([1.0 - total, total])
+        return total
 
     predict.features = features  # type: ignore[attr-defined]
     return predict

@@ -1,0 +1,449 @@
+"""The AutoML scheduler: spend the budget where it buys accuracy.
+
+1. Each family's tuned defaults, in the preset's order (fast, strong families
+   first), so a good model exists within seconds.
+2. Optuna (TPE, seeded) on the best-ranked families, round robin, while time
+   and the trial count allow.
+3. Greedy ensemble selection (Caruana) over the validation (or out-of-fold)
+   predictions of every finished trial; the result is one `WeightedEnsemble`.
+
+Scoring is on the validation split, or, when `bag_folds` >= 2, on out-of-fold
+predictions of k-fold bagged models over train + validation. Before every fit
+the scheduler estimates its memory (skip when over the limit) and time (skip a
+fit that cannot finish; boosting and forests get a time budget and stop cleanly
+with fewer trees). Each finished trial is handed to `on_trial` (the store) and
+its predictions saved under `checkpoint_dir`, so a killed run resumes from the
+recorded trials (`previous`).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import traceback
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from trainyard.data.prepare import make_preprocessor
+from trainyard.data.schema import Schema
+from trainyard.evaluation.metrics import Metric
+from trainyard.models.registry import Family
+from trainyard.tasks import Task
+from trainyard.training.budget import Budget, PeakMemory, memory_limit_mb
+from trainyard.training.ensemble import Bag, WeightedEnsemble, caruana, fit_estimator, predictions
+from trainyard.training.search import SearchData, Trial, score_predictions
+
+
+@dataclass
+class SearchPlan:
+    time_limit: float | None  # seconds for the search and final model; None: only max_trials limits it
+    max_trials: int | None = None
+    seed: int = 0
+    bag_folds: int = 0  # >= 2: k-fold bagging on train + validation, scored out of fold
+    tune_top: int = 3  # how many of the best families Optuna tunes
+    ensemble_rounds: int = 25
+    refit: bool = True  # holdout mode: refit the final members on train + validation when time allows
+    max_predict_ms: float | None = None  # prefer models predicting faster than this (ms per row)
+    memory_limit_mb: float | None = None
+    balance: bool = False  # class-balanced sample weights in training
+    reserve_fraction: float = 0.08  # kept for ensembling, refitting and saving
+    reserve_seconds: float = 0.0  # at least this much is kept (the caller's estimate of its own work after the search)
+    keep_fitted: int = 12  # fitted trial models kept in memory (others are refitted if the ensemble needs them)
+    patience: int = 10  # a family stops being tuned after this many tuned trials without improving its best
+
+
+@dataclass
+class SearchResult:
+    trials: list[Trial]
+    estimator: object  # fitted WeightedEnsemble over raw feature columns
+    family: str
+    params: dict
+    val_score: float
+    refitted: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Prepared:
+    prep: object
+    X_fit: object
+    X_eval: object
+    ms_per_row: float
+
+
+class Scheduler:
+    def __init__(self, data: SearchData, *, schema: Schema, task: Task, metric: Metric, families: list[Family],
+                 plan: SearchPlan, on_trial: Callable[[Trial], None] | None = None,
+                 checkpoint_dir: Path | None = None, previous: list[dict] | None = None):
+        self.data, self.schema, self.task, self.metric, self.families, self.plan = data, schema, task, metric, families, plan
+        self.on_trial = on_trial or (lambda trial: None)
+        self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
+        self.n_classes = len(data.classes) if task.is_classification else None
+        self.bagging = plan.bag_folds >= 2
+        if self.bagging:
+            self.X_fit = pd.concat([data.X_train, data.X_val])
+            self.y_fit = np.concatenate([data.y_train, data.y_val])
+            self.w_user = None if data.w_train is None else np.concatenate([data.w_train, data.w_val])
+            self.X_eval, self.y_eval, self.w_eval = None, self.y_fit, self.w_user
+        else:
+            self.X_fit, self.y_fit, self.w_user = data.X_train, data.y_train, data.w_train
+            self.X_eval, self.y_eval, self.w_eval = data.X_val, data.y_val, data.w_val
+        self.w_fit = self._training_weights()
+        reserve = max(plan.reserve_fraction * plan.time_limit, plan.reserve_seconds) if plan.time_limit else 0.0
+        self.budget = Budget(plan.time_limit, reserve=min(reserve, 0.5 * plan.time_limit) if plan.time_limit else 0.0)
+        self.mem_limit = memory_limit_mb(plan.memory_limit_mb)
+        self.trials: list[Trial] = []
+        self.preds: dict[int, np.ndarray] = {}
+        self.fitted: dict[int, object] = {}
+        self.prepared: dict[str, _Prepared] = {}
+        self.studies: dict[str, object] = {}
+        self.out_of_time: set[str] = set()
+        self.notes: list[str] = []
+        self._replay(previous or [])
+
+    # public -------------------------------------------------------------------
+    def run(self) -> SearchResult:
+        done = {t.family for t in self.trials if t.extra.get("origin") == "default"}
+        for family in self.families:
+            if family.name in done:
+                continue
+            if self._stop():
+                break
+            self._run(family, {}, origin="default")
+        self._tune()
+        return self._finish()
+
+    # the phases -----------------------------------------------------------------
+    def _tune(self) -> None:
+        try:
+            import optuna  # noqa: F401
+        except ImportError:
+            self.notes.append("hyperparameter search skipped: install optuna (pip install 'trainyard[search]')")
+            return
+        while not self._stop():
+            ranked = [f for f in self._ranked() if f.space is not None and f.name not in self.out_of_time
+                      and not self._converged(f.name)][: self.plan.tune_top]
+            if not ranked:
+                return
+            for family in ranked:
+                if self._stop():
+                    return
+                import optuna
+
+                study = self._study(family)
+                ask = study.ask()
+                try:
+                    params = family.space(ask, self.task)
+                except Exception as exc:  # a broken search space is a bug in the family: record, move on
+                    study.tell(ask, state=optuna.trial.TrialState.FAIL)
+                    self.out_of_time.add(family.name)
+                    self.notes.append(f"{family.name}: search space failed ({exc})")
+                    continue
+                trial = self._run(family, params, origin="tuned", ask=ask)
+                if trial is None or trial.status == "skipped":  # no time, or no memory, for this family any more
+                    self.out_of_time.add(family.name)
+                    study.tell(ask, state=optuna.trial.TrialState.FAIL)
+                elif trial.status == "ok":
+                    study.tell(ask, trial.val_score)
+                else:
+                    study.tell(ask, state=optuna.trial.TrialState.FAIL)
+
+    def _finish(self) -> SearchResult:
+        candidates = [t for t in self.trials if t.status == "ok" and t.number in self.preds]
+        candidates.sort(key=lambda t: (-t.val_score if self.metric.greater_is_better else t.val_score, t.number))
+        if not candidates:
+            return SearchResult(self.trials, None, "", {}, float("nan"), notes=self.notes)
+        limit = self.plan.max_predict_ms
+        if limit is not None:
+            fast = [t for t in candidates if (t.predict_ms_per_row or 0) <= limit]
+            if fast:
+                candidates = fast
+            else:
+                self.notes.append(f"no model predicts within {limit} ms per row; using the fastest accurate ones")
+                candidates.sort(key=lambda t: t.predict_ms_per_row or 0)
+                candidates = candidates[:1]
+        candidates = candidates[:15]
+        seconds = None
+        if self.budget.limited:  # keep the selection inside the reserve, whatever the machine's load
+            seconds = max(0.25 * self.budget.reserve, self.budget.remaining() + self.budget.reserve * 0.25)
+        chosen, score = caruana(
+            [self.preds[t.number] for t in candidates], self._score, self.metric.greater_is_better,
+            rounds=self.plan.ensemble_rounds, costs=[t.predict_ms_per_row or 0.0 for t in candidates], max_cost=limit,
+            seconds=seconds,
+        )
+        if not chosen:
+            chosen, score = {0: 1}, candidates[0].val_score
+        total = sum(chosen.values())
+        members = [(candidates[i], count / total) for i, count in sorted(chosen.items())]
+        ensemble = self._assemble(members)
+        refitted = False
+        if not self.bagging and self.plan.refit:
+            ensemble, refitted = self._refit(ensemble, [t for t, _ in members])
+        if len(members) == 1:
+            best = members[0][0]
+            return SearchResult(self.trials, ensemble, best.family, best.params, best.val_score, refitted, self.notes)
+        names = "+".join(sorted({t.family for t, _ in members}))
+        params = {"members": {str(t.number): round(w, 4) for t, w in members}}
+        trial = Trial(self._next_number(), "ensemble", params, "ok", score,
+                      fit_seconds=sum(t.fit_seconds or 0 for t, _ in members),
+                      predict_ms_per_row=sum(t.predict_ms_per_row or 0 for t, _ in members),
+                      memory_mb=max(t.memory_mb or 0 for t, _ in members),
+                      message=f"greedy selection of {len(members)} trials ({names})", extra={"origin": "ensemble", "seed": self.plan.seed})
+        self._record(trial)
+        return SearchResult(self.trials, ensemble, f"ensemble({names})", params, score, refitted, self.notes)
+
+    # one trial ------------------------------------------------------------------
+    def _run(self, family: Family, params: dict, origin: str, ask=None) -> Trial | None:
+        full = {**family.defaults, **params}
+        extra = {"origin": origin, "seed": self.plan.seed, "bag_folds": self.plan.bag_folds, "eval_rows": len(self.y_eval)}
+        if self.plan.balance and self.task.is_classification:
+            extra["class_weight"] = "balanced"  # as sample weights, so every family (and bag fold) gets the same
+        if ask is not None:
+            from optuna.distributions import distribution_to_json
+
+            extra["optuna"] = {"params": dict(ask.params), "distributions": {k: distribution_to_json(d) for k, d in ask.distributions.items()}}
+        n_rows = len(self.y_fit) * ((self.plan.bag_folds - 1) / self.plan.bag_folds if self.bagging else 1)
+        prior = family.footprint(int(n_rows), len(self.schema.features()), self.n_classes or 1, full)
+        if prior.memory_mb > self.mem_limit:
+            return self._record(Trial(self._next_number(), family.name, full, "skipped", extra=extra,
+                                      message=f"needs about {prior.memory_mb:.0f} MB by estimate, over the {self.mem_limit:.0f} MB limit "
+                                              "(--memory-limit-mb / TRAINYARD_MEMORY_LIMIT_MB); not fitted"))
+        estimator = family.make(self.task, self.plan.seed, **full)
+        interruptible = "time_budget_s" in estimator.get_params()
+        prior_seconds = prior.seconds * (self.plan.bag_folds if self.bagging else 1)
+        expected = self.budget.expected(family.name, prior_seconds)
+        remaining = self.budget.remaining()
+        too_late = remaining < max(0.5, 0.03 * (self.plan.time_limit or 0))
+        # A fit that cannot stop early must fit in what is left with a margin; one that can needs a useful slice.
+        if self.budget.limited and (too_late or (1.5 * expected > remaining if not interruptible else remaining < min(0.3 * expected, 5.0))):
+            self.out_of_time.add(family.name)
+            if origin != "default":
+                return None
+            return self._record(Trial(self._next_number(), family.name, full, "skipped", extra=extra,
+                                      message=f"would take about {expected:.1f}s, {max(remaining, 0):.1f}s left; not started"))
+        budget_s = None
+        if self.budget.limited and interruptible:
+            # Defaults share what is left with the families still to try; a tuned trial gets a few times its expected time.
+            left = max(1, sum(1 for f in self.families if f.name not in {t.family for t in self.trials}))
+            cap = 2 * remaining / left if origin == "default" else max(3 * expected, 0.25 * remaining)
+            budget_s = min(remaining, cap)
+        number = self._next_number()
+        started = time.perf_counter()
+        try:
+            prepared = self._prepare(family.prep)
+            model = estimator
+            if self.bagging:
+                model = Bag(estimator, self.plan.bag_folds, self.task.value, self.n_classes, self.plan.seed, time_budget_s=budget_s)
+            elif budget_s is not None:
+                model.set_params(time_budget_s=budget_s)
+            with PeakMemory() as peak:
+                t0 = time.perf_counter()
+                fit_estimator(model, prepared.X_fit, self.y_fit, self.w_fit)
+                fit_seconds = time.perf_counter() - t0
+                if self.bagging:
+                    preds = model.oof_
+                    sample = _head(prepared.X_fit, 2000)
+                    t1 = time.perf_counter()
+                    predictions(model, sample, self.task, self.n_classes)
+                    predict_ms = (time.perf_counter() - t1) * 1000 / max(_len(sample), 1)
+                else:
+                    t1 = time.perf_counter()
+                    preds = predictions(model, prepared.X_eval, self.task, self.n_classes)
+                    predict_ms = (time.perf_counter() - t1) * 1000 / max(len(self.y_eval), 1)
+            score = self._score(preds)
+        except Exception as exc:  # a family failing must not end the run; it is recorded
+            return self._record(Trial(number, family.name, full, "failed", fit_seconds=time.perf_counter() - started, extra=extra,
+                                      message=f"{type(exc).__name__}: {exc}"[:500] + "\n" + traceback.format_exc(limit=3)[-1500:]))
+        self.budget.learn(family.name, prior_seconds, time.perf_counter() - started)
+        if not np.isfinite(score):
+            return self._record(Trial(number, family.name, full, "failed", fit_seconds=fit_seconds, extra=extra,
+                                      message=f"validation {self.metric.name} is {score}"))
+        inner = model.estimators_[0] if self.bagging else model
+        grown = getattr(inner, "n_estimators_", None)
+        if getattr(inner, "stopped_by_time_", False) or ("n_estimators" in full and grown is not None and grown < full["n_estimators"]):
+            extra["stopped_by_time"] = True
+        if isinstance(getattr(inner, "n_iter_", None), (int, np.integer)):
+            extra["n_iter"] = int(inner.n_iter_)
+        trial = Trial(number, family.name, full, "ok", score, fit_seconds, predict_ms + prepared.ms_per_row, max(peak.peak_mb, 0.0), extra=extra)
+        self.preds[number] = preds
+        self.fitted[number] = model
+        self._save_checkpoint(number, preds)
+        self._prune_fitted()
+        return self._record(trial)
+
+    def _record(self, trial: Trial) -> Trial:
+        self.trials.append(trial)
+        self.on_trial(trial)
+        return trial
+
+    # helpers ----------------------------------------------------------------------
+    def _stop(self) -> bool:
+        attempted = sum(1 for t in self.trials if t.status in ("ok", "failed") and t.family != "ensemble")
+        if self.plan.max_trials is not None and attempted >= self.plan.max_trials:
+            return True
+        return self.budget.remaining() <= 0
+
+    def _score(self, preds: np.ndarray) -> float:
+        return score_predictions(self.metric, self.task, self.y_eval, preds, self.n_classes, self.w_eval)
+
+    def _next_number(self) -> int:
+        return max([t.number for t in self.trials] + [self._previous_max], default=-1) + 1
+
+    def _training_weights(self) -> np.ndarray | None:
+        w = None if self.w_user is None else np.asarray(self.w_user, dtype=float)
+        if self.plan.balance and self.task.is_classification:
+            counts = np.bincount(self.y_fit, minlength=self.n_classes).astype(float)
+            per_class = len(self.y_fit) / (self.n_classes * np.maximum(counts, 1))
+            balanced = per_class[self.y_fit]
+            w = balanced if w is None else w * balanced
+        return w
+
+    def _prepare(self, kind: str) -> _Prepared:
+        if kind not in self.prepared:
+            prep = make_preprocessor(self.schema, kind).fit(self.X_fit)
+            X_fit = prep.transform(self.X_fit)
+            sample = self.X_fit.head(1000)
+            t0 = time.perf_counter()
+            prep.transform(sample)
+            ms = (time.perf_counter() - t0) * 1000 / max(len(sample), 1)
+            X_eval = None if self.X_eval is None else prep.transform(self.X_eval)
+            self.prepared[kind] = _Prepared(prep, X_fit, X_eval, ms)
+        return self.prepared[kind]
+
+    def _ranked(self) -> list[Family]:
+        """Families by their best validation score so far (too-slow predictors last when a latency limit is set)."""
+        best: dict[str, float] = {}
+        for t in self.trials:
+            if t.status != "ok" or t.family == "ensemble":
+                continue
+            s = t.val_score if self.metric.greater_is_better else -t.val_score
+            if self.plan.max_predict_ms is not None and (t.predict_ms_per_row or 0) > self.plan.max_predict_ms:
+                s -= 1e6
+            best[t.family] = max(best.get(t.family, -np.inf), s)
+        order = sorted(best, key=lambda name: -best[name])
+        by_name = {f.name: f for f in self.families}
+        return [by_name[n] for n in order if n in by_name]
+
+    def _converged(self, family: str) -> bool:
+        """No improvement of the family's best score in its last `patience` tuned trials."""
+        best, since = None, 0
+        for t in self.trials:
+            if t.family != family or t.status != "ok":
+                continue
+            if best is None or self.metric.better(t.val_score, best):
+                best, since = t.val_score, 0
+            elif t.extra.get("origin") == "tuned":
+                since += 1
+        return since >= self.plan.patience
+
+    def _study(self, family: Family):
+        if family.name not in self.studies:
+            import optuna
+
+            optuna.logging.set_verbosity(optuna.logging.WARNING)
+            seed = (self.plan.seed * 1000003 + zlib.crc32(family.name.encode())) % 2**31
+            sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=5, multivariate=True)
+            study = optuna.create_study(direction="maximize" if self.metric.greater_is_better else "minimize", sampler=sampler)
+            for t in self.trials:  # resumed: teach the study what was already tried
+                optuna_info = t.extra.get("optuna")
+                if t.family == family.name and optuna_info and t.status == "ok":
+                    from optuna.distributions import json_to_distribution
+
+                    dists = {k: json_to_distribution(v) for k, v in optuna_info["distributions"].items()}
+                    study.add_trial(optuna.trial.create_trial(params=optuna_info["params"], distributions=dists, value=t.val_score))
+            self.studies[family.name] = study
+        return self.studies[family.name]
+
+    def _prune_fitted(self) -> None:
+        if len(self.fitted) <= self.plan.keep_fitted:
+            return
+        by_score = sorted((t for t in self.trials if t.number in self.fitted),
+                          key=lambda t: (-t.val_score if self.metric.greater_is_better else t.val_score, t.number))
+        for t in by_score[self.plan.keep_fitted:]:
+            self.fitted.pop(t.number, None)
+
+    def _member(self, trial: Trial):
+        """The fitted model of a trial: kept in memory, or refitted from family + params + seed (resumed runs)."""
+        if trial.number in self.fitted:
+            return self.fitted[trial.number]
+        family = next(f for f in self.families if f.name == trial.family)
+        estimator = family.make(self.task, int(trial.extra.get("seed", self.plan.seed)), **trial.params)
+        model = Bag(estimator, self.plan.bag_folds, self.task.value, self.n_classes, self.plan.seed) if self.bagging else estimator
+        fit_estimator(model, self._prepare(family.prep).X_fit, self.y_fit, self.w_fit)
+        self.fitted[trial.number] = model
+        return model
+
+    def _assemble(self, members: list[tuple[Trial, float]]) -> WeightedEnsemble:
+        kinds = [next(f.prep for f in self.families if f.name == t.family) for t, _ in members]
+        fitted = [self._member(t) for t, _ in members]
+        preps = {k: self._prepare(k).prep for k in set(kinds)}
+        return WeightedEnsemble.from_fitted(preps, fitted, kinds, [w for _, w in members], self.task.value, self.n_classes)
+
+    def _refit(self, ensemble: WeightedEnsemble, members: list[Trial]) -> tuple[WeightedEnsemble, bool]:
+        """Refit the chosen members on train + validation when the remaining time allows it."""
+        grow = (len(self.data.y_train) + len(self.data.y_val)) / max(len(self.data.y_train), 1)
+        needed = 1.3 * grow * sum(t.fit_seconds or 0 for t in members)
+        if self.budget.limited and needed > self.plan.time_limit - self.budget.elapsed() - 0.02 * self.plan.time_limit:
+            self.notes.append(f"kept the models fitted on the training split: refitting would take about {needed:.0f}s")
+            return ensemble, False
+        members_spec = []
+        for t, (kind, _) in zip(members, ensemble.members):
+            family = next(f for f in self.families if f.name == t.family)
+            members_spec.append((kind, family.make(self.task, int(t.extra.get("seed", self.plan.seed)), **t.params)))
+        refit = WeightedEnsemble(ensemble.preps, members_spec, ensemble.weights, self.task.value, self.n_classes)
+        X = pd.concat([self.data.X_train, self.data.X_val])
+        y = np.concatenate([self.data.y_train, self.data.y_val])
+        w_user = None if self.data.w_train is None else np.concatenate([self.data.w_train, self.data.w_val])
+        w = w_user
+        if self.plan.balance and self.task.is_classification:
+            counts = np.bincount(y, minlength=self.n_classes).astype(float)
+            w = (len(y) / (self.n_classes * np.maximum(counts, 1)))[y] * (1.0 if w_user is None else w_user)
+        return refit.fit(X, y, sample_weight=w), True
+
+    # resume ----------------------------------------------------------------------
+    def _checkpoint_path(self, number: int) -> Path | None:
+        return None if self.checkpoint_dir is None else self.checkpoint_dir / f"trial-{number}.npy"
+
+    def _save_checkpoint(self, number: int, preds: np.ndarray) -> None:
+        path = self._checkpoint_path(number)
+        if path is None:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".tmp-{os.getpid()}.npy")
+        np.save(tmp, preds)
+        os.replace(tmp, path)
+
+    def _replay(self, previous: list[dict]) -> None:
+        """Take back the trials a killed run recorded: leaderboard rows, predictions, Optuna history, speed."""
+        known = {f.name: f for f in self.families}
+        self._previous_max = max((row["number"] for row in previous), default=-1)
+        for row in sorted(previous, key=lambda r: r["number"]):
+            extra = dict(row.get("extra") or {})
+            if row["family"] == "ensemble" or extra.get("origin") == "ensemble":
+                continue
+            trial = Trial(row["number"], row["family"], dict(row.get("params") or {}), row["status"], row.get("val_score"),
+                          row.get("fit_seconds"), row.get("predict_ms_per_row"), row.get("memory_mb"), row.get("message") or "",
+                          {**extra, "resumed": True})
+            self.trials.append(trial)
+            path = self._checkpoint_path(trial.number)
+            same_setup = extra.get("bag_folds", 0) == self.plan.bag_folds and extra.get("eval_rows") == len(self.y_eval)
+            if trial.status == "ok" and trial.family in known and same_setup and path is not None and path.exists():
+                self.preds[trial.number] = np.load(path)
+            if trial.status == "ok" and trial.family in known and trial.fit_seconds:
+                family = known[trial.family]
+                n_rows = len(self.y_fit) * ((self.plan.bag_folds - 1) / self.plan.bag_folds if self.bagging else 1)
+                prior = family.footprint(int(n_rows), len(self.schema.features()), self.n_classes or 1, trial.params)
+                self.budget.learn(family.name, prior.seconds * (self.plan.bag_folds if self.bagging else 1), trial.fit_seconds)
+
+
+def _head(X, n: int):
+    return X.iloc[:n] if hasattr(X, "iloc") else X[:n]
+
+
+def _len(X) -> int:
+    return X.shape[0]
