@@ -156,3 +156,15 @@ def test_cli_kill_then_resume_matches_uninterrupted(cli, workspace, tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
     again = cli("resume", run_id)
     assert again.code == 2 and "already finished" in again.output
+
+
+def test_resume_refuses_table_runs_and_unknown_runs(cli_inproc, workspace):
+    from trainyard.workspace import Workspace
+
+    store = Workspace.resolve().store
+    run_id = store.create_run("churn", kind="tabular")
+    store.update_run(run_id, status="interrupted")
+    out = cli_inproc("resume", run_id)
+    assert out.code == 2 and f"trainyard train DATA --resume {run_id}" in out.output
+    missing = cli_inproc("resume", "nope")
+    assert missing.code == 2 and "No run 'nope'" in missing.output

@@ -2,12 +2,14 @@
 
 Same model, same data, same optimizer (AdamW), learning-rate schedule (cosine),
 gradient clipping (1.0), batch size and thread count, one epoch each, in one
-process, one after the other; samples/s is examples / wall seconds of the
-training call (imports and one warm-up step per contender excluded).
+process. The contenders run in alternation for `--rounds` rounds (bare,
+trainyard, Trainer, bare, ...) and the median is reported, so a change in the
+machine's load hits all of them alike; samples/s is examples / wall seconds of
+the training call (imports and one warm-up step per contender excluded).
 
     python benchmarks/training/bench.py                      # both parts
     python benchmarks/training/bench.py --part cnn --images 6000 --accuracy-epochs 2
-    python benchmarks/training/bench.py --part text --texts 2000
+    python benchmarks/training/bench.py --part text --texts 2000 --max-length 128
 
 Data: Fashion-MNIST (`apt-get install dataset-fashion-mnist`), fortunes
 (`apt-get install fortunes`: computers / politics / science / work), MiniLM
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -79,6 +82,15 @@ def timed(fn) -> float:
     return time.perf_counter() - t0
 
 
+def alternate(contenders: list[tuple], n: int, rounds: int) -> list[tuple]:
+    """[(name, run)] -> [(name, median samples/s)], running the contenders in turn, `rounds` times."""
+    seen: dict[str, list[float]] = {name: [] for name, _ in contenders}
+    for _ in range(rounds):
+        for name, run in contenders:
+            seen[name].append(n / timed(run))
+    return [(name, float(np.median(v))) for name, v in seen.items()]
+
+
 # ---------------------------------------------------------------- CNN on Fashion-MNIST
 def fashion(split: str):
     from trainyard.data.images import read_idx
@@ -123,23 +135,25 @@ def cnn_part(args) -> list[tuple]:
         def __getitem__(self, i):
             return {"pixel_values": x[i], "labels": t[i]}
 
-    rows = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         warm = TensorBatches((x[:bs], t[:bs]), bs)
         bare_loop(model(), warm.epoch(0, 0), loss_fn, 1, LR)
         trainyard_loop(model(), warm, loss_fn, LR, tmp / "warm")
-        rows.append(("bare PyTorch loop", n / timed(lambda: bare_loop(model(), TensorBatches((x, t), bs).epoch(0, 0), loss_fn, steps, LR))))
-        rows.append(("trainyard loop", n / timed(lambda: trainyard_loop(model(), TensorBatches((x, t), bs), loss_fn, LR, tmp / "ty"))))
-        rows.append(("Hugging Face Trainer", n / timed(lambda: hf_trainer(Wrapped(), Images(), None, bs, LR, tmp))))
+        rows = alternate([
+            ("bare PyTorch loop", lambda: bare_loop(model(), TensorBatches((x, t), bs).epoch(0, 0), loss_fn, steps, LR)),
+            ("trainyard loop", lambda: trainyard_loop(model(), TensorBatches((x, t), bs), loss_fn, LR, Path(tempfile.mkdtemp(dir=tmp)))),
+            ("Hugging Face Trainer", lambda: hf_trainer(Wrapped(), Images(), None, bs, LR, tmp)),
+        ], n, args.rounds)
     return rows
 
 
 def cnn_accuracy(args) -> tuple[float, float, int]:
-    """Test accuracy of trainyard's CNN family after a fixed number of epochs on all 60,000 training images."""
+    """Test accuracy (all 10,000 test images) of trainyard's CNN family after a fixed number of epochs."""
     from trainyard.models.image import ImageClassifier
 
     X, y = fashion("train")
+    X, y = X[:args.accuracy_images], y[:args.accuracy_images]
     X_test, y_test = fashion("test")
     model = ImageClassifier(width=16, epochs=args.accuracy_epochs, batch_size=128, lr=LR, augment=False, patience=None,
                             device="cpu", precision="fp32")
@@ -174,7 +188,7 @@ def text_part(args) -> list[tuple]:
     classes = np.unique(labels)
     codes = torch.from_numpy(np.searchsorted(classes, labels))
     tok = AutoTokenizer.from_pretrained(path)
-    ids = tok(texts, truncation=True, max_length=128)["input_ids"]
+    ids = tok(texts, truncation=True, max_length=args.max_length)["input_ids"]
     bs, lr, n = 32, 5e-5, len(texts)
     steps = -(-n // bs)
 
@@ -200,17 +214,17 @@ def text_part(args) -> list[tuple]:
         def __getitem__(self, i):
             return {"input_ids": ids[i], "labels": int(codes[i])}
 
-    rows = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         bare_loop(model(), random_batches()[:1], loss_fn, 1, lr)  # warm-up
-        rows.append(("bare PyTorch loop (random batches)", n / timed(lambda: bare_loop(model(), iter(random_batches()), loss_fn, steps, lr))))
         plain = IndexedBatches(n, bs, lambda r, g: collate(r), prefetch=False)
-        rows.append(("trainyard loop (random batches)", n / timed(lambda: trainyard_loop(model(), plain, loss_fn, lr, tmp / "a"))))
         bucketed = IndexedBatches(n, bs, lambda r, g: collate(r), lengths=np.array([len(i) for i in ids]))
-        rows.append(("trainyard loop (length-bucketed)", n / timed(lambda: trainyard_loop(model(), bucketed, loss_fn, lr, tmp / "b"))))
-        rows.append(("Hugging Face Trainer (random batches)", n / timed(lambda: hf_trainer(model(), Texts(), DataCollatorWithPadding(tok), bs, lr, tmp))))
-    return rows
+        return alternate([
+            ("bare PyTorch loop (random batches)", lambda: bare_loop(model(), iter(random_batches()), loss_fn, steps, lr)),
+            ("trainyard loop (random batches)", lambda: trainyard_loop(model(), plain, loss_fn, lr, Path(tempfile.mkdtemp(dir=tmp)))),
+            ("trainyard loop (length-bucketed)", lambda: trainyard_loop(model(), bucketed, loss_fn, lr, Path(tempfile.mkdtemp(dir=tmp)))),
+            ("Hugging Face Trainer (random batches)", lambda: hf_trainer(model(), Texts(), DataCollatorWithPadding(tok), bs, lr, tmp)),
+        ], n, args.rounds)
 
 
 def show(title: str, rows: list[tuple], bare: str, trainer: str) -> None:
@@ -225,20 +239,24 @@ def main() -> None:
     parser.add_argument("--part", choices=["cnn", "text", "all"], default="all")
     parser.add_argument("--images", type=int, default=6000, help="training images for the throughput runs")
     parser.add_argument("--texts", type=int, default=2000)
-    parser.add_argument("--accuracy-epochs", type=int, default=2, help="epochs of the CNN accuracy run on all 60,000 images (0: skip)")
+    parser.add_argument("--accuracy-epochs", type=int, default=2, help="epochs of the CNN accuracy run (0: skip)")
+    parser.add_argument("--accuracy-images", type=int, default=60000, help="training images of the accuracy run (10%% held out for validation)")
+    parser.add_argument("--max-length", type=int, default=128, help="tokens per text")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per contender (median reported)")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {args.threads} threads, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+    print(f"torch {torch.__version__}, {args.threads} threads, {args.rounds} rounds, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     if args.part in ("cnn", "all"):
         show(f"CNN (small ResNet, width 16) on {args.images:,} Fashion-MNIST images, batch 128, 1 epoch", cnn_part(args),
              "bare PyTorch loop", "Hugging Face Trainer")
         if args.accuracy_epochs:
             acc, seconds, n_train = cnn_accuracy(args)
-            print(f"\nFashion-MNIST test accuracy of ImageClassifier(width=16) after {args.accuracy_epochs} epochs on {n_train:,} "
-                  f"images (no augmentation): {acc:.4f} ({seconds:.0f} s)")
+            print(f"\nFashion-MNIST test accuracy (10,000 test images) of ImageClassifier(width=16) after {args.accuracy_epochs} "
+                  f"epochs on {n_train:,} training images (no augmentation): {acc:.4f} ({seconds:.0f} s)")
     if args.part in ("text", "all"):
-        show(f"MiniLM full fine-tuning on {args.texts:,} fortunes (4 classes), batch 32, max 128 tokens, 1 epoch", text_part(args),
+        show(f"MiniLM full fine-tuning on {args.texts:,} fortunes (4 classes), batch 32, max {args.max_length} tokens, 1 epoch", text_part(args),
              "bare PyTorch loop (random batches)", "Hugging Face Trainer (random batches)")
 
 

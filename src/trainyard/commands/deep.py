@@ -25,6 +25,13 @@ def resume(
 ) -> None:
     """Continue a killed or interrupted neural run from its last checkpoint; it ends as the uninterrupted run would."""
     from trainyard.training.deep import resume as resume_run
+    from trainyard.workspace import Workspace
+
+    if Workspace.resolve().store.get_run(run_id)["kind"] == "language-model":
+        from trainyard.commands.lm import resume_language
+
+        resume_language(run_id, as_json=as_json)
+        return
 
     with DeepLive(enabled=not as_json) as live:
         result = resume_run(run_id, progress=live.update)

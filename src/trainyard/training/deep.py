@@ -109,7 +109,7 @@ def resume(run_id: str, *, workspace=None, progress=None) -> DeepResult:
     run = ws.store.get_run(run_id)
     if run["kind"] != "deep":
         raise ConfigError(f"Run {run['id']} is a {run['kind']} run; `trainyard resume` continues image and text (neural) runs.",
-                          "start the table run again with `trainyard train`.")
+                          f"continue a table run with `trainyard train DATA --resume {run['id']}`.")
     if run["status"] == "finished":
         raise ConfigError(f"Run {run['id']} already finished (model {run['name']}@{run['model_version']}).", "nothing to resume; see `trainyard runs`.")
     if run["status"] == "running":
