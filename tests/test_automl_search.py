@@ -76,7 +76,7 @@ def test_time_limit_is_respected_and_a_model_exists(workspace):
     result = trainyard.train(df, target="y", time_limit=20)
     wall = time.perf_counter() - t0
     # Generous: test machines are shared and oversubscribed; docs/automl.md reports the measured overrun.
-    assert wall < 20 * 2
+    assert wall < 20 * 3  # a loose bound: timing belongs in benchmarks/automl, this only catches a runaway search
     assert result.metrics["roc_auc"] > 0.9
     ok = result.leaderboard[result.leaderboard["status"] == "ok"]
     assert len(ok) >= 2
