@@ -30,3 +30,21 @@ def test_generate_cli_from_local_directory(cli, tiny_model, tokenizer, tmp_path)
     assert "tokens/s" in res.stderr
     bad = cli("generate", "nosuchmodel", "hi")
     assert bad.code == 2 and "No model named" in bad.stderr
+
+
+def test_evaluate_dispatches_language_models(cli_inproc, workspace, tiny_model, tokenizer, tmp_path):
+    from lmhelp import documents
+
+    from trainyard.lm.artifact import register_language_model
+    from trainyard.workspace import Workspace
+
+    ws = Workspace.resolve()
+    register_language_model(ws, "story", ws.store.create_run("story", kind="language-model"), LanguageModel(tiny_model, tokenizer), {"task": "causal-lm"})
+    held = tmp_path / "held.txt"
+    held.write_text(" ".join(documents(5, seed=7)))
+    res = cli_inproc("evaluate", "story@1", "--data", held, "--json")
+    assert res.code == 0, res.output
+    report = json.loads(res.stdout)
+    assert report["model"]["scored"] == "text" and report["model"]["tokens"] > 50
+    assert 1 < report["model"]["perplexity"] < 2 * len(tokenizer) and 0 <= report["model"]["accuracy"] <= 1
+    assert report["samples"] and "compare" not in report

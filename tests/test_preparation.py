@@ -88,3 +88,16 @@ def test_dates_as_strings_and_mixed_types_are_prepared_robustly():
     assert out["kind"].tolist()[1] == RARE and pd.isna(out["kind"].iloc[0])
     assert out["amount"].isna().iloc[0] and out["amount"].iloc[1] == 3
     assert out["when.year"].isna().iloc[0] and out["when.year"].iloc[1] == 2029  # 2030-01-01 09:00 +09:00 is 2029-12-31 UTC
+
+
+def test_serving_fast_path_matches_the_pipeline_for_rare_and_unseen_categories(workspace, mixed_table):
+    import trainyard
+    from trainyard.serve.fastpath import compile_rows
+
+    model = trainyard.train(mixed_table, target="churn", include=["lightgbm"], name="rare").model
+    fast = compile_rows(model)
+    assert fast is not None
+    rows = [{"tenure": 5, "charges": 60.0, "plan": "never-seen", "region": "north", "support_calls": 2},
+            {"tenure": 30, "charges": 80.0, "plan": "monthly", "region": None, "support_calls": 1}]
+    expected = model.predict_proba_array(pd.DataFrame(rows))
+    assert np.allclose(fast(rows), expected, atol=1e-9)

@@ -58,6 +58,10 @@ def evaluate(
 
     ws = Workspace.resolve()
     model, meta = load_with_meta(ref, ws.home)
+    if meta.get("kind") == "language-model":  # perplexity, accuracy, samples, before/after: trainyard.lm.evaluate
+        from trainyard.commands.lm import evaluate_lm
+
+        return evaluate_lm(model, data, ref=ref, as_json=as_json)
     report_ = run_evaluate(model, data, split_list(sensitive), slices=list(slice_ or []), validation=validation, learning_curve=learning_curve,
                            n_boot=n_boot, seed=seed, _meta=meta)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")

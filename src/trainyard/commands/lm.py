@@ -131,13 +131,14 @@ def show_lm_result(result, as_json: bool) -> None:
     console.print(f"Registered [bold]{result.name}@{result.version}[/] after {result.steps} steps ({result.seconds:.0f}s), run {result.run_id}.")
 
 
-def evaluate_lm(ref: str, data: Path, *, compare: str | None = None, as_json: bool = False) -> None:
-    """What `trainyard evaluate` runs for a language model: held-out perplexity, accuracy, samples, optional comparison."""
+def evaluate_lm(lm, data: Path, *, ref: str, compare: str | None = None, as_json: bool = False) -> None:
+    """What `trainyard evaluate` runs for a language model: held-out perplexity, accuracy, samples, and for a
+    fine-tuned model the same next to its base (before/after)."""
     from trainyard.commands._common import table
     from trainyard.lm.artifact import load_base
     from trainyard.lm.evaluate import evaluate_language_model
 
-    lm = load_base(ref)
+    compare = compare or lm.meta.get("base_model")
     base = load_base(compare) if compare else None
     report = evaluate_language_model(lm, data, compare=base)
     if as_json:

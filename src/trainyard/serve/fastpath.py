@@ -112,7 +112,9 @@ def compile_rows(model) -> Callable[[list[dict]], np.ndarray] | None:
         if isinstance(transformer, CategoricalCodes):
             for col in cols:
                 codes = {str(cat): float(i) for i, cat in enumerate(transformer.categories_[col])}
-                plan.append((col, lambda v, codes=codes: NAN if v is None else codes.get(str(v).strip(), NAN)))
+                # rare and unseen values share the '__rare__' category (its code follows the kept ones)
+                other = float(len(codes)) if getattr(transformer, "group_rare_", False) else NAN
+                plan.append((col, lambda v, codes=codes, other=other: NAN if _missing(v) else codes.get(str(v).strip(), other)))
         elif _is_passthrough(transformer):
             for col in cols:
                 role = roles.get(col)
@@ -160,6 +162,10 @@ def compile_rows(model) -> Callable[[list[dict]], np.ndarray] | None:
 
 
 SINGLE_ROW_LIMIT = 64
+
+
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 class SingleRowBooster:

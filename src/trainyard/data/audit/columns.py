@@ -322,8 +322,9 @@ def _impossible_numbers(ctx: Context, name: str, values: pd.Series, sample: pd.S
 
 
 def robust_z(values: pd.Series) -> pd.Series:
-    """Distance from the median in IQR units (on a log scale for non-negative columns, so long tails are not outliers)."""
-    x = np.log1p(values) if values.min() >= 0 else values
+    """Distance from the median in IQR units (on a log scale for non-negative, right-skewed columns, so long tails
+    are not outliers)."""
+    x = np.log1p(values) if values.min() >= 0 and values.skew() > 2 else values
     q1, med, q3 = np.percentile(x, [25, 50, 75])
     iqr = q3 - q1
     if iqr <= 0:
