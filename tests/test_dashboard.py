@@ -196,6 +196,13 @@ def test_audit_report_files_are_shown_and_nothing_outside_is_served(env):
     stopped_page = get(env, f"/runs/{stopped}").text
     assert "predicts the target alone" in stopped_page and "drop it with --ignore leak" in stopped_page
     assert stopped in get(env, "/data").text
+    # the model card the evaluation writes for a version, outside the artifact
+    cards = home / "reports" / "churn" / "v2"
+    cards.mkdir(parents=True, exist_ok=True)
+    (cards / "model_card.html").write_text("<html><body><h1>Model card churn v2</h1></body></html>")
+    assert "/files/reports/churn/v2/model_card.html" in get(env, "/models/churn/2").text
+    assert "/files/reports/churn/v2/model_card.html" in get(env, f"/runs/{env['second']}").text
+    assert "Model card churn v2" in get(env, "/files/reports/churn/v2/model_card.html").text
     assert get(env, "/files/../trainyard.db").status_code == 404
     assert get(env, "/files/runs/%2e%2e/%2e%2e/trainyard.db").status_code == 404
     assert get(env, "/files/trainyard.db").status_code == 404

@@ -13,7 +13,7 @@ from starlette.background import BackgroundTask
 from trainyard.dashboard import queries as q
 from trainyard.dashboard.app import page
 from trainyard.dashboard.monitoring import summarize, timeline_series
-from trainyard.dashboard.reports import find_reports, findings, safe_workspace_file
+from trainyard.dashboard.reports import card_dirs, find_reports, findings, safe_workspace_file
 from trainyard.errors import ArtifactError, NotFoundError, TrainyardError
 
 router = APIRouter()
@@ -51,7 +51,7 @@ def run(request: Request, run_id: str):
     models = q.models_of_run(store, run_id)
     artifact = _artifact_of(store, models)
     audit = find_reports(ws, "audit", run_id, artifact)
-    evaluation = find_reports(ws, "evaluation", run_id, artifact)
+    evaluation = find_reports(ws, "evaluation", run_id, artifact, first=card_dirs(ws, models))
     return page(request, "run.html", {
         "page": "runs", "run": info, "models": models, "higher_better": q.greater_is_better(info.get("metric")),
         "audit": audit, "findings": _audit_findings(store, run_id, audit), "evaluation": evaluation,
@@ -91,7 +91,7 @@ def _version(request: Request, name: str, version: int) -> dict:
         row["meta"] = read_meta(ws.home / row["artifact_path"], row["meta_sha256"])
     except ArtifactError as exc:
         row["meta"], row["meta_error"] = {}, f"{exc.problem} {exc.fix}"
-    row["evaluation"] = find_reports(ws, "evaluation", row.get("run_id"), row["artifact_path"])
+    row["evaluation"] = find_reports(ws, "evaluation", row.get("run_id"), row["artifact_path"], first=card_dirs(ws, [row]))
     return row
 
 

@@ -1,8 +1,8 @@
 """Find the reports other parts of trainyard write for a run or a model version.
 
-The audit writes `audit.json` / `audit.html`; the evaluation writes a model
-card (`model_card.json`/`.html`, `evaluation.json`/`.html` or `report.*`).
-They live in the run's folder (`runs/<id>/`) or in the model's artifact. The
+The audit writes `audit.json` / `audit.html` (run folder or artifact); the
+evaluation writes `evaluation.json` (run folder, artifact) and the model card
+`model_card.{html,json,md}` in `reports/<name>/v<version>/`. The
 dashboard shows what it finds and says plainly when nothing is there.
 """
 
@@ -21,8 +21,14 @@ KINDS = {
 }
 
 
-def report_dirs(ws: Workspace, run_id: str | None = None, artifact_path: str | None = None) -> list[Path]:
-    dirs = []
+def card_dirs(ws: Workspace, models: list[dict]) -> list[Path]:
+    """Where the evaluation writes a version's model card: reports/<name>/v<version>/."""
+    return [ws.home / "reports" / m["name"] / f"v{m['version']}" for m in models]
+
+
+def report_dirs(ws: Workspace, run_id: str | None = None, artifact_path: str | None = None,
+                first: list[Path] | None = None) -> list[Path]:
+    dirs = list(first or [])
     if run_id:
         dirs.append(ws.home / "runs" / run_id)
     if artifact_path:
@@ -30,10 +36,11 @@ def report_dirs(ws: Workspace, run_id: str | None = None, artifact_path: str | N
     return [d for d in dirs if d.is_dir()]
 
 
-def find_reports(ws: Workspace, kind: str, run_id: str | None = None, artifact_path: str | None = None) -> dict[str, Any]:
-    """{'json': parsed JSON or None, 'html': path relative to the workspace or None, 'files': [...]}"""
+def find_reports(ws: Workspace, kind: str, run_id: str | None = None, artifact_path: str | None = None,
+                 first: list[Path] | None = None) -> dict[str, Any]:
+    """{'json': parsed JSON or None, 'html': path relative to the workspace or None, 'images': [...]}"""
     found: dict[str, Any] = {"json": None, "json_path": None, "html": None, "images": []}
-    for directory in report_dirs(ws, run_id, artifact_path):
+    for directory in report_dirs(ws, run_id, artifact_path, first):
         for stem in KINDS[kind]:
             for path in sorted(directory.rglob(f"{stem}*")):
                 if not path.is_file() or ".tmp" in path.name:
@@ -66,10 +73,10 @@ def findings(report: Any) -> list[dict[str, Any]]:
 
 
 def safe_workspace_file(ws: Workspace, rel: str) -> Path | None:
-    """A file inside the workspace's runs/ or artifacts/ folders, never outside (no ../ escapes)."""
+    """A file inside the workspace's runs/, artifacts/ or reports/ folders, never outside (no ../ escapes)."""
     home = ws.home.resolve()
     path = (home / rel).resolve()
-    allowed = (home / "runs", home / "artifacts")
+    allowed = (home / "runs", home / "artifacts", home / "reports")
     if not any(path.is_relative_to(a.resolve()) for a in allowed) or not path.is_file():
         return None
     return path
