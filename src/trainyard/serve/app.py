@@ -235,7 +235,7 @@ def _request_id(request) -> str:
 def _add_routes(app, state: _State) -> None:
     import orjson
     from fastapi import Request
-    from fastapi.responses import Response
+    from fastapi.responses import PlainTextResponse, Response
     from pydantic import ValidationError
     from starlette.concurrency import run_in_threadpool
 
@@ -327,7 +327,7 @@ def _add_routes(app, state: _State) -> None:
         ok = not state.stopping and all(v is not None for v in loaded.values())
         return json_response({"status": "ready" if ok else "not ready", "models": loaded, "problems": problems}, 200 if ok else 503)
 
-    @app.get("/metrics", summary="Prometheus metrics (this process)")
+    @app.get("/metrics", summary="Prometheus metrics (this process), in the Prometheus text format 0.0.4", response_class=PlainTextResponse)
     async def metrics():
         return Response(state.metrics.render(list(state.slots.values()), state.logger), media_type="text/plain; version=0.0.4")
 

@@ -5,7 +5,7 @@ JSON Schema that the OpenAPI docs show. The policy, in full:
 
 - a column the model never saw is refused (422, with the closest known name);
 - columns the schema knows but does not use (the target, identifiers, ignored columns) are accepted and ignored;
-- numeric columns need numbers (numeric strings are accepted) inside the range seen in training;
+- numeric columns need numbers (numeric strings are accepted; true/false are not) inside the range seen in training;
 - categorical columns need one of the categories seen in training (when the schema recorded all of them);
 - a *required* column is one that had no missing values in training: it must be present and not null;
 - an *optional* column (it had missing values in training) may be absent or null: it is treated as missing
@@ -25,7 +25,8 @@ from typing import Annotated, Any, Literal
 
 from typing_extensions import NotRequired, Required, TypedDict
 
-from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic_core import PydanticCustomError
 
 from trainyard.data.schema import ColumnSchema, Schema
 
@@ -68,6 +69,13 @@ def is_required(col: ColumnSchema, policy: ValidationPolicy) -> bool:
     return not policy.allow_missing and col.missing_rate == 0
 
 
+def _not_bool(value):
+    # pydantic's lax mode reads true/false as 1.0/0.0; a JSON boolean in a numeric column is a client bug
+    if isinstance(value, bool):
+        raise PydanticCustomError("float_type", "Input should be a valid number, not a boolean")
+    return value
+
+
 def _column_type(col: ColumnSchema, policy: ValidationPolicy, required: bool):
     desc = f"{col.role} column"
     if col.role in NUMBER_ROLES:
@@ -75,7 +83,7 @@ def _column_type(col: ColumnSchema, policy: ValidationPolicy, required: bool):
         if policy.ranges and col.min is not None and col.max is not None and math.isfinite(col.min) and math.isfinite(col.max):
             bounds = {"ge": col.min, "le": col.max}
             desc += f"; seen in training: {col.min:g} to {col.max:g}"
-        base = Annotated[float, Field(allow_inf_nan=False, **bounds)]
+        base = Annotated[float, Field(allow_inf_nan=False, **bounds), BeforeValidator(_not_bool)]
     elif col.role == "boolean":
         base = bool
     elif col.role == "categorical":
