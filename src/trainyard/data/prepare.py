@@ -47,8 +47,17 @@ class SchemaCoercer(BaseEstimator, TransformerMixin):
             elif role == "datetime":
                 out[name] = as_datetime(s)
             else:
-                out[name] = s.astype(object).where(s.notna(), None).map(lambda v: None if v is None else str(v).strip())
+                out[name] = _as_text(s)
         return pd.DataFrame(out, index=X.index)
+
+
+def _as_text(s: pd.Series) -> pd.Series:
+    """Each value as stripped text (object dtype, None where missing); each distinct value converted once."""
+    if s.dtype == object and pd.api.types.infer_dtype(s, skipna=True) != "string":  # 1, 1.0 and True hash alike
+        return s.astype(object).where(s.notna(), None).map(lambda v: None if v is None else str(v).strip())
+    codes, uniques = pd.factorize(s)
+    text = np.array([str(v).strip() for v in uniques] + [None], dtype=object)
+    return pd.Series(text[codes], index=s.index, name=s.name)  # code -1 (missing) picks the trailing None
 
 
 def _as_bool(s: pd.Series) -> pd.Series:

@@ -162,7 +162,13 @@ def as_numeric(s: pd.Series) -> pd.Series:
         return s.astype(float)
     if pd.api.types.is_numeric_dtype(s):
         return s.astype(float)
-    return pd.to_numeric(s.astype("string").str.strip(), errors="coerce").astype(float)
+    codes, uniques = pd.factorize(s)
+    if len(uniques) > len(s) // 2:  # mostly distinct values: parse them directly
+        return pd.to_numeric(s.astype("string").str.strip(), errors="coerce").astype(float)
+    # each distinct value parsed once (a million rows of a few thousand values cost what those values cost)
+    parsed = pd.to_numeric(pd.Series(uniques, dtype=object).astype("string").str.strip(), errors="coerce").astype(float).to_numpy()
+    values = np.append(parsed, np.nan)[codes]  # code -1 (missing) picks the trailing NaN
+    return pd.Series(values, index=s.index, name=s.name)
 
 
 def as_datetime(s: pd.Series) -> pd.Series:
@@ -177,16 +183,14 @@ def as_datetime(s: pd.Series) -> pd.Series:
     elif pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
         out = _to_datetime(s)
     else:
-        present = s.notna().to_numpy()
-        text = s[present].astype(str).str.strip()
-        distinct = pd.Series(pd.unique(text.to_numpy()))
+        codes, uniques = pd.factorize(s)
+        distinct = pd.Series(uniques, dtype=object).astype(str).str.strip()
         parsed = _to_datetime(distinct)
         rest = parsed.isna().to_numpy()
         if rest.any():
             parsed[rest] = _to_datetime(distinct[rest], format="mixed").to_numpy()
-        values = np.full(len(s), np.datetime64("NaT"), dtype="datetime64[ns]")
-        values[present] = pd.Series(parsed.to_numpy(), index=distinct.to_numpy()).reindex(text.to_numpy()).to_numpy()
-        return pd.Series(values, index=s.index, name=s.name)
+        table = np.append(parsed.to_numpy(dtype="datetime64[ns]"), np.datetime64("NaT", "ns"))
+        return pd.Series(table[codes], index=s.index, name=s.name)  # code -1 (missing) picks the trailing NaT
     if getattr(out.dt, "tz", None) is not None:
         out = out.dt.tz_convert("UTC").dt.tz_localize(None)
     return out

@@ -169,13 +169,13 @@ def _compare_split_column(ctx: Context, split_col: str, seed: int) -> list[Findi
 
 
 def _profile(ctx: Context) -> list[dict]:
-    missing = ctx.df.isna().mean()
+    missing = ctx.missing_rates()
     return [{"name": c.name, "role": c.role, "dtype": c.dtype, "missing_rate": float(missing[c.name]), "distinct": c.n_unique,
              "reason": c.reason} for c in ctx.schema.columns]
 
 
 def _plots(ctx: Context) -> dict:
-    plots: dict = {"missing": {c: float(r) for c, r in ctx.df.isna().mean().items() if r > 0}}
+    plots: dict = {"missing": {c: float(r) for c, r in ctx.missing_rates().items() if r > 0}}
     if ctx.target is not None and ctx.task is not None:
         y = ctx.df[ctx.target].dropna()
         if ctx.task.is_classification:

@@ -27,8 +27,7 @@ AGE_NAME = re.compile(r"(^|[_\s.-])age($|[_\s.-]|_years)", re.I)
 def check_missing(ctx: Context) -> list[Finding]:
     out: list[Finding] = []
     cols = [c for c in ctx.df.columns if c != ctx.target]
-    isna = ctx.df[cols].isna()
-    rates = isna.mean()
+    rates = ctx.missing_rates()[cols]
     t = ctx.settings.missing_threshold
     light = {}
     for name, rate in rates.items():
@@ -40,7 +39,7 @@ def check_missing(ctx: Context) -> list[Finding]:
             out.append(Finding("missing_values", "warning", f"{share(rate)} of values are missing (threshold {share(t)})",
                                "a mostly-empty column is weak evidence, and imputing it invents most of its values.",
                                "check why it is missing; if missingness itself means something, keep it (trainyard adds a missing-value indicator), otherwise drop it.",
-                               column=name, score=float(rate), data={"missing_rate": float(rate), "missing": int(isna[name].sum())}))
+                               column=name, score=float(rate), data={"missing_rate": float(rate), "missing": int(round(rate * ctx.n))}))
         elif rate > 0:
             light[name] = float(rate)
     if light:
@@ -51,7 +50,7 @@ def check_missing(ctx: Context) -> list[Finding]:
                            "nothing: trainyard imputes (median / most frequent, fitted on training rows) and adds missing-value indicators.",
                            score=max(light.values()), data={"missing_rate": light}))
     if cols:
-        row_rate = isna.mean(axis=1)
+        row_rate = _row_missing_share(ctx, [c for c in cols if rates[c] > 0], len(cols))
         bad = int((row_rate > ctx.settings.row_missing_threshold).sum())
         if bad:
             frac = bad / ctx.n
@@ -70,6 +69,14 @@ def check_missing(ctx: Context) -> list[Finding]:
     return out
 
 
+def _row_missing_share(ctx: Context, with_gaps: list[str], n_columns: int) -> np.ndarray:
+    """Share of each row's fields that are missing, counted column by column (no rows x columns matrix)."""
+    counts = np.zeros(ctx.n, dtype=np.int32)
+    for name in with_gaps:
+        counts += ctx.df[name].isna().to_numpy()
+    return counts / max(n_columns, 1)
+
+
 def check_constant(ctx: Context) -> list[Finding]:
     out = []
     for name in ctx.columns(include_special=True):
@@ -77,7 +84,7 @@ def check_constant(ctx: Context) -> list[Finding]:
         n_valid = int(s.notna().sum())
         if n_valid == 0:
             continue  # reported by check_missing
-        nunique = s.nunique(dropna=True) if not _is_float(s) else (1 if s.min() == s.max() else 2)
+        nunique = _at_most_two_distinct(s, ctx.sample[name])
         if nunique == 1:
             value = s.dropna().iloc[0]
             value = value.item() if hasattr(value, "item") else value
@@ -92,7 +99,7 @@ def check_constant(ctx: Context) -> list[Finding]:
                                    f"if being filled in matters, add it as a 0/1 column (e.g. has_{name}).",
                                    column=name, score=0.5, data={"value": value, "missing_rate": 1 - n_valid / ctx.n}))
             continue
-        top = ctx.sample[name].value_counts(normalize=True, dropna=False)
+        top = _top_share(ctx.sample[name], ctx.settings.near_constant)
         if len(top) and top.iloc[0] >= ctx.settings.near_constant:
             out.append(Finding("near_constant", "info", f"near-constant: {share(top.iloc[0])} of rows are {top.index[0]!r}",
                                "a model can barely learn from a column that almost never changes, and a few odd rows can make it look important.",
@@ -102,22 +109,50 @@ def check_constant(ctx: Context) -> list[Finding]:
     return out
 
 
-def _is_float(s: pd.Series) -> bool:
-    return pd.api.types.is_float_dtype(s)
+def _top_share(sample: pd.Series, threshold: float) -> pd.Series:
+    """Value shares (most common first) of the sample, or an empty series when its first rows already show that the
+    top value is well under `threshold` (counting 200k distinct numbers costs more than the rest of the check)."""
+    probe = sample.iloc[:20_000]
+    if len(probe) < len(sample):
+        top = probe.value_counts(normalize=True, dropna=False)
+        if top.empty or top.iloc[0] < threshold - 0.05:
+            return top.iloc[:0]
+    return sample.value_counts(normalize=True, dropna=False)
 
 
-def id_kind(s: pd.Series) -> str | None:
-    """'uuid', 'hash', 'counter' or 'unique key' when a column looks like an identifier, else None."""
+def _at_most_two_distinct(s: pd.Series, sample: pd.Series) -> int:
+    """1 when the column holds one distinct value, else 2 (cheap: the sample usually settles it)."""
+    probe = sample.dropna().iloc[:1000]
+    if len(probe) >= 2 and (probe != probe.iloc[0]).any():
+        return 2
+    if pd.api.types.is_float_dtype(s):
+        return 1 if s.min() == s.max() else 2
+    return min(int(s.nunique(dropna=True)), 2)
+
+
+def id_kind(s: pd.Series, sample: pd.Series | None = None) -> str | None:
+    """'uuid', 'hash', 'counter' or 'unique key' when a column looks like an identifier, else None.
+
+    `sample` (random rows of the same column) lets a big column be ruled out cheaply: repeats in the sample are
+    repeats in the column.
+    """
+    if pd.api.types.is_bool_dtype(s):
+        return None
+    if sample is not None and len(sample) < len(s):
+        probe = sample.dropna().iloc[:20_000]
+        if len(probe) >= 50 and not probe.is_unique:  # repeats: only UUID- or hash-shaped text can still be an id
+            if pd.api.types.is_numeric_dtype(probe):
+                return None
+            return _text_id_kind(probe.iloc[:2000].astype(str).str.strip())
     values = s.dropna()
     n = len(values)
     if n < 20:
         return None
-    if pd.api.types.is_bool_dtype(values):
-        return None
     if pd.api.types.is_numeric_dtype(values):
-        if not np.allclose(values.to_numpy(dtype=float), np.round(values.to_numpy(dtype=float))):
+        x = values.to_numpy(dtype=float)
+        if not np.allclose(x, np.round(x)):
             return None
-        monotone = values.is_monotonic_increasing or values.is_monotonic_decreasing
+        monotone = _is_monotone(values)
         unique = values.is_unique if monotone or n >= 50 else False
         if monotone and unique:
             return "counter"
@@ -127,13 +162,24 @@ def id_kind(s: pd.Series) -> str | None:
                 return "counter"
         return None
     text = values.sample(min(n, 2000), random_state=0).astype(str).str.strip()
+    kind = _text_id_kind(text)
+    if kind:
+        return kind
+    if n >= 50 and values.is_unique and text.str.split().str.len().mean() <= 2:
+        return "unique key"
+    return None
+
+
+def _text_id_kind(text: pd.Series) -> str | None:
     if text.str.match(_UUID).mean() > 0.9:
         return "uuid"
     if text.str.match(_HEX).mean() > 0.9:
         return "hash"
-    if n >= 50 and values.is_unique and text.str.split().str.len().mean() <= 2:
-        return "unique key"
     return None
+
+
+def _is_monotone(values: pd.Series) -> bool:
+    return bool(len(values) > 1 and (values.is_monotonic_increasing or values.is_monotonic_decreasing))
 
 
 def check_id_like(ctx: Context) -> list[Finding]:
@@ -141,7 +187,7 @@ def check_id_like(ctx: Context) -> list[Finding]:
     for name in ctx.columns(include_special=False):
         if ctx.role(name) in ("text", "datetime"):
             continue
-        kind = id_kind(ctx.df[name])
+        kind = id_kind(ctx.df[name], ctx.sample[name])
         if kind is None and ctx.role(name) == "id":
             kind = "unique key"  # schema inference called it an identifier (e.g. distinct integers on every row)
         if kind is None:
@@ -192,7 +238,7 @@ def check_types(ctx: Context) -> list[Finding]:
         elif role == "categorical":
             counts = strings.value_counts()
             out += _inconsistent_categories(ctx, name, counts)
-            nunique = int(ctx.df[name].nunique(dropna=True)) if len(counts) > ctx.settings.high_cardinality else len(counts)
+            nunique = ctx.n_unique(name) if len(counts) > ctx.settings.high_cardinality else len(counts)
             if nunique > ctx.settings.high_cardinality:
                 rare = int((counts < 5).sum())
                 out.append(Finding("high_cardinality", "info", f"high-cardinality categorical: {nunique:,} distinct values ({rare:,} seen fewer than 5 times)",
@@ -275,14 +321,14 @@ def _inconsistent_categories(ctx: Context, name: str, counts: pd.Series) -> list
 def check_outliers(ctx: Context) -> list[Finding]:
     out = []
     for name in ctx.columns("numeric", include_special=True):
-        values = as_numeric(ctx.df[name]).dropna()
         sample = as_numeric(ctx.sample[name]).dropna()
-        if len(values) < 20 or sample.nunique() <= 2:
+        if len(sample) < 20 or (sample.iloc[:1000].nunique() <= 2 and sample.nunique() <= 2):
             continue
+        values = ctx.numeric(name).dropna()
         out += _impossible_numbers(ctx, name, values, sample)
         out += _extreme_values(ctx, name, values)
     for name in ctx.columns("datetime", include_special=True):
-        out += _impossible_dates(ctx, name, as_datetime(ctx.df[name]).dropna())
+        out += _impossible_dates(ctx, name, ctx.datetimes(name).dropna())
     return out
 
 
@@ -321,22 +367,8 @@ def _impossible_numbers(ctx: Context, name: str, values: pd.Series, sample: pd.S
     return out
 
 
-def robust_z(values: pd.Series) -> pd.Series:
-    """Distance from the median in IQR units (on a log scale for non-negative, right-skewed columns, so long tails
-    are not outliers)."""
-    x = np.log1p(values) if values.min() >= 0 and values.skew() > 2 else values
-    q1, med, q3 = np.percentile(x, [25, 50, 75])
-    iqr = q3 - q1
-    if iqr <= 0:
-        mad = np.median(np.abs(x - med))
-        iqr = 1.349 * 1.4826 * mad
-    if iqr <= 0:
-        return pd.Series(0.0, index=values.index)
-    return (x - med).abs() / (iqr / 1.349)
-
-
 def _extreme_values(ctx: Context, name: str, values: pd.Series) -> list[Finding]:
-    z = robust_z(values)
+    z = ctx.robust_z(name, values)  # median and spread from the row sample, distances for every row
     extreme = values[z > 20]
     far = int((z > 6).sum())
     if len(extreme):
@@ -345,13 +377,17 @@ def _extreme_values(ctx: Context, name: str, values: pd.Series) -> list[Finding]
                         "values this far out are usually entry errors or unit mistakes; they distort scaling and linear models.",
                         "check them; fix or blank the errors (tree models are robust to the rest).",
                         column=name, score=len(extreme) / ctx.n, data={"extreme_rows": len(extreme), "far_rows": far, "examples": extreme.unique()[:10].tolist(),
-                                                                       "median": float(values.median())})]
+                                                                       "median": float(values.median())}, sampled=_spread_note(ctx))]
     if far:
         return [Finding("outliers", "info", f"{far:,} values ({share(far / ctx.n)}) lie more than 6 robust standard deviations from the median",
                         "outliers pull linear models and scaling; trees are robust to them.",
                         "nothing unless they are errors: trainyard scales with the training rows only.",
-                        column=name, score=far / ctx.n, data={"far_rows": far})]
+                        column=name, score=far / ctx.n, data={"far_rows": far}, sampled=_spread_note(ctx))]
     return []
+
+
+def _spread_note(ctx: Context) -> str | None:
+    return f"median and spread from a random sample of {len(ctx.sample):,} of {ctx.n:,} rows; every row counted" if ctx.sampled else None
 
 
 def _impossible_dates(ctx: Context, name: str, dates: pd.Series) -> list[Finding]:

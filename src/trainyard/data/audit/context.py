@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from trainyard.data.schema import Schema, infer_schema
+from trainyard.data.schema import Schema, as_datetime, as_numeric, infer_schema
 from trainyard.tasks import Task
 
 # Heavy checks look at a sample of this many rows and say so in their findings.
@@ -74,19 +74,102 @@ class Context:
         return self.cache["labelled"]
 
     def labelled(self, rows: int) -> pd.DataFrame:
-        """Up to `rows` rows whose target is present (a fixed random sample when there are more)."""
-        labelled = self.labelled_frame()
-        if len(labelled) > rows:
-            labelled = labelled.sample(rows, random_state=self.settings.seed)
-        return labelled
+        """Up to `rows` rows whose target is present (a fixed random sample when there are more).
+
+        On a big table the rows come from the audit's random row sample (drawing a fresh sample from a million rows
+        of text columns costs more than the check that uses it); samples of different sizes are nested.
+        """
+        key = ("labelled", rows)
+        if key not in self.cache:
+            labelled = self.labelled_frame()
+            if len(labelled) > rows:
+                pool = np.flatnonzero(self.sample[self.target].notna().to_numpy()) if self.sampled else []
+                labelled = self.sample.iloc[pool[:rows]] if len(pool) >= rows else labelled.sample(rows, random_state=self.settings.seed)
+            self.cache[key] = labelled
+        return self.cache[key]
+
+    def missing_rates(self) -> pd.Series:
+        """Share of missing values per column (every column, the target included), computed once."""
+        if "missing_rates" not in self.cache:
+            rates = [float(self.df.iloc[:, i].isna().mean()) for i in range(self.df.shape[1])]  # no rows x columns mask
+            self.cache["missing_rates"] = pd.Series(rates, index=self.df.columns, dtype=float)
+        return self.cache["missing_rates"]
+
+    def n_unique(self, name: str) -> int:
+        """Distinct non-missing values in the whole column, counted once."""
+        key = ("n_unique", name)
+        if key not in self.cache:
+            self.cache[key] = int(self.df[name].nunique(dropna=True))
+        return self.cache[key]
+
+    def numeric(self, name: str) -> pd.Series:
+        """The whole column as floats (text parsed, what does not parse is NaN); parsed once per audit."""
+        s = self.df[name]
+        if pd.api.types.is_float_dtype(s.dtype) and s.dtype == np.float64:
+            return s
+        key = ("numeric", name)
+        if key not in self.cache:
+            self.cache[key] = as_numeric(s)
+        return self.cache[key]
+
+    def datetimes(self, name: str) -> pd.Series:
+        """The whole column as timestamps (text parsed once per distinct value, unparseable -> NaT); cached."""
+        key = ("datetime", name)
+        if key not in self.cache:
+            self.cache[key] = as_datetime(self.df[name])
+        return self.cache[key]
+
+    def spread(self, name: str) -> tuple[bool, float, float] | None:
+        """(log scale?, median, robust SD) of a numeric column, from the row sample: the yardstick for outliers."""
+        key = ("spread", name)
+        if key not in self.cache:
+            self.cache[key] = robust_spread(as_numeric(self.sample[name]).dropna())
+        return self.cache[key]
+
+    def robust_z(self, name: str, values: pd.Series | None = None) -> pd.Series:
+        """Distance of every value (NaN where missing) from the column's median in robust SDs (see `spread`)."""
+        values = self.numeric(name) if values is None else values
+        return robust_z(values, self.spread(name))
 
 
 def build_context(df, target, task, sensitive, time_col, group_col, settings, roles=None) -> Context:
     n = len(df)
-    schema_rows = df if n <= SCHEMA_SAMPLE else df.sample(SCHEMA_SAMPLE, random_state=settings.seed)
+    if n > STATS_SAMPLE:  # one random sample (in random order): its first rows are a smaller random sample
+        sample = df.sample(STATS_SAMPLE, random_state=settings.seed)
+        schema_rows = sample.iloc[:SCHEMA_SAMPLE]
+    else:
+        sample = df
+        schema_rows = df if n <= SCHEMA_SAMPLE else df.sample(SCHEMA_SAMPLE, random_state=settings.seed)
     schema = infer_schema(schema_rows, target, roles)
-    sample = df if n <= STATS_SAMPLE else df.sample(STATS_SAMPLE, random_state=settings.seed)
     return Context(df, target, task, schema, sample, tuple(sensitive), time_col, group_col, settings)
+
+
+def robust_spread(values: pd.Series) -> tuple[bool, float, float] | None:
+    """(log scale?, median, robust SD): from the IQR (on a log scale for non-negative, right-skewed columns, so
+    long tails are not outliers), falling back to the MAD; None when the values do not vary."""
+    if values.empty:
+        return None
+    log = bool(values.min() >= 0 and values.skew() > 2)
+    x = np.log1p(values.to_numpy(dtype=float)) if log else values.to_numpy(dtype=float)
+    q1, med, q3 = np.percentile(x, [25, 50, 75])
+    iqr = q3 - q1
+    if iqr <= 0:
+        iqr = 1.349 * 1.4826 * float(np.median(np.abs(x - med)))
+    if iqr <= 0:
+        return None
+    return log, float(med), float(iqr / 1.349)
+
+
+def robust_z(values: pd.Series, spread: tuple[bool, float, float] | None) -> pd.Series:
+    """Distance from the median in robust SDs, given `robust_spread` of the column (0 when it does not vary)."""
+    if spread is None:
+        return pd.Series(np.where(values.isna(), np.nan, 0.0), index=values.index)
+    log, med, sd = spread
+    x = values.to_numpy(dtype=float)
+    if log:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            x = np.log1p(np.maximum(x, -1 + 1e-12))  # a negative value in a sampled-as-positive column: far out
+    return pd.Series(np.abs(x - med) / sd, index=values.index)
 
 
 def fmt_values(values, limit: int = 5) -> str:
@@ -106,6 +189,34 @@ def share(x: float) -> str:
     return f"{x:.0%}"
 
 
+def column_hash(s: pd.Series) -> np.ndarray:
+    """A 64-bit hash of each value; text is hashed once per distinct value (three times faster on a big column)."""
+    if pd.api.types.is_numeric_dtype(s.dtype) or pd.api.types.is_bool_dtype(s.dtype) or pd.api.types.is_datetime64_any_dtype(s.dtype):
+        return pd.util.hash_pandas_object(s, index=False).to_numpy()
+    codes, uniques = pd.factorize(s)
+    hashed = pd.util.hash_pandas_object(pd.Series(uniques, dtype=object), index=False).to_numpy()
+    out = hashed[np.maximum(codes, 0)] if len(hashed) else np.zeros(len(codes), dtype=np.uint64)
+    out[codes < 0] = _MISSING_HASH
+    return out
+
+
+_MISSING_HASH = np.uint64(0x9E3779B97F4A7C15)
+
+
+def combine_hashes(h: np.ndarray | None, column: np.ndarray, position: int) -> np.ndarray:
+    """Fold one column's hashes into the running row hashes (in place; order matters, like a tuple's hash)."""
+    mult = np.uint64(1_000_003 + 2 * 82_520 * (position + 1))
+    if h is None:
+        h = np.full(len(column), np.uint64(0x345678), dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        np.bitwise_xor(h, column, out=h)
+        np.multiply(h, mult, out=h)
+    return h
+
+
 def row_hash(frame: pd.DataFrame) -> np.ndarray:
     """A 64-bit hash of each row's values (column order matters; index ignored)."""
-    return pd.util.hash_pandas_object(frame, index=False).to_numpy()
+    h = None
+    for i, name in enumerate(frame.columns):
+        h = combine_hashes(h, column_hash(frame.iloc[:, i]), i)
+    return h if h is not None else np.zeros(len(frame), dtype=np.uint64)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from trainyard.data.audit.columns import robust_z
 from trainyard.data.audit.context import Context, share
 from trainyard.data.audit.report import Finding
 from trainyard.data.audit.rows import feature_columns, feature_keys
@@ -30,22 +29,26 @@ def model_schema(ctx: Context) -> Schema:
     return Schema.from_dict(d)
 
 
+def make_estimator(seed: int):
+    """A small gradient-boosting classifier: the audit's model of each row's label."""
+    try:
+        from lightgbm import LGBMClassifier
+
+        # one thread: on a shared or small machine OpenMP threads spin against each other (10x slower measured)
+        return LGBMClassifier(n_estimators=80, learning_rate=0.12, num_leaves=15, min_child_samples=10, subsample=0.8,
+                              subsample_freq=1, colsample_bytree=0.8, max_bin=63, random_state=seed, verbose=-1, n_jobs=1)
+    except ImportError:  # lightgbm is a core dependency; keep working without it anyway
+        from sklearn.ensemble import HistGradientBoostingClassifier
+
+        return HistGradientBoostingClassifier(max_iter=100, random_state=seed)
+
+
 def make_model(ctx: Context, seed: int):
     from sklearn.pipeline import Pipeline
 
     from trainyard.data.prepare import make_preprocessor
 
-    try:
-        from lightgbm import LGBMClassifier
-
-        # one thread: on a shared or small machine OpenMP threads spin against each other (10x slower measured)
-        model = LGBMClassifier(n_estimators=80, learning_rate=0.12, num_leaves=15, min_child_samples=10, subsample=0.8,
-                               subsample_freq=1, colsample_bytree=0.8, max_bin=63, random_state=seed, verbose=-1, n_jobs=1)
-    except ImportError:  # lightgbm is a core dependency; keep working without it anyway
-        from sklearn.ensemble import HistGradientBoostingClassifier
-
-        model = HistGradientBoostingClassifier(max_iter=100, random_state=seed)
-    return Pipeline([("prep", make_preprocessor(model_schema(ctx), "tree")), ("model", model)])
+    return Pipeline([("prep", make_preprocessor(model_schema(ctx), "tree")), ("model", make_estimator(seed))])
 
 
 def out_of_fold(ctx: Context) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, list] | None:
@@ -63,8 +66,12 @@ def out_of_fold(ctx: Context) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, lis
         return None
     rows = rows[y.isin(keep).to_numpy()]
     codes, classes = pd.factorize(rows[ctx.target].astype(str), sort=True)
+    from trainyard.data.prepare import make_preprocessor
+
+    # the tree preprocessing learns no labels (types, frequent categories), so it is fitted once, not per fold
+    X = make_preprocessor(model_schema(ctx), "tree").fit_transform(rows)
     folds = StratifiedKFold(n_splits=4, shuffle=True, random_state=ctx.settings.seed)
-    proba = cross_val_predict(make_model(ctx, ctx.settings.seed), rows, codes, cv=folds, method="predict_proba")
+    proba = cross_val_predict(make_estimator(ctx.settings.seed), X, codes, cv=folds, method="predict_proba")
     ctx.cache["oof"] = (rows, codes, proba, list(classes))
     return ctx.cache["oof"]
 
@@ -168,12 +175,14 @@ def _extremes_in_one_class(ctx: Context) -> list[Finding]:
     y = labelled[ctx.target].astype(str)
     base = y.value_counts(normalize=True)
     out = []
+    everything = len(labelled) == ctx.n
+    present = None if everything else ctx.df[ctx.target].notna().to_numpy()
     for name in ctx.columns("numeric"):
-        values = as_numeric(labelled[name])
+        values = ctx.numeric(name) if everything else ctx.numeric(name)[present]
         ok = values.notna().to_numpy()
         if ok.sum() < 50:
             continue
-        z = robust_z(values[ok])
+        z = ctx.robust_z(name, values[ok])  # median and spread from the row sample (shared with the outlier check)
         extreme = (z > 10).to_numpy()
         m = int(extreme.sum())
         if m < 5 or m > 0.05 * ok.sum():

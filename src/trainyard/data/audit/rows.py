@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from trainyard.data.audit.context import Context, row_hash, share
+from trainyard.data.audit.context import Context, column_hash, combine_hashes, row_hash, share
 from trainyard.data.audit.report import Finding
 
 
@@ -14,17 +14,35 @@ def feature_columns(ctx: Context) -> list[str]:
     return [c for c in ctx.df.columns if c != ctx.target and ctx.role(c) != "id"]
 
 
+def row_keys(ctx: Context) -> tuple[np.ndarray, np.ndarray]:
+    """(hash of every whole row, hash of every row's feature columns): one pass over the columns, computed once."""
+    if "row_keys" not in ctx.cache:
+        features = set(feature_columns(ctx))
+        whole = part = None
+        for i, name in enumerate(ctx.df.columns):
+            h = column_hash(ctx.df.iloc[:, i])
+            if name in features:
+                part = combine_hashes(part, h, i)
+            whole = combine_hashes(whole, h, i)
+        empty = np.zeros(ctx.n, dtype=np.uint64)
+        ctx.cache["row_keys"] = (empty if whole is None else whole, empty if part is None else part)
+    return ctx.cache["row_keys"]
+
+
 def feature_keys(ctx: Context) -> pd.Series:
     """A hash of each labelled row's feature columns (index: the row's label), computed once per audit."""
     if "feature_keys" not in ctx.cache:
         labelled = ctx.labelled_frame()
-        ctx.cache["feature_keys"] = pd.Series(row_hash(labelled[feature_columns(ctx)]), index=labelled.index)
+        keys = row_keys(ctx)[1]
+        if len(labelled) < ctx.n:
+            keys = keys[ctx.df[ctx.target].notna().to_numpy()]
+        ctx.cache["feature_keys"] = pd.Series(keys, index=labelled.index)
     return ctx.cache["feature_keys"]
 
 
 def check_duplicates(ctx: Context) -> list[Finding]:
     out = []
-    full = row_hash(ctx.df)
+    full = row_keys(ctx)[0]
     dup = pd.Series(full).duplicated(keep="first").to_numpy()
     n_dup = int(dup.sum())
     if n_dup:
@@ -41,7 +59,7 @@ def check_duplicates(ctx: Context) -> list[Finding]:
     labelled = ctx.labelled_frame()
     keys = feature_keys(ctx)
     y = labelled[ctx.target]
-    frame = pd.DataFrame({"key": keys.to_numpy(), "y": pd.util.hash_pandas_object(y, index=False).to_numpy()}, index=labelled.index)
+    frame = pd.DataFrame({"key": keys.to_numpy(), "y": column_hash(y)}, index=labelled.index)
     repeated = frame[frame["key"].duplicated(keep=False).to_numpy()]
     if repeated.empty:
         return out

@@ -56,28 +56,32 @@ def bin_codes(s: pd.Series, role: str, bins: int = BINS) -> np.ndarray:
 
 
 def oof_score(codes: np.ndarray, y: np.ndarray, n_classes: int, seed: int = 0) -> float:
-    """Out-of-fold score of a per-bin model: balanced accuracy (classification) or R^2 (regression)."""
+    """Out-of-fold score of a per-bin model: balanced accuracy (classification) or R^2 (regression).
+
+    All folds at once: per (fold, bin) statistics in one bincount; a fold's model is the total minus its own part.
+    """
     n = len(y)
     folds = np.random.default_rng(seed).permutation(n) % FOLDS
     n_bins = int(codes.max()) + 1
+    cell = folds * n_bins + codes  # (fold, bin) of each row
     if n_classes:
-        pred = np.empty(n, dtype=np.int64)
-        for f in range(FOLDS):
-            tr, te = folds != f, folds == f
-            counts = np.bincount(codes[tr] * n_classes + y[tr], minlength=n_bins * n_classes).reshape(n_bins, n_classes).astype(float)
-            prior = np.bincount(y[tr], minlength=n_classes) / max(tr.sum(), 1)
-            probs = (counts + prior) / (counts.sum(axis=1, keepdims=True) + 1)
-            # balanced accuracy rewards predicting rare classes: score each bin by class rate relative to the prior
-            pred[te] = (probs / np.maximum(prior, 1e-12))[codes[te]].argmax(axis=1)
+        per_fold = np.bincount(cell * n_classes + y, minlength=FOLDS * n_bins * n_classes).reshape(FOLDS, n_bins, n_classes).astype(float)
+        counts = per_fold.sum(axis=0, keepdims=True) - per_fold  # counts of the other folds, per fold and bin
+        class_totals = counts.sum(axis=1, keepdims=True)  # (FOLDS, 1, n_classes)
+        prior = class_totals / np.maximum(class_totals.sum(axis=2, keepdims=True), 1)
+        probs = (counts + prior) / (counts.sum(axis=2, keepdims=True) + 1)
+        # balanced accuracy rewards predicting rare classes: score each bin by class rate relative to the prior
+        pred_table = (probs / np.maximum(prior, 1e-12)).argmax(axis=2)  # (FOLDS, n_bins)
+        pred = pred_table[folds, codes]
         recalls = [np.mean(pred[y == k] == k) for k in range(n_classes) if np.any(y == k)]
         return float(np.mean(recalls))
-    pred = np.empty(n)
-    for f in range(FOLDS):
-        tr, te = folds != f, folds == f
-        sums = np.bincount(codes[tr], weights=y[tr], minlength=n_bins)
-        counts = np.bincount(codes[tr], minlength=n_bins)
-        mean = y[tr].mean()
-        pred[te] = ((sums + mean) / (counts + 1))[codes[te]]
+    sums = np.bincount(cell, weights=y, minlength=FOLDS * n_bins).reshape(FOLDS, n_bins)
+    counts = np.bincount(cell, minlength=FOLDS * n_bins).reshape(FOLDS, n_bins).astype(float)
+    sums, counts = sums.sum(axis=0) - sums, counts.sum(axis=0) - counts
+    fold_sum = np.bincount(folds, weights=y, minlength=FOLDS)
+    fold_n = np.bincount(folds, minlength=FOLDS)
+    mean = (y.sum() - fold_sum) / np.maximum(n - fold_n, 1)  # each fold's training mean
+    pred = ((sums + mean[:, None]) / (counts + 1))[folds, codes]
     sst = np.sum((y - y.mean()) ** 2)
     return float(1 - np.sum((y - pred) ** 2) / sst) if sst > 0 else 0.0
 
