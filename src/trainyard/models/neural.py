@@ -84,7 +84,7 @@ class NeuralEstimator(BaseEstimator):
         self.module_.eval()
         size = batch_size or max(self.batch_size, 256)
         outs = []
-        with torch.no_grad():
+        with torch.inference_mode():
             for start in range(0, n, size):
                 outs.append(fn(start, min(n, start + size)).float().cpu())
         return torch.cat(outs).numpy() if outs else np.zeros((0,))

@@ -34,6 +34,31 @@ def encoder_path(model: str) -> str:
     return str(model)
 
 
+def pad_batch(ids: list[list[int]], rows, pad_id: int) -> dict:
+    """Token ids of `rows`, padded to the longest of them (dynamic padding), with the attention mask."""
+    import torch
+
+    lengths = np.fromiter((len(ids[i]) for i in rows), dtype=np.int64, count=len(rows))
+    width = int(lengths.max()) if len(rows) else 0
+    mask = np.arange(width) < lengths[:, None]
+    input_ids = np.full((len(rows), width), pad_id, dtype=np.int64)
+    input_ids[mask] = np.fromiter((t for i in rows for t in ids[i]), dtype=np.int64, count=int(lengths.sum()))
+    return {"input_ids": torch.from_numpy(input_ids), "attention_mask": torch.from_numpy(mask.astype(np.int64))}
+
+
+def token_batches(ids: list[list[int]], labels, batch_size: int, pad_id: int, *, bucket: bool = True, prefetch: bool = True):
+    """The training batches of tokenised texts: length-bucketed (rows of similar length together, the batches
+    shuffled; the order a function of (seed, epoch) alone, so resume is exact), dynamically padded, built one
+    batch ahead in a background thread. `bucket=False`: plain shuffled rows."""
+    from trainyard.training.batches import IndexedBatches
+
+    def load(rows, generator):
+        return {**pad_batch(ids, rows, pad_id), "labels": labels[rows]}
+
+    lengths = np.array([len(i) for i in ids]) if bucket else None
+    return IndexedBatches(len(ids), batch_size, load, lengths=lengths, prefetch=prefetch)
+
+
 class TextClassifier(NeuralEstimator):
     def __init__(self, model: str = "minilm", lora: bool = False, lora_r: int = 8, lora_alpha: int = 16, lora_dropout: float = 0.1,
                  lora_targets: tuple = ("query", "value"), max_length: int = 128, epochs: int = 3, batch_size: int = 32,
@@ -79,23 +104,11 @@ class TextClassifier(NeuralEstimator):
         return self._tokenizer()(texts, truncation=True, max_length=self.max_length, padding=False)["input_ids"]
 
     def _collate(self, ids: list[list[int]], rows) -> dict:
-        """Pad the rows' token ids to the longest of them (dynamic padding)."""
-        import torch
-
-        pad = self._tokenizer().pad_token_id or 0
-        width = max(len(ids[i]) for i in rows)
-        input_ids = torch.full((len(rows), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for j, i in enumerate(rows):
-            input_ids[j, :len(ids[i])] = torch.tensor(ids[i])
-            mask[j, :len(ids[i])] = 1
-        return {"input_ids": input_ids, "attention_mask": mask}
+        return pad_batch(ids, rows, self._tokenizer().pad_token_id or 0)
 
     def fit(self, X, y, eval_set=None, **run):
         import torch
         import torch.nn.functional as F
-
-        from trainyard.training.batches import IndexedBatches
 
         texts, y = list(X), np.asarray(y)
         if eval_set is None:
@@ -109,9 +122,7 @@ class TextClassifier(NeuralEstimator):
         ids, val_ids = self.tokenize(texts), self.tokenize(val_texts)
         torch.manual_seed(int(self.random_state or 0))
         self.module_ = self._make_module()
-
-        def load(rows, generator):
-            return {**self._collate(ids, rows), "labels": labels[rows]}
+        pad = self._tokenizer().pad_token_id or 0
 
         def loss_fn(model, batch):
             out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
@@ -121,18 +132,18 @@ class TextClassifier(NeuralEstimator):
 
         def evaluate(model):
             device = next(model.parameters()).device
-            loss, correct = 0.0, 0
-            for start in range(0, len(val_order), 64):
-                rows = val_order[start:start + 64]
-                batch = {k: v.to(device) for k, v in self._collate(val_ids, rows).items()}
-                logits = model(**batch).logits.float()
-                t = val_labels[rows].to(device)
-                loss += F.cross_entropy(logits, t, reduction="sum").item()
-                correct += int((logits.argmax(1) == t).sum())
-            return {"val_loss": loss / len(val_order), "val_accuracy": correct / len(val_order)}
+            loss, correct = torch.zeros((), device=device), torch.zeros((), dtype=torch.long, device=device)
+            with torch.inference_mode():
+                for start in range(0, len(val_order), 64):
+                    rows = val_order[start:start + 64]
+                    batch = {k: v.to(device) for k, v in pad_batch(val_ids, rows, pad).items()}
+                    logits = model(**batch).logits.float()
+                    t = val_labels[rows].to(device)
+                    loss += F.cross_entropy(logits, t, reduction="sum")
+                    correct += (logits.argmax(1) == t).sum()
+            return {"val_loss": float(loss) / len(val_order), "val_accuracy": int(correct) / len(val_order)}
 
-        batches = IndexedBatches(len(ids), self.batch_size, load, lengths=np.array([len(i) for i in ids]))
-        self._train(batches, loss_fn, evaluate, **run)
+        self._train(token_batches(ids, labels, self.batch_size, pad), loss_fn, evaluate, **run)
         return self
 
     def predict_proba(self, X) -> np.ndarray:
@@ -143,7 +154,7 @@ class TextClassifier(NeuralEstimator):
         device = self._device()
         self.module_.eval()
         out = np.zeros((len(ids), len(self.classes_)))
-        with torch.no_grad():
+        with torch.inference_mode():
             for start in range(0, len(order), 64):
                 rows = order[start:start + 64]
                 batch = {k: v.to(device) for k, v in self._collate(ids, rows).items()}

@@ -150,7 +150,7 @@ def fit(model: torch.nn.Module, batches, loss_fn: Callable, *, config: LoopConfi
     def evaluate_now() -> bool:
         """Evaluate, track the best, feed the plateau schedule; True when early stopping says stop."""
         model.eval()
-        with torch.no_grad(), precision.autocast(device):
+        with torch.no_grad(), precision.autocast(device):  # not inference_mode: a model may cache tensors during eval that training reuses
             metrics = {k: float(v) for k, v in evaluate(model).items()}
         model.train()
         if cfg.monitor not in metrics:
@@ -207,22 +207,27 @@ def fit(model: torch.nn.Module, batches, loss_fn: Callable, *, config: LoopConfi
             # ---- one optimizer step over the accumulated micro-batches ----
             for g in optimizer.param_groups:
                 g["lr"] = g["initial_lr"] * schedule.factor(state.step) * state.lr_scale
-            total = 0.0
-            for i, micro in enumerate(group):
+            losses = []
+            for micro in group:
                 micro = device.move(micro)
                 with precision.autocast(device):
                     loss = loss_fn(model, micro)
-                value = float(loss.detach())
+                (loss / len(group)).backward()
+                losses.append(loss.detach().float())
+                samples += _batch_len(micro)
+            # one host sync per optimizer step: every micro-batch's loss and the gradient norm come back together
+            checks = losses
+            if cfg.clip_norm:
+                checks = losses + [torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_norm).float()]
+            values = torch.stack(checks).tolist()
+            norm = values.pop() if cfg.clip_norm else 0.0
+            for i, value in enumerate(values):
                 if not math.isfinite(value) or _is_spike(value, state, cfg):
                     diverged = ([positions[i]], "non-finite loss" if not math.isfinite(value) else f"loss spike ({value:.4g})")
                     break
-                (loss / len(group)).backward()
-                total += value / len(group)
-                samples += _batch_len(micro)
-            if diverged is None and cfg.clip_norm:
-                norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_norm))
-                if not math.isfinite(norm):
-                    diverged = (positions, "non-finite gradient")
+            if diverged is None and not math.isfinite(norm):
+                diverged = (positions, "non-finite gradient")
+            total = sum(v / len(group) for v in values)
             if diverged is not None:
                 optimizer.zero_grad(set_to_none=True)
                 break
@@ -283,10 +288,18 @@ def make_optimizer(model: torch.nn.Module, cfg: LoopConfig, param_groups: list[d
         g["lr"] = g["initial_lr"]
         groups.append(g)
     if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        # the fused kernel: one pass over the weights instead of a dozen (10x less optimizer time on CPU for MiniLM)
+        return torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=_can_fuse(groups) or None)
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     raise ConfigError(f"'{cfg.optimizer}' is not an optimizer.", suggest(cfg.optimizer, ["adamw", "sgd"]))
+
+
+def _can_fuse(groups: list[dict]) -> bool:
+    """torch's fused AdamW takes floating-point weights on one CPU or CUDA device."""
+    params = [p for g in groups for p in g["params"]]
+    return bool(params) and len({p.device for p in params}) == 1 and params[0].device.type in ("cpu", "cuda") \
+        and all(p.is_floating_point() for p in params)
 
 
 def _is_spike(loss: float, state: LoopState, cfg: LoopConfig) -> bool:
