@@ -89,11 +89,11 @@ def test_per_class_confusion_worst_rows_and_calibration_match(binary_case):
     assert sum(report["calibration"]["reliability"]["count"]) == len(y)
 
 
-@pytest.mark.xfail(reason="known integration gap: tree contributions expect a plain LightGBM pipeline; the AutoML search now saves its own Boosted/ensemble estimators (see the closing note)", strict=False)
 def test_explanations_match_sklearn_and_lightgbm(binary_case):
     from sklearn.inspection import permutation_importance
 
     from trainyard.evaluation.explain import contributions
+    from trainyard.models.unwrap import tree_parts
 
     model, test, report = binary_case
     y = (test["churn"] == "yes").to_numpy().astype(int)
@@ -105,8 +105,13 @@ def test_explanations_match_sklearn_and_lightgbm(binary_case):
         assert got[col] == pytest.approx(value, abs=1e-9), col
     contrib = contributions(model, X)
     assert list(contrib.columns[:-1]) == model.features or set(contrib.columns[:-1]) == set(model.features)
-    raw = model.pipeline.named_steps["model"].predict(model.pipeline.named_steps["prep"].transform(X), raw_score=True)
+    # AutoML's model is an ensemble of LightGBM models: contributions add up to their weighted raw scores
+    parts = tree_parts(model)
+    assert parts is not None and parts.libraries == {"lightgbm"} and report["explanations"]["contributions"]["library"] == "lightgbm"
+    raw = sum(w * est.predict(parts.prep.transform(X), raw_score=True) for w, _, est in parts.members)
     np.testing.assert_allclose(contrib.sum(axis=1).to_numpy(), raw, atol=1e-6)
+    if len(parts.members) == 1:  # then that is the model's own log-odds
+        np.testing.assert_allclose(1 / (1 + np.exp(-raw)), model.predict_proba_array(X)[:, 1], atol=1e-9)
     mean_abs = {r["column"]: r["mean_abs_contribution"] for r in report["explanations"]["contributions"]["mean_abs"]}
     for col, v in mean_abs.items():
         assert v == pytest.approx(contrib[col].abs().mean())

@@ -36,36 +36,45 @@ def permutation_importance(model, X: pd.DataFrame, y_codes: np.ndarray, metric: 
 
 
 def tree_library(model) -> str | None:
-    """'lightgbm' or 'xgboost' when the model is a Pipeline(prep, booster) those libraries can explain."""
-    from sklearn.pipeline import Pipeline
+    """'lightgbm' or 'xgboost' when every model inside (a plain pipeline, or an AutoML ensemble of boosted
+    members, bagged or not) is of that one library, which can explain its own predictions; else None."""
+    from trainyard.models.unwrap import tree_parts
 
-    pipe = model.pipeline
-    if not isinstance(pipe, Pipeline) or "prep" not in pipe.named_steps:
+    parts = tree_parts(model)
+    if parts is None or len(parts.libraries) != 1:
         return None
-    module = type(pipe.steps[-1][1]).__module__
-    for lib in ("lightgbm", "xgboost"):
-        if module.startswith(lib):
-            return lib
-    return None
+    lib = next(iter(parts.libraries))
+    return lib if lib in ("lightgbm", "xgboost") else None
+
+
+def _raw_contributions(lib: str, estimator, Xt) -> np.ndarray:
+    if lib == "lightgbm":
+        return np.asarray(estimator.predict(Xt, pred_contrib=True))
+    import xgboost as xgb
+
+    best = getattr(estimator, "best_iteration", None)
+    booster = estimator.get_booster()
+    rounds = (0, best + 1) if best is not None else (0, 0)
+    return np.asarray(booster.predict(xgb.DMatrix(Xt, enable_categorical=True), pred_contribs=True, iteration_range=rounds))
 
 
 def contributions(model, X: pd.DataFrame, class_index: np.ndarray | int | None = None) -> pd.DataFrame | None:
     """Per-row contributions to the raw model output (log-odds for classification), by input column, plus 'bias'.
 
     For each row, the values sum to the model's raw score (of `class_index`, default the predicted class, for
-    multiclass). None when the model is not a LightGBM or XGBoost pipeline.
+    multiclass). For an ensemble of boosted models (AutoML's output) they sum to the weighted average of the
+    members' raw scores: exact for regression; for classification the ensemble averages probabilities, so
+    this is the members' log-odds averaged with the ensemble's weights. None unless the model is LightGBM or
+    XGBoost throughout.
     """
+    from trainyard.models.unwrap import tree_parts
+
     lib = tree_library(model)
     if lib is None:
         return None
-    prep, booster = model.pipeline.named_steps["prep"], model.pipeline.steps[-1][1]
-    Xt = prep.transform(X)
-    if lib == "lightgbm":
-        raw = np.asarray(booster.predict(Xt, pred_contrib=True))
-    else:
-        import xgboost as xgb
-
-        raw = np.asarray(booster.get_booster().predict(xgb.DMatrix(Xt, enable_categorical=True), pred_contribs=True))
+    parts = tree_parts(model)
+    Xt = parts.prep.transform(X)
+    raw = sum(w * _raw_contributions(lib, est, Xt) for w, _, est in parts.members)
     n_features = Xt.shape[1]
     if raw.ndim == 2 and raw.shape[1] > n_features + 1:  # LightGBM multiclass: classes side by side
         raw = raw.reshape(len(Xt), -1, n_features + 1)

@@ -5,8 +5,9 @@ categorical columns) the whole pipeline becomes one graph: one input per column 
 booleans, string for categories; NaN / "" = missing), an ONNX-ML LabelEncoder per categorical column
 giving LightGBM's category codes, a Concat, and the tree ensemble converted by onnxmltools. The export is
 verified with onnxruntime on rows drawn from the training schema and refused if the outputs differ.
-Not supported (a clear error says so): other families (linear, random forest, XGBoost, CatBoost,
-neural, ensembles) and datetime or text columns.
+An AutoML ensemble of LightGBM models (bagged or not) becomes the weighted sum of every member's trees in
+the same graph. Not supported (a clear error says why): other families (linear, random forest, XGBoost,
+CatBoost, neural), ensembles with any such member, and datetime or text columns.
 
 MLflow (`export_mlflow`): a pyfunc model directory (MLmodel, requirements, the hash-verified trainyard
 artifact and a copy of trainyard's own source under code/) that `mlflow.pyfunc.load_model` loads and
@@ -65,26 +66,29 @@ def sample_rows(schema, n: int = 300, seed: int = 0) -> pd.DataFrame:
 
 # ONNX ---------------------------------------------------------------------------------------------
 def _tree_plan(model):
-    """[(column, 'categorical' | 'number', categories)] in LightGBM's feature order, or an ExportError."""
-    from lightgbm import LGBMModel
+    """([(column, 'categorical' | 'number' | 'boolean', categories)] in LightGBM's feature order,
+    [(weight, fitted LGBMModel)]), or an ExportError saying why not and what to do instead."""
     from sklearn.compose import ColumnTransformer
     from sklearn.pipeline import Pipeline
 
     from trainyard.data.prepare import CategoricalCodes, SchemaCoercer
+    from trainyard.models.unwrap import tree_parts, why_not
     from trainyard.serve.fastpath import _is_passthrough
 
-    pipe = model.pipeline
-    unsupported = ExportError(
-        f"ONNX export supports LightGBM models on numeric, boolean and categorical columns; this one is '{model.family}'"
-        + (" with " + ", ".join(sorted({c.role for c in model.schema.columns if c.name in model.features and c.role in ('datetime', 'text')})) + " columns"
-           if any(model.schema.role(c) in ("datetime", "text") for c in model.features) else "") + ".",
-        "export with --format mlflow instead (any model), or retrain with --include lightgbm.")
-    if not (isinstance(pipe, Pipeline) and len(pipe.steps) == 2 and isinstance(pipe.steps[1][1], LGBMModel)):
-        raise unsupported
-    prep = pipe.steps[0][1]
+    fix = "export with --format mlflow instead (any model), or retrain with --include lightgbm."
+    odd = sorted({model.schema.role(c) for c in model.features if model.schema.role(c) in ("datetime", "text")})
+    if odd:
+        raise ExportError(f"ONNX export covers numeric, boolean and categorical columns; this model also uses {', '.join(odd)} columns.", fix)
+    parts = tree_parts(model)
+    if parts is None:
+        raise ExportError(f"ONNX export covers LightGBM models and ensembles of LightGBM models; this one ('{model.family}') cannot be: {why_not(model)}.", fix)
+    if parts.libraries != {"lightgbm"}:
+        raise ExportError(f"ONNX export covers LightGBM models and ensembles of LightGBM models; this one ('{model.family}') has "
+                          f"{', '.join(sorted(parts.libraries))} members.", fix)
+    prep = parts.prep
     if not (isinstance(prep, Pipeline) and len(prep.steps) == 2 and isinstance(prep.steps[0][1], SchemaCoercer)
             and isinstance(prep.steps[1][1], ColumnTransformer)):
-        raise unsupported
+        raise ExportError(f"ONNX export needs trainyard's tree preprocessing; this model ('{model.family}') uses {type(prep).__name__}.", fix)
     roles = prep.steps[0][1].roles_
     plan = []
     for name, transformer, cols in prep.steps[1][1].transformers_:
@@ -95,8 +99,47 @@ def _tree_plan(model):
         elif _is_passthrough(transformer) and all(roles.get(c) in ("numeric", "boolean") for c in cols):
             plan += [(c, "boolean" if roles[c] == "boolean" else "number", None) for c in cols]
         else:
-            raise unsupported
-    return plan, pipe.steps[1][1]
+            raise ExportError(f"ONNX export cannot translate the preprocessing step '{name}' ({type(transformer).__name__}).", fix)
+    return plan, [(w, m) for w, _, m in parts.members]
+
+
+def _trees_graph(members, k: int, classification: bool):
+    """One ONNX model from `feature_vector` [N, k] to `label` + `probabilities` (or `variable`): the
+    weighted sum of every LightGBM member's converted trees (a single member is used as converted)."""
+    import onnxmltools
+    from onnx import compose, helper, numpy_helper
+    from onnxmltools.convert.common.data_types import FloatTensorType
+
+    converted = []
+    for _, estimator in members:
+        trees = onnxmltools.convert_lightgbm(estimator, initial_types=[("feature_vector", FloatTensorType([None, k]))],
+                                             target_opset=15, zipmap=False)
+        for op in trees.opset_import:  # the preprocessing needs LabelEncoder with float values (ai.onnx.ml 2)
+            if op.domain == "ai.onnx.ml":
+                op.version = max(op.version, 2)
+            elif op.domain in ("", "ai.onnx"):
+                op.version = 15
+        converted.append(trees)
+    if len(converted) == 1:
+        return converted[0]
+    out = "probabilities" if classification else "variable"
+    nodes, inits, summed = [], [], []
+    for i, ((weight, _), trees) in enumerate(zip(members, converted)):
+        part = compose.add_prefix(trees, prefix=f"m{i}_")
+        nodes.append(helper.make_node("Identity", ["feature_vector"], [f"m{i}_feature_vector"], name=f"m{i}_input"))
+        nodes.extend(part.graph.node)
+        inits.extend(part.graph.initializer)
+        inits.append(numpy_helper.from_array(np.array([weight], dtype=np.float32), f"m{i}_weight"))
+        nodes.append(helper.make_node("Mul", [f"m{i}_{out}", f"m{i}_weight"], [f"m{i}_weighted"], name=f"m{i}_scale"))
+        summed.append(f"m{i}_weighted")
+    nodes.append(helper.make_node("Sum", summed, [out], name="trainyard_average"))
+    first = converted[0].graph
+    outputs = [o for o in first.output if o.name == out]
+    if classification:
+        nodes.append(helper.make_node("ArgMax", [out], ["label"], name="trainyard_label", axis=1, keepdims=0))
+        outputs = [next(o for o in first.output if o.name == "label"), *outputs]
+    graph = helper.make_graph(nodes, "trainyard_trees", list(first.input), outputs, initializer=inits)
+    return helper.make_model(graph, opset_imports=list(converted[0].opset_import), ir_version=converted[0].ir_version)
 
 
 def onnx_inputs(df: pd.DataFrame, plan) -> dict[str, np.ndarray]:
@@ -116,20 +159,12 @@ def onnx_inputs(df: pd.DataFrame, plan) -> dict[str, np.ndarray]:
 
 def export_onnx(model, meta: dict, out: Path, *, tolerance: float = 1e-4) -> dict:
     import onnx
-    import onnxmltools
     import onnxruntime as ort
     from onnx import TensorProto, compose, helper
-    from onnxmltools.convert.common.data_types import FloatTensorType
 
-    plan, estimator = _tree_plan(model)
+    plan, members = _tree_plan(model)
     k = len(plan)
-    trees = onnxmltools.convert_lightgbm(estimator, initial_types=[("feature_vector", FloatTensorType([None, k]))],
-                                         target_opset=15, zipmap=False)
-    for op in trees.opset_import:  # the preprocessing needs LabelEncoder with float values (ai.onnx.ml 2)
-        if op.domain == "ai.onnx.ml":
-            op.version = max(op.version, 2)
-        elif op.domain in ("", "ai.onnx"):
-            op.version = 15
+    trees = _trees_graph(members, k, model.task.is_classification)
     inputs, nodes, parts = [], [], []
     for i, (col, kind, cats) in enumerate(plan):
         if kind == "categorical":
@@ -147,6 +182,7 @@ def export_onnx(model, meta: dict, out: Path, *, tolerance: float = 1e-4) -> dic
     merged = compose.merge_models(prep, trees, io_map=[("feature_vector", "feature_vector")])
     merged.graph.name = f"trainyard_{meta.get('name', 'model')}"
     info = {"name": meta.get("name"), "version": meta.get("version"), "task": model.task.value, "family": model.family,
+            "lightgbm_models": len(members),
             "classes": None if model.classes is None else model.classes.tolist(),
             "inputs": [{"name": c, "type": "string" if kind == "categorical" else "float", "missing": '""' if kind == "categorical" else "NaN", **({"encoding": "1.0 true, 0.0 false"} if kind == "boolean" else {})} for c, kind, _ in plan],
             "outputs": [o.name for o in merged.graph.output]}

@@ -59,30 +59,13 @@ def _is_passthrough(transformer) -> bool:
 
 def _lightgbm_parts(model):
     """(preprocessor, [(weight, fitted LGBMModel)]) when every part of the model is LightGBM behind the tree
-    preprocessing: a Pipeline(prep, LGBMModel), or an AutoML ensemble (WeightedEnsemble) of LightGBM members,
-    bagged or not. None otherwise."""
-    from lightgbm import LGBMModel
-    from sklearn.pipeline import Pipeline
+    preprocessing (a plain pipeline, or an AutoML ensemble of LightGBM members, bagged or not); else None."""
+    from trainyard.models.unwrap import tree_parts
 
-    pipe = model.pipeline
-    if isinstance(pipe, Pipeline) and len(pipe.steps) == 2 and isinstance(pipe.steps[1][1], LGBMModel):
-        return pipe.steps[0][1], [(1.0, pipe.steps[1][1])]
-    from trainyard.models.boosting import Boosted
-    from trainyard.training.ensemble import Bag, WeightedEnsemble
-
-    if not isinstance(pipe, WeightedEnsemble) or set(getattr(pipe, "kinds_", [])) != {"tree"}:
+    parts = tree_parts(model)
+    if parts is None or parts.libraries != {"lightgbm"}:
         return None
-    n_classes = len(model.classes) if model.task.is_classification else 0
-    parts = []
-    for member, weight in zip(pipe.members_, pipe.weights):
-        inner = list(member.estimators_) if isinstance(member, Bag) else [member]
-        for est in inner:
-            if not (isinstance(est, Boosted) and est.library == "lightgbm"):
-                return None
-            if n_classes and not np.array_equal(est.classes_, np.arange(n_classes)):
-                return None  # a fold that missed a class: its outputs need remapping, leave it to the slow path
-            parts.append((weight / len(inner), est.model_))
-    return pipe.preps_["tree"], parts
+    return parts.prep, [(w, m) for w, _, m in parts.members]
 
 
 def compile_rows(model) -> Callable[[list[dict]], np.ndarray] | None:
