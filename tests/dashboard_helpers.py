@@ -1,12 +1,14 @@
-"""Shared pieces of the dashboard tests: a populated workspace, a real server on loopback, a headless Chromium."""
+"""Shared pieces of the dashboard tests: a populated workspace (built once per process), a real server on loopback, a headless Chromium."""
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -29,15 +31,39 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+_BUILT: dict = {}
+
+
 def populate(home: Path) -> dict:
-    """Two versions of 'churn' (real training), a finished and a running run, and a drifting prediction log with labels."""
+    """A copy of the dashboard tests' workspace in `home` (built once per process; each module gets its own copy).
+
+    Two versions of 'churn' (real training, fairness by region), a finished and a running run, a drifting
+    prediction log with labels, an image-classification run (CNN) and a language-model run (tiny GPT-2).
+    """
+    import sqlite3
+
+    if "home" not in _BUILT:
+        root = Path(tempfile.mkdtemp(prefix="trainyard-dash-"))
+        atexit.register(shutil.rmtree, root, True)
+        _BUILT["info"] = build_workspace(root / "ws")
+        _BUILT["home"] = root / "ws"
+    shutil.copytree(_BUILT["home"], home, ignore=shutil.ignore_patterns("trainyard.db*"))
+    with sqlite3.connect(_BUILT["home"] / "trainyard.db") as src, sqlite3.connect(home / "trainyard.db") as dst:
+        src.backup(dst)  # consistent whatever the WAL holds
+    src.close()
+    dst.close()
+    return dict(_BUILT["info"])
+
+
+def build_workspace(home: Path) -> dict:
     import trainyard
     from trainyard.registry import tables as t
     from trainyard.workspace import Workspace
 
     df = make_mixed_table(400)
-    first = trainyard.train(df, target="churn", name="churn", workspace=home, time_limit=15, preset="fast", include=["linear"])
-    second = trainyard.train(df, target="churn", name="churn", workspace=home, time_limit=15, preset="fast", include=["lightgbm"], seed=1)
+    common = dict(target="churn", name="churn", workspace=home, time_limit=15, preset="fast", sensitive=["region"])
+    first = trainyard.train(df, include=["linear"], **common)
+    second = trainyard.train(df, include=["lightgbm"], seed=1, **common)
     store = Workspace.resolve(home).store
     running = store.create_run("mlp-demo", kind="deep", task="binary", metric="log_loss")
     for step in range(5):
@@ -63,7 +89,35 @@ def populate(home: Path) -> dict:
     with store.tx() as conn:
         conn.execute(t.labels.insert(), labels)
     return {"finished": first.run_id, "second": second.run_id, "running": running, "versions": (first.version, second.version),
-            "requests": [r["request_id"] for r in rows]}
+            "requests": [r["request_id"] for r in rows], **deep_runs(home)}
+
+
+def deep_runs(home: Path) -> dict:
+    """A small CNN on synthetic images and a tiny language model: the run and model pages of the neural paths."""
+    import torch
+
+    from lmhelp import documents
+    from test_deep_image import make_images
+    from trainyard.lm.train import LMSettings, train_language_model
+    from trainyard.training.deep import train_deep
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        X, y = make_images(160)
+        np.savez(home / "shapes.npz", x=X, y=y)
+        image = train_deep(home / "shapes.npz", task="image-classification", epochs=2, width=8, batch_size=32, lr=0.01,
+                           name="shapes", workspace=home)
+        corpus = home / "corpus"
+        corpus.mkdir()
+        docs = documents(120)
+        for i in range(2):
+            (corpus / f"part{i}.txt").write_text("\n%\n".join(docs[i * 60:(i + 1) * 60]))
+        lm = train_language_model(corpus, LMSettings(name="corpus", size="tiny", context=32, batch_size=8, vocab_size=400, separator="\n%\n",
+                                                     samples=0, max_steps=30, epochs=100, eval_every=10, lr=3e-3), workspace=home)
+    finally:
+        torch.set_num_threads(threads)
+    return {"image_run": image.run_id, "lm_run": lm.run_id}
 
 
 class UiServer:

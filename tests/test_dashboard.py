@@ -285,3 +285,84 @@ def test_ui_command_errors_are_one_line(cli, tmp_path):
     bad_port = cli("ui", "--port", "70000")
     assert bad_port.code == 2 and "not a port number" in bad_port.stderr
     assert "ui" in cli("--help").stdout
+
+
+def compare_data(page: str) -> dict:
+    return json.loads(page.split('<script type="application/json" id="compare-data">')[1].split("</script>")[0])
+
+
+def test_compare_charts_come_from_the_stored_evaluations(env):
+    home = env["home"]
+    cards = {v: json.loads((home / "reports" / "churn" / f"v{v}" / "model_card.json").read_text()) for v in (1, 2)}
+    page = get(env, "/models/churn/compare?a=1&b=2").text
+    data = compare_data(page)
+    assert data["labels"] == ["v1", "v2"] and data["evaluated"] == ["v1", "v2"]
+    # metrics with their bootstrap intervals, one chart for scores in [0, 1]
+    unit = data["metrics"][0]
+    assert unit["key"] == "unit" and "roc_auc" in unit["categories"] and "brier" in unit["categories"]
+    for v in (1, 2):
+        auc = next(r for r in cards[v]["metrics"] if r["metric"] == "roc_auc")
+        i = unit["categories"].index("roc_auc")
+        series = unit["series"][f"v{v}"]
+        assert (series["value"][i], series["low"][i], series["high"][i]) == (auc["value"], auc["ci_low"], auc["ci_high"])
+        # calibration: the non-empty bins of the reliability curve and the ECE
+        rel = cards[v]["calibration"]["reliability"]
+        curve = data["calibration"][f"v{v}"]
+        assert curve["ece"] == rel["ece"] and curve["rows"] == [c for c in rel["count"] if c]
+        assert curve["predicted"] == [p for p in rel["mean_predicted"] if p is not None]
+        assert f"{rel['ece']:.4f}" in page
+    # fairness by region: every group of either version, one chart per group metric
+    (region,) = data["fairness"]
+    assert region["column"] == "region" and region["missing"] == []
+    assert {"east", "north", "south", "west"} <= set(region["groups"])
+    assert [c["metric"] for c in region["charts"]] == ["accuracy", "recall", "precision", "roc_auc"]
+    east = next(g for g in cards[2]["fairness"]["columns"][0]["groups"] if g["group"] == "east")
+    acc = region["charts"][0]
+    assert acc["series"]["v2"]["value"][acc["categories"].index("east")] == east["metrics"]["accuracy"]["value"]
+    assert "demographic_parity_difference" in region["gap_names"] and 'data-source="fairness"' in page
+    # feature importance: permutation importance, largest first, whiskers at +-1 std
+    imp = data["importance"]
+    assert set(imp["categories"]) == {"tenure", "charges", "plan", "region", "support_calls"}
+    top = cards[1]["explanations"]["permutation_importance"][0]
+    i = imp["categories"].index(top["column"])
+    assert imp["series"]["v1"]["value"][i] == top["importance"]
+    assert abs(imp["series"]["v1"]["high"][i] - imp["series"]["v1"]["low"][i] - 2 * top["std"]) < 1e-12
+    assert '<script src="/static/compare.js" defer></script>' in page
+
+
+def test_side_by_side_says_what_one_version_lacks():
+    from trainyard.dashboard.compare import side_by_side
+
+    evaluated = {"metrics": [{"metric": "rmse", "value": 12.5, "ci_low": 11.0, "ci_high": 14.0},
+                             {"metric": "r2", "value": 0.8, "ci_low": 0.7, "ci_high": 0.9}],
+                 "fairness": {"columns": [{"column": "sex", "groups": [{"group": "f", "rows": 30, "metrics": {"mae": {"value": 3.0}}},
+                                                                       {"group": "m", "rows": 5, "small": True, "metrics": {"mae": {"value": 9.0}}}],
+                                           "flags": ["sex: too different"], "gaps": {"mae_ratio": {"value": 3.0, "bound": 1.25, "flagged": True}}}]}}
+    data = side_by_side({"version": 3, "evaluation": {"json": evaluated}, "meta": {}},
+                        {"version": 4, "evaluation": {"json": None}, "meta": {"feature_importance": {"x": 0.5, "y": 0.25}}})
+    assert data["evaluated"] == ["v3"]
+    assert [c["key"] for c in data["metrics"]] == ["unit", "rmse"]  # rmse is not on the 0..1 scale
+    assert data["metrics"][1]["series"] == {"v3": {"value": [12.5], "low": [11.0], "high": [14.0]},
+                                            "v4": {"value": [None], "low": [None], "high": [None]}}
+    assert data["calibration"] is None  # a regression: no reliability curve
+    (sex,) = data["fairness"]
+    assert sex["missing"] == ["v4"] and sex["small"] == ["m"] and sex["flags"] == {"v3": ["sex: too different"]}
+    assert data["importance"]["categories"] == ["x", "y"] and data["importance"]["series"]["v4"]["low"] == [None, None]
+    same = side_by_side({"version": 2, "evaluation": {}, "meta": {}}, {"version": 2, "evaluation": {}, "meta": {}})
+    assert same["labels"] == ["v2", "v2 (again)"] and same["metrics"] == [] and same["importance"] is None
+
+
+def test_neural_and_language_model_pages(env):
+    lm_run = get(env, f"/runs/{env['lm_run']}").text
+    assert "perplexity (lower is better)" in lm_run and 'data-higher-better="false"' in lm_run
+    assert "no search trials" in lm_run
+    lm_model = get(env, "/models/corpus/1").text
+    assert "val_perplexity" in lm_model and "unigram_perplexity" in lm_model and "No metrics recorded" not in lm_model
+    image_run = get(env, f"/runs/{env['image_run']}").text
+    assert "image-classification" in image_run and "accuracy (higher is better)" in image_run
+    image_model = get(env, "/models/shapes/1").text
+    assert 'id="metrics-table"' in image_model and "held-out test" in image_model
+    preds = get(env, "/predictions").text
+    options = preds.split('id="try-model">')[1].split("</select>")[0]
+    assert "churn@2" in options and "corpus@1" not in options and "shapes@1" not in options
+    assert "corpus@1" in preds.split('id="try-other"')[1]

@@ -74,8 +74,17 @@ def open_page(env, path: str, shot: str):
     driver.get(base + path)
     wait_for(lambda: driver.execute_script("return document.readyState") == "complete", what=f"{path} to load")
     time.sleep(0.3)  # let scripts run (charts, streams)
-    driver.save_screenshot(str(ARTIFACTS / f"{shot}.png"))
+    full_screenshot(driver, shot)
     return driver
+
+
+def full_screenshot(driver, shot: str) -> None:
+    """The whole page, not only the window (the window is set back afterwards)."""
+    height = driver.execute_script("return document.documentElement.scrollHeight")
+    driver.set_window_size(1400, max(1000, min(height + 140, 8000)))
+    time.sleep(0.2)
+    driver.save_screenshot(str(ARTIFACTS / f"{shot}.png"))
+    driver.set_window_size(1400, 1000)
 
 
 def test_every_page_loads_without_console_errors_or_outside_requests(env):
@@ -85,6 +94,8 @@ def test_every_page_loads_without_console_errors_or_outside_requests(env):
         "runs": "/runs", "run-finished": f"/runs/{env['second']}", "run-running": f"/runs/{env['running']}",
         "models": "/models", "model-version": "/models/churn/2", "compare": "/models/churn/compare?a=1&b=2",
         "data": "/data", "monitoring": "/monitoring", "predictions": "/predictions",
+        "run-image": f"/runs/{env['image_run']}", "model-image": "/models/shapes/1",
+        "run-language-model": f"/runs/{env['lm_run']}", "model-language-model": "/models/corpus/1",
     }
     for shot, path in pages.items():
         open_page(env, path, shot)
@@ -205,3 +216,59 @@ def test_monitoring_shows_drift_volume_and_performance(env):
     assert states["charges"] == "drift"
     assert states["region"] == "ok" and states["tenure"] == "ok"
     assert "now" in driver.find_element(By.ID, "performance-summary").text
+
+
+def test_compare_charts_hover_and_zoom(env):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    driver, base = env["driver"], env["server"].url
+    browser_problems(driver, base)  # drain
+    open_page(env, "/models/churn/compare?a=1&b=2", "compare-charts")
+    charts = {c.get_attribute("id"): c for c in driver.find_elements(By.CSS_SELECTOR, ".compare-chart")}
+    assert {"chart-metrics-0", "chart-calibration", "chart-importance"} <= set(charts)
+    assert len([k for k in charts if k.startswith("chart-fairness-0-")]) == 4  # accuracy, recall, precision, roc_auc by region
+    for key, chart in charts.items():
+        assert int(wait_for(lambda: chart.get_attribute("data-points"), what=f"{key} drawn")) > 0
+    assert charts["chart-importance"].get_attribute("data-points") == "5"
+    legend = charts["chart-calibration"].find_element(By.CSS_SELECTOR, ".u-legend").text
+    assert "v1 (ECE 0." in legend and "v2 (ECE 0." in legend
+
+    chart = charts["chart-importance"]
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", chart)
+    over = chart.find_element(By.CSS_SELECTOR, ".u-over")
+    width = over.size["width"]
+    assert chart.get_attribute("data-x-range") == "-0.5,4.5"  # five features, one slot each
+    # hover over the first feature: the legend shows both versions' importance with its +-1 std range
+    ActionChains(driver).move_to_element_with_offset(over, int(-width * 0.4), 0).perform()
+    values = wait_for(lambda: [v.text for v in chart.find_elements(By.CSS_SELECTOR, ".u-legend .u-value")][1:] if
+                      all("[" in v.text for v in chart.find_elements(By.CSS_SELECTOR, ".u-legend .u-value")[1:]) else None,
+                      what="hover values")
+    assert len(values) == 2
+    driver.save_screenshot(str(ARTIFACTS / "compare-hover.png"))
+    # drag across the first half: the chart zooms in; a double-click resets it
+    ActionChains(driver).move_to_element_with_offset(over, int(-width * 0.45), 0).click_and_hold() \
+        .move_by_offset(int(width * 0.45), 0).release().perform()
+    low, high = map(float, wait_for(lambda: chart.get_attribute("data-x-range") != "-0.5,4.5" and chart.get_attribute("data-x-range"),
+                                    what="the zoom").split(","))
+    assert -0.5 <= low < high <= 2.5
+    driver.save_screenshot(str(ARTIFACTS / "compare-zoomed.png"))
+    ActionChains(driver).double_click(over).perform()
+    wait_for(lambda: chart.get_attribute("data-x-range") == "-0.5,4.5", what="the zoom to reset")
+    errors, outside = browser_problems(driver, base)
+    assert errors == [] and outside == []
+
+
+def test_neural_run_pages_show_curves_and_single_values(env):
+    from selenium.webdriver.common.by import By
+
+    driver = open_page(env, f"/runs/{env['lm_run']}", "run-language-model")
+    wait_for(lambda: driver.find_element(By.TAG_NAME, "body").get_attribute("data-stream") == "ended", what="the stream")
+    curves = {c.get_attribute("data-key"): c.get_attribute("data-points") for c in driver.find_elements(By.CSS_SELECTOR, "#curves .chart")}
+    assert curves["train_loss"] == "30" and int(curves["val_perplexity"]) >= 2
+    once = {r.get_attribute("data-key") for r in driver.find_elements(By.CSS_SELECTOR, "#single-values tbody tr")}
+    assert "unigram_perplexity" in once and "unigram_perplexity" not in curves  # a number, not a one-point chart
+    driver = open_page(env, f"/runs/{env['image_run']}", "run-image")
+    wait_for(lambda: driver.find_element(By.TAG_NAME, "body").get_attribute("data-stream") == "ended", what="the stream")
+    once = {r.get_attribute("data-key") for r in driver.find_elements(By.CSS_SELECTOR, "#single-values tbody tr")}
+    assert "test_accuracy" in once and driver.find_element(By.CSS_SELECTOR, "#chart-train_loss").get_attribute("data-points")

@@ -12,9 +12,11 @@ from starlette.background import BackgroundTask
 
 from trainyard.dashboard import queries as q
 from trainyard.dashboard.app import page
+from trainyard.dashboard.compare import side_by_side
 from trainyard.dashboard.monitoring import summarize, timeline_series
 from trainyard.dashboard.reports import card_dirs, find_reports, findings, safe_workspace_file
 from trainyard.errors import ArtifactError, NotFoundError, TrainyardError
+from trainyard.tasks import TABULAR_TASKS
 
 router = APIRouter()
 REPORT_CSP = "default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'; font-src data:"
@@ -104,7 +106,7 @@ def compare(request: Request, name: str, a: int, b: int):
         "page": "models", "name": name, "left": left, "right": right, "metric_names": metric_names,
         "left_metrics": _flat_metrics(left), "right_metrics": _flat_metrics(right), "params": params,
         "higher_better": {m: q.greater_is_better(m.split(" ")[-1]) for m in metric_names},
-        "importance": _importances(left, right),
+        "charts": side_by_side(left, right),
     })
 
 
@@ -128,17 +130,6 @@ def _flat_metrics(row: dict) -> dict[str, float]:
         elif isinstance(values, (int, float)):
             out[part] = values
     return out
-
-
-def _importances(left: dict, right: dict) -> list[tuple[str, float | None, float | None]]:
-    def get(row):
-        meta = row.get("meta") or {}
-        imp = meta.get("feature_importance") or (meta.get("metrics") or {}).get("feature_importance") or {}
-        return imp if isinstance(imp, dict) else {}
-
-    a, b = get(left), get(right)
-    names = sorted(set(a) | set(b), key=lambda k: -max(abs(a.get(k) or 0), abs(b.get(k) or 0)))
-    return [(k, a.get(k), b.get(k)) for k in names[:30]]
 
 
 @router.get("/data")
@@ -207,7 +198,8 @@ def predictions(request: Request, model: str | None = None, version: str | None 
     filters = {"model": model or "", "version": version or "", "request_id": request_id or "", "since": since or "", "until": until or ""}
     return page(request, "predictions.html", {"page": "predictions", **listing, "filters": filters, "query_base": _query_base(**filters),
                                               "names": sorted(set(q.predicted_models(store)) | {r["name"] for r in registered}),
-                                              "refs": [f"{r['name']}@{r['version']}" for r in registered]})
+                                              "refs": [f"{r['name']}@{r['version']}" for r in registered if r.get("task") in TABULAR_TASKS],
+                                              "other_refs": [f"{r['name']}@{r['version']}" for r in registered if r.get("task") not in TABULAR_TASKS]})
 
 
 @router.get("/files/{rel:path}")

@@ -113,13 +113,13 @@ def models_of_run(store: Store, run_id: str) -> list[dict[str, Any]]:
 
 
 def greater_is_better(metric: str | None) -> bool:
-    """The metric's direction from trainyard's metric table; unknown metrics: higher is better unless a loss/error."""
+    """The metric's direction from trainyard's metric table; unknown metrics: higher is better unless a loss/error/perplexity."""
     from trainyard.evaluation.metrics import METRICS
 
     if metric in METRICS:
         return bool(METRICS[metric].greater_is_better)
     name = (metric or "").lower()
-    return not any(word in name for word in ("loss", "error", "rmse", "mae", "mse", "mape"))
+    return not any(word in name for word in ("loss", "error", "rmse", "mae", "mse", "mape", "perplexity"))
 
 
 def leaderboard(trials: list[dict[str, Any]], higher_better: bool) -> list[dict[str, Any]]:

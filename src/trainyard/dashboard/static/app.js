@@ -51,13 +51,18 @@
     var series = [{ label: xLabel }].concat(names.map(function (n, i) {
       return { label: n, stroke: PALETTE[i % PALETTE.length], width: 2, spanGaps: true, value: function (u, v) { return fmt(v); } };
     }));
-    this.plot = new uPlot({
+    var config = {
       width: width, height: opts.height || 240, series: series,
       scales: { x: { time: !!opts.time } },
       cursor: { drag: { x: true, y: false, setScale: true } },
       legend: { live: true },
-      axes: [{ label: opts.time ? null : xLabel }, { size: 60 }]
-    }, [[]].concat(names.map(function () { return []; })), container);
+      axes: [{ label: opts.time ? null : xLabel }, { size: 60 }],
+      hooks: { setScale: [function (u, key) {  // the visible x range, readable from the page (zoom is testable)
+        if (key === "x" && u.scales.x.min !== null) container.setAttribute("data-x-range", [u.scales.x.min, u.scales.x.max].map(function (v) { return +v.toFixed(3); }).join(","));
+      }] }
+    };
+    if (opts.configure) opts.configure(config);  // other pages' charts (bars, reliability curves) adjust the options
+    this.plot = new uPlot(config, [[]].concat(names.map(function () { return []; })), container);
     var self = this, lastWidth = width;
     if (window.ResizeObserver) {
       new ResizeObserver(function () {
@@ -99,10 +104,25 @@
       }
       return charts[key];
     }
+    function singleValue(key, s) {  // a metric logged once (a test score, a throughput) is a number, not a curve
+      var table = $("#single-values"), row = $("tr[data-key='" + key.replace(/'/g, "") + "']", table);
+      if (s === null) { if (row) row.remove(); table.hidden = !$("tbody tr", table); return; }
+      if (!row) {
+        row = el("tr", { "data-key": key });
+        [key, "", ""].forEach(function (text, i) { row.appendChild(el("td", i ? { "class": "num" } : {}, text)); });
+        $("tbody", table).appendChild(row);
+      }
+      row.children[1].textContent = s.steps[0];
+      row.children[2].textContent = fmt(s.values[0]);
+      table.hidden = false;
+      var empty = $("#curves-empty"); if (empty && !Object.keys(charts).length) empty.textContent = "No curves yet (only single values below).";
+    }
     function render() {
       pending = false;
       Object.keys(dirty).forEach(function (key) {
         var s = series[key];
+        if (s.steps.length < 2 && !charts[key]) { singleValue(key, s); return; }
+        singleValue(key, null);
         chartFor(key).setData([s.steps.slice(), s.values.slice()]);
       });
       dirty = {};
@@ -336,5 +356,6 @@
     tryForm();
     monitoringPage();
   }
+  window.trainyard = { $: $, $$: $$, el: el, fmt: fmt, PALETTE: PALETTE, Chart: Chart };  // for page scripts (compare.js)
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start); else start();
 })();
