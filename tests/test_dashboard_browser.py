@@ -132,11 +132,15 @@ def test_live_curve_moves_while_the_run_writes_metrics(env):
         wait_for(lambda: int(chart.get_attribute("data-points")) > middle, what="the curve to keep growing")
         store.add_trial(run_id, 0, "mlp", status="ok", val_score=0.61, fit_seconds=1.5)
         wait_for(lambda: driver.find_elements("css selector", "#leaderboard tr[data-trial='0']"), what="a live leaderboard row")
+        # the run records its best score when it ends; meanwhile the page shows the best trial so far
+        assert driver.find_element("css selector", "#run-best").text == "0.6100"
+        assert "best trial so far" in driver.find_element("css selector", "#run-best-family").text
     finally:
         thread.join()
     assert driver.execute_script("return performance.getEntriesByType('navigation').length") == 1  # no reload happened
     store.update_run(run_id, status="finished", best_score=0.61, best_family="mlp")
     wait_for(lambda: driver.find_element("css selector", "#run-status").text == "finished", what="status to turn finished")
+    assert driver.find_element("css selector", "#run-best-family").text == "mlp"
     wait_for(lambda: driver.find_element("tag name", "body").get_attribute("data-stream") == "ended", what="the stream to end")
     assert int(chart.get_attribute("data-points")) == 60
     driver.save_screenshot(str(ARTIFACTS / "live-after.png"))

@@ -94,6 +94,7 @@
     var higherBetter = body.getAttribute("data-higher-better") === "true";
     var metricName = body.getAttribute("data-metric");
     var curves = $("#curves"), series = {}, charts = {}, dirty = {}, trials = [], trialChart = null, pending = false;
+    var recorded = $("#run-best").getAttribute("data-recorded") === "true" ? true : null, leaderboardTop = null;
 
     function chartFor(key) {
       if (!charts[key]) {
@@ -135,6 +136,8 @@
         if (b.val_score === null || b.val_score === undefined) return -1;
         return higherBetter ? b.val_score - a.val_score : a.val_score - b.val_score;
       });
+      leaderboardTop = ranked.length && ranked[0].val_score !== null && ranked[0].val_score !== undefined ? ranked[0] : null;
+      bestSoFar();
       var tbody = $("#leaderboard tbody");
       tbody.textContent = "";
       ranked.forEach(function (t, i) {
@@ -147,7 +150,9 @@
         tr.appendChild(el("td", { "class": "num" }, fmt(t.fit_seconds, 2)));
         tr.appendChild(el("td", { "class": "num" }, fmt(t.predict_ms_per_row, 4)));
         tr.appendChild(el("td", { "class": "num" }, fmt(t.memory_mb, 1)));
-        tr.appendChild(el("td", { "class": "small json" }, t.message ? String(t.message).split("\n")[0] : compact(t.params)));
+        var detail = t.message ? String(t.message).split("\n")[0] : compact(t.params), cell = el("td", { "class": "small json" });
+        cell.appendChild(el("div", { "class": "clamp", title: detail }, detail));  // three lines; hover for all of it
+        tr.appendChild(cell);
         tbody.appendChild(tr);
       });
       var scored = trials.filter(function (t) { return t.val_score !== null && t.val_score !== undefined; });
@@ -179,11 +184,20 @@
       });
     }
 
+    function bestSoFar() {  // while a search runs, the run records no best score yet: show the best trial's
+      if (recorded !== null && recorded !== undefined) return;
+      var best = leaderboardTop;
+      if (!best) return;
+      $("#run-best").textContent = fmt(best.val_score);
+      $("#run-best-family").textContent = best.family + " (best trial so far)";
+    }
     function setStatus(s) {
       var badge = $("#run-status");
       badge.textContent = s.status; badge.className = "status " + s.status;
+      recorded = s.best_score;
       $("#run-best").textContent = fmt(s.best_score);
       $("#run-best-family").textContent = s.best_family || "";
+      bestSoFar();
       $("#run-duration").textContent = fmtDuration(s.duration_s);
       if (s.status !== "running") $("#live-note").textContent = "";
     }
