@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import make_mixed_table
-from sklearn.datasets import load_breast_cancer, load_wine
+from sklearn.datasets import load_breast_cancer, load_diabetes, load_wine
 
 import trainyard
 from trainyard.data.audit import CHECKS, AuditReport, Finding, audit, compare_splits
@@ -38,15 +38,26 @@ def clean_synthetic(n: int = 1500, seed: int = 0) -> pd.DataFrame:
                          "signup": signup.strftime("%Y-%m-%d"), "active": active, "bought": y})
 
 
+def clean_regression(n: int = 1500, seed: int = 0) -> pd.DataFrame:
+    """A learnable regression table (spend from visits, score and plan) with nothing wrong in it."""
+    df = clean_synthetic(n, seed).drop(columns="bought")
+    rng = np.random.default_rng(seed + 1)
+    df["spend"] = (200 + 15 * df["visits"] + 40 * df["score"] + np.where(df["plan"] == "premium", 60.0, 0.0)
+                   + rng.normal(0, 8, n)).round(2)
+    return df
+
+
 @pytest.fixture(scope="module")
 def clean_reports():
     bc = load_breast_cancer(as_frame=True).frame
     wine = load_wine(as_frame=True).frame
-    return {"breast_cancer": audit(bc, target="target"), "wine": audit(wine, target="target"),
+    diabetes = load_diabetes(as_frame=True).frame
+    return {"breast_cancer": audit(bc, target="target"), "wine": audit(wine, target="target"), "diabetes": audit(diabetes, target="target"),
+            "regression": audit(clean_regression(), target="spend"),
             "synthetic": audit(clean_synthetic(), target="bought"), "mixed": audit(make_mixed_table(1500), target="churn")}
 
 
-@pytest.mark.parametrize("name", ["breast_cancer", "wine", "synthetic", "mixed"])
+@pytest.mark.parametrize("name", ["breast_cancer", "wine", "diabetes", "regression", "synthetic", "mixed"])
 def test_clean_tables_raise_no_blocking_finding_and_no_false_alarm(clean_reports, name):
     report = clean_reports[name]
     assert report.blocking == []
@@ -135,6 +146,7 @@ def test_near_duplicates_after_normalising_text_and_rounding():
     near = df.iloc[:30].copy()
     near["city"] = near["city"].str.upper() + "  "
     near["score"] = near["score"] * (1 + 1e-6)
+    near["plan"] = near["plan"].str.replace("s", "s.", n=1) + "!"  # "basic" -> "bas.ic!": punctuation inside the text
     report = audit(pd.concat([df, near], ignore_index=True), target="bought", checks=["duplicates", "near_duplicates"])
     assert not report.by_check("duplicate_rows")
     assert report.by_check("near_duplicates")[0].data["rows"] == 30
@@ -236,6 +248,35 @@ def test_label_noise_found_with_confident_learning():
     assert noise.severity == "warning"
     flagged = {e["row"] for e in noise.data["examples"]}
     assert len(flagged & set(df.index[flipped])) >= 0.8 * len(flagged)  # the most suspicious rows are the planted ones
+
+
+def test_label_noise_without_cleanlab_uses_confident_learning_by_hand(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "cleanlab.filter", None)  # `from cleanlab.filter import ...` now raises ImportError
+    df = load_breast_cancer(as_frame=True).frame
+    flipped = np.random.default_rng(0).choice(len(df), 40, replace=False)
+    df.loc[df.index[flipped], "target"] = 1 - df.loc[df.index[flipped], "target"]
+    noise = audit(df, target="target", checks=["label_noise"]).by_check("label_noise")[0]
+    assert "computed by trainyard" in noise.data["method"] and noise.severity == "warning"
+    flagged = {e["row"] for e in noise.data["examples"]}
+    assert len(flagged & set(df.index[flipped])) >= 0.8 * len(flagged)
+    assert noise.data["rows"] >= 20  # most of the 40 flips are found, not just a handful
+    clean = audit(load_breast_cancer(as_frame=True).frame, target="target", checks=["label_noise"])
+    assert not [f for f in clean.by_check("label_noise") if f.severity != "info"]
+
+
+def test_label_noise_in_regression_targets_is_found_from_out_of_fold_residuals():
+    df = clean_regression(1500)
+    rng = np.random.default_rng(3)
+    planted = rng.choice(len(df), 30, replace=False)
+    df.loc[df.index[planted[:15]], "spend"] *= 10  # unit mistakes
+    df.loc[df.index[planted[15:]], "spend"] = df["spend"].to_numpy()[rng.permutation(len(df))[:15]]  # values from other rows
+    noise = audit(df, target="spend", checks=["label_noise"]).by_check("label_noise")
+    assert noise and noise[0].severity == "warning" and "residual" in noise[0].what
+    flagged = [e["row"] for e in noise[0].data["examples"]]
+    assert set(flagged[:15]) <= set(df.index[planted])  # the largest residuals are the planted rows
+    assert noise[0].data["rows"] >= 20
 
 
 # --- outliers, impossible values, types ------------------------------------------------------------------------
@@ -364,7 +405,7 @@ def test_regression_and_no_target_audits_run_every_check():
     df["spend"] = 5 * df["visits"] + 20 * df["score"] + rng.normal(0, 30, len(df))
     report = audit(df, target="spend")
     assert report.task == "regression" and not report.by_check("check_error") and not report.blocking
-    assert not report.by_check("label_noise")  # confident learning is for classes only (documented)
+    assert not [f for f in report.by_check("label_noise") if f.severity != "info"]  # residual outliers: none planted
     untargeted = audit(df)
     assert untargeted.target is None and not untargeted.by_check("check_error") and untargeted.blocking == []
 

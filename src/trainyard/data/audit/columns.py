@@ -336,7 +336,7 @@ def _impossible_numbers(ctx: Context, name: str, values: pd.Series, sample: pd.S
     out = []
     if AGE_NAME.search(name):
         bad = values[(values < 0) | (values > 120)]
-        if len(bad):
+        if 0 < len(bad) <= 0.05 * len(values):  # more than a few: a transformed column (standardised, in days), not errors
             out.append(Finding("impossible_values", "warning", f"{len(bad):,} ages outside 0-120, such as {fmt_values(bad.unique()[:5].tolist())}",
                                "impossible values are data errors; a model takes them at face value.",
                                "fix or blank them at the source.", column=name, score=len(bad) / ctx.n,

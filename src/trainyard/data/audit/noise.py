@@ -17,6 +17,9 @@ from trainyard.data.schema import FEATURE_ROLES, Schema, as_numeric
 NOISE_WARNING = 0.05  # share of rows cleanlab flags above which label noise is a warning ...
 NOISE_CONFIDENT = 0.2  # ... when the model gives the flagged rows' labels a median probability below this (measured:
 # flipped labels on learnable tables 0.006-0.16; an outcome that is random given the columns 0.24-0.27)
+RESIDUAL_Z = 5.0  # regression: out-of-fold residuals beyond this many robust SDs are suspicious target values ...
+RESIDUAL_WARNING = 0.01  # ... and a warning when at least this share of rows (and 5 rows) are
+RESIDUAL_FLOOR = 0.25  # the residual scale is at least this share of the target's robust SD
 POISON_CONFIDENCE = 0.2  # a repeated pattern whose label the model gives less than this probability
 
 
@@ -29,18 +32,19 @@ def model_schema(ctx: Context) -> Schema:
     return Schema.from_dict(d)
 
 
-def make_estimator(seed: int):
-    """A small gradient-boosting classifier: the audit's model of each row's label."""
+def make_estimator(seed: int, regression: bool = False):
+    """A small gradient-boosting model: the audit's opinion of each row's label (or target value)."""
     try:
-        from lightgbm import LGBMClassifier
+        import lightgbm
 
+        cls = lightgbm.LGBMRegressor if regression else lightgbm.LGBMClassifier
         # one thread: on a shared or small machine OpenMP threads spin against each other (10x slower measured)
-        return LGBMClassifier(n_estimators=80, learning_rate=0.12, num_leaves=15, min_child_samples=10, subsample=0.8,
-                              subsample_freq=1, colsample_bytree=0.8, max_bin=63, random_state=seed, verbose=-1, n_jobs=1)
+        return cls(n_estimators=80, learning_rate=0.12, num_leaves=15, min_child_samples=10, subsample=0.8,
+                   subsample_freq=1, colsample_bytree=0.8, max_bin=63, random_state=seed, verbose=-1, n_jobs=1)
     except ImportError:  # lightgbm is a core dependency; keep working without it anyway
-        from sklearn.ensemble import HistGradientBoostingClassifier
+        from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 
-        return HistGradientBoostingClassifier(max_iter=100, random_state=seed)
+        return (HistGradientBoostingRegressor if regression else HistGradientBoostingClassifier)(max_iter=100, random_state=seed)
 
 
 def make_model(ctx: Context, seed: int):
@@ -76,32 +80,48 @@ def out_of_fold(ctx: Context) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, lis
     return ctx.cache["oof"]
 
 
+def confident_learning(codes: np.ndarray, proba: np.ndarray) -> tuple[np.ndarray, str]:
+    """Indices of rows whose given label is likely wrong, most suspicious first, and how they were found.
+
+    cleanlab's confident learning when it is installed; otherwise the same idea by hand: a row is confidently of
+    class j when its out-of-fold probability of j reaches j's threshold (the mean probability of j among rows
+    labelled j); rows confidently of another class than their label are the issues (the confident joint's
+    off-diagonal), ranked by the probability the model gives their label.
+    """
+    given = proba[np.arange(len(codes)), codes]
+    try:
+        from cleanlab.filter import find_label_issues
+    except ImportError:
+        k = proba.shape[1]
+        thresholds = np.array([proba[codes == j, j].mean() if np.any(codes == j) else 1.0 for j in range(k)])
+        above = proba >= thresholds - 1e-12
+        confident_class = np.where(above, proba, -1.0).argmax(axis=1)
+        issues = np.flatnonzero(above.any(axis=1) & (confident_class != codes))
+        return issues[np.argsort(given[issues], kind="stable")], "confident learning (the confident joint, computed by trainyard; " \
+            "install trainyard[audit] for cleanlab)"
+    issues = find_label_issues(codes, proba, filter_by="prune_by_noise_rate", return_indices_ranked_by="self_confidence")
+    return np.asarray(issues, dtype=int), "confident learning (cleanlab)"
+
+
 def check_label_noise(ctx: Context) -> list[Finding]:
-    if ctx.target is None or ctx.task is None or not ctx.task.is_classification or not ctx.settings.label_noise:
+    if ctx.target is None or ctx.task is None or not ctx.settings.label_noise:
         return []
+    if not ctx.task.is_classification:
+        return _regression_noise(ctx)
     oof = out_of_fold(ctx)
     if oof is None:
         return []
     rows, codes, proba, classes = oof
-    try:
-        from cleanlab.filter import find_label_issues
-
-        issues = find_label_issues(codes, proba, filter_by="prune_by_noise_rate", return_indices_ranked_by="self_confidence")
-        method = "confident learning (cleanlab) on out-of-fold probabilities of a LightGBM model"
-    except ImportError:
-        given = proba[np.arange(len(codes)), codes]
-        issues = np.where((given < 0.1) & (proba.argmax(axis=1) != codes))[0]
-        issues = issues[np.argsort(given[issues])]
-        method = "rows whose label gets under 10% out-of-fold probability (install trainyard[audit] for cleanlab's confident learning)"
+    issues, method = confident_learning(codes, proba)
+    method += " on 4-fold out-of-fold probabilities of a small LightGBM model"
     n_issues = len(issues)
     if not n_issues:
         return []
     frac = n_issues / len(rows)
     given = proba[np.arange(len(codes)), codes]
     median_p = float(np.median(given[issues]))
-    examples = [{"row": rows.index[i].item() if hasattr(rows.index[i], "item") else rows.index[i], "label": classes[codes[i]],
+    examples = [{"row": _label(rows.index[i]), "label": classes[codes[i]],
                  "predicted": classes[int(proba[i].argmax())], "label_probability": float(given[i])} for i in issues[:20]]
-    sampled = f"{method}; {len(rows):,} of {ctx.n:,} rows" if len(rows) < ctx.n else method
     confident = median_p <= NOISE_CONFIDENT
     what = f"{n_issues:,} rows ({share(frac)}) have labels that disagree with out-of-fold predictions"
     what += " (likely mislabelled)" if confident else (" (the model is unsure about them: genuine uncertainty in the outcome, "
@@ -109,7 +129,74 @@ def check_label_noise(ctx: Context) -> list[Finding]:
     return [Finding("label_noise", "warning" if frac >= NOISE_WARNING and confident else "info", what,
                     "wrong labels teach the model wrong answers and make test scores unreliable.",
                     "review the listed rows (most suspicious first) and fix their labels, or drop them.",
-                    column=ctx.target, score=frac, data={"rows": n_issues, "share": frac, "median_label_probability": median_p, "examples": examples}, sampled=sampled)]
+                    column=ctx.target, score=frac, data={"rows": n_issues, "share": frac, "median_label_probability": median_p,
+                                                         "method": method, "examples": examples},
+                    sampled=_model_note(ctx, method, len(rows)))]
+
+
+def _label(value):
+    return value.item() if hasattr(value, "item") else value
+
+
+def _model_note(ctx: Context, method: str, rows: int) -> str:
+    return f"{method}; on a random sample of {rows:,} of {ctx.n:,} rows" if rows < ctx.n else method
+
+
+def out_of_fold_regression(ctx: Context) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, bool] | None:
+    """(rows, target on the model's scale, out-of-fold predictions, log scale?) on a labelled sample."""
+    from sklearn.model_selection import KFold, cross_val_predict
+
+    from trainyard.data.prepare import make_preprocessor
+
+    rows = ctx.labelled(ctx.settings.model_rows)
+    y = as_numeric(rows[ctx.target])
+    ok = np.isfinite(y.to_numpy())
+    rows, y = rows[ok], y[ok]
+    if len(rows) < 50 or y.nunique() < 3 or not ctx.columns(*FEATURE_ROLES):
+        return None
+    log = bool(y.min() >= 0 and y.skew() > 2)  # a long right tail (prices, incomes): residuals on a log scale
+    target = np.log1p(y.to_numpy()) if log else y.to_numpy()
+    X = make_preprocessor(model_schema(ctx), "tree").fit_transform(rows)
+    folds = KFold(n_splits=4, shuffle=True, random_state=ctx.settings.seed)
+    pred = cross_val_predict(make_estimator(ctx.settings.seed, regression=True), X, target, cv=folds)
+    return rows, target, pred, log
+
+
+def _regression_noise(ctx: Context) -> list[Finding]:
+    """Target values far from what the other columns predict out of fold (residual outliers): entry errors, unit
+    mistakes, values shifted from another row."""
+    oof = out_of_fold_regression(ctx)
+    if oof is None:
+        return []
+    rows, target, pred, log = oof
+    resid = target - pred
+    centre = float(np.median(resid))
+    scale = 1.4826 * float(np.median(np.abs(resid - centre)))
+    q1, q3 = np.percentile(target, [25, 75])
+    # a residual must also be large next to the target's own spread: on a near-deterministic target the typical
+    # residual is tiny and the model's own misses (trees do not extrapolate) would otherwise look like bad labels
+    scale = max(scale, RESIDUAL_FLOOR * (q3 - q1) / 1.349)
+    if scale <= 0:
+        return []
+    z = np.abs(resid - centre) / scale
+    issues = np.flatnonzero(z > RESIDUAL_Z)
+    if not len(issues):
+        return []
+    issues = issues[np.argsort(-z[issues], kind="stable")]
+    frac = len(issues) / len(rows)
+    back = np.expm1 if log else (lambda v: v)
+    examples = [{"row": _label(rows.index[i]), "value": float(back(target[i])), "predicted": float(back(pred[i])),
+                 "robust_z": float(z[i])} for i in issues[:20]]
+    method = (f"out-of-fold residuals of a small LightGBM model (4 folds{', log scale' if log else ''}); rows more than "
+              f"{RESIDUAL_Z:g} robust standard deviations (MAD) from the typical residual")
+    return [Finding("label_noise", "warning" if frac >= RESIDUAL_WARNING and len(issues) >= 5 else "info",
+                    f"{len(issues):,} rows ({share(frac)}) have target values far from what the other columns predict out of fold "
+                    f"(residuals beyond {RESIDUAL_Z:g} robust SDs): likely entry errors",
+                    "wrong target values pull a regression model towards them (squared error weighs them heavily) and distort test scores.",
+                    "review the listed rows (largest residual first): fix the values (units, typos) or drop the rows.",
+                    column=ctx.target, score=frac, data={"rows": len(issues), "share": frac, "residual_scale": scale, "method": method,
+                                                         "log_scale": log, "examples": examples},
+                    sampled=_model_note(ctx, method, len(rows)))]
 
 
 def check_poisoning(ctx: Context) -> list[Finding]:

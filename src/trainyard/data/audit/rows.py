@@ -78,7 +78,8 @@ def check_duplicates(ctx: Context) -> list[Finding]:
 
 
 def normalised(frame: pd.DataFrame, ctx: Context) -> pd.DataFrame:
-    """Text lower-cased with whitespace collapsed; numbers rounded to 3 significant digits."""
+    """Text lower-cased with punctuation and whitespace removed; numbers rounded to 3 significant digits;
+    times floored to the day."""
     out = {}
     for name in frame.columns:
         s = frame[name]
@@ -94,7 +95,8 @@ def normalised(frame: pd.DataFrame, ctx: Context) -> pd.DataFrame:
             out[name] = s.dt.floor("D")
         else:  # normalise each distinct value once, then look the rows up by code
             codes, uniques = pd.factorize(s.astype("string"))
-            norm = pd.Series(uniques).str.lower().str.replace(r"\s+", " ", regex=True).str.strip(" .,;:!?\"'")
+            # "St. Louis ", "st louis" and "ST-LOUIS" all become "stlouis"
+            norm = pd.Series(uniques, dtype=object).astype(str).str.lower().str.replace(r"[\W_]+", "", regex=True)
             keys, _ = pd.factorize(norm)
             out[name] = np.where(codes < 0, -1, keys[np.maximum(codes, 0)]) if len(keys) else codes
     return pd.DataFrame(out, index=frame.index)
@@ -118,7 +120,7 @@ def check_near_duplicates(ctx: Context) -> list[Finding]:
     id_cols = [c for c in ctx.df.columns if ctx.role(c) == "id" and c != ctx.target]
     extra = f" (ignoring the identifier column(s) {', '.join(id_cols)})" if id_cols else ""
     return [Finding("near_duplicates", "warning" if frac >= 0.005 else "info",
-                    f"{n_near:,} rows ({share(frac)}) repeat another row once text is lower-cased and trimmed and numbers are rounded to 3 significant digits{extra}",
+                    f"{n_near:,} rows ({share(frac)}) repeat another row once text is lower-cased with punctuation and spaces removed and numbers are rounded to 3 significant digits{extra}",
                     "near-copies (re-entered records, the same item with a new id) inflate test scores when they land in both train and test.",
                     "deduplicate them at the source, or pass --group-col with the entity's key so copies stay in one split.",
                     score=frac, data={"rows": n_near, "share": frac, "examples": frame.index[only_near][:10].tolist()}, sampled=note)]
