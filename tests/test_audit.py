@@ -216,6 +216,21 @@ def test_leakage_in_regression_copy_and_transform_of_the_target():
     assert "copy or monotone transform" in report.blocking[0].what
 
 
+def test_post_outcome_columns_in_multiclass_and_regression_tables_are_blocking():
+    wine = load_wine(as_frame=True).frame
+    rng = np.random.default_rng(0)
+    last = wine["target"] == 2  # one class of three: missingness alone cannot reach a high 3-class balanced accuracy
+    wine["recall_date"] = np.where(last, (pd.Timestamp("2023-01-01") + pd.to_timedelta(rng.integers(0, 300, len(wine)), unit="D")).strftime("%Y-%m-%d"), None)
+    found = audit(wine, target="target", checks=["leakage"])
+    assert [f.column for f in found.blocking] == ["recall_date"] and "class '2'" in found.blocking[0].what
+    diabetes = load_diabetes(as_frame=True, scaled=False).frame
+    high = diabetes["target"] > diabetes["target"].median()
+    diabetes["readmission_cost"] = np.where(high, rng.normal(900, 200, len(diabetes)).round(2), np.nan)
+    found = audit(diabetes, target="target", checks=["leakage"])
+    assert [f.column for f in found.blocking] == ["readmission_cost"] and "rank AUC" in found.blocking[0].what
+    assert not audit(load_diabetes(as_frame=True, scaled=False).frame, target="target", checks=["leakage"]).findings
+
+
 def test_user_ignored_columns_are_not_leaks():
     df = clean_synthetic(800)
     df["bought_flag"] = (df["bought"] == "yes").astype(int)

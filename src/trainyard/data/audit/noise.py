@@ -14,10 +14,13 @@ from trainyard.data.audit.report import Finding
 from trainyard.data.audit.rows import feature_columns, feature_keys
 from trainyard.data.schema import FEATURE_ROLES, Schema, as_numeric
 
-NOISE_WARNING = 0.05  # share of rows cleanlab flags above which label noise is a warning ...
-NOISE_CONFIDENT = 0.2  # ... when the model gives the flagged rows' labels a median probability below this (measured:
-# flipped labels on learnable tables 0.006-0.16; an outcome that is random given the columns 0.24-0.27)
-RESIDUAL_Z = 5.0  # regression: out-of-fold residuals beyond this many robust SDs are suspicious target values ...
+NOISE_WARNING = 0.05  # share of rows flagged above which label noise is a warning, when the model has real signal ...
+NOISE_SIGNAL = 0.65  # ... (out-of-fold balanced accuracy at least this: on an outcome the columns barely predict,
+# disagreement is expected and says nothing about the labels) ...
+NOISE_CONFIDENT = 0.2  # ... and gives the flagged rows' labels a median probability below this
+# (measured: flipped labels on learnable tables 0.001-0.16; an outcome that is random given the columns 0.24-0.27;
+# UCI Adult, whose income the columns explain only in part, 0.2 with 6% of rows flagged and 0.21 with 14% after 8% flips)
+RESIDUAL_Z = 4.0  # regression: out-of-fold residuals beyond this many robust SDs are suspicious target values ...
 RESIDUAL_WARNING = 0.01  # ... and a warning when at least this share of rows (and 5 rows) are
 RESIDUAL_FLOOR = 0.25  # the residual scale is at least this share of the target's robust SD
 POISON_CONFIDENCE = 0.2  # a repeated pattern whose label the model gives less than this probability
@@ -123,14 +126,20 @@ def check_label_noise(ctx: Context) -> list[Finding]:
     examples = [{"row": _label(rows.index[i]), "label": classes[codes[i]],
                  "predicted": classes[int(proba[i].argmax())], "label_probability": float(given[i])} for i in issues[:20]]
     confident = median_p <= NOISE_CONFIDENT
+    signal = float(np.mean([np.mean(proba[codes == k].argmax(axis=1) == k) for k in range(len(classes)) if np.any(codes == k)]))
     what = f"{n_issues:,} rows ({share(frac)}) have labels that disagree with out-of-fold predictions"
     what += " (likely mislabelled)" if confident else (" (the model is unsure about them: genuine uncertainty in the outcome, "
                                                        "or mislabelled rows)")
-    return [Finding("label_noise", "warning" if frac >= NOISE_WARNING and confident else "info", what,
+    if signal < NOISE_SIGNAL:
+        what += f"; the columns barely predict the target (balanced accuracy {signal:.2f}), so disagreement is expected"
+    # a warning needs many flagged rows that the model confidently contradicts; disagreement where the model is unsure
+    # (or where the columns barely predict the outcome) cannot be told apart from an outcome that is partly chance
+    severity = "warning" if frac >= NOISE_WARNING and confident and signal >= NOISE_SIGNAL else "info"
+    return [Finding("label_noise", severity, what,
                     "wrong labels teach the model wrong answers and make test scores unreliable.",
                     "review the listed rows (most suspicious first) and fix their labels, or drop them.",
                     column=ctx.target, score=frac, data={"rows": n_issues, "share": frac, "median_label_probability": median_p,
-                                                         "method": method, "examples": examples},
+                                                         "model_balanced_accuracy": signal, "method": method, "examples": examples},
                     sampled=_model_note(ctx, method, len(rows)))]
 
 
@@ -272,7 +281,7 @@ def _extremes_in_one_class(ctx: Context) -> list[Finding]:
         z = ctx.robust_z(name, values[ok])  # median and spread from the row sample (shared with the outlier check)
         extreme = (z > 10).to_numpy()
         m = int(extreme.sum())
-        if m < 5 or m > 0.05 * ok.sum():
+        if m < 5 or m > 0.1 * ok.sum():
             continue
         dist = y[ok][extreme].value_counts(normalize=True)
         top, top_share = dist.index[0], float(dist.iloc[0])

@@ -108,6 +108,9 @@ def association(ctx: Context) -> dict[str, dict]:
         miss = s.isna().to_numpy()
         if 0.005 < miss.mean() < 0.995:
             entry["missing_score"] = oof_score(miss.astype(np.int64), y, len(classes), ctx.settings.seed)
+            separation, what = missing_separation(miss, y, classes)
+            if separation > entry["missing_score"]:
+                entry["missing_score"], entry["missing_separates"] = separation, what
         if not classification and role == "numeric":
             x = as_numeric(s)
             ok = x.notna().to_numpy()
@@ -117,6 +120,27 @@ def association(ctx: Context) -> dict[str, dict]:
     ctx.cache["association"] = result
     ctx.cache["association_rows"] = len(rows)
     return result
+
+
+def missing_separation(miss: np.ndarray, y: np.ndarray, classes: list) -> tuple[float, str]:
+    """How well being filled in singles out part of the outcome: for several classes, the best one-vs-rest balanced
+    accuracy (a column filled in only for one class); for a number, the rank AUC of the target between filled and
+    empty rows (a column filled in only above a threshold of the outcome). One bit of information fitted in-sample."""
+    if len(classes) > 2:
+        best, which = 0.0, ""
+        for k, name in enumerate(classes):
+            is_k = y == k
+            tpr, tnr = np.mean(miss[is_k]), np.mean(~miss[~is_k])
+            score = max(tpr + tnr, 2 - tpr - tnr) / 2
+            if score > best:
+                best, which = score, f"class {name!r}"
+        return float(best), which
+    if classes:
+        return 0.0, ""
+    ranks = pd.Series(y).rank().to_numpy()
+    n1, n0 = int(miss.sum()), int((~miss).sum())
+    auc = (ranks[miss].sum() - n1 * (n1 + 1) / 2) / max(n1 * n0, 1)
+    return float(max(auc, 1 - auc)), "high or low values of the target"
 
 
 def check_leakage(ctx: Context) -> list[Finding]:
@@ -134,6 +158,10 @@ def check_leakage(ctx: Context) -> list[Finding]:
             continue
         if rho >= MONOTONE_COPY:
             what = f"a copy or monotone transform of the target (|Spearman| = {rho:.4f} with '{ctx.target}')"
+        elif miss >= LEAK_WARNING and miss >= score - 0.01 and e.get("missing_separates"):
+            how = "one-vs-rest balanced accuracy" if classification else "rank AUC"
+            what = (f"whether it is filled in alone singles out {e['missing_separates']} ({how} {miss:.3f}): "
+                    "it looks recorded only after the outcome is known")
         elif miss >= LEAK_WARNING and miss >= score - 0.01:
             what = (f"whether it is filled in alone predicts the target ({measure} {miss:.3f}, out of fold): "
                     "it looks recorded only after the outcome is known")
