@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 
 import pytest
@@ -56,3 +57,22 @@ def one_torch_thread():
 
 
 ONE_THREAD_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def instructions(path, n: int = 40, seed: int = 0):
+    """A prompt/response JSONL whose every answer is 'It is on the mat.' (SFT must learn to say it)."""
+    rng = random.Random(seed)
+    animals = ["cat", "dog", "owl", "fox", "frog", "horse"]
+    return _jsonl(path, [{"prompt": f"Where is the {rng.choice(animals)}?", "response": "It is on the mat."} for _ in range(n)])
+
+
+def preferences(path, n: int = 40, seed: int = 1):
+    """Prompt/chosen/rejected JSONL: 'sat on the mat' preferred over 'ran to the road'."""
+    rng = random.Random(seed)
+    return _jsonl(path, [{"prompt": f"Tell me about the {a}.", "chosen": f"The {a} sat on the mat.", "rejected": f"The {a} ran to the road."}
+                         for a in (rng.choice(ANIMALS) for _ in range(n))])
+
+
+def _jsonl(path, rows):
+    path.write_text("\n".join(json.dumps(r) for r in rows))
+    return path

@@ -78,6 +78,8 @@ def train(
 
     With task="image-classification" or "text-classification" (or text_col=...), the neural path trains instead
     (trainyard.training.deep.train_deep: images or texts in, a registered CNN / fine-tuned encoder out).
+    With task="causal-lm", "sft" or "preference", a language model trains (trainyard.lm.train.train_language_model;
+    the other keywords are LMSettings fields: base=, size=, context=, lora=, ...) and an LMResult comes back.
 
     `resume="RUN_ID"` (or "last") continues a run that was killed, from the trials it recorded, with its
     recorded settings and the rest of its time budget. With `max_trials` and no `time_limit`, only the
@@ -85,7 +87,14 @@ def train(
     `clock_started` (a `time.time()` stamp; the CLI passes its process's start) or from this call.
     """
     started = time.perf_counter() - (max(time.time() - clock_started, 0.0) if clock_started else 0.0)
+    from trainyard.lm.train import TASKS as LM_TASKS
     from trainyard.training.deep import is_deep
+
+    if settings.get("task") in LM_TASKS:
+        from trainyard.lm.train import LMSettings, train_language_model
+
+        lm = LMSettings.from_dict({k: v for k, v in {"name": name, "time_limit": time_limit, **settings}.items() if v is not None})
+        return train_language_model(data, lm, workspace=workspace, progress=progress)
 
     if is_deep(settings.get("task"), settings.get("text_col"), settings.get("model")):
         from trainyard.training.deep import train_deep

@@ -21,6 +21,26 @@ def split_list(values: list[str] | None) -> list[str]:
     return out
 
 
+def parse_duration(text: str | None) -> float | None:
+    """--time-limit 90, 90s, 30m, 1.5h or 1h30m -> seconds."""
+    import re
+
+    from trainyard.errors import ConfigError
+
+    if text is None:
+        return None
+    value = text.strip().lower()
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    parts = re.fullmatch(r"(?:(\d+(?:\.\d*)?)h)?(?:(\d+(?:\.\d*)?)m)?(?:(\d+(?:\.\d*)?)s)?", value)
+    if parts is None or not any(parts.groups()):
+        raise ConfigError(f"'{text}' is not a duration.", "give seconds (600) or a duration with h, m, s (30m, 1h, 1h30m, 90s).")
+    h, m, sec = (float(x) if x else 0.0 for x in parts.groups())
+    return h * 3600 + m * 60 + sec
+
+
 def print_json(obj) -> None:
     console.print_json(json.dumps(obj, default=_json_default))
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from trainyard.commands._common import console, err_console, print_json
+from trainyard.commands.deep import DeepLive
 
 tokenizer_app = typer.Typer(help="Train byte-level BPE tokenizers.", no_args_is_help=True)
 
@@ -99,22 +100,23 @@ def merge(
     console.print(f"Merged the adapter of [bold]{model}[/] into its base: registered [bold]{target}@{version}[/].")
 
 
-def train_language(data, *, as_json: bool = False, **settings) -> None:
+def train_language(data, *, as_json: bool = False, clock_started: float | None = None, **settings) -> None:
     """What `trainyard train` runs for --task causal-lm / sft / preference."""
     from trainyard.lm.train import LMSettings, train_language_model
 
     s = LMSettings.from_dict({k: (_unescape(v) if k == "separator" else v) for k, v in settings.items() if v is not None})
     with _live(as_json) as live:
-        result = train_language_model(data, s, progress=live.update)
+        result = train_language_model(data, s, progress=live.update, clock_started=clock_started)
     show_lm_result(result, as_json)
 
 
 def resume_language(run_id: str, *, as_json: bool = False) -> None:
     """What `trainyard resume` runs for a language-model run."""
+    from trainyard.commands.train import _process_started
     from trainyard.lm.train import resume_language_model
 
     with _live(as_json) as live:
-        result = resume_language_model(run_id, progress=live.update)
+        result = resume_language_model(run_id, progress=live.update, clock_started=_process_started())
     show_lm_result(result, as_json)
 
 
@@ -123,12 +125,14 @@ def show_lm_result(result, as_json: bool) -> None:
 
     if as_json:
         print_json({"run_id": result.run_id, "name": result.name, "version": result.version, "metrics": result.metrics,
-                    "steps": result.steps, "seconds": result.seconds, "tokens_per_second": result.tokens_per_second, "samples": result.samples})
+                    "steps": result.steps, "seconds": result.seconds, "tokens_per_second": result.tokens_per_second, "samples": result.samples,
+                    "timed_out": result.timed_out})
         return
     console.print(table("Held-out evaluation", ["metric", "value"], [[k, v] for k, v in result.metrics.items()]))
     for s in result.samples:
         console.print(f"[bold]{s['prompt']!r}[/]\n  before: {s['before']!r}\n  after:  {s['after']!r}", highlight=False)
-    console.print(f"Registered [bold]{result.name}@{result.version}[/] after {result.steps} steps ({result.seconds:.0f}s), run {result.run_id}.")
+    why = " (stopped by --time-limit)" if result.timed_out else ""
+    console.print(f"Registered [bold]{result.name}@{result.version}[/] after {result.steps} steps{why} ({result.seconds:.0f}s), run {result.run_id}.")
 
 
 def evaluate_lm(lm, data: Path, *, ref: str, compare: str | None = None, as_json: bool = False) -> None:
@@ -151,10 +155,18 @@ def evaluate_lm(lm, data: Path, *, ref: str, compare: str | None = None, as_json
         console.print(f"[bold]{s['prompt']!r}[/]\n  {ref}: {s['model']!r}" + (f"\n  {compare}: {s['compare']!r}" if compare else ""), highlight=False)
 
 
-def _live(as_json: bool):
-    from trainyard.commands.deep import DeepLive
+def _live(as_json: bool) -> "LMLive":
+    return LMLive(enabled=not as_json)
 
-    return DeepLive(enabled=not as_json)
+
+class LMLive(DeepLive):
+    """The neural progress bar (steps, loss, sparkline, evaluations), with a run line that fits language models."""
+
+    def update(self, kind: str, info: dict) -> None:
+        if self.enabled and kind == "run":
+            console.print(f"Run [bold]{info['run_id']}[/]: {info['task']} with {info['family']} ({info['sizes']})")
+        else:
+            super().update(kind, info)
 
 
 def _unescape(text: str | None) -> str | None:

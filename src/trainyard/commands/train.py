@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from trainyard.commands._common import console, fmt, print_json, split_list, table
+from trainyard.commands._common import console, fmt, parse_duration, print_json, split_list, table
 
 
 def register(app: typer.Typer) -> None:
@@ -14,12 +14,12 @@ def register(app: typer.Typer) -> None:
 
 
 def train(
-    data: Path = typer.Argument(..., help="Table to learn from: .csv, .tsv, .parquet or .jsonl."),
+    data: Path = typer.Argument(..., help="Table to learn from: .csv, .tsv, .parquet or .jsonl (language models: a corpus file or folder, or JSONL)."),
     target: str = typer.Option(None, "--target", "-t", help="Column to predict (tables and texts)."),
-    time_limit: float = typer.Option(None, "--time-limit", help="Seconds for the whole run (preset default: fast 30, balanced 60, best 300)."),
+    time_limit: str = typer.Option(None, "--time-limit", help="Time for the whole run: seconds or 30m, 1h (preset default: fast 30, balanced 60, best 300)."),
     name: str = typer.Option(None, "--name", "-n", help="Registry name for the model (default: the file name)."),
     preset: str = typer.Option("balanced", "--preset", "-p", help="fast, balanced or best."),
-    task: str = typer.Option(None, "--task", help="binary, multiclass, regression (default: inferred), image-classification or text-classification."),
+    task: str = typer.Option(None, "--task", help="binary, multiclass, regression (default: inferred), image-classification, text-classification; language models: causal-lm, sft, preference."),
     metric: str = typer.Option(None, "--metric", help="Metric to optimise (default: roc_auc, accuracy or rmse)."),
     include: list[str] = typer.Option(None, "--include", help="Only these model families (comma-separated or repeated)."),
     exclude: list[str] = typer.Option(None, "--exclude", help="Leave out these model families."),
@@ -58,12 +58,44 @@ def train(
     width: int = typer.Option(None, "--width", help="[neural] Channels of the CNN's first stage."),
     max_length: int = typer.Option(None, "--max-length", help="[neural] Tokens kept per text."),
     checkpoint_every: int = typer.Option(None, "--checkpoint-every", help="[neural] Checkpoint every N optimizer steps (default 200)."),
+    base: str = typer.Option(None, "--base", help="[lm] Model to fine-tune (sft, preference): registry ref (lm@2) or a Hugging Face model directory."),
+    size: str = typer.Option(None, "--size", help="[lm] Model size to pre-train: tiny, 1M, 3M, 10M, 30M or 60M (default 10M)."),
+    arch: str = typer.Option(None, "--arch", help="[lm] gpt2 or llama (default gpt2)."),
+    experts: int = typer.Option(None, "--experts", help="[lm] Mixture of this many experts in every feed-forward layer (0: dense)."),
+    context: int = typer.Option(None, "--context", help="[lm] Tokens per training window (default 256)."),
+    tokenizer: str = typer.Option(None, "--tokenizer", help="[lm] Tokenizer directory (default: the base's, or one trained on the corpus)."),
+    vocab_size: int = typer.Option(None, "--vocab-size", help="[lm] Vocabulary of the tokenizer trained on the corpus (default 8000)."),
+    max_steps: int = typer.Option(None, "--max-steps", help="[lm] Optimizer steps (default: --epochs passes, or what --time-limit allows)."),
+    warmup: float = typer.Option(None, "--warmup", help="[lm] Warm-up: a fraction of the steps, or steps when >= 1 (default 0.05)."),
+    eval_every: int = typer.Option(None, "--eval-every", help="[lm] Evaluate on held-out data every N steps (default: each epoch)."),
+    method: str = typer.Option(None, "--method", help="[lm] Preference method: dpo."),
+    beta: float = typer.Option(None, "--beta", help="[lm] DPO temperature (default 0.1)."),
+    separator: str = typer.Option(None, "--doc-separator", help="[lm] Split corpus files into documents on this string (e.g. '\\n%\\n')."),
+    text_field: str = typer.Option(None, "--text-field", help="[lm] JSONL field holding the text (default: 'text')."),
+    val_fraction: float = typer.Option(None, "--val-fraction", help="[lm] Share of documents / pairs held out (default 0.05)."),
 ) -> None:
     """Train models on a table, pick the best on validation data, test it once and register it.
 
     Neural tasks: `--task image-classification` on an image folder (one sub-folder per class), idx or .npz files;
-    `--text-col COL` (text classification) on a CSV/JSONL; options marked [neural] apply to them."""
+    `--text-col COL` (text classification) on a CSV/JSONL; options marked [neural] apply to them.
+
+    Language models: `--task causal-lm` pre-trains on a corpus, `--task sft --base lm@2` instruction-tunes on prompt/response
+    JSONL, `--task preference --base lm@3` runs DPO on prompt/chosen/rejected JSONL; options marked [lm] and the
+    [neural] ones apply (--lora, --epochs, --batch-size, --lr, ...)."""
+    from trainyard.lm.train import TASKS as LM_TASKS
     from trainyard.training.deep import is_deep
+
+    time_limit = parse_duration(time_limit)
+    if task in LM_TASKS:
+        from trainyard.commands.lm import train_language
+
+        train_language(data, as_json=as_json, task=task, name=name, base=base, tokenizer=tokenizer, vocab_size=vocab_size, size=size,
+                       arch=arch, experts=experts, context=context, batch_size=batch_size, epochs=epochs, max_steps=max_steps,
+                       time_limit=time_limit, lr=lr, warmup=warmup, eval_every=eval_every, checkpoint_every=checkpoint_every,
+                       lora=lora, lora_r=lora_r, method=method, beta=beta, seed=seed, val_fraction=val_fraction, separator=separator,
+                       text_field=text_field, device=device, loop={"precision": precision} if precision else None,
+                       clock_started=_process_started())
+        return
 
     if is_deep(task, text_col, model):
         from trainyard.commands.deep import train_neural

@@ -38,6 +38,7 @@ class LanguageModel:
 
         from trainyard.lm.tokenizer import load_tokenizer
 
+        quiet_transformers()
         path = Path(path)
         if (path / "adapter_config.json").is_file() and meta and meta.get("base"):
             return cls._with_adapter(path, meta)
@@ -57,7 +58,7 @@ class LanguageModel:
         from peft import PeftModel
 
         home = path.resolve().parents[2]  # <workspace>/artifacts/<name>/<run>: the base lives in the same workspace
-        base = load_base(meta["base"]["ref"], home if (home / "artifacts").is_dir() else None)
+        base = load_base(meta["base"]["ref"], home if (home / "artifacts").is_dir() else None).merged()  # a base may itself be an adapter
         model = PeftModel.from_pretrained(base.model, str(path))
         model.eval()
         return cls(model, base.tokenizer, meta)
@@ -70,7 +71,9 @@ class LanguageModel:
         """The adapter folded into the base weights (a plain model; outputs unchanged)."""
         if not self.is_adapter:
             return self
-        return LanguageModel(self.model.merge_and_unload(), self.tokenizer, {**self.meta, "merged_from_adapter": True})
+        model = self.model.merge_and_unload()
+        model.requires_grad_(True)  # a plain model again: every weight trainable, as after from_pretrained
+        return LanguageModel(model, self.tokenizer, {**self.meta, "merged_from_adapter": True})
 
     def generate(self, prompt: str, **sampling):
         from trainyard.lm.generate import Sampling, generate
@@ -81,6 +84,17 @@ class LanguageModel:
         from trainyard.lm.generate import Sampling, stream
 
         return stream(self.model, self.tokenizer, prompt, Sampling(**sampling))
+
+
+def quiet_transformers() -> None:
+    """No tqdm bars from transformers (loading, saving weights): they would break into our rich progress display;
+    and not PEFT's use of a property transformers deprecated (nothing the user can act on)."""
+    import warnings
+
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
 
 
 def load_base(ref_or_dir: str, workspace: str | os.PathLike | None = None) -> LanguageModel:
@@ -104,6 +118,7 @@ def register_language_model(ws, name: str, run_id: str, lm: LanguageModel, meta:
     ws.ensure()
     artifact_dir = ws.artifacts / name / run_id
     with tempfile.TemporaryDirectory(dir=ws.home, prefix=".lm-save-") as tmp:
+        quiet_transformers()
         lm.model.save_pretrained(tmp, safe_serialization=True)
         lm.tokenizer.save_pretrained(tmp)
         files = {p.relative_to(tmp).as_posix(): p for p in Path(tmp).rglob("*") if p.is_file()}

@@ -19,7 +19,7 @@ def plan(data, s, ws, run_dir, emit) -> Plan:
     from trainyard.lm.sft import chat_prompt, encode_example, pad_batch, read_pairs, token_loss
     from trainyard.training.batches import IndexedBatches
 
-    base = load_base(s.base, ws.home)
+    base = load_base(s.base, ws.home).merged()  # an adapter as the base: start from its merged weights
     tok = base.tokenizer
     pairs = read_pairs(data)
     train_pairs, val_pairs = split_rows(pairs, s.val_fraction, s.seed)
@@ -41,10 +41,11 @@ def plan(data, s, ws, run_dir, emit) -> Plan:
 def with_lora(base, s):
     from peft import LoraConfig, get_peft_model
 
-    from trainyard.lm.artifact import LanguageModel
+    from trainyard.lm.artifact import LanguageModel, quiet_transformers
 
+    quiet_transformers()
     cfg = LoraConfig(r=s.lora_r, lora_alpha=s.lora_alpha or 2 * s.lora_r, lora_dropout=0.0, target_modules="all-linear",
-                     task_type="CAUSAL_LM")
+                     task_type="CAUSAL_LM", fan_in_fan_out=base.model.config.model_type == "gpt2")  # GPT-2's Conv1D stores weights transposed
     return LanguageModel(get_peft_model(base.model, cfg), base.tokenizer, base.meta)
 
 

@@ -29,7 +29,7 @@ def plan(data, s, ws, run_dir, emit) -> Plan:
 
     if s.method not in METHODS:
         raise ConfigError(f"'{s.method}' is not a preference method.", f"use one of {', '.join(METHODS)}.")
-    base = load_base(s.base, ws.home)
+    base = load_base(s.base, ws.home).merged()  # an adapter as the base: start from its merged weights
     tok = base.tokenizer
     triples = read_pairs(data, (PROMPT_KEYS, ("chosen",), ("rejected",)))
     train_t, val_t = split_rows(triples, s.val_fraction, s.seed)

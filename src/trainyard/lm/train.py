@@ -40,12 +40,12 @@ class LMSettings:
     experts: int = 0
     context: int = 256
     batch_size: int = 16
-    epochs: int = 1
-    max_steps: int | None = None
-    time_limit: float | None = None  # seconds of training
+    epochs: int | None = None  # default: 1, or as many as max_steps (given, or planned for a time limit) take
+    max_steps: int | None = None  # with a time limit and no max_steps: planned from a measured step time
+    time_limit: float | None = None  # seconds for the whole run (setup, training, final evaluation)
     lr: float | None = None  # default per task (LoRA: 1e-3)
     warmup: float = 0.05  # fraction of steps (or steps when >= 1)
-    eval_every: int | None = None
+    eval_every: int | None = None  # default: 10 evaluations over max_steps, else one per epoch
     eval_batches: int = 20
     checkpoint_every: int | None = 200
     lora: bool = False
@@ -64,6 +64,13 @@ class LMSettings:
     def __post_init__(self):
         if self.task not in TASKS:
             raise ConfigError(f"'{self.task}' is not a language-model task.", suggest(self.task, TASKS))
+        from trainyard.lm.model import ARCHS, SIZES
+
+        if self.task == "causal-lm" and not self.base and (self.size not in SIZES or self.arch not in ARCHS):
+            bad, valid = (self.size, SIZES) if self.size not in SIZES else (self.arch, ARCHS)
+            raise ConfigError(f"'{bad}' is not a model {'size' if valid is SIZES else 'architecture'}.", suggest(bad, valid))
+        if self.time_limit is not None and self.time_limit <= 0:
+            raise ConfigError(f"--time-limit must be positive, got {self.time_limit:g}.", "give seconds or a duration: --time-limit 600, 30m, 1h.")
         if self.task != "causal-lm" and not self.base:
             raise ConfigError(f"--task {self.task} fine-tunes an existing model, but no --base was given.",
                               "pass --base lm@2 (a registry ref) or --base DIR (a Hugging Face model directory).")
@@ -101,14 +108,20 @@ class LMResult:
     steps: int
     seconds: float
     tokens_per_second: float | None = None
+    timed_out: bool = False  # stopped by the time limit (at a checkpoint) before its planned steps
 
 
 def train_language_model(data, settings: LMSettings, *, workspace: str | os.PathLike | None = None,
-                         progress: Callable[[str, dict], None] | None = None, run_id: str | None = None) -> LMResult:
+                         progress: Callable[[str, dict], None] | None = None, run_id: str | None = None,
+                         clock_started: float | None = None) -> LMResult:
+    """Train, evaluate and register (see the module docstring). A time limit counts from `clock_started` (a
+    `time.time()` stamp; the CLI passes its process's start) or from this call."""
     import importlib
+    import time
 
     from trainyard.workspace import Workspace
 
+    started = time.perf_counter() - (max(time.time() - clock_started, 0.0) if clock_started else 0.0)
     s, emit = settings, progress or (lambda kind, info: None)
     ws = Workspace.resolve(workspace)
     store = ws.store
@@ -121,10 +134,11 @@ def train_language_model(data, settings: LMSettings, *, workspace: str | os.Path
     with store.running(run_id):
         run_dir = ws.run_dir(run_id)
         plan = importlib.import_module(TASKS[s.task]).plan(data, s, ws, run_dir, emit)
-        return _run(plan, s, ws, run_id, run_dir, name, data, emit)
+        return _run(plan, s, ws, run_id, run_dir, name, data, emit, started)
 
 
-def resume_language_model(run_id: str, *, workspace: str | os.PathLike | None = None, progress=None) -> LMResult:
+def resume_language_model(run_id: str, *, workspace: str | os.PathLike | None = None, progress=None,
+                          clock_started: float | None = None) -> LMResult:
     """Continue a killed or interrupted run from its last checkpoint (same settings, same data)."""
     from trainyard.workspace import Workspace
 
@@ -136,11 +150,13 @@ def resume_language_model(run_id: str, *, workspace: str | os.PathLike | None = 
     if run["status"] == "finished":
         raise ConfigError(f"Run {run_id} already finished (model version {run['model_version']}).", "start a new run instead.")
     ws.store.update_run(run_id, status="running", error=None)
-    return train_language_model(run["data_source"], LMSettings.from_dict(config), workspace=ws.home, progress=progress, run_id=run_id)
+    return train_language_model(run["data_source"], LMSettings.from_dict(config), workspace=ws.home, progress=progress, run_id=run_id,
+                                clock_started=clock_started)
 
 
-def _run(plan: Plan, s: LMSettings, ws, run_id: str, run_dir: Path, name: str, data, emit) -> LMResult:
+def _run(plan: Plan, s: LMSettings, ws, run_id: str, run_dir: Path, name: str, data, emit, started: float) -> LMResult:
     import math
+    import time
 
     from trainyard.lm.artifact import register_language_model
     from trainyard.lm.generate import Sampling, generate
@@ -150,22 +166,31 @@ def _run(plan: Plan, s: LMSettings, ws, run_id: str, run_dir: Path, name: str, d
     store = ws.store
     greedy = Sampling(max_tokens=40, temperature=0, stop=("\n\n",))
     before = [generate(plan.lm.model, plan.lm.tokenizer, p, greedy).text for p in plan.prompts]
+    time_left = None
+    if s.time_limit:
+        time_left = s.time_limit - (time.perf_counter() - started) - _FINISH_SECONDS
+        if s.max_steps is None:
+            s = _plan_steps(plan, s, ws.store, run_id, time_left, emit)
+            time_left = s.time_limit - (time.perf_counter() - started) - _FINISH_SECONDS
+        time_left = max(time_left, 1e-3)
     cfg = LoopConfig.from_dict({
-        "epochs": s.epochs, "max_steps": s.max_steps, "lr": s.learning_rate, "schedule": "cosine", "warmup": s.warmup,
-        "min_lr_ratio": 0.1, "eval_every": s.eval_every, "monitor": plan.monitor, "patience": None, "restore_best": False,
+        "epochs": s.epochs or (10**9 if s.max_steps else 1), "max_steps": s.max_steps, "lr": s.learning_rate, "schedule": "cosine", "warmup": s.warmup,
+        "min_lr_ratio": 0.1, "eval_every": s.eval_every or (max(1, s.max_steps // 10) if s.max_steps else None), "monitor": plan.monitor, "patience": None, "restore_best": False,
         "checkpoint_every": s.checkpoint_every, "seed": s.seed, "device": s.device, "weight_decay": 0.1,
-        **({"time_limit": s.time_limit} if s.time_limit else {}), **s.loop})
+        "time_limit": time_left, **s.loop})
     log = RunLog(store, run_id)
     ckpt_dir = run_dir / "checkpoints"
     resume = ckpt_dir.is_dir() and any(ckpt_dir.glob("step-*"))
     result = fit(plan.lm.model, plan.batches, plan.loss_fn, config=cfg, evaluate=plan.evaluate, checkpoint_dir=ckpt_dir,
                  resume=resume, log=log, progress=emit)
+    if result.state.timed_out:
+        log.event("time-limit", f"stopped by --time-limit {s.time_limit:g}s at step {result.state.step}", {"step": result.state.step})
     import torch
 
     plan.lm.model.eval()
     with torch.no_grad():
         metrics = {k: float(v) for k, v in plan.evaluate(plan.lm.model).items()}
-    if "val_loss" in metrics:
+    if "val_loss" in metrics and s.task != "preference":  # DPO's loss is not a language-model loss
         metrics["val_perplexity"] = math.exp(min(metrics["val_loss"], 50))
     tokens = plan.meta.get("tokens_per_step")
     tps = tokens * result.state.step / max(result.seconds, 1e-9) if tokens else None
@@ -180,8 +205,39 @@ def _run(plan: Plan, s: LMSettings, ws, run_id: str, run_dir: Path, name: str, d
             "train_seconds": result.seconds, "samples": samples, "data_source": str(data), **plan.meta.get("artifact", {})}
     emit("stage", {"message": "registering the model"})
     version = register_language_model(ws, name, run_id, plan.lm, meta, metrics=metrics)
-    store.update_run(run_id, status="finished", best_score=metrics.get("val_perplexity"), best_family=meta["family"], model_version=version)
-    return LMResult(run_id, name, version, metrics, samples, result.state.step, result.seconds, tps)
+    store.update_run(run_id, status="finished", best_score=metrics.get("val_perplexity", metrics.get("val_loss")), best_family=meta["family"], model_version=version)
+    return LMResult(run_id, name, version, metrics, samples, result.state.step, result.seconds, tps, result.state.timed_out)
+
+
+_FINISH_SECONDS = 5.0  # kept back from a time limit for the final evaluation, samples and registration
+
+
+def _plan_steps(plan: Plan, s: LMSettings, store, run_id: str, seconds: float, emit) -> LMSettings:
+    """A time limit without --max-steps: time a few training steps, lay the schedule over the steps that fit, and
+    record that number in the run, so the cosine schedule ends at the deadline and a resumed run plans the same."""
+    import time
+    from dataclasses import replace
+
+    from trainyard.training.runtime import Device
+
+    emit("stage", {"message": "timing a few steps to plan the schedule for the time limit"})
+    device = Device.resolve(s.device)
+    model = plan.lm.model.to(device.torch)
+    model.train()
+    times = []
+    for i, batch in enumerate(plan.batches.epoch(0, s.seed)):
+        t0 = time.perf_counter()
+        plan.loss_fn(model, device.move(batch)).backward()
+        times.append(time.perf_counter() - t0)
+        if i == 3 or sum(times) > 0.05 * seconds:
+            break
+    model.zero_grad(set_to_none=True)
+    step = sorted(times[1:] or times)[len(times[1:] or times) // 2] * 1.15  # median after a warm-up; + optimizer and logging
+    steps = max(1, int(max(seconds - sum(times), 0) / step))
+    settings = replace(s, max_steps=steps)
+    run = store.get_run(run_id)
+    store.update_run(run_id, config={**(run.get("config") or {}), "lm": {**run["config"]["lm"], "max_steps": steps}})
+    return settings
 
 
 def _default_name(data, task: str) -> str:

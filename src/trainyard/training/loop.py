@@ -64,6 +64,7 @@ class LoopConfig:
     spike_factor: float | None = 10.0
     lr_backoff: float = 0.5
     max_rollbacks: int = 3
+    time_limit: float | None = None  # seconds of training in this call: then stop cleanly at a checkpoint
 
     @classmethod
     def from_dict(cls, values: dict) -> "LoopConfig":
@@ -97,6 +98,7 @@ class LoopState:
     skip: list = field(default_factory=list)  # [epoch, batch] pairs never to be trained on again
     finished: bool = False
     stopped_early: bool = False
+    timed_out: bool = False  # stopped by config.time_limit
 
 
 @dataclass
@@ -252,8 +254,9 @@ def fit(model: torch.nn.Module, batches, loss_fn: Callable, *, config: LoopConfi
                 stop = evaluate_now()
             if epoch_end:
                 state.epoch, state.batch = state.epoch + 1, 0
-            if stop or state.step >= total_steps or state.epoch >= cfg.epochs:
-                state.finished, state.stopped_early = True, stop
+            out_of_time = cfg.time_limit is not None and time.perf_counter() - started >= cfg.time_limit
+            if stop or out_of_time or state.step >= total_steps or state.epoch >= cfg.epochs:
+                state.finished, state.stopped_early, state.timed_out = True, stop, out_of_time and not stop
             best_now = state.best_step == state.step
             if best_now or state.finished or (cfg.checkpoint_every and state.step % cfg.checkpoint_every == 0):
                 ckpts.save(state.step, model, snapshot(), best_step=state.best_step, best_score=state.best_score)

@@ -1,0 +1,134 @@
+"""`trainyard train --task causal-lm | sft | preference` and `trainyard resume` end to end, as a user runs them
+(subprocess CLI, a temporary workspace, the tiny synthetic corpus, tiny models, one torch thread)."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from lmhelp import ONE_THREAD_ENV, corpus_dir, documents, instructions, one_torch_thread, preferences, tiny_model, tokenizer  # noqa: F401
+
+TINY = ["--size", "tiny", "--context", "32", "--batch-size", "8", "--vocab-size", "400", "--doc-separator", "\\n%\\n"]
+
+
+def _train(cli, *args, timeout: float = 300):
+    res = cli("train", *args, "--json", env=ONE_THREAD_ENV, timeout=timeout)
+    assert res.code == 0, res.output
+    return json.loads(res.stdout)
+
+
+@pytest.mark.slow
+def test_pretrain_sft_lora_dpo_and_evaluate_from_the_cli(cli, corpus_dir, tmp_path):
+    pre = _train(cli, corpus_dir, "--task", "causal-lm", *TINY, "--name", "lm", "--max-steps", "120", "--lr", "3e-3")
+    assert (pre["name"], pre["version"], pre["steps"]) == ("lm", 1, 120) and not pre["timed_out"]
+    assert pre["metrics"]["val_perplexity"] < 0.8 * pre["metrics"]["unigram_perplexity"]
+
+    # instruction tuning with LoRA on the registered model: the answer on held-out prompts changes to the trained one
+    sft = _train(cli, instructions(tmp_path / "inst.jsonl"), "--task", "sft", "--base", "lm@1", "--lora", "--lora-r", "16",
+                 "--max-steps", "200", "--lr", "3e-3", "--batch-size", "8", "--context", "32", "--val-fraction", "0.2")
+    assert sft["name"] == "inst" and sft["version"] == 1
+    sample = sft["samples"][0]
+    assert sample["after"].startswith("It is on the mat.") and not sample["before"].startswith("It is on the mat.")
+    gen = cli("generate", "inst@1", "Where is the dog?", "--chat", "--temperature", "0", "--max-tokens", "12", env=ONE_THREAD_ENV)
+    assert gen.code == 0 and "It is on the mat." in gen.stdout, gen.output
+
+    # DPO on top of the LoRA model (its merged weights): the held-out chosen-over-rejected margin goes up
+    dpo = _train(cli, preferences(tmp_path / "prefs.jsonl"), "--task", "preference", "--base", "inst@1", "--method", "dpo",
+                 "--max-steps", "15", "--lr", "1e-3", "--context", "48", "--val-fraction", "0.2")
+    assert dpo["metrics"]["val_margin"] > dpo["metrics"]["val_margin_before"] + 1.0
+    assert dpo["metrics"]["val_reward_accuracy"] > 0.9 and "val_perplexity" not in dpo["metrics"]
+
+    held = tmp_path / "heldout.txt"
+    held.write_text(" ".join(documents(30, seed=99)))
+    res = cli("evaluate", "lm@1", "--data", held, "--json", env=ONE_THREAD_ENV)
+    assert res.code == 0, res.output
+    report = json.loads(res.stdout)
+    assert report["model"]["perplexity"] < 0.8 * pre["metrics"]["unigram_perplexity"]
+
+
+def test_sft_base_can_be_a_hugging_face_directory(cli, tiny_model, tokenizer, tmp_path):
+    hf = tmp_path / "my-model"
+    tiny_model.save_pretrained(hf)
+    tokenizer.save_pretrained(hf)
+    out = _train(cli, instructions(tmp_path / "qa.jsonl", n=16), "--task", "sft", "--base", hf, "--max-steps", "3", "--batch-size", "4")
+    assert out["version"] == 1 and out["steps"] == 3
+    res = cli("models", "--json")
+    assert res.code == 0 and "qa" in res.stdout
+
+
+def test_time_limit_stops_cleanly_and_registers(cli, corpus_dir, workspace):
+    from trainyard.workspace import Workspace
+
+    started = time.monotonic()
+    out = _train(cli, corpus_dir, "--task", "causal-lm", *TINY, "--name", "timed", "--max-steps", "1000000", "--time-limit", "0.3m")
+    elapsed = time.monotonic() - started
+    assert out["timed_out"] and 1 <= out["steps"] < 1_000_000 and out["version"] == 1
+    assert elapsed < 18 + 15, f"a 18 s run took {elapsed:.0f} s"  # slack: interpreter start and the final evaluation under load
+    store = Workspace.resolve(workspace).store
+    assert any(e["kind"] == "time-limit" for e in store.events(out["run_id"]))
+    assert store.get_run(out["run_id"])["status"] == "finished"
+
+
+def test_time_limit_without_max_steps_plans_the_schedule(corpus_dir, tmp_path):
+    """The steps that fit the budget are measured, recorded in the run (a resume plans the same), and the cosine
+    schedule is laid over them."""
+    from trainyard.lm.train import LMSettings, train_language_model
+    from trainyard.workspace import Workspace
+
+    ws = tmp_path / "ws"
+    r = train_language_model(corpus_dir, LMSettings(name="p", size="tiny", context=32, batch_size=8, vocab_size=400, separator="\n%\n",
+                                                    time_limit=12, samples=0), workspace=ws)
+    store = Workspace.resolve(ws).store
+    planned = store.get_run(r.run_id)["config"]["lm"]["max_steps"]
+    assert planned >= 1 and r.steps <= planned and (r.steps == planned or r.timed_out)
+    lrs = [m["value"] for m in store.metric_history(r.run_id, "lr")]
+    if r.steps == planned and planned >= 20:
+        assert lrs[-1] < 0.2 * max(lrs)  # the schedule decayed to its floor by the end of the budget
+
+
+def test_bad_lm_flags_are_user_errors(cli, corpus_dir, tmp_path):
+    res = cli("train", instructions(tmp_path / "i.jsonl"), "--task", "sft")
+    assert res.code == 2 and "--base" in res.stderr and "Traceback" not in res.output
+    res = cli("train", corpus_dir, "--task", "causal-lm", "--time-limit", "soon")
+    assert res.code == 2 and "not a duration" in res.stderr
+    res = cli("train", corpus_dir, "--task", "causal-lm", "--size", "huge")
+    assert res.code == 2 and "huge" in res.stderr and "Traceback" not in res.output
+
+
+@pytest.mark.slow
+def test_kill_9_and_resume_from_the_cli_ends_bit_identical(cli, corpus_dir, tmp_path, workspace):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    import torch
+    from safetensors.torch import load_file
+
+    from trainyard.lm.train import LMSettings, train_language_model
+    from trainyard.workspace import Workspace
+
+    ref_ws = tmp_path / "ref"
+    reference = train_language_model(corpus_dir, LMSettings(name="k", size="tiny", context=32, batch_size=8, vocab_size=400,
+                                                            separator="\n%\n", max_steps=30, lr=3e-3, checkpoint_every=4), workspace=ref_ws)
+    args = ["train", corpus_dir, "--task", "causal-lm", *TINY, "--name", "k", "--max-steps", "30", "--lr", "3e-3", "--checkpoint-every", "4"]
+    env = {**os.environ, **ONE_THREAD_ENV, "PYTHONPATH": os.path.join(os.path.dirname(__file__), "..", "src"), "TRAINYARD_HOME": str(workspace)}
+    proc = subprocess.Popen([sys.executable, "-m", "trainyard", *map(str, args)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 240
+    while not list(workspace.glob("runs/*/checkpoints/step-00000012")):
+        assert proc.poll() is None and time.monotonic() < deadline, "the training process ended before its 12th step"
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    store = Workspace.resolve(workspace).store
+    run_id = store.list_runs()[0]["id"]
+    assert store.get_run(run_id)["model_version"] is None  # killed before the end
+    res = cli("resume", run_id, "--json", env=ONE_THREAD_ENV)
+    assert res.code == 0, res.output
+    resumed = json.loads(res.stdout)
+    assert resumed["steps"] == reference.steps == 30 and resumed["run_id"] == run_id
+    a = load_file(str(ref_ws / "artifacts" / "k" / reference.run_id / "model.safetensors"))
+    b = load_file(str(workspace / "artifacts" / "k" / run_id / "model.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert any(e["kind"] == "resume" for e in store.events(run_id))
