@@ -3,7 +3,7 @@
 1. Pre-training tokens/s of one ~10M-parameter GPT-2-style model on the same
    packed windows of a real corpus: the trainyard loop (trainyard.training.loop.fit,
    with its checkpoints and metric logging on), a bare hand-written PyTorch loop
-   (AdamW, clipping, nothing else), and Hugging Face Trainer. Rounds alternate
+   (fused AdamW, clipping, nothing else), and Hugging Face Trainer (its defaults: fused AdamW). Rounds alternate
    the order; the median round of each is reported (and every round printed).
 2. Peak memory (max RSS of a fresh process) of instruction tuning the same
    model fully vs with LoRA (r=16) for a few steps.
@@ -73,7 +73,7 @@ def run_bare(tok, tokens, a, work):
     from trainyard.lm.shards import n_windows, windows
 
     m = model(tok, a.context, a.size)
-    opt = torch.optim.AdamW(m.parameters(), lr=1e-3, weight_decay=0.01)
+    opt = torch.optim.AdamW(m.parameters(), lr=1e-3, weight_decay=0.01, fused=True)  # as trainyard's loop and Trainer's default
     order = torch.randperm(n_windows(tokens, a.context), generator=torch.Generator().manual_seed(0)).numpy()
     m.train()
     started = time.perf_counter()
