@@ -231,6 +231,15 @@ def test_post_outcome_columns_in_multiclass_and_regression_tables_are_blocking()
     assert not audit(load_diabetes(as_frame=True, scaled=False).frame, target="target", checks=["leakage"]).findings
 
 
+def test_text_recoding_of_a_regression_target_is_a_leak_and_a_random_code_is_not():
+    df = load_diabetes(as_frame=True, scaled=False).frame
+    df["outcome_code"] = "code_" + df["target"].astype(int).astype(str)  # most codes too rare to recur across folds
+    df["ward"] = "W" + pd.Series(np.random.default_rng(0).integers(0, 150, len(df))).astype(str)  # as many values, unrelated
+    found = audit(df, target="target", checks=["leakage"])
+    assert [f.column for f in found.findings] == ["outcome_code"] and "recoding of the target" in found.findings[0].what
+    assert found.findings[0].severity == "warning"  # a lookup (model name -> list price) can be legitimate
+
+
 def test_user_ignored_columns_are_not_leaks():
     df = clean_synthetic(800)
     df["bought_flag"] = (df["bought"] == "yes").astype(int)

@@ -61,6 +61,30 @@ def test_cli_audit_fail_on_warning_and_user_errors(cli_inproc, mixed_csv, tmp_pa
     assert r.code == 2 and "--sensitive" in r.stderr
 
 
+BROKEN_FILES = {  # name -> (content, message the user sees)
+    "empty.csv": (b"", "empty"),
+    "garbage.csv": (bytes(range(256)) * 8, "binary"),
+    "commas.tsv": (b"a,b,y\n1,2,0\n3,4,1\n5,6,0\n", "separated by commas"),
+    "semicolons.tsv": (b"a;b;y\n1;2;0\n3;4;1\n", "separated by semicolons"),
+    "no_target.csv": (b"a,b,churned\n1,2,0\n3,4,1\n", "not in the data"),
+    "one_column.csv": (b"y\n1\n0\n1\n0\n", "only one column"),
+    "null_target.csv": (b"a,b,y\n1,2,\n3,4,\n5,6,\n", "every value is missing"),
+    "header_only.csv": (b"a,b,y\n", "no rows"),
+    "ragged.csv": (b"a,b,y\n1,2,0\n3,4,1,9,9\n", "Cannot read"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BROKEN_FILES))
+def test_cli_audit_broken_files_get_a_clear_error_and_exit_2(cli_inproc, tmp_path, name):
+    content, message = BROKEN_FILES[name]
+    path = tmp_path / name
+    path.write_bytes(content)
+    r = cli_inproc("audit", path, "--target", "y", "-o", tmp_path / "out", "--no-label-noise")
+    assert r.code == 2, r.output
+    assert message.lower() in r.stderr.lower() and "fix" in r.stderr.lower(), r.stderr
+    assert "Traceback" not in r.output and not (tmp_path / "out" / "audit.json").exists()
+
+
 def test_cli_audit_with_test_table_reports_contamination(cli_inproc, tmp_path):
     df = make_mixed_table(600)
     df.iloc[:450].to_csv(tmp_path / "train.csv", index=False)

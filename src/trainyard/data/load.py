@@ -45,7 +45,10 @@ def load_table(source, *, nrows: int | None = None) -> pd.DataFrame:
             raise DataError(f"'{path}' is a directory, not a table.", "pass a .csv, .tsv, .parquet or .jsonl file.")
         if path.stat().st_size == 0:
             raise DataError(f"'{path}' is empty (0 bytes).", "pass a file with a header row and at least a few data rows.")
-        df = _read(path, table_format(path), nrows)
+        fmt = table_format(path)
+        df = _read(path, fmt, nrows)
+        if df.shape[1] == 1 and fmt in ("csv", "tsv"):
+            _check_single_column(path, str(df.columns[0]), "\t" if fmt == "tsv" else _sniff_separator(path))
     if df.shape[1] == 0:
         raise DataError("The table has no columns.", "check the file's delimiter and header row.")
     if len(df) == 0:
@@ -97,6 +100,21 @@ def _read_csv(path: Path, sep: str, nrows: int | None) -> pd.DataFrame:
         dupes = sorted({c for c in raw if raw.count(c) > 1})
         raise DataError(f"Column names appear more than once: {', '.join(dupes)}.", "rename them so every column has its own name.")
     return df
+
+
+SEPARATOR_NAMES = {",": "commas", ";": "semicolons", "\t": "tabs", "|": "pipes"}
+
+
+def _check_single_column(path: Path, header: str, used: str) -> None:
+    """A file read as one column whose name holds another separator was read with the wrong delimiter."""
+    for sep, name in SEPARATOR_NAMES.items():
+        if sep != used and header.count(sep) >= 1:
+            raise DataError(
+                f"'{path.name}' reads as a single column named {header[:60]!r}: its fields look separated by {name}, "
+                f"not {SEPARATOR_NAMES[used]}.",
+                "give the file the extension that matches its delimiter (.csv for commas, semicolons or pipes; .tsv for tabs) "
+                "or re-export it with one delimiter.",
+            )
 
 
 def _looks_binary(path: Path) -> bool:

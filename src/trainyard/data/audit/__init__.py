@@ -78,6 +78,12 @@ def audit(
         setattr(settings, k, v)
     sensitive = [sensitive] if isinstance(sensitive, str) else list(sensitive or ())
     _check_columns(df, target, sensitive, time_col, group_col, split_col)
+    if target is not None and df[target].notna().sum() == 0:
+        raise DataError(f"Target column '{target}' is empty (every value is missing).",
+                        "pick the column that holds the outcome (`trainyard audit DATA` without --target audits the columns alone).")
+    if target is not None and df.shape[1] == 1:
+        raise DataError(f"The table has only one column, the target '{target}': there are no features to audit.",
+                        "check the file's delimiter, or pass the table that holds the feature columns too.")
     roles = {**(roles or {}), **({split_col: "ignore"} if split_col else {})} or None
     names = list(CHECKS) if checks is None else list(checks)
     for name in names:
@@ -94,9 +100,6 @@ def audit(
         if df[target].notna().sum() and df[target].nunique(dropna=True) < 2:
             notes.append(Finding("target", "blocking", f"the target has a single value ({df[target].dropna().iloc[0]!r})",
                                  "there is nothing to learn.", "check the target column, or add rows of the other class(es).", column=target))
-        elif df[target].notna().sum() == 0:
-            notes.append(Finding("target", "blocking", "every target value is missing", "there is nothing to learn from.",
-                                 "pick the column that holds the outcome.", column=target))
     ctx = build_context(df, target, inferred_task, sensitive, time_col, group_col, settings, roles)
     findings, timings = list(notes), {"setup": time.perf_counter() - started}
     for name in names:

@@ -111,6 +111,10 @@ def association(ctx: Context) -> dict[str, dict]:
             separation, what = missing_separation(miss, y, classes)
             if separation > entry["missing_score"]:
                 entry["missing_score"], entry["missing_separates"] = separation, what
+        if role in ("categorical", "id", "ignore") and not pd.api.types.is_numeric_dtype(s):
+            determined = determines_target(s, y)
+            if determined is not None:
+                entry["determines"] = determined
         if not classification and role == "numeric":
             x = as_numeric(s)
             ok = x.notna().to_numpy()
@@ -120,6 +124,26 @@ def association(ctx: Context) -> dict[str, dict]:
     ctx.cache["association"] = result
     ctx.cache["association_rows"] = len(rows)
     return result
+
+
+def determines_target(s: pd.Series, y: np.ndarray) -> dict | None:
+    """When every repeated value of a text column goes with one single target value, and chance would rarely do that
+    (the target has many values), the column is a recoding of the target: the histogram model cannot see it when most
+    values are too rare to recur across folds (e.g. 'code_151' for a target of 151)."""
+    codes, _ = pd.factorize(s)
+    ok = codes >= 0
+    if ok.sum() < 20:
+        return None
+    frame = pd.DataFrame({"g": codes[ok], "y": y[ok]})
+    sizes = frame.groupby("g")["y"].agg(["size", "nunique"])
+    repeated = sizes[sizes["size"] >= 2]
+    if len(repeated) < 10 or repeated["size"].sum() < 0.3 * ok.sum():
+        return None
+    chance = float((pd.Series(y[ok]).value_counts(normalize=True) ** 2).sum())  # two random rows share a target value
+    constant = float((repeated["nunique"] == 1).mean())
+    if constant >= 0.99 and chance < 0.2:
+        return {"groups": int(len(repeated)), "constant_share": constant, "chance": chance}
+    return None
 
 
 def missing_separation(miss: np.ndarray, y: np.ndarray, classes: list) -> tuple[float, str]:
@@ -153,10 +177,14 @@ def check_leakage(ctx: Context) -> list[Finding]:
     out = []
     for name, e in scores.items():
         score, miss, rho = e["score"], e.get("missing_score", 0.0), e.get("spearman", 0.0)
-        top = max(score, miss, rho if rho >= MONOTONE_COPY else 0.0)
+        top = max(score, miss, rho if rho >= MONOTONE_COPY else 0.0, 1.0 if e.get("determines") else 0.0)
         if top < LEAK_WARNING:
             continue
-        if rho >= MONOTONE_COPY:
+        if e.get("determines") and score < LEAK_WARNING:
+            d = e["determines"]
+            what = (f"each of its values goes with a single target value ({d['groups']:,} repeated values, every one with one "
+                    f"target value; by chance {d['chance']:.0%} of pairs would agree): a recoding of the target")
+        elif rho >= MONOTONE_COPY:
             what = f"a copy or monotone transform of the target (|Spearman| = {rho:.4f} with '{ctx.target}')"
         elif miss >= LEAK_WARNING and miss >= score - 0.01 and e.get("missing_separates"):
             how = "one-vs-rest balanced accuracy" if classification else "rank AUC"
@@ -170,6 +198,8 @@ def check_leakage(ctx: Context) -> list[Finding]:
         else:
             what = f"alone predicts the target almost perfectly ({measure} {score:.3f}, out of fold)"
         severity = "blocking" if top >= LEAK_BLOCKING else "warning"
+        if e.get("determines") and max(score, miss, rho if rho >= MONOTONE_COPY else 0.0) < LEAK_WARNING:
+            severity = "warning"  # a lookup table can be legitimate (a model name and its list price): measured on repeats only
         fix = f"drop it (--ignore {name}) unless it is truly known at prediction time; then rerun with --force."
         if ctx.role(name) in ("id", "ignore"):  # not used by training, but it says the rows are ordered or keyed by outcome
             severity, fix = "warning", ("trainyard does not train on this column, but it shows rows are keyed or ordered by the outcome: "
