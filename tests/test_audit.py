@@ -315,8 +315,11 @@ def test_outliers_and_impossible_values():
     df.loc[10:13, "income"] = 1e12
     df.loc[20:29, "visits"] = -999
     df.loc[30:33, "signup"] = "2199-01-01"
+    df["monthly_salary"] = rng.normal(3000, 400, len(df)).round(0)
+    df.loc[40:42, "monthly_salary"] = -3100
     report = audit(df, target="bought", checks=["outliers"])
     found = checks_of(report, "warning")
+    assert ("impossible_values", "monthly_salary") in found
     assert {("impossible_values", "age"), ("outliers", "income"), ("sentinel_values", "visits"), ("impossible_values", "signup")} <= found
     assert next(f for f in report.findings if f.column == "age").data["rows"] == 4
 

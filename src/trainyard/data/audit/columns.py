@@ -17,7 +17,8 @@ DISGUISED_MISSING = {"unknown", "missing", "none", "null", "nan", "na", "n/a", "
 NUMERIC_SENTINELS = (-1, -9, -99, -999, -9999, -99999, 999, 9999, 99999, 999999)
 # Quantities that cannot be negative, recognised by their column name.
 NON_NEGATIVE_NAME = re.compile(
-    r"(^|[_\s.-])(age|ages|count|counts|qty|quantity|price|prices|weight|height|length|width|area|distance|duration|tenure|population)"
+    r"(^|[_\s.-])(age|ages|count|counts|qty|quantity|price|prices|weight|height|length|width|area|distance|duration|tenure|population"
+    r"|income|salary|wage|wages|revenue|fare|fee|fees|rooms|children|dependents)"
     r"($|[_\s.-])",
     re.I,
 )
