@@ -359,7 +359,20 @@ def test_contamination_and_shift_between_train_and_test():
     shifted = test.copy()
     shifted["income"] = shifted["income"] * 3
     found = compare_splits(train, shifted, "bought")
-    assert [(f.check, f.column, f.severity) for f in found] == [("shift", "income", "warning")]
+    assert [(f.check, f.column, f.severity) for f in found] == [("shift", "income", "warning"), ("domain_shift", None, "warning")]
+    assert found[1].data["top_columns"][0] == "income"
+
+
+def test_domain_classifier_finds_a_shift_in_how_columns_go_together():
+    df = clean_synthetic(3000)
+    train, test = df.iloc[:2000], df.iloc[2000:].copy()
+    assert not [f for f in compare_splits(train, test, "bought") if f.severity != "info"]  # a random split
+    # same values per column, but in the test rows score now rises with income: no column alone has moved
+    test["score"] = np.sort(test["score"].to_numpy())[test["income"].rank(method="first").astype(int).to_numpy() - 1]
+    found = compare_splits(train, test, "bought")
+    assert not [f for f in found if f.check == "shift"]
+    domain = [f for f in found if f.check == "domain_shift"]
+    assert domain and domain[0].severity == "warning" and set(domain[0].data["top_columns"][:2]) == {"income", "score"}
 
 
 def test_audit_with_a_test_table(tmp_path):

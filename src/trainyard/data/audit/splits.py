@@ -7,11 +7,14 @@ import pandas as pd
 
 from trainyard.data.audit.context import row_hash, share
 from trainyard.data.audit.report import Finding
-from trainyard.data.schema import as_datetime, as_numeric, infer_schema
+from trainyard.data.schema import FEATURE_ROLES, ColumnSchema, Schema, as_datetime, as_numeric, infer_schema
 
 PSI_WARNING = 0.25  # population stability index: > 0.25 is a large shift, 0.1-0.25 a moderate one
 PSI_INFO = 0.10
 SHIFT_ROWS = 100_000
+DOMAIN_ROWS = 5_000  # rows per side for the domain classifier
+DOMAIN_WARNING = 0.75  # out-of-fold ROC AUC of telling test rows from training rows: a warning from here ...
+DOMAIN_INFO = 0.60  # ... and an info finding from here (a random split scores about 0.5)
 
 
 def compare_splits(train: pd.DataFrame, test: pd.DataFrame, target: str | None = None, *,
@@ -30,6 +33,8 @@ def compare_splits(train: pd.DataFrame, test: pd.DataFrame, target: str | None =
         columns = [c for c in train.columns if c in test.columns and c != target and roles.get(c) not in ("id", "ignore", None)]
     out = contamination(train, test, columns, target)
     out += shift(train, test, [c for c in columns if roles.get(c) != "text"], roles, expected_shift, seed)
+    out += domain_shift(train, test, [c for c in columns if roles.get(c) in FEATURE_ROLES and roles.get(c) != "text"], roles,
+                        expected_shift, seed)
     return out
 
 
@@ -50,12 +55,15 @@ def contamination(train: pd.DataFrame, test: pd.DataFrame, columns: list[str], t
                     score=frac, data={"rows": n, "share": frac, "examples": test.index[shared][:10].tolist(), "columns": len(columns)})]
 
 
-def _aligned(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
-    """The same columns with comparable dtypes (a CSV and a DataFrame may type a column differently)."""
+def _aligned(frame: pd.DataFrame, columns: list[str], roles: dict[str, str] | None = None) -> pd.DataFrame:
+    """The same columns with comparable dtypes (a CSV and a DataFrame may type a column differently); with `roles`,
+    numeric and boolean columns are parsed as numbers even when one side holds them as text."""
     out = {}
     for c in columns:
         s = frame[c]
-        if pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
+        if roles and roles.get(c) in ("numeric", "boolean") and not pd.api.types.is_numeric_dtype(s):
+            out[c] = as_numeric(s)
+        elif pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
             out[c] = s.astype(float)
         else:
             out[c] = s.astype("string").str.strip()
@@ -117,3 +125,45 @@ def shift(train: pd.DataFrame, test: pd.DataFrame, columns: list[str], roles: di
                            column=c, score=value, data={"psi": value},
                            sampled=f"{SHIFT_ROWS:,}-row samples" if max(len(train), len(test)) >= SHIFT_ROWS else None))
     return out
+
+
+def domain_shift(train: pd.DataFrame, test: pd.DataFrame, columns: list[str], roles: dict[str, str],
+                 expected_shift: str | None = None, seed: int = 0) -> list[Finding]:
+    """Can a model tell test rows from training rows? A small LightGBM trained to do it, scored out of fold (ROC AUC):
+    it sees shifts in how columns go together that per-column PSI misses. Fixed-size samples of each side."""
+    from sklearn.metrics import roc_auc_score
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+    from trainyard.data.audit.noise import make_estimator
+    from trainyard.data.prepare import make_preprocessor
+
+    if not columns or min(len(train), len(test)) < 50:
+        return []
+    a = train.sample(min(len(train), DOMAIN_ROWS), random_state=seed)[columns]
+    b = test.sample(min(len(test), DOMAIN_ROWS), random_state=seed)[columns]
+    frame = pd.concat([_aligned(a, columns, roles), _aligned(b, columns, roles)], ignore_index=True)
+    side = np.r_[np.zeros(len(a), dtype=int), np.ones(len(b), dtype=int)]
+    schema = Schema(None, [ColumnSchema(c, roles[c], str(frame[c].dtype), 0.0, 0) for c in columns])
+    X = make_preprocessor(schema, "tree").fit_transform(frame)
+    folds = StratifiedKFold(n_splits=4, shuffle=True, random_state=seed)
+    proba = cross_val_predict(make_estimator(seed), X, side, cv=folds, method="predict_proba")[:, 1]
+    auc = float(roc_auc_score(side, proba))
+    if auc < DOMAIN_INFO:
+        return []
+    model = make_estimator(seed)
+    if "importance_type" in model.get_params():
+        model.set_params(importance_type="gain")  # split counts favour columns expanded into several features (dates)
+    model.fit(X, side)
+    gains = pd.Series(getattr(model, "feature_importances_", np.zeros(X.shape[1])), index=X.columns, dtype=float)
+    by_column = gains.groupby(lambda f: next((c for c in columns if f == c or f.startswith(f"{c}.")), f)).sum()
+    top = [c for c in by_column.sort_values(ascending=False).index[:3] if by_column[c] > 0]
+    severity = "warning" if auc >= DOMAIN_WARNING and not expected_shift else "info"
+    sampled = f"{len(a):,} training and {len(b):,} test rows" if max(len(train), len(test)) > DOMAIN_ROWS else None
+    return [Finding("domain_shift", severity,
+                    f"test rows can be told apart from training rows (a model does it with ROC AUC {auc:.2f}, out of fold)"
+                    + (f"; most telling columns: {', '.join(top)}" if top else "") + (f", expected: {expected_shift}" if expected_shift else ""),
+                    "the test set (and later, live data) is not like what the model learns from, even where each column "
+                    "alone looks similar; test scores will not carry over.",
+                    "check how the split was made (a random split scores about 0.5); if the data changed over time, train on "
+                    "recent rows and monitor the listed columns.",
+                    score=auc, data={"auc": auc, "top_columns": top}, sampled=sampled)]
