@@ -196,6 +196,14 @@ def test_audit_report_files_are_shown_and_nothing_outside_is_served(env):
     stopped_page = get(env, f"/runs/{stopped}").text
     assert "predicts the target alone" in stopped_page and "drop it with --ignore leak" in stopped_page
     assert stopped in get(env, "/data").text
+    # a run still training has no report file yet: the whole report it logged first is shown (info findings too)
+    training = env["store"].create_run("audited")
+    env["store"].add_event(training, "audit", "data audit: 0 blocking, 1 warning, 1 info", data={"summary": {"warning": 1, "info": 1}, "findings": [
+        {"severity": "warning", "column": "charges", "what": "8% missing", "why": "imputed", "fix": "nothing"},
+        {"severity": "info", "column": "plan", "what": "three categories", "why": "", "fix": ""}]})
+    env["store"].add_event(training, "audit", "warning: [charges] 8% missing", data={"severity": "warning", "column": "charges", "what": "8% missing"})
+    training_page = get(env, f"/runs/{training}").text
+    assert "three categories" in training_page and training_page.count("<td>8% missing</td>") == 1
     # the model card the evaluation writes for a version, outside the artifact
     cards = home / "reports" / "churn" / "v2"
     cards.mkdir(parents=True, exist_ok=True)

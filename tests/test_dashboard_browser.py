@@ -135,6 +135,12 @@ def test_live_curve_moves_while_the_run_writes_metrics(env):
         # the run records its best score when it ends; meanwhile the page shows the best trial so far
         assert driver.find_element("css selector", "#run-best").text == "0.6100"
         assert "best trial so far" in driver.find_element("css selector", "#run-best-family").text
+        # audit findings logged by the running process appear without a reload
+        assert driver.find_element("css selector", "#audit-empty").is_displayed()
+        store.add_event(run_id, "audit", "data audit: 0 blocking, 1 warning", data={"summary": {"warning": 1}, "findings": [
+            {"severity": "warning", "column": "charges", "what": "8% missing values", "why": "models must impute them", "fix": "nothing"}]})
+        row = wait_for(lambda: driver.find_elements("css selector", "#audit-live tbody tr.sev-warning"), what="a live audit finding")[0]
+        assert "charges" in row.text and "8% missing values" in row.text
     finally:
         thread.join()
     assert driver.execute_script("return performance.getEntriesByType('navigation').length") == 1  # no reload happened
@@ -276,3 +282,59 @@ def test_neural_run_pages_show_curves_and_single_values(env):
     wait_for(lambda: driver.find_element(By.TAG_NAME, "body").get_attribute("data-stream") == "ended", what="the stream")
     once = {r.get_attribute("data-key") for r in driver.find_elements(By.CSS_SELECTOR, "#single-values tbody tr")}
     assert "test_accuracy" in once and driver.find_element(By.CSS_SELECTOR, "#chart-train_loss").get_attribute("data-points")
+
+
+def test_live_page_follows_a_real_training_process(env, tmp_path):
+    """`trainyard train` in another process: the open run page fills its leaderboard and trial curve as trials finish."""
+    import os
+    import subprocess
+    import sys
+
+    import httpx
+    from selenium.webdriver.common.by import By
+
+    from conftest import SRC, make_mixed_table
+
+    driver, base = env["driver"], env["server"].url
+    browser_problems(driver, base)  # drain
+    data = tmp_path / "live.csv"
+    make_mixed_table(3000, seed=3).to_csv(data, index=False)
+    proc = subprocess.Popen([sys.executable, "-m", "trainyard", "train", str(data), "--target", "churn", "--name", "live-churn",
+                             "--time-limit", "15", "--preset", "fast"],
+                            env={**os.environ, "PYTHONPATH": str(SRC), "TRAINYARD_HOME": str(env["home"])},
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        run_id = wait_for(lambda: [r["id"] for r in httpx.get(base + "/api/runs?name=live-churn", timeout=10).json()["runs"]],
+                          timeout=60, what="the training run to start")[0]
+        open_page(env, f"/runs/{run_id}", "live-training-start")
+        # the audit ran first: its findings are on the page while the run trains (from the run's events)
+        severities = wait_for(lambda: [r.get_attribute("class") for r in driver.find_elements(By.CSS_SELECTOR, "#audit-live tbody tr, table.findings tbody tr")],
+                              what="the audit findings")
+        assert any(c.startswith("sev-") for c in severities)
+        seen = []  # (status, leaderboard rows, points on the trial chart)
+        deadline = time.time() + 180
+        while time.time() < deadline:
+            status = driver.find_element(By.ID, "run-status").text
+            rows = len(driver.find_elements(By.CSS_SELECTOR, "#leaderboard tbody tr[data-trial]"))
+            points = driver.execute_script("var c = document.getElementById('chart-trials'); return c ? +c.getAttribute('data-points') : 0")
+            seen.append((status, rows, points))
+            if len(seen) == 20:
+                full_screenshot(driver, "live-training-during")
+            if status != "running":
+                break
+            time.sleep(0.5)
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, out
+    while_running = sorted({rows for status, rows, _ in seen if status == "running"})
+    assert len(while_running) >= 2 and while_running[-1] > 0, seen  # trials arrived while the run was still training
+    assert seen[-1][0] == "finished" and seen[-1][1] >= while_running[-1] and seen[-1][2] > 0
+    model = wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, "#run-model a"), what="the registered model's link")[0]
+    assert model.text == "live-churn@1"
+    assert "best trial so far" not in driver.find_element(By.ID, "run-best-family").text
+    assert driver.execute_script("return performance.getEntriesByType('navigation').length") == 1  # never reloaded
+    full_screenshot(driver, "live-training-finished")
+    errors, outside = browser_problems(driver, base)
+    assert errors == [] and outside == []

@@ -67,11 +67,12 @@ def _artifact_of(store, models: list[dict]) -> str | None:
 
 
 def _audit_findings(store, run_id: str, audit: dict) -> list[dict]:
-    """The audit report's findings; for a run stopped by the audit (no artifact), the findings it recorded as events."""
+    """The audit report's findings; without a report file (a run still training, or stopped by the audit), the
+    findings the audit recorded with the run's events: the whole report it logs first, else the single findings."""
     found = findings(audit["json"])
     if not found:
-        found = [e["data"] for e in q.events_after(store, run_id) if e["kind"] == "audit" and isinstance(e.get("data"), dict)
-                 and "severity" in e["data"]]
+        logged = [e["data"] for e in q.events_after(store, run_id) if e["kind"] == "audit" and isinstance(e.get("data"), dict)]
+        found = [f for d in logged for f in findings(d)] or [d for d in logged if "severity" in d]
     return found
 
 

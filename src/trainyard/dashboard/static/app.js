@@ -172,7 +172,31 @@
       trialChart.setData([xs, ys, best]);
     }
 
+    function liveAudit(rows) {  // a run that is still training has no report file yet: its findings come as events
+      var table = $("#audit-live");
+      if (!table) return;
+      var whole = [], single = [];
+      rows.forEach(function (e) {
+        if (e.kind !== "audit" || !e.data) return;
+        if (Array.isArray(e.data.findings)) whole = whole.concat(e.data.findings); else if (e.data.severity) single.push(e.data);
+      });
+      var found = whole.length ? whole : single;
+      if (!found.length || (table.getAttribute("data-whole") === "true" && !whole.length)) return;
+      var tbody = $("tbody", table);
+      if (whole.length) { tbody.textContent = ""; table.setAttribute("data-whole", "true"); }
+      found.forEach(function (f) {
+        var tr = el("tr", { "class": "sev-" + f.severity }), sev = el("td");
+        sev.appendChild(el("span", { "class": "status " + f.severity }, f.severity));
+        tr.appendChild(sev);
+        [f.column || (f.columns || []).join(", ") || "-", f.what || "", f.why || "", f.fix || ""].forEach(function (t) { tr.appendChild(el("td", {}, t)); });
+        tbody.appendChild(tr);
+      });
+      table.hidden = false;
+      var empty = $("#audit-empty"); if (empty) empty.remove();
+    }
+
     function addEvents(rows) {
+      liveAudit(rows);
       var list = $("#events");
       $$(".placeholder", list).forEach(function (n) { n.remove(); });
       rows.forEach(function (e) {
@@ -200,6 +224,11 @@
       bestSoFar();
       $("#run-duration").textContent = fmtDuration(s.duration_s);
       if (s.status !== "running") $("#live-note").textContent = "";
+      var model = $("#run-model"), name = body.getAttribute("data-run-name");
+      if (s.model_version && name && !$("a", model)) {  // registered while the page was open
+        model.textContent = "";
+        model.appendChild(el("a", { href: "/models/" + encodeURIComponent(name) + "/" + s.model_version }, name + "@" + s.model_version));
+      }
     }
 
     var source = new EventSource("/api/runs/" + encodeURIComponent(runId) + "/stream");
