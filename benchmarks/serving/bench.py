@@ -1,14 +1,17 @@
 """Serving benchmark: the same LightGBM pipeline on Adult served by trainyard and by `mlflow models serve`.
 
     python benchmarks/serving/bench.py [--duration 30] [--connections 1,16,64] [--workers 1]
-        [--mlflow-python /work/peers/mlflow-venv/bin/python]
+        [--mlflow-python /work/peers/mlflow-venv/bin/python] [--workspace WS] [--no-log-variant]
 
-1. fetches Adult (scripts/fetch_data.py adult) and trains a LightGBM pipeline on it into a temporary workspace;
+1. fetches Adult (scripts/fetch_data.py adult) and trains LightGBM on it (`trainyard train --include lightgbm`:
+   AutoML's ensemble of LightGBM models) into a temporary workspace, or uses adult@1 in --workspace;
 2. times in-process single-row prediction (fast path vs the DataFrame path);
 3. exports the same version as an MLflow pyfunc directory and serves it with `mlflow models serve
    --env-manager local` (MLflow in its own virtual environment), and serves it with `trainyard serve`;
-4. loads each server with wrk on loopback (one JSON row per request) at each connection count and prints
-   requests/s, p50, p99 and errors for both, and the throughput ratio.
+4. starts every server, then loads them with wrk on loopback (one JSON row per request) taking turns at
+   each connection count (so machine load hits all alike), and prints requests/s, p50, p99 and errors for
+   each, and the throughput ratio. --no-log-variant adds `trainyard serve --no-log` as a third contender
+   (what the prediction log costs).
 """
 
 from __future__ import annotations
@@ -120,6 +123,8 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=1, help="worker processes for both servers")
     ap.add_argument("--mlflow-python", default=os.environ.get("TRAINYARD_MLFLOW_PYTHON", "/work/peers/mlflow-venv/bin/python"))
     ap.add_argument("--json", type=Path, help="also write the results here")
+    ap.add_argument("--workspace", type=Path, help="use adult@1 from this workspace instead of training (it is not deleted)")
+    ap.add_argument("--no-log-variant", action="store_true", help="also serve with --no-log")
     args = ap.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is not installed (apt-get install wrk)")
@@ -133,11 +138,15 @@ def main() -> None:
     from trainyard.serve.validate import ValidationPolicy
     from trainyard.workspace import Workspace
 
+    from trainyard.models.unwrap import tree_parts
+
+    print("uptime:", subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip(), flush=True)
     work = Path(tempfile.mkdtemp(prefix="trainyard-bench-serving-"))
-    home = work / "ws"
+    home = args.workspace or work / "ws"
     data = pd.read_csv(adult())
-    print(f"training LightGBM on Adult ({len(data):,} rows) ...", flush=True)
-    api.train(data, target="income", workspace=home, include=["lightgbm"], name="adult")
+    if not args.workspace:
+        print(f"training LightGBM on Adult ({len(data):,} rows) ...", flush=True)
+        api.train(data, target="income", workspace=home, include=["lightgbm"], name="adult")
     row = {k: v for k, v in data.drop(columns="income").iloc[0].to_dict().items() if not (isinstance(v, float) and v != v)}
     row = {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
     served = load_served(Workspace.resolve(home), "adult", 1, ValidationPolicy())
@@ -146,44 +155,56 @@ def main() -> None:
     export("adult@1", "mlflow", work / "mlflow-model", workspace=home)
     results = {}
     mlflow_bin = Path(args.mlflow_python).parent
-    servers = {
-        "trainyard": (["trainyard" if shutil.which("trainyard") else sys.executable] + ([] if shutil.which("trainyard") else ["-m", "trainyard"])
-                      + ["serve", "adult@1", "--port", "{port}", "--workers", str(args.workers)],
-                      {**os.environ, "TRAINYARD_HOME": str(home), "PYTHONPATH": str(ROOT / "src")},
-                      "/v1/models/adult/predict", "/ready", json.dumps({"rows": [row]})),
-        "mlflow": ([str(mlflow_bin / "mlflow"), "models", "serve", "-m", str(work / "mlflow-model"), "--env-manager", "local",
-                    "-h", "127.0.0.1", "-p", "{port}", "-w", str(args.workers)],
-                   {**os.environ, "PATH": f"{mlflow_bin}:{os.environ['PATH']}", "PYTHONPATH": "", "MLFLOW_TRACKING_URI": f"file://{work}/mlruns"},
-                   "/invocations", "/ping", json.dumps({"dataframe_records": [row]})),
-    }
-    for name, (cmd, env, path, ready, body) in servers.items():
-        port = free_port()
-        proc = start([c.replace("{port}", str(port)) for c in cmd], env, work / f"{name}.log")
-        try:
+    trainyard_cmd = (["trainyard" if shutil.which("trainyard") else sys.executable] + ([] if shutil.which("trainyard") else ["-m", "trainyard"])
+                     + ["serve", "adult@1", "--port", "{port}", "--workers", str(args.workers)])
+    trainyard_env = {**os.environ, "TRAINYARD_HOME": str(home), "PYTHONPATH": str(ROOT / "src")}
+    body = json.dumps({"rows": [row]})
+    servers = {"trainyard": (trainyard_cmd, trainyard_env, "/v1/models/adult/predict", "/ready", body)}
+    if args.no_log_variant:
+        servers["trainyard --no-log"] = (trainyard_cmd + ["--no-log"], trainyard_env, "/v1/models/adult/predict", "/ready", body)
+    servers["mlflow"] = ([str(mlflow_bin / "mlflow"), "models", "serve", "-m", str(work / "mlflow-model"), "--env-manager", "local",
+                          "-h", "127.0.0.1", "-p", "{port}", "-w", str(args.workers)],
+                         {**os.environ, "PATH": f"{mlflow_bin}:{os.environ['PATH']}", "PYTHONPATH": "", "MLFLOW_TRACKING_URI": f"file://{work}/mlruns"},
+                         "/invocations", "/ping", json.dumps({"dataframe_records": [row]}))
+    procs, urls = {}, {}
+    try:
+        for name, (cmd, env, path, ready, body) in servers.items():
+            port = free_port()
+            procs[name] = start([c.replace("{port}", str(port)) for c in cmd], env, work / f"{name.replace(' ', '')}.log")
             wait_ready(f"http://127.0.0.1:{port}{ready}")
-            check = httpx.post(f"http://127.0.0.1:{port}{path}", content=body, headers={"content-type": "application/json"}, timeout=30)
+            urls[name] = f"http://127.0.0.1:{port}{path}"
+            check = httpx.post(urls[name], content=body, headers={"content-type": "application/json"}, timeout=30)
             assert check.status_code == 200, (name, check.status_code, check.text[:500])
             print(f"{name}: {check.text[:160]}", flush=True)
-            for c in [int(x) for x in args.connections.split(",")]:
-                r = run_wrk(f"http://127.0.0.1:{port}{path}", body, c, args.duration, work)
+        for c in [int(x) for x in args.connections.split(",")]:
+            for name, (_, _, _, _, body) in servers.items():
+                r = run_wrk(urls[name], body, c, args.duration, work)
                 results[(name, c)] = r
-                print(f"  {name:9s} c={c:<3d} {r['rps']:9.1f} req/s  p50 {r['p50_ms']:7.2f} ms  p99 {r['p99_ms']:7.2f} ms  errors {r['errors']} {r['error_kinds']}", flush=True)
-        finally:
+                print(f"  {name:18s} c={c:<3d} {r['rps']:9.1f} req/s  p50 {r['p50_ms']:7.2f} ms  p99 {r['p99_ms']:7.2f} ms  errors {r['errors']} {r['error_kinds']}", flush=True)
+    finally:
+        for proc in procs.values():
             stop(proc)
+    print("uptime:", subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip(), flush=True)
 
     print()
-    print(f"In-process single-row predict (Adult, LightGBM, {served.model.pipeline.steps[1][1].n_estimators} trees):")
+    parts = tree_parts(served.model)
+    trees = sum(m.booster_.num_trees() for _, _, m in parts.members) if parts else "?"
+    print(f"In-process single-row predict (Adult, {served.model.family}, {len(parts.members) if parts else '?'} LightGBM models, {trees} trees in all):")
     for label, t in timing.items():
         print(f"  {label:15s} median {t['median_us']:8.1f} us   p99 {t['p99_us']:8.1f} us")
     print()
     conns = [int(x) for x in args.connections.split(",")]
-    print(f"| connections | trainyard req/s | trainyard p50 ms | trainyard p99 ms | trainyard errors | MLflow req/s | MLflow p50 ms | MLflow p99 ms | MLflow errors | throughput ratio |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("| connections | server | req/s | p50 ms | p99 ms | errors | throughput vs MLflow |")
+    print("|---|---|---|---|---|---|---|")
     for c in conns:
-        t, m = results[("trainyard", c)], results[("mlflow", c)]
-        print(f"| {c} | {t['rps']:.0f} | {t['p50_ms']:.2f} | {t['p99_ms']:.2f} | {t['errors']} | {m['rps']:.0f} | {m['p50_ms']:.2f} | {m['p99_ms']:.2f} | {m['errors']} | {t['rps'] / m['rps']:.1f}x |")
+        m = results[("mlflow", c)]
+        for name in servers:
+            r = results[(name, c)]
+            print(f"| {c} | {name} | {r['rps']:.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['errors']}{' (' + r['error_kinds'] + ')' if r['error_kinds'] else ''} | {r['rps'] / m['rps']:.1f}x |")
     if args.json:
         args.json.write_text(json.dumps({"timing": timing, "wrk": {f"{k[0]}@{k[1]}": v for k, v in results.items()}}, indent=2))
+    if not args.workspace:
+        shutil.rmtree(work / "ws", ignore_errors=True)
     shutil.rmtree(work, ignore_errors=True)
 
 

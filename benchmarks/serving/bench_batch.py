@@ -1,8 +1,10 @@
 """Batch prediction memory: `trainyard predict` streams a multi-million-row file in bounded memory.
 
     python benchmarks/serving/bench_batch.py [--rows 10000000] [--whole-rows 1000000] [--chunk-rows 100000]
+        [--preset balanced] [--time-limit SECONDS] [--max-trials N]
 
-Trains LightGBM on Adult, writes Adult rows resampled to --rows into a Parquet file (itself written in
+Trains LightGBM on Adult (`trainyard train --include lightgbm` with the given preset and budget: the
+scoring time grows with the number of trees the search keeps, the memory does not), writes Adult rows resampled to --rows into a Parquet file (itself written in
 chunks), then scores it with `trainyard predict NAME big.parquet -o scored.parquet` in a child process
 and reports its peak resident memory (ru_maxrss) and time. For contrast, the same scoring done by loading
 a file whole (pandas read + predict + write, as a naive script would) is measured on --whole-rows rows.
@@ -67,6 +69,9 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=10_000_000)
     ap.add_argument("--whole-rows", type=int, default=1_000_000)
     ap.add_argument("--chunk-rows", type=int, default=100_000)
+    ap.add_argument("--preset", default="balanced")
+    ap.add_argument("--time-limit", type=float)
+    ap.add_argument("--max-trials", type=int)
     args = ap.parse_args()
     from fetch_data import adult
 
@@ -77,7 +82,13 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="trainyard-bench-batch-"))
     env = {**os.environ, "TRAINYARD_HOME": str(work / "ws"), "PYTHONPATH": str(ROOT / "src")}
     data = pd.read_csv(adult())
-    api.train(data, target="income", workspace=work / "ws", include=["lightgbm"], name="adult")
+    from trainyard.models.unwrap import tree_parts
+
+    print("uptime:", subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip(), flush=True)
+    result = api.train(data, target="income", workspace=work / "ws", include=["lightgbm"], name="adult", preset=args.preset,
+                       time_limit=args.time_limit, max_trials=args.max_trials)
+    parts = tree_parts(result.model)
+    print(f"model: {result.model.family}, {len(parts.members)} LightGBM models, {sum(m.booster_.num_trees() for _, _, m in parts.members)} trees in all", flush=True)
     features = data.drop(columns="income")
     rows = []
     for label, n, cmd in (
@@ -93,6 +104,7 @@ def main() -> None:
         out_rows = pd.read_parquet(dst, columns=["income_predicted"]).shape[0]
         assert out_rows == n, (out_rows, n)
         rows.append((label, n, src.stat().st_size / 2**20, seconds, peak))
+        print("uptime:", subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip(), flush=True)
         print(f"{label:32s} {n:>12,} rows  file {rows[-1][2]:7.1f} MiB  {seconds:8.1f} s  peak RSS {peak:8.0f} MiB", flush=True)
         dst.unlink()
     print()

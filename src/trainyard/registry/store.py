@@ -315,13 +315,29 @@ class Store:
         return row
 
     # prediction log ----------------------------------------------------------
-    def log_predictions(self, rows: list[dict[str, Any]]) -> None:
-        """Append prediction-log rows (request_id, model_name, version, inputs, outputs[, created_at]) in one transaction."""
+    def log_predictions(self, rows: list[dict[str, Any]], *, encoded: bool = False) -> None:
+        """Append prediction-log rows (request_id, model_name, version, inputs, outputs[, created_at]) in one transaction.
+
+        encoded=True: inputs and outputs are already JSON text (the model server encodes them in C with orjson),
+        written as they are instead of through SQLAlchemy's per-value json.dumps."""
         if not rows:
             return
         stamp = now()
+        if not encoded:
+            with self.tx() as conn:
+                conn.execute(t.predictions.insert(), [{"created_at": stamp, **r} for r in rows])
+            return
+
+        def text(name: str, column):
+            param = sa.bindparam(f"{name}_text", type_=sa.Text)
+            return sa.cast(param, column.type) if self.engine.dialect.name == "postgresql" else param
+
+        c = t.predictions.c
+        stmt = t.predictions.insert().values(inputs=text("inputs", c.inputs), outputs=text("outputs", c.outputs))
+        params = [{"created_at": stamp, **{k: v for k, v in r.items() if k not in ("inputs", "outputs")},
+                   "inputs_text": r["inputs"], "outputs_text": r["outputs"]} for r in rows]
         with self.tx() as conn:
-            conn.execute(t.predictions.insert(), [{"created_at": stamp, **r} for r in rows])
+            conn.execute(stmt, params)
 
     def list_predictions(self, model_name: str, *, limit: int = 1000, request_id: str | None = None) -> list[dict[str, Any]]:
         q = sa.select(t.predictions).where(t.predictions.c.model_name == model_name).order_by(t.predictions.c.id.desc()).limit(limit)
