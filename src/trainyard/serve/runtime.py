@@ -8,6 +8,7 @@ half-loaded model.
 
 from __future__ import annotations
 
+import gc
 import re
 import sys
 import threading
@@ -154,6 +155,7 @@ class ModelSlot:
                 return False
             previous = self.current
             self.current = served  # the swap: one reference assignment
+            gc.freeze()  # keep the new version's objects out of full collections too (see app.freeze_heap)
             self.last_error = None
             if previous is not None:
                 self.swaps += 1
