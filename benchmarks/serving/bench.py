@@ -11,7 +11,10 @@
 4. starts every server, then loads them with wrk on loopback (one JSON row per request) taking turns at
    each connection count (so machine load hits all alike), and prints requests/s, p50, p99 and errors for
    each, and the throughput ratio. --no-log-variant adds `trainyard serve --no-log` as a third contender
-   (what the prediction log costs).
+   (what the prediction log costs). For each run it also reports the CPU the server's processes got (in
+   cores: on a shared machine, below 1 per worker means it was waiting for a CPU), its CPU time per
+   request, and, for trainyard, the p99 of its own request-handling time from /metrics (the bucket bound):
+   what the server adds, apart from waiting in the socket backlog and for the CPU.
 """
 
 from __future__ import annotations
@@ -80,6 +83,38 @@ def run_wrk(url: str, body: str, connections: int, duration: int, workdir: Path)
     kinds = dict(zip(("connect", "read", "write", "timeout"), (int(x) for x in sock.groups()))) if sock else {}
     detail = ", ".join(f"{k} {v}" for k, v in ({"non-2xx": non2xx, **kinds}).items() if v)
     return {"rps": rps, "requests": total, "p50_ms": p50, "p99_ms": p99, "errors": non2xx + sum(kinds.values()), "error_kinds": detail}
+
+
+def group_cpu_seconds(pgid: int) -> float:
+    """User + system CPU seconds of every live process in a process group (a server and its workers)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:  # fields after the command: state ppid pgrp ... utime(11) stime(12)
+            total += int(fields[11]) + int(fields[12])
+    return total / tick
+
+
+def server_side_p99_ms(metrics_url: str, before: dict | None = None) -> tuple[dict, float | None]:
+    """trainyard's own request-time histogram (/metrics, from request received to response built): the
+    cumulative bucket counts now, and the p99 bucket bound of the requests since `before`."""
+    text = httpx.get(metrics_url, timeout=30).text
+    counts: dict[float, int] = {}
+    for le, n in re.findall(r'trainyard_request_seconds_bucket\{[^}]*le="([^"]+)"\} (\d+)', text):
+        key = float("inf") if le == "+Inf" else float(le)
+        counts[key] = counts.get(key, 0) + int(n)
+    if before is None:
+        return counts, None
+    delta = {k: counts[k] - before.get(k, 0) for k in sorted(counts)}
+    total = delta.get(float("inf"), 0)
+    if not total:
+        return counts, None
+    p99 = next(k for k, n in delta.items() if n >= 0.99 * total)
+    return counts, p99 * 1e3
 
 
 def start(cmd: list[str], env: dict, log: Path) -> subprocess.Popen:
@@ -178,9 +213,18 @@ def main() -> None:
             print(f"{name}: {check.text[:160]}", flush=True)
         for c in [int(x) for x in args.connections.split(",")]:
             for name, (_, _, _, _, body) in servers.items():
+                metrics_url = urls[name].split("/v1/")[0] + "/metrics" if name.startswith("trainyard") else None
+                before = server_side_p99_ms(metrics_url)[0] if metrics_url else None
+                cpu0, t0 = group_cpu_seconds(procs[name].pid), time.perf_counter()
                 r = run_wrk(urls[name], body, c, args.duration, work)
+                cpu, wall = group_cpu_seconds(procs[name].pid) - cpu0, time.perf_counter() - t0
+                r["server_cpu_share"] = cpu / wall  # cores' worth of CPU the server got while loaded
+                r["server_cpu_ms_per_request"] = 1e3 * cpu / max(r["requests"], 1)
+                r["server_side_p99_ms"] = server_side_p99_ms(metrics_url, before)[1] if metrics_url else None
                 results[(name, c)] = r
-                print(f"  {name:18s} c={c:<3d} {r['rps']:9.1f} req/s  p50 {r['p50_ms']:7.2f} ms  p99 {r['p99_ms']:7.2f} ms  errors {r['errors']} {r['error_kinds']}", flush=True)
+                inside = f"  handler p99 <= {r['server_side_p99_ms']:g} ms" if r["server_side_p99_ms"] is not None else ""
+                print(f"  {name:18s} c={c:<3d} {r['rps']:9.1f} req/s  p50 {r['p50_ms']:7.2f} ms  p99 {r['p99_ms']:7.2f} ms  errors {r['errors']} {r['error_kinds']}"
+                      f"  server CPU {r['server_cpu_share']:.2f} cores, {r['server_cpu_ms_per_request']:.2f} ms/request{inside}", flush=True)
     finally:
         for proc in procs.values():
             stop(proc)
@@ -194,13 +238,15 @@ def main() -> None:
         print(f"  {label:15s} median {t['median_us']:8.1f} us   p99 {t['p99_us']:8.1f} us")
     print()
     conns = [int(x) for x in args.connections.split(",")]
-    print("| connections | server | req/s | p50 ms | p99 ms | errors | throughput vs MLflow |")
-    print("|---|---|---|---|---|---|---|")
+    print("| connections | server | req/s | p50 ms | p99 ms | errors | throughput vs MLflow | server CPU (cores) | CPU ms/request | handler p99 ms |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for c in conns:
         m = results[("mlflow", c)]
         for name in servers:
             r = results[(name, c)]
-            print(f"| {c} | {name} | {r['rps']:.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['errors']}{' (' + r['error_kinds'] + ')' if r['error_kinds'] else ''} | {r['rps'] / m['rps']:.1f}x |")
+            inside = f"<= {r['server_side_p99_ms']:g}" if r["server_side_p99_ms"] is not None else "-"
+            print(f"| {c} | {name} | {r['rps']:.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['errors']}{' (' + r['error_kinds'] + ')' if r['error_kinds'] else ''} "
+                  f"| {r['rps'] / m['rps']:.1f}x | {r['server_cpu_share']:.2f} | {r['server_cpu_ms_per_request']:.2f} | {inside} |")
     if args.json:
         args.json.write_text(json.dumps({"timing": timing, "wrk": {f"{k[0]}@{k[1]}": v for k, v in results.items()}}, indent=2))
     if not args.workspace:
