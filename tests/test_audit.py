@@ -290,6 +290,28 @@ def test_label_noise_without_cleanlab_uses_confident_learning_by_hand(monkeypatc
     assert not [f for f in clean.by_check("label_noise") if f.severity != "info"]
 
 
+def test_label_noise_on_a_wide_table_models_the_most_predictive_columns():
+    df = load_breast_cancer(as_frame=True).frame
+    rng = np.random.default_rng(0)
+    df = pd.concat([df, pd.DataFrame(rng.normal(size=(len(df), 120)), columns=[f"noise_{i}" for i in range(120)])], axis=1)
+    flipped = rng.choice(len(df), 40, replace=False)
+    df.loc[df.index[flipped], "target"] = 1 - df.loc[df.index[flipped], "target"]
+    noise = audit(df, target="target", checks=["label_noise"]).by_check("label_noise")[0]
+    assert noise.severity == "warning" and "the 100 columns that predict the target best alone, of 150" in noise.sampled
+    flagged = {e["row"] for e in noise.data["examples"]}
+    assert len(flagged & set(df.index[flipped])) >= 0.8 * len(flagged)
+
+
+def test_nested_json_cells_are_audited_as_text(tmp_path):
+    rows = [{"user": {"id": i % 7, "tier": "gold" if i % 3 else "basic"}, "tags": ["a", "b"][: i % 3], "x": i * 0.5, "y": i % 2}
+            for i in range(200)]
+    path = tmp_path / "nested.jsonl"
+    pd.DataFrame(rows).to_json(path, orient="records", lines=True)
+    report = audit(path, target="y")
+    assert not report.by_check("check_error"), [f.what for f in report.by_check("check_error")]
+    assert {c["name"] for c in report.columns} == {"user", "tags", "x", "y"}
+
+
 def test_label_noise_in_regression_targets_is_found_from_out_of_fold_residuals():
     df = clean_regression(1500)
     rng = np.random.default_rng(3)

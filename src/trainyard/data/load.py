@@ -54,9 +54,25 @@ def load_table(source, *, nrows: int | None = None) -> pd.DataFrame:
     if len(df) == 0:
         raise DataError("The table has a header but no rows.", "pass a file with data rows.")
     df.columns = [str(c).strip() for c in df.columns]
+    df = _nested_as_text(df)
     dupes = sorted({c for c in df.columns if list(df.columns).count(c) > 1})
     if dupes:
         raise DataError(f"Column names appear more than once: {', '.join(dupes)}.", "rename them so every column has its own name.")
+    return df
+
+
+def _nested_as_text(df: pd.DataFrame) -> pd.DataFrame:
+    """Cells holding JSON objects or arrays (nested JSON Lines) as JSON text: every step after loading counts,
+    hashes and compares values, which lists and dicts do not allow."""
+    nested = [c for c in df.columns if df[c].dtype == object and pd.api.types.infer_dtype(df[c], skipna=True).startswith("mixed")
+              and df[c].map(lambda v: isinstance(v, (dict, list, set, tuple))).any()]
+    if not nested:
+        return df
+    import json
+
+    df = df.copy()
+    for c in nested:
+        df[c] = df[c].map(lambda v: json.dumps(v, sort_keys=True, default=str) if isinstance(v, (dict, list, set, tuple)) else v)
     return df
 
 

@@ -24,15 +24,30 @@ RESIDUAL_Z = 4.0  # regression: out-of-fold residuals beyond this many robust SD
 RESIDUAL_WARNING = 0.01  # ... and a warning when at least this share of rows (and 5 rows) are
 RESIDUAL_FLOOR = 0.25  # the residual scale is at least this share of the target's robust SD
 POISON_CONFIDENCE = 0.2  # a repeated pattern whose label the model gives less than this probability
+MODEL_FEATURES = 100  # the label-noise model uses at most this many columns (the most predictive alone)
 
 
-def model_schema(ctx: Context) -> Schema:
-    """The audit's schema with the time and group columns left out (they are not features)."""
+def model_schema(ctx: Context, max_features: int | None = None) -> Schema:
+    """The audit's schema with the time and group columns left out (they are not features); with `max_features`,
+    only that many feature columns are kept on a wide table: those that predict the target best alone (the leakage
+    check's single-column scores), so the model's cost does not grow with hundreds of columns."""
     d = ctx.schema.to_dict()
+    keep = None
+    features = [c["name"] for c in d["columns"] if c["role"] in FEATURE_ROLES and c["name"] != ctx.target]
+    if max_features is not None and len(features) > max_features:
+        from trainyard.data.audit.target import association
+
+        scores = association(ctx)
+        keep = set(sorted(features, key=lambda c: -scores.get(c, {}).get("score", 0.0))[:max_features])
     for c in d["columns"]:
-        if c["name"] in (ctx.time_col, ctx.group_col):
+        if c["name"] in (ctx.time_col, ctx.group_col) or (keep is not None and c["name"] in features and c["name"] not in keep):
             c["role"] = "ignore"
     return Schema.from_dict(d)
+
+
+def feature_note(ctx: Context) -> str:
+    n = len([c for c in ctx.columns(*FEATURE_ROLES)])
+    return f"; the {MODEL_FEATURES} columns that predict the target best alone, of {n}" if n > MODEL_FEATURES else ""
 
 
 def make_estimator(seed: int, regression: bool = False):
@@ -76,7 +91,7 @@ def out_of_fold(ctx: Context) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, lis
     from trainyard.data.prepare import make_preprocessor
 
     # the tree preprocessing learns no labels (types, frequent categories), so it is fitted once, not per fold
-    X = make_preprocessor(model_schema(ctx), "tree").fit_transform(rows)
+    X = make_preprocessor(model_schema(ctx, MODEL_FEATURES), "tree").fit_transform(rows)
     folds = StratifiedKFold(n_splits=4, shuffle=True, random_state=ctx.settings.seed)
     proba = cross_val_predict(make_estimator(ctx.settings.seed), X, codes, cv=folds, method="predict_proba")
     ctx.cache["oof"] = (rows, codes, proba, list(classes))
@@ -116,7 +131,7 @@ def check_label_noise(ctx: Context) -> list[Finding]:
         return []
     rows, codes, proba, classes = oof
     issues, method = confident_learning(codes, proba)
-    method += " on 4-fold out-of-fold probabilities of a small LightGBM model"
+    method += " on 4-fold out-of-fold probabilities of a small LightGBM model" + feature_note(ctx)
     n_issues = len(issues)
     if not n_issues:
         return []
@@ -165,7 +180,7 @@ def out_of_fold_regression(ctx: Context) -> tuple[pd.DataFrame, np.ndarray, np.n
         return None
     log = bool(y.min() >= 0 and y.skew() > 2)  # a long right tail (prices, incomes): residuals on a log scale
     target = np.log1p(y.to_numpy()) if log else y.to_numpy()
-    X = make_preprocessor(model_schema(ctx), "tree").fit_transform(rows)
+    X = make_preprocessor(model_schema(ctx, MODEL_FEATURES), "tree").fit_transform(rows)
     folds = KFold(n_splits=4, shuffle=True, random_state=ctx.settings.seed)
     pred = cross_val_predict(make_estimator(ctx.settings.seed, regression=True), X, target, cv=folds)
     return rows, target, pred, log
@@ -196,7 +211,7 @@ def _regression_noise(ctx: Context) -> list[Finding]:
     back = np.expm1 if log else (lambda v: v)
     examples = [{"row": _label(rows.index[i]), "value": float(back(target[i])), "predicted": float(back(pred[i])),
                  "robust_z": float(z[i])} for i in issues[:20]]
-    method = (f"out-of-fold residuals of a small LightGBM model (4 folds{', log scale' if log else ''}); rows more than "
+    method = (f"out-of-fold residuals of a small LightGBM model (4 folds{', log scale' if log else ''}{feature_note(ctx)}); rows more than "
               f"{RESIDUAL_Z:g} robust standard deviations (MAD) from the typical residual")
     return [Finding("label_noise", "warning" if frac >= RESIDUAL_WARNING and len(issues) >= 5 else "info",
                     f"{len(issues):,} rows ({share(frac)}) have target values far from what the other columns predict out of fold "
