@@ -374,3 +374,8 @@ def test_neural_and_language_model_pages(env):
     options = preds.split('id="try-model">')[1].split("</select>")[0]
     assert "churn@2" in options and "corpus@1" not in options and "shapes@1" not in options
     assert "corpus@1" in preds.split('id="try-other"')[1]
+    # two language-model versions side by side: registry metrics only, nothing claimed that was not measured
+    lm_compare = get(env, "/models/corpus/compare?a=1&b=1").text
+    assert "val_perplexity" in lm_compare and "Neither version has a stored test evaluation" in lm_compare
+    assert "test rows (split seed)" not in lm_compare and "same data" not in lm_compare  # no split, no fingerprint recorded
+    assert 'class="num better"' not in lm_compare and 'class="num worse"' not in lm_compare  # equal values are not coloured
