@@ -101,3 +101,14 @@ def test_serving_fast_path_matches_the_pipeline_for_rare_and_unseen_categories(w
             {"tenure": 30, "charges": 80.0, "plan": "monthly", "region": None, "support_calls": 1}]
     expected = model.predict_proba_array(pd.DataFrame(rows))
     assert np.allclose(fast(rows), expected, atol=1e-9)
+
+
+def test_automl_linear_family_trains_on_a_high_cardinality_categorical(workspace):
+    """The search fits its preprocessors with the labels: the linear kind's target encoder needs them."""
+    import trainyard
+
+    df = high_cardinality_table(1500)
+    result = trainyard.train(df, target="y", include=["linear"], max_trials=1, workspace=workspace, bag_folds=0)
+    board = result.leaderboard
+    assert (board["status"] == "ok").all(), board[["family", "status", "message"]].to_string()
+    assert result.test_score > 0.7  # the shop effect is learned through the out-of-fold encoding

@@ -70,7 +70,7 @@ def _as_bool(s: pd.Series) -> pd.Series:
 class DatetimeFeatures(BaseEstimator, TransformerMixin):
     """Expand datetime columns into year, month, day, weekday, hour and days since 1970."""
 
-    PARTS = ("year", "month", "day", "dayofweek", "hour")
+    PARTS = ("year", "month", "day", "day_of_week", "hour")
 
     def fit(self, X, y=None):
         self.columns_ = list(pd.DataFrame(X).columns)

@@ -140,9 +140,10 @@ class WeightedEnsemble(BaseEstimator):
         self.n_classes = n_classes
 
     def fit(self, X, y, sample_weight=None):
-        kinds = {kind for kind, _ in self.members}
-        self.preps_ = {kind: clone(self.preps[kind]).fit(X) for kind in sorted(kinds)}
-        inputs = {kind: prep.transform(X) for kind, prep in self.preps_.items()}
+        kinds = sorted({kind for kind, _ in self.members})
+        self.preps_ = {kind: clone(self.preps[kind]) for kind in kinds}
+        # fit_transform with the target: a target encoder cross-fits the training rows instead of leaking their labels
+        inputs = {kind: prep.fit_transform(X, y) for kind, prep in self.preps_.items()}
         self.members_ = [fit_estimator(clone(est), inputs[kind], y, sample_weight) for kind, est in self.members]
         self._finish()
         return self

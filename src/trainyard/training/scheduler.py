@@ -104,6 +104,7 @@ class Scheduler:
         self.studies: dict[str, object] = {}
         self.out_of_time: set[str] = set()
         self.notes: list[str] = []
+        self.attempted_here = 0  # fits started by this process (a resumed run's recorded trials do not count)
         self._replay(previous or [])
 
     # public -------------------------------------------------------------------
@@ -219,8 +220,13 @@ class Scheduler:
         expected = self.budget.expected(family.name, prior_seconds)
         remaining = self.budget.remaining()
         too_late = remaining < max(0.5, 0.03 * (self.plan.time_limit or 0))
+        # The first fit of a process always runs (a fresh run must end with a model, a resumed one must add to
+        # what it recorded), however little time the clock shows; interruptible fits get a small slice.
+        first = self.attempted_here == 0
+        if first and self.budget.limited and interruptible:
+            remaining = max(remaining, min(max(2.0, 0.05 * self.plan.time_limit), 0.5 * self.plan.time_limit))
         # A fit that cannot stop early must fit in what is left with a margin; one that can needs a useful slice.
-        if self.budget.limited and (too_late or (1.5 * expected > remaining if not interruptible else remaining < min(0.3 * expected, 5.0))):
+        if self.budget.limited and not first and (too_late or (1.5 * expected > remaining if not interruptible else remaining < min(0.3 * expected, 5.0))):
             self.out_of_time.add(family.name)
             if origin != "default":
                 return None
@@ -233,6 +239,7 @@ class Scheduler:
             cap = 2 * remaining / left if origin == "default" else max(3 * expected, 0.25 * remaining)
             budget_s = min(remaining, cap)
         number = self._next_number()
+        self.attempted_here += 1
         started = time.perf_counter()
         try:
             prepared = self._prepare(family.prep)
@@ -286,7 +293,7 @@ class Scheduler:
         attempted = sum(1 for t in self.trials if t.status in ("ok", "failed") and t.family != "ensemble")
         if self.plan.max_trials is not None and attempted >= self.plan.max_trials:
             return True
-        return self.budget.remaining() <= 0
+        return self.attempted_here > 0 and self.budget.remaining() <= 0
 
     def _score(self, preds: np.ndarray) -> float:
         return score_predictions(self.metric, self.task, self.y_eval, preds, self.n_classes, self.w_eval)
@@ -305,8 +312,10 @@ class Scheduler:
 
     def _prepare(self, kind: str) -> _Prepared:
         if kind not in self.prepared:
-            prep = make_preprocessor(self.schema, kind).fit(self.X_fit)
-            X_fit = prep.transform(self.X_fit)
+            prep = make_preprocessor(self.schema, kind, self.task)
+            # fit_transform with the target: a target encoder (high-cardinality categoricals, linear kind) needs the
+            # labels and cross-fits the training rows, so no row is encoded with its own label
+            X_fit = prep.fit_transform(self.X_fit, self.y_fit)
             sample = self.X_fit.head(1000)
             t0 = time.perf_counter()
             prep.transform(sample)
