@@ -15,7 +15,7 @@ from trainyard.models.rowpath import compile_rows
 from trainyard.tasks import Task
 from trainyard.training.ensemble import Bag, WeightedEnsemble
 
-FAMILIES = ["lightgbm", "xgboost", "catboost", "extra_trees", "linear"]
+FAMILIES = ["lightgbm", "xgboost", "catboost", "extra_trees", "linear", "knn"]
 
 
 def _awkward_rows(df: pd.DataFrame, target: str) -> pd.DataFrame:
@@ -26,7 +26,8 @@ def _awkward_rows(df: pd.DataFrame, target: str) -> pd.DataFrame:
     rows.loc[rows.index[2], "charges"] = np.nan
     rows["charges"] = rows["charges"].astype(object)
     rows.loc[rows.index[3], "charges"] = str(rows.loc[rows.index[4], "charges"])
-    rows.loc[rows.index[5], "signup"] = "not a date"
+    if "signup" in rows:
+        rows.loc[rows.index[5], "signup"] = "not a date"
     return rows
 
 
@@ -37,11 +38,11 @@ def test_every_member_kind_gives_the_pipeline_numbers(task, target):
     df.loc[::50, "signup"] = None
     if task is Task.MULTICLASS:
         df["plan_kind"] = np.where(df["support_calls"] > 3, "many", np.where(df["support_calls"] > 1, "some", "few"))
-        df = df.drop(columns=["churn", "support_calls"])
+        df = df.drop(columns=["churn", "support_calls", "signup"])  # no dates: the linear kind has its row path too
     elif task is Task.REGRESSION:
         df = df.drop(columns=["churn"])
     schema = infer_schema(df, target)
-    assert schema.role("signup") == "datetime"
+    assert "signup" not in df or schema.role("signup") == "datetime"
     X = df.drop(columns=[target])
     classes = None
     y = df[target].to_numpy()
@@ -51,18 +52,19 @@ def test_every_member_kind_gives_the_pipeline_numbers(task, target):
     members = []
     for name in FAMILIES:
         family = get_family(name)
-        size = {"catboost": {"iterations": 30}, "linear": {}}.get(name, {"n_estimators": 30})
+        size = {"catboost": {"iterations": 30}, "linear": {}, "knn": {}}.get(name, {"n_estimators": 30})
         est = family.make(task, 0, **{**family.defaults, **size})
         if name == "xgboost":  # one member bagged, so fold models are covered too
             est = Bag(est, 3, task.value, n_classes, 0)
         members.append((family.prep, est))
     preps = {kind: make_preprocessor(schema, kind, task) for kind in {"tree", "linear"}}
-    ens = WeightedEnsemble(preps, members, [0.3, 0.2, 0.2, 0.2, 0.1], task.value, n_classes).fit(X, y)
+    ens = WeightedEnsemble(preps, members, [0.3, 0.2, 0.2, 0.1, 0.1, 0.1], task.value, n_classes).fit(X, y)
     model = TrainyardModel(ens, task=task, schema=schema, classes=classes)
 
     rows = _awkward_rows(df, target)
     fast = compile_rows(model)
     assert fast is not None
+    assert fast.row_kinds == (["linear", "tree"] if task is Task.MULTICLASS else ["tree"])
     got = fast(rows.to_dict(orient="records"))
     want = ens.predict(rows) if task is Task.REGRESSION else ens.predict_proba(rows)
     np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-9)
@@ -77,12 +79,13 @@ def test_every_member_kind_gives_the_pipeline_numbers(task, target):
 
 def test_a_model_without_a_row_path_uses_the_pipeline():
     df = make_mixed_table(300, seed=1)
-    schema = infer_schema(df, "churn")
+    df["note"] = np.where(df["plan"] == "monthly", "called twice about the bill", "quiet customer, long contract")
+    schema = infer_schema(df, "churn", overrides={"note": "text"})
     classes, y = np.unique(df["churn"], return_inverse=True)
     linear = get_family("linear")
     ens = WeightedEnsemble({"linear": make_preprocessor(schema, "linear", Task.BINARY)}, [("linear", linear.make(Task.BINARY, 0))],
                            [1.0], "binary", 2).fit(df.drop(columns=["churn"]), y)
     model = TrainyardModel(ens, task=Task.BINARY, schema=schema, classes=classes)
-    assert compile_rows(model) is None
+    assert compile_rows(model) is None  # a text column: TF-IDF has no row path
     row = df.drop(columns=["churn"]).iloc[[0]]
     np.testing.assert_allclose(model.predict_proba_array(row), ens.predict_proba(row))

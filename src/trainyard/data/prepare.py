@@ -46,18 +46,22 @@ class SchemaCoercer(BaseEstimator, TransformerMixin):
                 out[name] = _as_bool(s)
             elif role == "datetime":
                 out[name] = as_datetime(s)
-            else:
+            else:  # missing is always NaN (a None would escape the imputers when a column holds nothing else)
                 out[name] = _as_text(s)
         return pd.DataFrame(out, index=X.index)
 
 
+def _isna(value) -> bool:
+    return value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and value != value)
+
+
 def _as_text(s: pd.Series) -> pd.Series:
-    """Each value as stripped text (object dtype, None where missing); each distinct value converted once."""
+    """Each value as stripped text (object dtype, NaN where missing); each distinct value converted once."""
     if s.dtype == object and pd.api.types.infer_dtype(s, skipna=True) != "string":  # 1, 1.0 and True hash alike
-        return s.astype(object).where(s.notna(), None).map(lambda v: None if v is None else str(v).strip())
+        return s.astype(object).map(lambda v: np.nan if _isna(v) else str(v).strip())
     codes, uniques = pd.factorize(s)
-    text = np.array([str(v).strip() for v in uniques] + [None], dtype=object)
-    return pd.Series(text[codes], index=s.index, name=s.name)  # code -1 (missing) picks the trailing None
+    text = np.array([str(v).strip() for v in uniques] + [np.nan], dtype=object)
+    return pd.Series(text[codes], index=s.index, name=s.name)  # code -1 (missing) picks the trailing NaN
 
 
 def _as_bool(s: pd.Series) -> pd.Series:

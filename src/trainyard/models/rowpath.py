@@ -35,16 +35,17 @@ def compile_rows(model) -> Callable[[Rows], np.ndarray] | None:
     if found is None:
         return None
     preps, members = found
-    encoders = {kind: _tree_encoder(prep) for kind, prep in preps.items()}
+    encoders = {kind: _tree_encoder(prep) or _parts_encoder(prep) for kind, prep in preps.items()}
     plans: dict[str, list] = {kind: [] for kind in preps}  # kind -> [(weight, predictor taking the vector)]
-    vector_kinds = set()
     for kind, weight, est in members:
         encoder = encoders[kind]
-        fn = None if encoder is None else _vector_predictor(est, encoder, task, n_classes)
+        if isinstance(encoder, _TreeEncoder):
+            fn = _vector_predictor(est, encoder, task, n_classes)
+        else:  # the member's own predict on the encoded matrix (linear models, k-NN: already fast)
+            fn = None if encoder is None else (lambda X, est=est: predictions(est, X, task, n_classes))
         plans[kind].append((weight, est, fn))
-    for kind, encoder in encoders.items():
-        if encoder is not None and all(fn is not None for _, _, fn in plans[kind]):
-            vector_kinds.add(kind)
+    vector_kinds = {kind for kind, encoder in encoders.items()
+                    if encoder is not None and all(fn is not None for _, _, fn in plans[kind])}
     if not vector_kinds:
         return None
 
@@ -64,6 +65,7 @@ def compile_rows(model) -> Callable[[Rows], np.ndarray] | None:
                 total = w * out if total is None else total + w * out
         return total
 
+    predict.row_kinds = sorted(vector_kinds)  # type: ignore[attr-defined]
     return predict
 
 
@@ -151,6 +153,60 @@ def _date_parts(value) -> tuple:
         return (float("nan"),) * (len(DatetimeFeatures.PARTS) + 1)
     days = (d - pd.Timestamp("1970-01-01")).total_seconds() / 86400.0
     return (*(float(getattr(d, part)) for part in DatetimeFeatures.PARTS), days)
+
+
+class _PartsEncoder:
+    """Rows -> the ColumnTransformer's output, calling each fitted part on a small numpy array of its columns
+    (the same values the DataFrame path hands it) instead of going through pandas and the ColumnTransformer."""
+
+    def __init__(self, parts):
+        self.parts = parts  # [(transformer, [(column, coerce)])]
+
+    def encode(self, rows: Rows) -> np.ndarray:
+        import warnings
+
+        blocks = []
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "X does not have valid feature names": by design here
+            for transformer, cols in self.parts:
+                values = np.array([[fn(row.get(col)) for col, fn in cols] for row in rows], dtype=object)
+                if all(fn is not _as_text for _, fn in cols):
+                    values = values.astype(np.float64)
+                out = transformer.transform(values)
+                blocks.append(out.toarray() if hasattr(out, "toarray") else np.asarray(out, dtype=np.float64))
+        return np.hstack(blocks)
+
+
+def _as_text(value):
+    """SchemaCoercer's categorical coercion, as the imputer then sees it: NaN for missing (scikit-learn reads the
+    DataFrame's None as missing, but not a None inside a numpy object array), else the stripped text."""
+    from trainyard.serve.fastpath import _missing
+
+    return np.nan if _missing(value) or value is pd.NA else str(value).strip()
+
+
+def _parts_encoder(prep) -> _PartsEncoder | None:
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import Pipeline
+
+    from trainyard.data.prepare import SchemaCoercer
+    from trainyard.serve.fastpath import _as_bool, _as_float
+
+    if not (isinstance(prep, Pipeline) and len(prep.steps) == 2):
+        return None
+    coercer, columns = prep.steps[0][1], prep.steps[1][1]
+    if not (isinstance(coercer, SchemaCoercer) and isinstance(columns, ColumnTransformer)):
+        return None
+    coerce = {"numeric": _as_float, "boolean": _as_bool, "categorical": _as_text}
+    parts = []
+    for name, transformer, cols in columns.transformers_:
+        if transformer == "drop" or (name == "remainder" and len(cols) == 0):
+            continue
+        roles = [coercer.roles_.get(col) for col in cols]
+        if isinstance(transformer, str) or any(role not in coerce for role in roles):
+            return None  # passthrough, dates, text: not here
+        parts.append((transformer, [(col, coerce[role]) for col, role in zip(cols, roles)]))
+    return _PartsEncoder(parts)
 
 
 def _vector_predictor(est, encoder: _TreeEncoder, task: Task, n_classes: int | None) -> Predictor | None:
