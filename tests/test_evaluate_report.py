@@ -228,3 +228,20 @@ def test_model_card_lists_audit_findings_when_present():
     assert "Audit of 500 rows: 0 blocking, 1 warning, 0 info." in md
     assert "warning duplicate_rows: 12 rows are exact duplicates Fix: drop them" in md
     assert "No audit findings were recorded" in model_card(evaluation, {**meta, "audit": None}, version=1).to_markdown()
+
+
+def test_permutation_importance_fits_a_time_budget(binary_case):
+    import time
+
+    from trainyard.evaluation.explain import permutation_importance
+    from trainyard.evaluation.metrics import get_metric
+
+    model, test, _ = binary_case
+    y = (test["churn"] == "yes").to_numpy().astype(int)
+    t0 = time.perf_counter()
+    rows = permutation_importance(model, test, y, get_metric("roc_auc", model.task), seconds=0.01)
+    # one pass over every column at the fewest rows, whatever the budget: bounded, and it says what it did
+    assert {r["repeats"] for r in rows} == {1} and {r["rows"] for r in rows} == {min(200, len(test))}
+    assert time.perf_counter() - t0 < 60
+    full = permutation_importance(model, test, y, get_metric("roc_auc", model.task))
+    assert {r["repeats"] for r in full} == {5}

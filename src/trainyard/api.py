@@ -200,8 +200,11 @@ def _train_run(df, cfg, ws, run_id, model_name, task, metric, schema, families, 
         calibrated_with, pipeline = calibrate_on_validation(trial_model, data.X_val, data.y_val, cfg.calibrate, cfg.seed)
     model = TrainyardModel(pipeline, task=task, schema=schema, classes=classes, family=best.family, metric=metric.name)
     emit("stage", {"message": "evaluating the chosen model once on the held-out test set"})
+    explain_seconds = None
+    if time_limit is not None:  # permutation importance gets what is left of the limit (a little, when nothing is)
+        explain_seconds = max(0.03 * time_limit, 0.4 * (time_limit - (time.perf_counter() - started)))
     report = test_evaluation(model, trial_model, parts, cfg, metric, data, best.val_score, refitted=result.refitted,
-                             calibrated_with=calibrated_with)
+                             calibrated_with=calibrated_with, explain_seconds=explain_seconds)
     test_metrics = {r["metric"]: r["value"] for r in report["metrics"]}
     baseline = {r["metric"]: r["baseline"] for r in report["metrics"] if r.get("baseline") is not None}
     leaderboard = leaderboard_frame(trials, metric)

@@ -39,6 +39,7 @@ class Options:
     cost_fp: float | None = None
     cost_fn: float | None = None
     min_group: int = 20
+    explain_seconds: float | None = None  # time for permutation importance (None: unbounded)
 
 
 @dataclass
@@ -186,7 +187,8 @@ def _errors(scored: Scored, X: pd.DataFrame, options: Options) -> dict:
 
 
 def _explanations(model, X, y_codes, metric, options: Options, worst: list[dict]) -> dict:
-    out = {"permutation_importance": explain.permutation_importance(model, X, y_codes, metric, seed=options.seed),
+    out = {"permutation_importance": explain.permutation_importance(model, X, y_codes, metric, seed=options.seed,
+                                                                   seconds=options.explain_seconds),
            "permutation_metric": metric.name}
     contrib = explain.contributions(model, X)
     if contrib is None:
@@ -250,13 +252,15 @@ def calibrate_on_validation(model, X_val: pd.DataFrame, y_val_codes: np.ndarray,
 
 
 def test_evaluation(model, trial_model, parts, cfg, metric, data, val_score: float | None, *, refitted: bool,
-                    calibrated_with: str | None) -> EvaluationReport:
-    """The one evaluation of the final model on the held-out test rows, at the end of `train`."""
+                    calibrated_with: str | None, explain_seconds: float | None = None) -> EvaluationReport:
+    """The one evaluation of the final model on the held-out test rows, at the end of `train`.
+    `explain_seconds` bounds permutation importance, so the run stays inside its time limit."""
     from trainyard.evaluation.scored import baseline_reference
     from trainyard.training.search import score_pipeline
 
     options = Options(sensitive=list(cfg.sensitive), n_boot=cfg.n_boot, seed=cfg.seed, learning_curve=cfg.learning_curve,
-                      threshold_metric=cfg.threshold_metric, cost_fp=cfg.cost_fp, cost_fn=cfg.cost_fn)
+                      threshold_metric=cfg.threshold_metric, cost_fp=cfg.cost_fp, cost_fn=cfg.cost_fn,
+                      explain_seconds=explain_seconds)
     notes = []
     if refitted:
         notes.append("The final model was refitted on train + validation rows: its validation score is the chosen family's score when "

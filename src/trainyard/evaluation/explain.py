@@ -18,8 +18,14 @@ from trainyard.training.search import score_pipeline
 
 
 def permutation_importance(model, X: pd.DataFrame, y_codes: np.ndarray, metric: Metric, *, n_repeats: int = 5,
-                           max_rows: int = 2000, seed: int = 0) -> list[dict]:
-    """Drop in `metric` (positive = the column helps) when each input column is shuffled, largest first."""
+                           max_rows: int = 2000, seed: int = 0, seconds: float | None = None) -> list[dict]:
+    """Drop in `metric` (positive = the column helps) when each input column is shuffled, largest first.
+
+    `seconds` bounds the work: one scoring pass is timed first, then rows (down to 200) and repeats (down to
+    1) are cut so that the shuffles fit; each row says how many repeats and rows it used.
+    """
+    import time
+
     from sklearn.inspection import permutation_importance as sk_permutation_importance
 
     sign = 1.0 if metric.greater_is_better else -1.0
@@ -29,10 +35,21 @@ def permutation_importance(model, X: pd.DataFrame, y_codes: np.ndarray, metric: 
         return sign * score_pipeline(estimator, X_part, y_part, model.task, metric, classes)
 
     X = X[model.features]
-    result = sk_permutation_importance(model.pipeline, X, y_codes, scoring=scorer, n_repeats=n_repeats, random_state=seed,
-                                       max_samples=min(1.0, max_rows / max(len(X), 1)), n_jobs=1)
-    rows = [{"column": c, "importance": float(m), "std": float(s)} for c, m, s in zip(X.columns, result.importances_mean, result.importances_std)]
-    return sorted(rows, key=lambda r: -r["importance"])
+    rows = min(len(X), max_rows)
+    repeats = n_repeats
+    if seconds is not None and rows:
+        t0 = time.perf_counter()
+        scorer(model.pipeline, X.iloc[:rows], np.asarray(y_codes)[:rows])
+        per_pass = max(time.perf_counter() - t0, 1e-4) * len(X.columns)  # one shuffle of every column
+        if per_pass > seconds:
+            rows = min(rows, max(200, int(rows * seconds / per_pass)))
+            per_pass *= rows / min(len(X), max_rows)
+        repeats = int(min(n_repeats, max(1, seconds // per_pass)))
+    result = sk_permutation_importance(model.pipeline, X, y_codes, scoring=scorer, n_repeats=repeats, random_state=seed,
+                                       max_samples=min(1.0, rows / max(len(X), 1)), n_jobs=1)
+    out = [{"column": c, "importance": float(m), "std": float(s), "repeats": repeats, "rows": rows}
+           for c, m, s in zip(X.columns, result.importances_mean, result.importances_std)]
+    return sorted(out, key=lambda r: -r["importance"])
 
 
 def tree_library(model) -> str | None:
