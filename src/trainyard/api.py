@@ -182,6 +182,7 @@ def _train_run(df, cfg, ws, run_id, model_name, task, metric, schema, families, 
     if cfg.calibrate:  # calibration needs the validation rows unseen: keep the models fitted on the training split
         plan.refit = False
     emit("plan", {"time_limit": budget, "max_trials": cfg.max_trials, "bag_folds": plan.bag_folds})
+    _preload_report_modules()  # on the core the search leaves idle (small fits use one thread)
     result = search(data, schema=schema, task=task, metric=metric, families=families, plan=plan, on_trial=on_trial,
                     checkpoint_dir=ws.run_dir(run_id) / "trials", previous=previous)
     trials = result.trials
@@ -238,6 +239,21 @@ def _train_run(df, cfg, ws, run_id, model_name, task, metric, schema, families, 
     card = write_model_card(ws, model_name, version, report.data, {**meta, "version": version})
     return TrainResult(run_id, model_name, version, model, leaderboard, test_metrics, baseline, metric.name, task.value, meta["split"],
                        audit=audit_report, evaluation=report, card_dir=card)
+
+
+def _preload_report_modules() -> None:
+    """Import what the evaluation and model card need (matplotlib) in a background thread while the search runs."""
+    import threading
+
+    def work():
+        try:
+            from trainyard.evaluation.plots import preload
+
+            preload()
+        except Exception:  # matplotlib missing or broken: the report says so when it gets there
+            pass
+
+    threading.Thread(target=work, name="trainyard-preload", daemon=True).start()
 
 
 def leaderboard_frame(trials: list[Trial], metric) -> pd.DataFrame:

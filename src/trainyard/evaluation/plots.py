@@ -6,22 +6,25 @@ import base64
 import io
 
 
-def _figure(width=5.5, height=3.6):
-    import matplotlib
+def _figure(width=5.5, height=3.6, ncols=1):
+    """A figure of matplotlib's object API (no pyplot: no global state, no backend switch in the caller's session)."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(width, height), dpi=100)
-    return plt, fig, ax
+    fig = Figure(figsize=(width, height), dpi=100)
+    return None, fig, fig.subplots(1, ncols) if ncols > 1 else fig.subplots()
 
 
-def _png(plt, fig) -> str:
+def _png(_plt, fig) -> str:
     buf = io.BytesIO()
     fig.tight_layout()
     fig.savefig(buf, format="png")
-    plt.close(fig)
     return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def preload() -> None:
+    """Import matplotlib's figure and Agg machinery (a few seconds on a busy machine) ahead of the first plot."""
+    import matplotlib.backends.backend_agg  # noqa: F401
+    import matplotlib.figure  # noqa: F401
 
 
 def metrics_forest(rows: list[dict]) -> str:
@@ -74,12 +77,7 @@ def confusion(conf: dict) -> str:
 
 
 def residuals(res: dict) -> str:
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.6), dpi=100)
+    plt, fig, (a, b) = _figure(9, 3.6, ncols=2)
     a.scatter(res["predicted"], res["residual"], s=6, alpha=0.5)
     a.axhline(0, color="grey", ls="--")
     a.set_xlabel("predicted")
