@@ -32,7 +32,7 @@ def test_run_killed_with_sigkill_resumes_from_recorded_trials(cli, workspace, tm
             runs = store.list_runs()
             if runs:
                 before = [t for t in store.trials(runs[0]["id"]) if t["status"] == "ok"]
-                if len(before) >= 2:
+                if before:  # killed as soon as a trial is recorded (on a loaded machine a second may never come)
                     break
     assert proc.poll() is None, "the run finished before it could be killed: " + proc.stderr.read().decode()[-2000:]
     os.kill(proc.pid, signal.SIGKILL)
