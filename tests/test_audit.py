@@ -378,6 +378,10 @@ def test_contamination_and_shift_between_train_and_test():
     leaked = pd.concat([test, train.iloc[:30]])
     found = compare_splits(train, leaked, "bought")
     assert [f.check for f in found] == ["contamination"] and found[0].severity == "blocking" and found[0].data["rows"] == 30
+    retyped = train.iloc[:30].assign(city=lambda d: d["city"].str.upper() + ".", score=lambda d: d["score"] * (1 + 1e-7))
+    found = compare_splits(train, pd.concat([test, retyped]), "bought")  # the same rows written a little differently
+    near = next(f for f in found if f.check == "contamination")  # (the re-typed city values also shift that column)
+    assert near.data["near_rows"] == 30 and near.data["identical_rows"] == 0 and "rounded" in near.what
     shifted = test.copy()
     shifted["income"] = shifted["income"] * 3
     found = compare_splits(train, shifted, "bought")

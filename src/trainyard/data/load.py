@@ -55,7 +55,7 @@ def load_table(source, *, nrows: int | None = None) -> pd.DataFrame:
         raise DataError("The table has a header but no rows.", "pass a file with data rows.")
     df.columns = [str(c).strip() for c in df.columns]
     df = _nested_as_text(df)
-    dupes = sorted({c for c in df.columns if list(df.columns).count(c) > 1})
+    dupes = sorted(set(df.columns[df.columns.duplicated()]))
     if dupes:
         raise DataError(f"Column names appear more than once: {', '.join(dupes)}.", "rename them so every column has its own name.")
     return df

@@ -77,7 +77,7 @@ def check_duplicates(ctx: Context) -> list[Finding]:
     return out
 
 
-def normalised(frame: pd.DataFrame, ctx: Context) -> pd.DataFrame:
+def normalised(frame: pd.DataFrame) -> pd.DataFrame:
     """Text lower-cased with punctuation and whitespace removed; numbers rounded to 3 significant digits;
     times floored to the day."""
     out = {}
@@ -97,8 +97,8 @@ def normalised(frame: pd.DataFrame, ctx: Context) -> pd.DataFrame:
             codes, uniques = pd.factorize(s.astype("string"))
             # "St. Louis ", "st louis" and "ST-LOUIS" all become "stlouis"
             norm = pd.Series(uniques, dtype=object).astype(str).str.lower().str.replace(r"[\W_]+", "", regex=True)
-            keys, _ = pd.factorize(norm)
-            out[name] = np.where(codes < 0, -1, keys[np.maximum(codes, 0)]) if len(keys) else codes
+            # the normalised text itself (not frame-local codes), so two frames' rows can be compared
+            out[name] = np.append(norm.to_numpy(dtype=object), None)[codes]  # code -1 (missing) picks the trailing None
     return pd.DataFrame(out, index=frame.index)
 
 
@@ -107,10 +107,13 @@ def check_near_duplicates(ctx: Context) -> list[Finding]:
     if not features:
         return []
     rows = ctx.settings.near_duplicate_rows
-    frame = ctx.df if len(ctx.df) <= rows else ctx.df.sample(rows, random_state=ctx.settings.seed)
+    if len(ctx.df) <= rows:
+        frame = ctx.df
+    else:  # the audit's row sample (random order) when it is big enough: no second draw from the whole table
+        frame = ctx.sample.iloc[:rows] if ctx.sampled and len(ctx.sample) >= rows else ctx.df.sample(rows, random_state=ctx.settings.seed)
     key = features + ([ctx.target] if ctx.target is not None else [])
     exact = pd.Series(row_hash(frame)).duplicated(keep="first").to_numpy()
-    near = pd.Series(row_hash(normalised(frame[key], ctx))).duplicated(keep="first").to_numpy()
+    near = pd.Series(row_hash(normalised(frame[key]))).duplicated(keep="first").to_numpy()
     only_near = near & ~exact
     n_near = int(only_near.sum())
     if not n_near:

@@ -41,18 +41,26 @@ def compare_splits(train: pd.DataFrame, test: pd.DataFrame, target: str | None =
 def contamination(train: pd.DataFrame, test: pd.DataFrame, columns: list[str], target: str | None = None) -> list[Finding]:
     if not columns or len(test) == 0:
         return []
-    train_keys = set(row_hash(_aligned(train, columns)).tolist())
-    test_keys = row_hash(_aligned(test, columns))
-    shared = np.fromiter((k in train_keys for k in test_keys.tolist()), dtype=bool, count=len(test_keys))
-    n = int(shared.sum())
-    if not n:
+    from trainyard.data.audit.rows import normalised
+
+    a, b = _aligned(train, columns), _aligned(test, columns)
+    shared = np.isin(row_hash(b), row_hash(a))
+    # the same rows written a little differently (a CSV round trip, re-typed text): text lower-cased without
+    # punctuation and spaces, numbers rounded to 3 significant digits
+    near = np.isin(row_hash(normalised(b)), row_hash(normalised(a))) & ~shared
+    n, n_near = int(shared.sum()), int(near.sum())
+    if not n + n_near:
         return []
-    frac = n / len(test)
+    frac = (n + n_near) / len(test)
+    how = f"identical on {len(columns)} feature columns" + (f"; {n_near:,} more once text is normalised and numbers rounded" if n_near else "")
+    if not n:
+        how = f"on {len(columns)} feature columns once text is lower-cased without punctuation and numbers are rounded to 3 significant digits"
     return [Finding("contamination", "blocking" if frac >= 0.01 else "warning",
-                    f"{n:,} test rows ({share(frac)}) also appear in the training rows (identical on {len(columns)} feature columns)",
+                    f"{n + n_near:,} test rows ({share(frac)}) also appear in the training rows ({how})",
                     "a model is tested on examples it has already seen, so its test score overstates how it does on new data.",
                     "remove the shared rows from the test set, or split so identical rows (or the same entity, --group-col) stay on one side.",
-                    score=frac, data={"rows": n, "share": frac, "examples": test.index[shared][:10].tolist(), "columns": len(columns)})]
+                    score=frac, data={"rows": n + n_near, "identical_rows": n, "near_rows": n_near, "share": frac,
+                                      "examples": test.index[shared | near][:10].tolist(), "columns": len(columns)})]
 
 
 def _aligned(frame: pd.DataFrame, columns: list[str], roles: dict[str, str] | None = None) -> pd.DataFrame:
