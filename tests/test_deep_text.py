@@ -59,3 +59,24 @@ def test_text_csv_to_registered_model_and_predict(cli, tmp_path):
     assert (frame["label_predicted"] == frame["label"]).mean() > 0.8
     missing = cli("train", path, "--target", "label", "--text-col", "body", "--model", "minilm")
     assert missing.code == 2 and "No column 'body'" in missing.output
+
+
+def test_token_batches_bucket_pad_dynamically_and_replay_by_seed():
+    from trainyard.models.text import token_batches
+
+    rng = np.random.default_rng(0)
+    ids = [list(range(1, int(n) + 1)) for n in rng.integers(1, 120, size=300)]
+    labels = torch.arange(300)
+    bucketed, shuffled = token_batches(ids, labels, 16, 0), token_batches(ids, labels, 16, 0, bucket=False, prefetch=False)
+    epoch = list(bucketed.epoch(1, seed=3))
+    assert sorted(int(i) for b in epoch for i in b["labels"]) == list(range(300))  # every row once, labels with their rows
+    for b in epoch:
+        lengths = b["attention_mask"].sum(1)
+        assert b["input_ids"].shape[1] == int(lengths.max())  # padded to the longest in the batch only
+        assert all(len(ids[int(r)]) == int(n) for r, n in zip(b["labels"], lengths))
+    padded = sum(b["input_ids"].numel() for b in epoch)
+    assert padded < 0.6 * sum(b["input_ids"].numel() for b in shuffled.epoch(1, seed=3))  # bucketing wastes little padding
+    again = list(bucketed.epoch(1, seed=3, start=5))  # a resume at batch 5 replays the same batches
+    assert all(torch.equal(a["labels"], b["labels"]) for a, b in zip(again, epoch[5:])) and len(again) == len(epoch) - 5
+    other = list(bucketed.epoch(2, seed=3))
+    assert [b["labels"].tolist() for b in other] != [b["labels"].tolist() for b in epoch]  # a new order each epoch

@@ -55,14 +55,14 @@ def bare_loop(model, batches, loss_fn, total_steps, lr):
         loss.item()
 
 
-def trainyard_loop(model, batches, loss_fn, lr, workdir: Path):
+def trainyard_loop(model, batches, loss_fn, lr, workdir: Path, **loop):
     from trainyard.training.loop import LoopConfig, fit
     from trainyard.training.tracking import RunLog
     from trainyard.workspace import Workspace
 
     store = Workspace.resolve(workdir / "ws").store
     run_id = store.create_run("bench", kind="deep")
-    cfg = LoopConfig(epochs=1, lr=lr, weight_decay=0.01, schedule="cosine", clip_norm=CLIP, patience=None, device="cpu", precision="fp32")
+    cfg = LoopConfig(epochs=1, lr=lr, weight_decay=0.01, schedule="cosine", clip_norm=CLIP, patience=None, device="cpu", precision="fp32", **loop)
     fit(model, batches, loss_fn, config=cfg, checkpoint_dir=workdir / "ckpt", log=RunLog(store, run_id))
 
 
@@ -82,8 +82,12 @@ def timed(fn) -> float:
     return time.perf_counter() - t0
 
 
+ONLY: list[str] = []  # --only: run just the contenders whose names contain one of these
+
+
 def alternate(contenders: list[tuple], n: int, rounds: int) -> list[tuple]:
     """[(name, run)] -> [(name, median samples/s)], running the contenders in turn, `rounds` times."""
+    contenders = [(name, run) for name, run in contenders if not ONLY or any(o in name for o in ONLY)]
     seen: dict[str, list[float]] = {name: [] for name, _ in contenders}
     for r in range(rounds):
         for name, run in contenders:
@@ -157,7 +161,7 @@ def cnn_accuracy(args) -> tuple[float, float, int]:
     X, y = fashion("train")
     X, y = X[:args.accuracy_images], y[:args.accuracy_images]
     X_test, y_test = fashion("test")
-    model = ImageClassifier(width=16, epochs=args.accuracy_epochs, batch_size=128, lr=LR, augment=False, patience=None,
+    model = ImageClassifier(width=args.accuracy_width, epochs=args.accuracy_epochs, batch_size=128, lr=LR, augment=False, patience=None,
                             device="cpu", precision="fp32")
     t0 = time.perf_counter()
     model.fit(X, y)
@@ -246,6 +250,7 @@ def text_part(args) -> list[tuple]:
 def show(title: str, rows: list[tuple], refs: dict[str, str]) -> None:
     """A markdown table: samples/s and the ratio to each reference contender ({column title: contender})."""
     base = dict(rows)
+    refs = {title: name for title, name in refs.items() if name in base}
     print(f"\n{title}\n| loop | samples/s | " + " | ".join(f"vs {c}" for c in refs) + " |\n|---|---:|" + "---:|" * len(refs))
     for name, sps in rows:
         print(f"| {name} | {sps:,.1f} | " + " | ".join(f"{sps / base[r]:.2f}x" for r in refs.values()) + " |")
@@ -258,21 +263,24 @@ def main() -> None:
     parser.add_argument("--texts", type=int, default=2000)
     parser.add_argument("--accuracy-epochs", type=int, default=2, help="epochs of the CNN accuracy run (0: skip)")
     parser.add_argument("--accuracy-images", type=int, default=60000, help="training images of the accuracy run (10%% held out for validation)")
+    parser.add_argument("--accuracy-width", type=int, default=16, help="channels of the accuracy run's CNN's first stage")
     parser.add_argument("--max-length", type=int, default=128, help="tokens per text")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per contender (median reported)")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per contender (median reported; 0: only the accuracy run)")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--only", default="", help="comma-separated parts of contender names to run (default: all)")
     args = parser.parse_args()
+    ONLY.extend(o for o in args.only.split(",") if o)
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {args.threads} threads, {args.rounds} rounds, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
           f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
-    if args.part in ("cnn", "all"):
+    if args.part in ("cnn", "all") and args.rounds:
         show(f"CNN (small ResNet, width 16) on {args.images:,} Fashion-MNIST images, batch 128, 1 epoch", cnn_part(args),
              {"bare loop": "bare PyTorch loop", "HF Trainer": "Hugging Face Trainer"})
-        if args.accuracy_epochs:
-            acc, seconds, n_train = cnn_accuracy(args)
-            print(f"\nFashion-MNIST test accuracy (10,000 test images) of ImageClassifier(width=16) after {args.accuracy_epochs} "
-                  f"epochs on {n_train:,} training images (no augmentation): {acc:.4f} ({seconds:.0f} s)")
-    if args.part in ("text", "all"):
+    if args.part in ("cnn", "all") and args.accuracy_epochs:
+        acc, seconds, n_train = cnn_accuracy(args)
+        print(f"\nFashion-MNIST test accuracy (10,000 test images) of ImageClassifier(width={args.accuracy_width}) after {args.accuracy_epochs} "
+              f"epochs on {n_train:,} training images (no augmentation): {acc:.4f} ({seconds:.0f} s)")
+    if args.part in ("text", "all") and args.rounds:
         show(f"MiniLM full fine-tuning on {args.texts:,} fortunes (4 classes), batch 32, max {args.max_length} tokens, 1 epoch", text_part(args),
              {"bare loop (shuffled)": "bare PyTorch loop (shuffled rows)",
               "bare loop (same batches)": "bare PyTorch loop (trainyard's bucketed batches)",

@@ -144,14 +144,15 @@ class ImageClassifier(NeuralEstimator):
 
         def evaluate(model):
             device = next(model.parameters()).device
-            loss, correct = 0.0, 0
-            for start in range(0, len(val_codes), 256):
-                rows = np.arange(start, min(len(val_codes), start + 256))
-                out = model(self._batch(X_val, val_idx[rows]).to(device)).float()
-                t = val_codes[rows].to(device)
-                loss += F.cross_entropy(out, t, reduction="sum").item()
-                correct += int((out.argmax(1) == t).sum())
-            return {"val_loss": loss / len(val_codes), "val_accuracy": correct / len(val_codes)}
+            loss, correct = torch.zeros((), device=device), torch.zeros((), dtype=torch.long, device=device)
+            with torch.inference_mode():
+                for start in range(0, len(val_codes), 256):
+                    rows = np.arange(start, min(len(val_codes), start + 256))
+                    out = model(self._batch(X_val, val_idx[rows]).to(device)).float()
+                    t = val_codes[rows].to(device)
+                    loss += F.cross_entropy(out, t, reduction="sum")
+                    correct += (out.argmax(1) == t).sum()
+            return {"val_loss": float(loss) / len(val_codes), "val_accuracy": int(correct) / len(val_codes)}
 
         batches = IndexedBatches(len(codes), self.batch_size, load)
         self._train(batches, loss_fn, evaluate, **run)
