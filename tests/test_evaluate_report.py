@@ -231,17 +231,14 @@ def test_model_card_lists_audit_findings_when_present():
 
 
 def test_permutation_importance_fits_a_time_budget(binary_case):
-    import time
-
     from trainyard.evaluation.explain import permutation_importance
     from trainyard.evaluation.metrics import get_metric
 
     model, test, _ = binary_case
     y = (test["churn"] == "yes").to_numpy().astype(int)
-    t0 = time.perf_counter()
-    rows = permutation_importance(model, test, y, get_metric("roc_auc", model.task), seconds=0.01)
-    # one pass over every column at the fewest rows, whatever the budget: bounded, and it says what it did
-    assert {r["repeats"] for r in rows} == {1} and {r["rows"] for r in rows} == {min(200, len(test))}
-    assert time.perf_counter() - t0 < 60
-    full = permutation_importance(model, test, y, get_metric("roc_auc", model.task))
-    assert {r["repeats"] for r in full} == {5}
+    metric = get_metric("roc_auc", model.task)
+    # no time at all: nothing is computed (the report then says it was skipped and how to get it)
+    assert permutation_importance(model, test, y, metric, seconds=1e-9) == []
+    roomy = permutation_importance(model, test, y, metric, seconds=1e6)
+    assert {r["repeats"] for r in roomy} == {5} and {r["rows"] for r in roomy} == {min(2000, len(test))}
+    assert [r["column"] for r in roomy] == [r["column"] for r in permutation_importance(model, test, y, metric)]

@@ -186,18 +186,32 @@ def _errors(scored: Scored, X: pd.DataFrame, options: Options) -> dict:
     return out
 
 
+CONTRIBUTION_ROWS = 1000  # rows sampled for the mean |contribution| summary (plus the worst rows, always)
+
+
 def _explanations(model, X, y_codes, metric, options: Options, worst: list[dict]) -> dict:
     out = {"permutation_importance": explain.permutation_importance(model, X, y_codes, metric, seed=options.seed,
                                                                    seconds=options.explain_seconds),
            "permutation_metric": metric.name}
-    contrib = explain.contributions(model, X)
+    if not out["permutation_importance"]:
+        out["permutation_note"] = (f"skipped: one pass over the columns would take well over the {options.explain_seconds:.1f}s "
+                                   "left of the time limit; run `trainyard evaluate NAME --data FILE` for it")
+    # Contributions (TreeSHAP: costly on big ensembles) on the worst rows and a fixed sample of the others.
+    rng = np.random.default_rng(options.seed)
+    wanted = {row["row"] for row in worst}
+    keep = [i for i, r in enumerate(X.index) if r in wanted]
+    if len(X) > CONTRIBUTION_ROWS:
+        keep = sorted(set(keep) | set(rng.choice(len(X), CONTRIBUTION_ROWS, replace=False).tolist()))
+    else:
+        keep = list(range(len(X)))
+    contrib = explain.contributions(model, X.iloc[keep])
     if contrib is None:
         out["contributions"] = None
         out["contributions_note"] = f"per-prediction contributions need a LightGBM or XGBoost model; this one is '{model.family}'"
         return out
     out["contributions"] = {"library": explain.tree_library(model), "units": "raw model output (log-odds for classification)" if model.task.is_classification else "target units",
-                            "mean_abs": explain.contribution_summary(contrib)}
-    positions = {r: i for i, r in enumerate(X.index)}
+                            "mean_abs": explain.contribution_summary(contrib), "rows": len(contrib)}
+    positions = {r: i for i, r in enumerate(contrib.index)}
     for row in worst:
         i = positions.get(row["row"])
         if i is not None:

@@ -22,7 +22,8 @@ def permutation_importance(model, X: pd.DataFrame, y_codes: np.ndarray, metric: 
     """Drop in `metric` (positive = the column helps) when each input column is shuffled, largest first.
 
     `seconds` bounds the work: one scoring pass is timed first, then rows (down to 200) and repeats (down to
-    1) are cut so that the shuffles fit; each row says how many repeats and rows it used.
+    1) are cut so that the shuffles fit; each row says how many repeats and rows it used. When one pass at
+    200 rows would still take over three times `seconds`, nothing is computed (an empty list).
     """
     import time
 
@@ -44,6 +45,8 @@ def permutation_importance(model, X: pd.DataFrame, y_codes: np.ndarray, metric: 
         if per_pass > seconds:
             rows = min(rows, max(200, int(rows * seconds / per_pass)))
             per_pass *= rows / min(len(X), max_rows)
+        if per_pass > 3 * seconds:  # not even one pass fits: say so rather than blow the time limit
+            return []
         repeats = int(min(n_repeats, max(1, seconds // per_pass)))
     result = sk_permutation_importance(model.pipeline, X, y_codes, scoring=scorer, n_repeats=repeats, random_state=seed,
                                        max_samples=min(1.0, rows / max(len(X), 1)), n_jobs=1)

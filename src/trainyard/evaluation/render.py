@@ -193,6 +193,8 @@ def _explain_blocks(d: dict, with_plots: bool) -> list[tuple]:
     imp = x["permutation_importance"]
     out = [(H, 2, "Explanations"), (H, 3, f"Permutation importance (drop in {x['permutation_metric']} when a column is shuffled)"),
            (TABLE, ["column", "importance", "std"], [[r["column"], num(r["importance"]), num(r["std"])] for r in imp])]
+    if x.get("permutation_note"):
+        out.append((P, "Permutation importance " + x["permutation_note"] + "."))
     if with_plots and imp:
         top = imp[:15]
         out.append((IMG, plots.bars([r["column"] for r in top], [r["importance"] for r in top], "Permutation importance", f"drop in {x['permutation_metric']}", [r["std"] for r in top]), "permutation importance"))
