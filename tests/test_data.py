@@ -159,3 +159,15 @@ def test_fingerprint_changes_with_content(mixed_table):
     other.loc[0, "tenure"] += 1
     assert fingerprint(mixed_table) == fingerprint(mixed_table.copy())
     assert fingerprint(mixed_table) != fingerprint(other)
+
+
+def test_ranges_that_look_like_dates_are_not_dates_and_do_not_crash():
+    """NASS's speed bands ('1-9', '10-24', ...) parse as year-1 dates at second resolution: out of range, not dates."""
+    import pandas as pd
+
+    from trainyard.data.schema import as_datetime, infer_schema
+
+    bands = pd.Series(["1-9km/h", "10-24", "25-39", "40-54", "55+"] * 40)
+    as_datetime(bands)  # raised OutOfBoundsDatetime ('1-10-24 00:00:00') before
+    df = pd.DataFrame({"band": bands, "y": [0, 1] * 100})
+    assert infer_schema(df, "y").role("band") == "categorical"

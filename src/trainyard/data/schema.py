@@ -208,7 +208,12 @@ def _to_datetime(values: pd.Series, **kwargs) -> pd.Series:
             out = pd.to_datetime(out, errors="coerce", utc=True)
     if getattr(out.dt, "tz", None) is not None:
         out = out.dt.tz_convert("UTC").dt.tz_localize(None)
+    if out.dtype != "datetime64[ns]":  # pandas may parse "10-24" as year 1 at coarser units: outside ns range is not a date
+        out = out.mask((out < NS_FIRST) | (out > NS_LAST))
     return out.astype("datetime64[ns]")
+
+
+NS_FIRST, NS_LAST = pd.Timestamp("1677-09-22"), pd.Timestamp("2262-04-11")
 
 
 def check_target(df: pd.DataFrame, target: str | None) -> None:
