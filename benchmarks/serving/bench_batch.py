@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -79,7 +80,7 @@ def main() -> None:
 
     from trainyard import api
 
-    work = Path(tempfile.mkdtemp(prefix="trainyard-bench-batch-"))
+    work = Path(tempfile.mkdtemp(prefix=f"trainyard-bench-batch-{os.getpid()}-"))
     env = {**os.environ, "TRAINYARD_HOME": str(work / "ws"), "PYTHONPATH": str(ROOT / "src")}
     data = pd.read_csv(adult())
     from trainyard.models.unwrap import tree_parts
@@ -116,3 +117,5 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+    for leftover in Path(tempfile.gettempdir()).glob(f"trainyard-bench-batch-{os.getpid()}-*"):
+        shutil.rmtree(leftover, ignore_errors=True)  # the 10M-row files are ~200 MB
