@@ -86,6 +86,8 @@ def test_evaluate_heldout_text_and_compare(pretrained, tmp_path):
     held.write_text(" ".join(documents(30, seed=99)))  # unseen documents of the same kind
     report = evaluate_language_model(trained, held, compare=fresh, n_samples=2)
     assert report["model"]["perplexity"] < 0.5 * report["compare"]["perplexity"]
+    # the unigram baseline of the training corpus (kept in the artifact), on the same held-out tokens
+    assert report["model"]["perplexity"] < 0.5 * report["model"]["unigram_perplexity"] and "unigram_perplexity" not in report["compare"]
     assert report["model"]["accuracy"] > report["compare"]["accuracy"] and report["model"]["tokens"] > 100
     assert len(report["samples"]) == 1 and {"prompt", "model", "compare"} <= set(report["samples"][0])
     pairs = tmp_path / "qa.jsonl"

@@ -5,8 +5,10 @@
    with its checkpoints and metric logging on), a bare hand-written PyTorch loop
    (fused AdamW, clipping, nothing else), and Hugging Face Trainer (its defaults: fused AdamW). Rounds alternate
    the order; the median round of each is reported (and every round printed).
-2. Peak memory (max RSS of a fresh process) of instruction tuning the same
-   model fully vs with LoRA (r=16) for a few steps.
+2. Peak memory of instruction tuning the same model fully vs with LoRA (r=16)
+   for a few steps, each in a fresh process: the resident-set high-water mark,
+   reset just before training (Linux /proc/self/clear_refs), next to the RSS
+   before training.
 3. Generation tokens/s, greedy, with and without the KV cache.
 
     bible gen1:1-rev22:21 > kjv.txt      # apt-get install bible-kjv
@@ -18,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -26,6 +27,32 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+
+class Timer:
+    """Wall-clock seconds and this process's CPU seconds (all threads) of a block: on a shared machine the CPU
+    seconds say what the work costs, the wall seconds what the load let it have. `step()` marks the end of each
+    optimizer step, for the steady-state rate (set-up, warm-up and the first checkpoint left out)."""
+
+    WARMUP = 2  # steps left out of the steady-state rate
+
+    def __enter__(self):
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+        self.marks = []
+        return self
+
+    def step(self, *_args, **_kwargs) -> None:
+        self.marks.append((time.perf_counter(), time.process_time()))
+
+    def __exit__(self, *exc):
+        self.wall, self.cpu = time.perf_counter() - self.wall, time.process_time() - self.cpu
+        return False
+
+    def steady(self) -> tuple[float, float]:
+        """(wall, CPU) seconds per step after the warm-up steps."""
+        (w0, c0), (w1, c1) = self.marks[self.WARMUP - 1], self.marks[-1]
+        n = len(self.marks) - self.WARMUP
+        return (w1 - w0) / n, (c1 - c0) / n
 
 
 def corpus_tokens(corpus: str, vocab: int, work: Path):
@@ -61,9 +88,10 @@ def run_trainyard(tok, tokens, a, work):
     with tempfile.TemporaryDirectory(dir=work) as tmp:
         store = Workspace.resolve(tmp).store  # as in a real run: metrics to the store, checkpoints at the start and the end
         log = RunLog(store, store.create_run("bench", kind="language-model"))
-        started = time.perf_counter()
-        fit(m, batches, lm_loss, config=cfg, checkpoint_dir=Path(tmp) / "ckpt", log=log)
-        return time.perf_counter() - started
+        with Timer() as t:
+            fit(m, batches, lm_loss, config=cfg, checkpoint_dir=Path(tmp) / "ckpt", log=log,
+                progress=lambda kind, info: t.step() if kind == "step" else None)
+        return t
 
 
 def run_bare(tok, tokens, a, work):
@@ -76,20 +104,21 @@ def run_bare(tok, tokens, a, work):
     opt = torch.optim.AdamW(m.parameters(), lr=1e-3, weight_decay=0.01, fused=True)  # as trainyard's loop and Trainer's default
     order = torch.randperm(n_windows(tokens, a.context), generator=torch.Generator().manual_seed(0)).numpy()
     m.train()
-    started = time.perf_counter()
-    for step in range(a.steps):
-        x, y = windows(tokens, np.sort(order[step * a.batch:(step + 1) * a.batch]), a.context)
-        loss = F.cross_entropy(m(input_ids=x, use_cache=False).logits.flatten(0, 1), y.flatten())
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(m.parameters(), 1.0)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-    return time.perf_counter() - started
+    with Timer() as t:
+        for step in range(a.steps):
+            x, y = windows(tokens, np.sort(order[step * a.batch:(step + 1) * a.batch]), a.context)
+            loss = F.cross_entropy(m(input_ids=x, use_cache=False).logits.flatten(0, 1), y.flatten())
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(m.parameters(), 1.0)
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            t.step()
+    return t
 
 
 def run_trainer(tok, tokens, a, work):
     import torch
-    from transformers import Trainer, TrainingArguments
+    from transformers import Trainer, TrainerCallback, TrainingArguments
 
     from trainyard.lm.shards import n_windows, windows
 
@@ -106,10 +135,16 @@ def run_trainer(tok, tokens, a, work):
                              warmup_steps=max(1, a.steps // 10), lr_scheduler_type="cosine", weight_decay=0.01, max_grad_norm=1.0,
                              logging_steps=10**6, save_strategy="no", report_to=[], use_cpu=True, dataloader_num_workers=0,
                              disable_tqdm=True)
-    trainer = Trainer(model=m, args=args, train_dataset=Windows())
-    started = time.perf_counter()
-    trainer.train()
-    return time.perf_counter() - started
+    t = Timer()
+
+    class Marks(TrainerCallback):
+        def on_step_end(self, *args, **kwargs):
+            t.step()
+
+    trainer = Trainer(model=m, args=args, train_dataset=Windows(), callbacks=[Marks()])
+    with t:
+        trainer.train()
+    return t
 
 
 def child_memory(a):
@@ -129,14 +164,23 @@ def child_memory(a):
 
         lm = with_lora(lm, SimpleNamespace(lora_r=16, lora_alpha=32))
     params = [p for p in lm.model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=1e-4)
+    opt = torch.optim.AdamW(params, lr=1e-4, fused=True)
     rows = [encode_example(tok, "Tell me a verse about light " * 4, "And God said, Let there be light: and there was light. " * 6, a.context)] * a.batch
+    before = _rss_mb("VmRSS")
+    with open("/proc/self/clear_refs", "w") as fh:  # reset the high-water mark: the peak below is the training's
+        fh.write("5")
     for _ in range(5):
         token_loss(lm.model, pad_batch(rows, tok.pad_token_id)).backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
-    print(json.dumps({"mode": a.child, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                      "trainable": sum(p.numel() for p in params)}))
+    print(json.dumps({"mode": a.child, "peak_rss_mb": _rss_mb("VmHWM"), "before_mb": before, "trainable": sum(p.numel() for p in params)}))
+
+
+def _rss_mb(field: str) -> float:
+    for line in open("/proc/self/status"):
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    raise KeyError(field)
 
 
 def generation(tok, a):
@@ -180,26 +224,35 @@ def main():
     print(f"model {a.size}: {n_params / 1e6:.2f}M parameters, vocab {len(tok)}, context {a.context}, batch {a.batch}, {a.steps} steps, "
           f"{a.threads} threads, {len(tokens):,} corpus tokens; load average {os.getloadavg()[0]:.1f}")
     runners = {"trainyard loop": run_trainyard, "bare PyTorch loop": run_bare, "HF Trainer": run_trainer}
-    rounds = {k: [] for k in runners}
+    per_step = a.batch * a.context
+    cols = ("whole run, tokens/s", "whole run, tokens per CPU-s", "steady, tokens/s", "steady, tokens per CPU-s")
+    rates = {k: {c: [] for c in cols} for k in runners}
     names = list(runners)
     for r in range(a.rounds):
         for name in (names if r % 2 == 0 else names[::-1]):
-            seconds = runners[name](tok, tokens, a, work)
-            rounds[name].append(tokens_per_run / seconds)
-            print(f"  round {r + 1}: {name:<18} {tokens_per_run / seconds:8.0f} tokens/s (load {os.getloadavg()[0]:.1f})", flush=True)
-    tps = {k: float(np.median(v)) for k, v in rounds.items()}
-    print("\n| trainer | tokens/s (median round) | rounds | trainyard / this |\n|---|---|---|---|")
-    for k, v in tps.items():
-        print(f"| {k} | {v:.0f} | {', '.join(f'{x:.0f}' for x in rounds[k])} | {tps['trainyard loop'] / v:.2f}x |")
+            t = runners[name](tok, tokens, a, work)
+            assert len(t.marks) == a.steps, (name, len(t.marks))
+            wall, cpu = t.steady()
+            row = dict(zip(cols, (tokens_per_run / t.wall, tokens_per_run / t.cpu, per_step / wall, per_step / cpu)))
+            for c, v in row.items():
+                rates[name][c].append(v)
+            print(f"  round {r + 1}: {name:<18} " + ", ".join(f"{c} {v:.0f}" for c, v in row.items()) + f" (load {os.getloadavg()[0]:.1f})", flush=True)
+    med = {k: {c: float(np.median(v)) for c, v in d.items()} for k, d in rates.items()}
+    print(f"\nMedian of {a.rounds} rounds; 'steady' leaves out set-up and the first {Timer.WARMUP} steps; "
+          "'trainyard / this' is trainyard's rate over this row's.\n")
+    print("| trainer | " + " | ".join(f"{c} | trainyard / this" for c in cols) + " |\n|---|" + "---|---|" * len(cols))
+    for k in runners:
+        print(f"| {k} | " + " | ".join(f"{med[k][c]:.0f} | {med['trainyard loop'][c] / med[k][c]:.2f}x" for c in cols) + " |")
     mem = []
     for mode in ("full", "lora"):
         out = subprocess.run([sys.executable, __file__, "--corpus", a.corpus, "--child", mode, "--work", a.work, "--size", a.size,
                               "--context", str(a.context), "--batch", str(a.batch), "--threads", str(a.threads)],
                              capture_output=True, text=True, check=True)
         mem.append(json.loads(out.stdout.strip().splitlines()[-1]))
-    print("\n| fine-tuning | trainable parameters | peak RSS (MB) |\n|---|---|---|")
+    print("\n| fine-tuning | trainable parameters | RSS before training (MB) | peak RSS while training (MB) | peak - before (MB) |\n"
+          "|---|---|---|---|---|")
     for row in mem:
-        print(f"| {row['mode']} | {row['trainable']:,} | {row['peak_rss_mb']:.0f} |")
+        print(f"| {row['mode']} | {row['trainable']:,} | {row['before_mb']:.0f} | {row['peak_rss_mb']:.0f} | {row['peak_rss_mb'] - row['before_mb']:.0f} |")
     gen = generation(tok, a)
     print(f"\n| generation ({a.gen_tokens} tokens, greedy) | tokens/s |\n|---|---|")
     for k, v in gen.items():

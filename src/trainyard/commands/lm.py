@@ -149,7 +149,9 @@ def evaluate_lm(lm, data: Path, *, ref: str, compare: str | None = None, as_json
         print_json(report)
         return
     names = [ref] + ([compare] if compare else [])
-    rows = [[k] + [report[part][k] for part in ("model", "compare") if part in report] for k in ("perplexity", "loss", "accuracy")]
+    parts = [part for part in ("model", "compare") if part in report]
+    rows = [[k] + [report[part].get(k) for part in parts] for k in ("perplexity", "loss", "accuracy", "unigram_perplexity")
+            if any(k in report[part] for part in parts)]
     console.print(table(f"{data} ({report['model']['scored']})", ["metric", *names], rows))
     for s in report["samples"]:
         console.print(f"[bold]{s['prompt']!r}[/]\n  {ref}: {s['model']!r}" + (f"\n  {compare}: {s['compare']!r}" if compare else ""), highlight=False)

@@ -26,10 +26,11 @@ class LanguageModel:
 
     kind = KIND
 
-    def __init__(self, model, tokenizer, meta: dict | None = None):
+    def __init__(self, model, tokenizer, meta: dict | None = None, directory: Path | None = None):
         self.model = model
         self.tokenizer = tokenizer
         self.meta = meta or {}
+        self.directory = directory  # where it was loaded from (its artifact or Hugging Face directory), if anywhere
 
     @classmethod
     def from_directory(cls, path: str | os.PathLike, meta: dict | None = None) -> "LanguageModel":
@@ -47,7 +48,7 @@ class LanguageModel:
                                 "pass a registry ref such as lm@2, or a directory with config.json, model.safetensors and the tokenizer files.")
         model = AutoModelForCausalLM.from_pretrained(str(path))
         model.eval()
-        return cls(model, load_tokenizer(path), meta)
+        return cls(model, load_tokenizer(path), meta, path)
 
     @classmethod
     def from_artifact(cls, directory: Path, meta: dict) -> "LanguageModel":
@@ -111,8 +112,12 @@ def load_base(ref_or_dir: str, workspace: str | os.PathLike | None = None) -> La
     return model
 
 
-def register_language_model(ws, name: str, run_id: str, lm: LanguageModel, meta: dict, *, metrics: dict | None = None) -> int:
-    """Save `lm` (full weights, or only the adapter for a PEFT model) as a hashed artifact and record a new version."""
+def register_language_model(ws, name: str, run_id: str, lm: LanguageModel, meta: dict, *, metrics: dict | None = None,
+                            arrays: dict | None = None) -> int:
+    """Save `lm` (full weights, or only the adapter for a PEFT model) as a hashed artifact and record a new version;
+    `arrays` ({file name: numpy array}) are saved next to it (.npy)."""
+    import numpy as np
+
     from trainyard.registry.artifact import save_artifact
 
     ws.ensure()
@@ -121,6 +126,8 @@ def register_language_model(ws, name: str, run_id: str, lm: LanguageModel, meta:
         quiet_transformers()
         lm.model.save_pretrained(tmp, safe_serialization=True)
         lm.tokenizer.save_pretrained(tmp)
+        for fname, array in (arrays or {}).items():
+            np.save(Path(tmp) / fname, array)
         files = {p.relative_to(tmp).as_posix(): p for p in Path(tmp).rglob("*") if p.is_file()}
         full_meta = {"kind": KIND, "name": name, "run_id": run_id, "metrics": metrics or {}, **meta}
         digest = save_artifact(None, artifact_dir, full_meta, extra_files=files)

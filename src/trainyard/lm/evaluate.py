@@ -11,6 +11,8 @@ through both models, so a fine-tune is shown next to its base.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from trainyard.errors import DataError
@@ -47,7 +49,7 @@ def _score(lm, data, context, batch_size, max_windows) -> dict:
         return {"perplexity": scores["val_perplexity"], "loss": scores["val_loss"], "accuracy": scores["val_accuracy"],
                 "scored": "responses", "examples": len(rows), "prompts": [chat_prompt(lm.tokenizer, p) for p, _ in pairs]}
     from trainyard.lm.corpus import read_documents
-    from trainyard.lm.pretrain import held_out_loss
+    from trainyard.lm.pretrain import UNIGRAM_FILE, held_out_loss, unigram_perplexity
 
     docs = [d.strip() for d in read_documents([data]) if d.strip()]
     ids = []
@@ -61,14 +63,17 @@ def _score(lm, data, context, batch_size, max_windows) -> dict:
             raise DataError(f"{data} holds too little text to evaluate ({len(tokens)} tokens).", "pass a longer held-out text.")
     idx = np.unique(np.linspace(0, n - 1, min(n, max_windows)).astype(int))
     scores = held_out_loss(lm.model, tokens, idx, ctx, batch_size)
-    return {"perplexity": scores["val_perplexity"], "loss": scores["val_loss"], "accuracy": scores["val_accuracy"], "scored": "text",
-            "tokens": int(len(idx) * ctx), "documents": len(docs), "prompts": [" ".join(d.split()[:4]) for d in docs]}
+    out = {"perplexity": scores["val_perplexity"], "loss": scores["val_loss"], "accuracy": scores["val_accuracy"], "scored": "text",
+           "tokens": int(len(idx) * ctx), "documents": len(docs), "prompts": [" ".join(d.split()[:4]) for d in docs]}
+    counts = Path(lm.directory) / UNIGRAM_FILE if getattr(lm, "directory", None) else None
+    if counts is not None and counts.is_file():  # a pre-trained model: the unigram baseline of its corpus, on the same tokens
+        targets = np.concatenate([tokens[i * ctx + 1:i * ctx + ctx + 1] for i in idx])
+        out["unigram_perplexity"] = unigram_perplexity(np.load(counts), targets)
+    return out
 
 
 def _pairs(data):
     """Prompt/response pairs when `data` is such a JSONL file, else None (plain text)."""
-    from pathlib import Path
-
     from trainyard.lm.corpus import iter_jsonl
     from trainyard.lm.sft import PROMPT_KEYS, RESPONSE_KEYS, read_pairs
 

@@ -46,7 +46,8 @@ def model_config(size: str = "10M", *, vocab_size: int, context: int = 256, arch
                              attention_dropout=dropout, **ids)
     if arch == "gpt2":
         return GPT2Config(vocab_size=vocab_size, n_positions=context, n_embd=width, n_layer=layers, n_head=heads,
-                          resid_pdrop=dropout, embd_pdrop=dropout, attn_pdrop=dropout, tie_word_embeddings=True, **ids)
+                          resid_pdrop=dropout, embd_pdrop=dropout, attn_pdrop=dropout, tie_word_embeddings=True,
+                          activation_function="gelu_pytorch_tanh", **ids)  # GPT-2's tanh GELU as one fused kernel, not 8 ops
     return LlamaConfig(vocab_size=vocab_size, hidden_size=width, intermediate_size=_swiglu_width(width), num_hidden_layers=layers,
                        num_attention_heads=heads, num_key_value_heads=heads, max_position_embeddings=context,
                        tie_word_embeddings=True, attention_dropout=dropout, **ids)

@@ -18,6 +18,8 @@ import numpy as np
 from trainyard.errors import DataError
 from trainyard.lm.train import Plan
 
+UNIGRAM_FILE = "unigram_counts.npy"  # in a pre-trained model's artifact: token counts of its training corpus
+
 
 def plan(data, s, ws, run_dir, emit) -> Plan:
     from trainyard.lm.artifact import LanguageModel, load_base
@@ -52,9 +54,11 @@ def plan(data, s, ws, run_dir, emit) -> Plan:
 
     prompts = _prompts(tok, val, s.samples)
     family = type(model).__name__.replace("ForCausalLM", "").replace("LMHeadModel", "").lower()
+    counts = unigram_counts(train, len(tok))
     return Plan(LanguageModel(model, tok), batches, lm_loss, evaluate, prompts,
                 meta={"tokens_per_step": s.batch_size * context, "family": family,
-                      "baseline": {"unigram_perplexity": unigram_perplexity(train, val, len(tok))},
+                      "baseline": {"unigram_perplexity": unigram_perplexity(counts, val)},
+                      "files": {UNIGRAM_FILE: counts},  # kept with the model: `trainyard evaluate` reports the same baseline
                       "artifact": {"corpus": meta["report"], "tokens": meta["tokens"], "context": context}})
 
 
@@ -98,14 +102,18 @@ def held_out_loss(model, tokens, idx, context: int, batch_size: int) -> dict:
     return {"val_loss": loss, "val_perplexity": math.exp(min(loss, 50)), "val_accuracy": correct / max(count, 1)}
 
 
-def unigram_perplexity(train, val, vocab_size: int) -> float:
-    """Perplexity on `val` of token frequencies counted on `train` (add-one smoothing): the floor to beat."""
-    counts = np.zeros(vocab_size, dtype=np.float64)
+def unigram_counts(train, vocab_size: int) -> np.ndarray:
+    """How often each token occurs in the training tokens (read in chunks from the memory map)."""
+    counts = np.zeros(vocab_size, dtype=np.int64)
     for start in range(0, len(train), 1 << 24):
         counts += np.bincount(np.asarray(train[start:start + (1 << 24)]), minlength=vocab_size)[:vocab_size]
-    logp = np.log((counts + 1) / (counts.sum() + vocab_size))
-    nll = -logp[np.asarray(val, dtype=np.int64)].mean()
-    return float(math.exp(nll))
+    return counts
+
+
+def unigram_perplexity(counts: np.ndarray, tokens) -> float:
+    """Perplexity on `tokens` of the training token frequencies `counts` (add-one smoothing): the floor to beat."""
+    logp = np.log((counts + 1.0) / (counts.sum() + len(counts)))
+    return float(math.exp(-logp[np.asarray(tokens, dtype=np.int64)].mean()))
 
 
 def _tokenizer(data, s, run_dir, emit):

@@ -204,7 +204,7 @@ def _run(plan: Plan, s: LMSettings, ws, run_id: str, run_dir: Path, name: str, d
     meta = {"task": s.task, "family": plan.meta.get("family", "transformer"), "settings": asdict(s), "steps": result.state.step,
             "train_seconds": result.seconds, "samples": samples, "data_source": str(data), **plan.meta.get("artifact", {})}
     emit("stage", {"message": "registering the model"})
-    version = register_language_model(ws, name, run_id, plan.lm, meta, metrics=metrics)
+    version = register_language_model(ws, name, run_id, plan.lm, meta, metrics=metrics, arrays=plan.meta.get("files"))
     store.update_run(run_id, status="finished", best_score=metrics.get("val_perplexity", metrics.get("val_loss")), best_family=meta["family"], model_version=version)
     return LMResult(run_id, name, version, metrics, samples, result.state.step, result.seconds, tps, result.state.timed_out)
 
