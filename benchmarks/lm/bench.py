@@ -208,6 +208,8 @@ def main():
     p.add_argument("--gen-tokens", type=int, default=200)
     p.add_argument("--work", default=None)
     p.add_argument("--child", default=None)
+    p.add_argument("--parts", default="speed,memory,generation", help="which parts to run (comma-separated)")
+    p.add_argument("--memory-batches", default="8,1", help="batch sizes of the memory comparison")
     a = p.parse_args()
     if a.child:
         return child_memory(a)
@@ -223,41 +225,44 @@ def main():
     tokens_per_run = a.steps * a.batch * a.context
     print(f"model {a.size}: {n_params / 1e6:.2f}M parameters, vocab {len(tok)}, context {a.context}, batch {a.batch}, {a.steps} steps, "
           f"{a.threads} threads, {len(tokens):,} corpus tokens; load average {os.getloadavg()[0]:.1f}")
-    runners = {"trainyard loop": run_trainyard, "bare PyTorch loop": run_bare, "HF Trainer": run_trainer}
-    per_step = a.batch * a.context
-    cols = ("whole run, tokens/s", "whole run, tokens per CPU-s", "steady, tokens/s", "steady, tokens per CPU-s")
-    rates = {k: {c: [] for c in cols} for k in runners}
-    names = list(runners)
-    for r in range(a.rounds):
-        for name in (names if r % 2 == 0 else names[::-1]):
-            t = runners[name](tok, tokens, a, work)
-            assert len(t.marks) == a.steps, (name, len(t.marks))
-            wall, cpu = t.steady()
-            row = dict(zip(cols, (tokens_per_run / t.wall, tokens_per_run / t.cpu, per_step / wall, per_step / cpu)))
-            for c, v in row.items():
-                rates[name][c].append(v)
-            print(f"  round {r + 1}: {name:<18} " + ", ".join(f"{c} {v:.0f}" for c, v in row.items()) + f" (load {os.getloadavg()[0]:.1f})", flush=True)
-    med = {k: {c: float(np.median(v)) for c, v in d.items()} for k, d in rates.items()}
-    print(f"\nMedian of {a.rounds} rounds; 'steady' leaves out set-up and the first {Timer.WARMUP} steps; "
-          "'trainyard / this' is trainyard's rate over this row's.\n")
-    print("| trainer | " + " | ".join(f"{c} | trainyard / this" for c in cols) + " |\n|---|" + "---|---|" * len(cols))
-    for k in runners:
-        print(f"| {k} | " + " | ".join(f"{med[k][c]:.0f} | {med['trainyard loop'][c] / med[k][c]:.2f}x" for c in cols) + " |")
-    mem = []
-    for mode in ("full", "lora"):
-        out = subprocess.run([sys.executable, __file__, "--corpus", a.corpus, "--child", mode, "--work", a.work, "--size", a.size,
-                              "--context", str(a.context), "--batch", str(a.batch), "--threads", str(a.threads)],
-                             capture_output=True, text=True, check=True)
-        mem.append(json.loads(out.stdout.strip().splitlines()[-1]))
-    print("\n| fine-tuning | trainable parameters | RSS before training (MB) | peak RSS while training (MB) | peak - before (MB) |\n"
-          "|---|---|---|---|---|")
-    for row in mem:
-        print(f"| {row['mode']} | {row['trainable']:,} | {row['before_mb']:.0f} | {row['peak_rss_mb']:.0f} | {row['peak_rss_mb'] - row['before_mb']:.0f} |")
-    gen = generation(tok, a)
-    print(f"\n| generation ({a.gen_tokens} tokens, greedy) | tokens/s |\n|---|---|")
-    for k, v in gen.items():
-        print(f"| {k} | {v:.1f} |")
-    print(f"\nKV cache speed-up: {gen['with KV cache'] / gen['without KV cache']:.2f}x; load average at the end {os.getloadavg()[0]:.1f}")
+    if "speed" in a.parts:
+        runners = {"trainyard loop": run_trainyard, "bare PyTorch loop": run_bare, "HF Trainer": run_trainer}
+        per_step = a.batch * a.context
+        cols = ("whole run, tokens/s", "whole run, tokens per CPU-s", "steady, tokens/s", "steady, tokens per CPU-s")
+        rates = {k: {c: [] for c in cols} for k in runners}
+        names = list(runners)
+        for r in range(a.rounds):
+            for name in (names if r % 2 == 0 else names[::-1]):
+                t = runners[name](tok, tokens, a, work)
+                assert len(t.marks) == a.steps, (name, len(t.marks))
+                wall, cpu = t.steady()
+                row = dict(zip(cols, (tokens_per_run / t.wall, tokens_per_run / t.cpu, per_step / wall, per_step / cpu)))
+                for c, v in row.items():
+                    rates[name][c].append(v)
+                print(f"  round {r + 1}: {name:<18} " + ", ".join(f"{c} {v:.0f}" for c, v in row.items()) + f" (load {os.getloadavg()[0]:.1f})", flush=True)
+        med = {k: {c: float(np.median(v)) for c, v in d.items()} for k, d in rates.items()}
+        print(f"\nMedian of {a.rounds} rounds; 'steady' leaves out set-up and the first {Timer.WARMUP} steps; "
+              "'trainyard / this' is trainyard's rate over this row's.\n")
+        print("| trainer | " + " | ".join(f"{c} | trainyard / this" for c in cols) + " |\n|---|" + "---|---|" * len(cols))
+        for k in runners:
+            print(f"| {k} | " + " | ".join(f"{med[k][c]:.0f} | {med['trainyard loop'][c] / med[k][c]:.2f}x" for c in cols) + " |")
+    if "memory" in a.parts:
+        print("\n| fine-tuning | batch | trainable parameters | RSS before training (MB) | peak RSS while training (MB) | peak - before (MB) |\n"
+              "|---|---|---|---|---|---|")
+        for batch in a.memory_batches.split(","):
+            for mode in ("full", "lora"):
+                out = subprocess.run([sys.executable, __file__, "--corpus", a.corpus, "--child", mode, "--work", a.work, "--size", a.size,
+                                      "--context", str(a.context), "--batch", batch, "--threads", str(a.threads)],
+                                     capture_output=True, text=True, check=True)
+                row = json.loads(out.stdout.strip().splitlines()[-1])
+                print(f"| {row['mode']} | {batch} | {row['trainable']:,} | {row['before_mb']:.0f} | {row['peak_rss_mb']:.0f} | "
+                      f"{row['peak_rss_mb'] - row['before_mb']:.0f} |", flush=True)
+    if "generation" in a.parts:
+        gen = generation(tok, a)
+        print(f"\n| generation ({a.gen_tokens} tokens, greedy) | tokens/s |\n|---|---|")
+        for k, v in gen.items():
+            print(f"| {k} | {v:.1f} |")
+        print(f"\nKV cache speed-up: {gen['with KV cache'] / gen['without KV cache']:.2f}x; load average at the end {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

@@ -165,14 +165,14 @@ def _run(plan: Plan, s: LMSettings, ws, run_id: str, run_dir: Path, name: str, d
 
     store = ws.store
     greedy = Sampling(max_tokens=40, temperature=0, stop=("\n\n",))
+    t0 = time.perf_counter()
     before = [generate(plan.lm.model, plan.lm.tokenizer, p, greedy).text for p in plan.prompts]
-    time_left = None
+    time_left, finish = None, _FINISH_SECONDS + (time.perf_counter() - t0)  # kept back: final evaluation, samples, registration
     if s.time_limit:
-        time_left = s.time_limit - (time.perf_counter() - started) - _FINISH_SECONDS
         if s.max_steps is None:
-            s = _plan_steps(plan, s, ws.store, run_id, time_left, emit)
-            time_left = s.time_limit - (time.perf_counter() - started) - _FINISH_SECONDS
-        time_left = max(time_left, 1e-3)
+            s, eval_seconds = _plan_steps(plan, s, ws.store, run_id, s.time_limit - (time.perf_counter() - started) - finish, emit)
+            finish += eval_seconds
+        time_left = max(s.time_limit - (time.perf_counter() - started) - finish, 1e-3)
     cfg = LoopConfig.from_dict({
         "epochs": s.epochs or (10**9 if s.max_steps else 1), "max_steps": s.max_steps, "lr": s.learning_rate, "schedule": "cosine", "warmup": s.warmup,
         "min_lr_ratio": 0.1, "eval_every": s.eval_every or (max(1, s.max_steps // 10) if s.max_steps else None), "monitor": plan.monitor, "patience": None, "restore_best": False,
@@ -212,11 +212,14 @@ def _run(plan: Plan, s: LMSettings, ws, run_id: str, run_dir: Path, name: str, d
 _FINISH_SECONDS = 5.0  # kept back from a time limit for the final evaluation, samples and registration
 
 
-def _plan_steps(plan: Plan, s: LMSettings, store, run_id: str, seconds: float, emit) -> LMSettings:
-    """A time limit without --max-steps: time a few training steps, lay the schedule over the steps that fit, and
-    record that number in the run, so the cosine schedule ends at the deadline and a resumed run plans the same."""
+def _plan_steps(plan: Plan, s: LMSettings, store, run_id: str, seconds: float, emit) -> tuple[LMSettings, float]:
+    """A time limit without --max-steps: time a few training steps and one held-out evaluation, lay the schedule over
+    the steps that fit with their evaluations, and record that number in the run, so the cosine schedule ends at the
+    deadline and a resumed run plans the same. Returns the settings and the seconds of one evaluation."""
     import time
     from dataclasses import replace
+
+    import torch
 
     from trainyard.training.runtime import Device
 
@@ -232,12 +235,21 @@ def _plan_steps(plan: Plan, s: LMSettings, store, run_id: str, seconds: float, e
         if i == 3 or sum(times) > 0.05 * seconds:
             break
     model.zero_grad(set_to_none=True)
+    model.eval()
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        plan.evaluate(model)
+    evaluation = time.perf_counter() - t0
     step = sorted(times[1:] or times)[len(times[1:] or times) // 2] * 1.15  # median after a warm-up; + optimizer and logging
-    steps = max(1, int(max(seconds - sum(times), 0) / step))
-    settings = replace(s, max_steps=steps)
+    budget = max(seconds - sum(times) - evaluation, 0)
+    if s.eval_every:  # one evaluation every eval_every steps
+        steps = int(budget / (step + evaluation / s.eval_every))
+    else:  # ten evaluations over the run (the default)
+        steps = int(max(budget - 10 * evaluation, 0) / step)
+    settings = replace(s, max_steps=max(1, steps))
     run = store.get_run(run_id)
-    store.update_run(run_id, config={**(run.get("config") or {}), "lm": {**run["config"]["lm"], "max_steps": steps}})
-    return settings
+    store.update_run(run_id, config={**(run.get("config") or {}), "lm": {**run["config"]["lm"], "max_steps": settings.max_steps}})
+    return settings, evaluation
 
 
 def _default_name(data, task: str) -> str:
