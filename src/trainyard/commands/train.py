@@ -44,44 +44,44 @@ def train(
     weight_col: str = typer.Option(None, "--weight-col", help="Column of sample weights (used in training and validation scores)."),
     bag_folds: int = typer.Option(None, "--bag-folds", help="k-fold bagging when the data is small enough (0: off; preset default)."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
-    text_col: str = typer.Option(None, "--text-col", help="[neural] Column holding the text (text classification)."),
-    model: str = typer.Option(None, "--model", help="[neural] cnn or mobilenetv2 (images); minilm or a Hugging Face model folder (text)."),
-    lora: bool = typer.Option(None, "--lora/--full", help="[neural] Fine-tune with LoRA adapters instead of all weights."),
-    lora_r: int = typer.Option(None, "--lora-r", help="[neural] LoRA rank (default 8)."),
-    epochs: int = typer.Option(None, "--epochs", help="[neural] Passes over the training data."),
-    batch_size: int = typer.Option(None, "--batch-size", help="[neural] Examples per batch."),
-    lr: float = typer.Option(None, "--lr", help="[neural] Peak learning rate."),
-    device: str = typer.Option(None, "--device", help="[neural] auto (CUDA when present), cpu or cuda."),
-    precision: str = typer.Option(None, "--precision", help="[neural] auto, fp32 or bf16 (autocast)."),
-    image_size: int = typer.Option(None, "--image-size", help="[neural] Resize images to this side (pixels)."),
-    augment: bool = typer.Option(None, "--augment/--no-augment", help="[neural] Random flips and crops of training images."),
-    width: int = typer.Option(None, "--width", help="[neural] Channels of the CNN's first stage."),
-    max_length: int = typer.Option(None, "--max-length", help="[neural] Tokens kept per text."),
-    checkpoint_every: int = typer.Option(None, "--checkpoint-every", help="[neural] Checkpoint every N optimizer steps (default 200)."),
-    base: str = typer.Option(None, "--base", help="[lm] Model to fine-tune (sft, preference): registry ref (lm@2) or a Hugging Face model directory."),
-    size: str = typer.Option(None, "--size", help="[lm] Model size to pre-train: tiny, 1M, 3M, 10M, 30M or 60M (default 10M)."),
-    arch: str = typer.Option(None, "--arch", help="[lm] gpt2 or llama (default gpt2)."),
-    experts: int = typer.Option(None, "--experts", help="[lm] Mixture of this many experts in every feed-forward layer (0: dense)."),
-    context: int = typer.Option(None, "--context", help="[lm] Tokens per training window (default 256)."),
-    tokenizer: str = typer.Option(None, "--tokenizer", help="[lm] Tokenizer directory (default: the base's, or one trained on the corpus)."),
-    vocab_size: int = typer.Option(None, "--vocab-size", help="[lm] Vocabulary of the tokenizer trained on the corpus (default 8000)."),
-    max_steps: int = typer.Option(None, "--max-steps", help="[lm] Optimizer steps (default: --epochs passes, or what --time-limit allows)."),
-    warmup: float = typer.Option(None, "--warmup", help="[lm] Warm-up: a fraction of the steps, or steps when >= 1 (default 0.05)."),
-    eval_every: int = typer.Option(None, "--eval-every", help="[lm] Evaluate on held-out data every N steps (default: each epoch)."),
-    method: str = typer.Option(None, "--method", help="[lm] Preference method: dpo."),
-    beta: float = typer.Option(None, "--beta", help="[lm] DPO temperature (default 0.1)."),
-    separator: str = typer.Option(None, "--doc-separator", help="[lm] Split corpus files into documents on this string (e.g. '\\n%\\n')."),
-    text_field: str = typer.Option(None, "--text-field", help="[lm] JSONL field holding the text (default: 'text')."),
-    val_fraction: float = typer.Option(None, "--val-fraction", help="[lm] Share of documents / pairs held out (default 0.05)."),
+    text_col: str = typer.Option(None, "--text-col", help="\\[neural] Column holding the text (text classification)."),
+    model: str = typer.Option(None, "--model", help="\\[neural] cnn or mobilenetv2 (images); minilm or a Hugging Face model folder (text)."),
+    lora: bool = typer.Option(None, "--lora/--full", help="\\[neural] Fine-tune with LoRA adapters instead of all weights."),
+    lora_r: int = typer.Option(None, "--lora-r", help="\\[neural] LoRA rank (default 8; language models 16)."),
+    epochs: int = typer.Option(None, "--epochs", help="\\[neural] Passes over the training data."),
+    batch_size: int = typer.Option(None, "--batch-size", help="\\[neural] Examples per batch."),
+    lr: float = typer.Option(None, "--lr", help="\\[neural] Peak learning rate."),
+    device: str = typer.Option(None, "--device", help="\\[neural] auto (CUDA when present), cpu or cuda."),
+    precision: str = typer.Option(None, "--precision", help="\\[neural] auto, fp32 or bf16 (autocast)."),
+    image_size: int = typer.Option(None, "--image-size", help="\\[neural] Resize images to this side (pixels)."),
+    augment: bool = typer.Option(None, "--augment/--no-augment", help="\\[neural] Random flips and crops of training images."),
+    width: int = typer.Option(None, "--width", help="\\[neural] Channels of the CNN's first stage."),
+    max_length: int = typer.Option(None, "--max-length", help="\\[neural] Tokens kept per text."),
+    checkpoint_every: int = typer.Option(None, "--checkpoint-every", help="\\[neural] Checkpoint every N optimizer steps (default 200)."),
+    base: str = typer.Option(None, "--base", help="\\[lm] Model to fine-tune (sft, preference): registry ref (lm@2) or a Hugging Face model directory."),
+    size: str = typer.Option(None, "--size", help="\\[lm] Model size to pre-train: tiny, 1M, 3M, 10M, 30M or 60M (default 10M)."),
+    arch: str = typer.Option(None, "--arch", help="\\[lm] gpt2 or llama (default gpt2)."),
+    experts: int = typer.Option(None, "--experts", help="\\[lm] Mixture of this many experts in every feed-forward layer (0: dense)."),
+    context: int = typer.Option(None, "--context", help="\\[lm] Tokens per training window (default 256)."),
+    tokenizer: str = typer.Option(None, "--tokenizer", help="\\[lm] Tokenizer directory (default: the base's, or one trained on the corpus)."),
+    vocab_size: int = typer.Option(None, "--vocab-size", help="\\[lm] Vocabulary of the tokenizer trained on the corpus (default 8000)."),
+    max_steps: int = typer.Option(None, "--max-steps", help="\\[lm] Optimizer steps (default: --epochs passes, or what --time-limit allows)."),
+    warmup: float = typer.Option(None, "--warmup", help="\\[lm] Warm-up: a fraction of the steps, or steps when >= 1 (default 0.05)."),
+    eval_every: int = typer.Option(None, "--eval-every", help="\\[lm] Evaluate on held-out data every N steps (default: 10 times over --max-steps, else each epoch)."),
+    method: str = typer.Option(None, "--method", help="\\[lm] Preference method: dpo."),
+    beta: float = typer.Option(None, "--beta", help="\\[lm] DPO temperature (default 0.1)."),
+    separator: str = typer.Option(None, "--doc-separator", help="\\[lm] Split corpus files into documents on this string (e.g. '\\n%\\n')."),
+    text_field: str = typer.Option(None, "--text-field", help="\\[lm] JSONL field holding the text (default: 'text')."),
+    val_fraction: float = typer.Option(None, "--val-fraction", help="\\[lm] Share of documents / pairs held out (default 0.05)."),
 ) -> None:
     """Train models on a table, pick the best on validation data, test it once and register it.
 
     Neural tasks: `--task image-classification` on an image folder (one sub-folder per class), idx or .npz files;
-    `--text-col COL` (text classification) on a CSV/JSONL; options marked [neural] apply to them.
+    `--text-col COL` (text classification) on a CSV/JSONL; options marked \\[neural] apply to them.
 
     Language models: `--task causal-lm` pre-trains on a corpus, `--task sft --base lm@2` instruction-tunes on prompt/response
-    JSONL, `--task preference --base lm@3` runs DPO on prompt/chosen/rejected JSONL; options marked [lm] and the
-    [neural] ones apply (--lora, --epochs, --batch-size, --lr, ...)."""
+    JSONL, `--task preference --base lm@3` runs DPO on prompt/chosen/rejected JSONL; options marked \\[lm] and the
+    \\[neural] ones apply (--lora, --epochs, --batch-size, --lr, ...)."""
     from trainyard.lm.train import TASKS as LM_TASKS
     from trainyard.training.deep import is_deep
 
