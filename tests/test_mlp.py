@@ -72,3 +72,19 @@ def test_cli_train_include_mlp(cli, mixed_csv):
     out = cli("train", mixed_csv, "--target", "churn", "--include", "mlp", "--time-limit", "120", env={"OMP_NUM_THREADS": "1"})
     assert out.code == 0, out.output
     assert "mlp" in out.stdout and "Registered" in out.stdout
+
+
+def test_mlp_stops_within_its_time_budget_with_a_whole_model():
+    """AutoML gives the MLP a time budget like boosting and forests: the loop stops cleanly when it runs out."""
+    import time
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(rng.normal(size=(20000, 20)), columns=[f"f{i}" for i in range(20)])
+    y = (X["f0"] + X["f1"] > 0).astype(int).to_numpy()
+    model = MLP(task="binary", epochs=500, batch_size=64, patience=None, time_budget_s=2.0)
+    assert "time_budget_s" in model.get_params()
+    t0 = time.perf_counter()
+    model.fit(X, y)
+    assert time.perf_counter() - t0 < 30  # 500 epochs would take many minutes
+    assert model.stopped_by_time_
+    assert (model.predict(X.head(500)) == y[:500]).mean() > 0.8

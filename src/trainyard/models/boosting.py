@@ -201,7 +201,7 @@ def _lightgbm_space(trial, task: Task) -> dict:
 
 
 @register("lightgbm", prep="tree", requires=("lightgbm",), space=_lightgbm_space, estimate=_boost_estimate(1.0, 3, 100),
-          defaults={"n_estimators": 2000, "learning_rate": 0.05, "num_leaves": 31, "min_child_samples": 20,
+          defaults={"n_estimators": 2000, "learning_rate": 0.1, "num_leaves": 31, "min_child_samples": 20,
                     "subsample": 0.8, "subsample_freq": 1, "colsample_bytree": 0.8, "reg_lambda": 1.0},
           description="LightGBM gradient-boosted trees, native categoricals, early stopping")
 def make_lightgbm(task: Task, seed: int, **params):
@@ -216,7 +216,7 @@ def _xgboost_space(trial, task: Task) -> dict:
 
 
 @register("xgboost", prep="tree", requires=("xgboost",), space=_xgboost_space, estimate=_boost_estimate(1.5, 3, 150),
-          defaults={"n_estimators": 2000, "learning_rate": 0.05, "max_depth": 6, "min_child_weight": 1.0,
+          defaults={"n_estimators": 2000, "learning_rate": 0.1, "max_depth": 6, "min_child_weight": 1.0,
                     "subsample": 0.8, "colsample_bytree": 0.8, "reg_lambda": 1.0, "max_cat_to_onehot": 8},
           description="XGBoost histogram trees with categorical support, early stopping")
 def make_xgboost(task: Task, seed: int, **params):

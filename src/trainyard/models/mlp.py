@@ -43,7 +43,8 @@ class MLP(NeuralEstimator):
                  batch_size: int = 256, lr: float = 2e-3, optimizer: str = "adamw", weight_decay: float = 1e-4,
                  schedule: str = "cosine", warmup: float = 0.0, patience: int | None = 6, grad_accum: int = 1,
                  clip_norm: float | None = 1.0, device: str = "auto", precision: str = "auto",
-                 validation_fraction: float = 0.1, random_state: int = 0, loop: dict | None = None):
+                 validation_fraction: float = 0.1, random_state: int = 0, loop: dict | None = None,
+                 time_budget_s: float | None = None):
         self._store_params(locals())
 
     # encoding ---------------------------------------------------------------
@@ -115,7 +116,10 @@ class MLP(NeuralEstimator):
 
         from trainyard.training.batches import TensorBatches
 
-        self._train(TensorBatches(train, self.batch_size), loss_fn, evaluate, **run)
+        if self.time_budget_s:  # AutoML's budget: the loop stops cleanly (a whole model, fewer epochs)
+            run = {"time_limit": float(self.time_budget_s), **run}
+        result = self._train(TensorBatches(train, self.batch_size), loss_fn, evaluate, **run)
+        self.stopped_by_time_ = bool(getattr(result.state, "timed_out", False))
         return self
 
     def _forward(self, X) -> np.ndarray:

@@ -237,6 +237,8 @@ class Scheduler:
             # Defaults share what is left with the families still to try; a tuned trial gets a few times its expected time.
             left = max(1, sum(1 for f in self.families if f.name not in {t.family for t in self.trials}))
             cap = 2 * remaining / left if origin == "default" else max(3 * expected, 0.25 * remaining)
+            if origin == "default" and not any(t.status == "ok" for t in self.trials):
+                cap = max(cap, 0.4 * remaining)  # the preset's first (strongest) family: room to converge
             budget_s = min(remaining, cap)
         number = self._next_number()
         self.attempted_here += 1
