@@ -15,7 +15,9 @@ from trainyard.models.rowpath import compile_rows
 from trainyard.tasks import Task
 from trainyard.training.ensemble import Bag, WeightedEnsemble
 
-FAMILIES = ["lightgbm", "xgboost", "catboost", "extra_trees", "linear", "knn"]
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
+
+FAMILIES = ["lightgbm", "xgboost", "catboost", "extra_trees", "linear", "knn", "mlp"]
 
 
 def _awkward_rows(df: pd.DataFrame, target: str) -> pd.DataFrame:
@@ -52,13 +54,13 @@ def test_every_member_kind_gives_the_pipeline_numbers(task, target):
     members = []
     for name in FAMILIES:
         family = get_family(name)
-        size = {"catboost": {"iterations": 30}, "linear": {}, "knn": {}}.get(name, {"n_estimators": 30})
+        size = {"catboost": {"iterations": 30}, "linear": {}, "knn": {}, "mlp": {"epochs": 3}}.get(name, {"n_estimators": 30})
         est = family.make(task, 0, **{**family.defaults, **size})
         if name == "xgboost":  # one member bagged, so fold models are covered too
             est = Bag(est, 3, task.value, n_classes, 0)
         members.append((family.prep, est))
     preps = {kind: make_preprocessor(schema, kind, task) for kind in {"tree", "linear"}}
-    ens = WeightedEnsemble(preps, members, [0.3, 0.2, 0.2, 0.1, 0.1, 0.1], task.value, n_classes).fit(X, y)
+    ens = WeightedEnsemble(preps, members, [0.3, 0.2, 0.1, 0.1, 0.1, 0.1, 0.1], task.value, n_classes).fit(X, y)
     model = TrainyardModel(ens, task=task, schema=schema, classes=classes)
 
     rows = _awkward_rows(df, target)

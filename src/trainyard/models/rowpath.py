@@ -90,8 +90,9 @@ def _parts(pipe):
 class _TreeEncoder:
     """Rows -> float64 matrix in the tree preprocessing's column order (fastpath's per-column plan)."""
 
-    def __init__(self, features, fns, categories):
+    def __init__(self, features, fns, categories, names=None):
         self.features, self.fns = features, fns
+        self.names = names  # the preprocessing's output column names, position by position (None if unknown)
         self.categories = categories  # per position: the category names (codes index them), or None for numbers
 
     def encode(self, rows: Rows) -> np.ndarray:
@@ -139,7 +140,11 @@ def _tree_encoder(prep) -> _TreeEncoder | None:
                     categories.append(None)
         else:  # text: no row path
             return None
-    return _TreeEncoder(features, fns, categories)
+    try:
+        names = [str(n) for n in columns.get_feature_names_out()]
+    except Exception:
+        names = None
+    return _TreeEncoder(features, fns, categories, names if names is not None and len(names) == len(features) else None)
 
 
 @lru_cache(maxsize=65536)
@@ -223,9 +228,11 @@ def _vector_predictor(est, encoder: _TreeEncoder, task: Task, n_classes: int | N
         library, inner = "lightgbm", est
     elif isinstance(est, CodedTrees):
         library, inner = "sklearn", est.estimator_
+    elif type(est).__name__ == "MLP" and type(est).__module__ == "trainyard.models.mlp":
+        library, inner = "mlp", est
     else:
         return None
-    raw = {"lightgbm": _lightgbm, "xgboost": _xgboost, "catboost": _catboost, "sklearn": _sklearn}[library](inner, encoder, task)
+    raw = {"lightgbm": _lightgbm, "xgboost": _xgboost, "catboost": _catboost, "sklearn": _sklearn, "mlp": _mlp}[library](inner, encoder, task)
     if raw is None:
         return None
     if task is Task.REGRESSION:
@@ -333,5 +340,37 @@ def _sklearn(model, encoder, task) -> Predictor | None:
                 out = out / norm
             total = out if total is None else total + out
         return np.asarray(total / len(trees), dtype=float)
+
+    return predict
+
+
+def _mlp(model, encoder, task) -> Predictor | None:
+    """trainyard's tabular MLP: its own encoding (standardised numbers + missing flags, category codes + 1) from the
+    vector, then the network under inference_mode."""
+    if encoder.names is None:
+        return None
+    pos = {name: i for i, name in enumerate(encoder.names)}
+    if any(c not in pos for c in (*model.num_cols_, *model.cat_cols_)):
+        return None
+    num_idx = [pos[c] for c in model.num_cols_]
+    cat_idx = [pos[c] for c in model.cat_cols_]
+
+    def predict(X):
+        import torch
+
+        num = X[:, num_idx] if num_idx else np.zeros((len(X), 0))
+        missing = np.isnan(num[:, model.missing_cols_]).astype(np.float32)
+        num = np.clip(np.nan_to_num((num - model.num_mean_) / model.num_std_), -10, 10)
+        x_num = torch.from_numpy(np.hstack([num.astype(np.float32), missing]))
+        codes = X[:, cat_idx] if cat_idx else np.zeros((len(X), 0))
+        x_cat = torch.from_numpy(np.where(np.isnan(codes), 0, codes + 1).astype(np.int64))
+        device = model._device()
+        model.module_.eval()
+        with torch.inference_mode():
+            out = model.module_(x_num.to(device), x_cat.to(device)).float().cpu().numpy().astype(np.float64)
+        if task is Task.REGRESSION:
+            return out[:, 0] * model.y_std_ + model.y_mean_
+        e = np.exp(out - out.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
 
     return predict
