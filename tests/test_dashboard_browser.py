@@ -40,13 +40,17 @@ def store_of(home):
 
 
 def wait_for(predicate, timeout: float = 15.0, what: str = "condition"):
-    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException, WebDriverException
 
     deadline = time.time() + timeout
     while time.time() < deadline:
         try:
             value = predicate()
         except (NoSuchElementException, StaleElementReferenceException):  # the page is being replaced
+            value = None
+        except WebDriverException as exc:  # ChromeDriver's other word for a replaced node
+            if "does not belong to the document" not in str(exc):
+                raise
             value = None
         if value:
             return value
