@@ -99,18 +99,29 @@ class _TreeEncoder:
         return np.array([[fn(row.get(col)) for col, fn in zip(self.features, self.fns)] for row in rows], dtype=np.float64)
 
 
-def _tree_encoder(prep) -> _TreeEncoder | None:
+def _coercer_and_columns(prep):
+    """(SchemaCoercer, ColumnTransformer) of trainyard's preprocessing Pipeline, or None for any other shape."""
     from sklearn.compose import ColumnTransformer
     from sklearn.pipeline import Pipeline
 
-    from trainyard.data.prepare import RARE, CategoricalCodes, DatetimeFeatures, SchemaCoercer
-    from trainyard.serve.fastpath import NAN, _as_bool, _as_float, _is_passthrough, _missing
+    from trainyard.data.prepare import SchemaCoercer
 
     if not (isinstance(prep, Pipeline) and len(prep.steps) == 2):
         return None
     coercer, columns = prep.steps[0][1], prep.steps[1][1]
     if not (isinstance(coercer, SchemaCoercer) and isinstance(columns, ColumnTransformer)):
         return None
+    return coercer, columns
+
+
+def _tree_encoder(prep) -> _TreeEncoder | None:
+    from trainyard.data.prepare import RARE, CategoricalCodes, DatetimeFeatures
+    from trainyard.serve.fastpath import NAN, _as_bool, _as_float, _is_passthrough, _missing
+
+    found = _coercer_and_columns(prep)
+    if found is None:
+        return None
+    coercer, columns = found
     features, fns, categories = [], [], []
     for name, transformer, cols in columns.transformers_:
         if transformer == "drop" or (name == "remainder" and len(cols) == 0):
@@ -191,17 +202,12 @@ def _as_text(value):
 
 
 def _parts_encoder(prep) -> _PartsEncoder | None:
-    from sklearn.compose import ColumnTransformer
-    from sklearn.pipeline import Pipeline
-
-    from trainyard.data.prepare import SchemaCoercer
     from trainyard.serve.fastpath import _as_bool, _as_float
 
-    if not (isinstance(prep, Pipeline) and len(prep.steps) == 2):
+    found = _coercer_and_columns(prep)
+    if found is None:
         return None
-    coercer, columns = prep.steps[0][1], prep.steps[1][1]
-    if not (isinstance(coercer, SchemaCoercer) and isinstance(columns, ColumnTransformer)):
-        return None
+    coercer, columns = found
     coerce = {"numeric": _as_float, "boolean": _as_bool, "categorical": _as_text}
     parts = []
     for name, transformer, cols in columns.transformers_:
