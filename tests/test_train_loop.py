@@ -206,7 +206,8 @@ def test_grad_accumulation_matches_large_batch(tmp_path):
     for bs, accum, name in ((32, 1, "big"), (8, 4, "accum")):
         X, y, model = ns["problem"](n=128)
         model[2].p = 0.0  # no dropout: the two must agree up to float rounding
-        cfg = LoopConfig(epochs=2, lr=0.05, optimizer="sgd", grad_accum=accum, patience=None, clip_norm=None)
+        cfg = LoopConfig(epochs=2, lr=0.05, optimizer="sgd", grad_accum=accum, patience=None, clip_norm=None,
+                         precision="fp32")  # bf16 rounding would differ between the two batchings
         fit(model, TensorBatches((X, y), bs, shuffle=False), ns["loss_fn"], config=cfg, checkpoint_dir=tmp_path / name)
         outs.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
     assert torch.allclose(outs[0], outs[1], atol=1e-5)
@@ -221,3 +222,19 @@ def test_indexed_batches_bucket_and_resume_position():
     assert [list(b) for b in batches.epoch(2, seed=1, start=4)] == [list(b) for b in full[4:]]
     spread = sum(lengths[b].max() - lengths[b].min() for b in full) / len(full)
     assert spread < 40  # bucketing groups similar lengths (random batches would spread ~85)
+
+
+def test_bf16_autocast_trains_with_fp32_weights(tmp_path):
+    from trainyard.training.runtime import Device, Precision
+
+    cpu = Device("cpu")
+    with Precision.resolve("bf16", cpu).autocast(cpu):
+        assert (torch.ones(4, 4) @ torch.ones(4, 4)).dtype == torch.bfloat16
+    assert Precision.resolve("auto", cpu).name in ("fp32", "bf16")
+    ns = _setup()
+    X, y, model = ns["problem"](n=480)
+    cfg = LoopConfig(epochs=8, lr=0.02, seed=1, patience=None, precision="bf16")
+    result = fit(model, TensorBatches((X, y), 32), ns["loss_fn"], config=cfg, evaluate=ns["evaluate_on"](X, y), checkpoint_dir=tmp_path)
+    assert all(p.dtype == torch.float32 for p in model.parameters())  # autocast computes in bf16, keeps fp32 weights
+    assert result.state.finished and result.state.rollbacks == 0
+    assert (model(X).argmax(1) == y).float().mean().item() > 0.8
