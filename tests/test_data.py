@@ -38,6 +38,15 @@ def test_dataframe_passes_through(mixed_table):
     assert load_table(mixed_table) is mixed_table
 
 
+def test_stripping_column_names_leaves_the_callers_frame_alone():
+    import pandas as pd
+
+    df = pd.DataFrame({" a ": [1, 2], "y": [0, 1]})
+    out = load_table(df)
+    assert list(out.columns) == ["a", "y"]
+    assert list(df.columns) == [" a ", "y"]
+
+
 @pytest.mark.parametrize(
     "setup, error, words",
     [

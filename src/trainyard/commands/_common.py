@@ -41,6 +41,16 @@ def parse_duration(text: str | None) -> float | None:
     return h * 3600 + m * 60 + sec
 
 
+def process_started() -> float | None:
+    """When this process started: a time limit covers the interpreter's start-up and imports too."""
+    try:
+        import psutil
+
+        return psutil.Process().create_time()
+    except Exception:
+        return None
+
+
 def print_json(obj) -> None:
     console.print_json(json.dumps(obj, default=_json_default))
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from trainyard.commands._common import console, err_console, print_json
+from trainyard.commands._common import console, err_console, print_json, process_started
 from trainyard.commands.deep import DeepLive
 
 tokenizer_app = typer.Typer(help="Train byte-level BPE tokenizers.", no_args_is_help=True)
@@ -112,11 +112,10 @@ def train_language(data, *, as_json: bool = False, clock_started: float | None =
 
 def resume_language(run_id: str, *, as_json: bool = False) -> None:
     """What `trainyard resume` runs for a language-model run."""
-    from trainyard.commands.train import _process_started
     from trainyard.lm.train import resume_language_model
 
     with _live(as_json) as live:
-        result = resume_language_model(run_id, progress=live.update, clock_started=_process_started())
+        result = resume_language_model(run_id, progress=live.update, clock_started=process_started())
     show_lm_result(result, as_json)
 
 

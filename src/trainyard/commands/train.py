@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from trainyard.commands._common import console, fmt, parse_duration, print_json, split_list, table
+from trainyard.commands._common import console, fmt, parse_duration, print_json, process_started, split_list, table
 
 
 def register(app: typer.Typer) -> None:
@@ -94,7 +94,7 @@ def train(
                        time_limit=time_limit, lr=lr, warmup=warmup, eval_every=eval_every, checkpoint_every=checkpoint_every,
                        lora=lora, lora_r=lora_r, method=method, beta=beta, seed=seed, val_fraction=val_fraction, separator=separator,
                        text_field=text_field, device=device, loop={"precision": precision} if precision else None,
-                       clock_started=_process_started())
+                       clock_started=process_started())
         return
 
     if is_deep(task, text_col, model):
@@ -116,7 +116,7 @@ def train(
             sensitive=split_list(sensitive) or None, class_weight=class_weight,
             calibrate=calibrate, threshold_metric=threshold_metric, cost_fp=cost_fp, cost_fn=cost_fn, learning_curve=learning_curve or None,
             max_predict_ms_per_row=max_predict_ms_per_row, memory_limit_mb=memory_limit_mb, weight_col=weight_col,
-            bag_folds=bag_folds, clock_started=_process_started(),
+            bag_folds=bag_folds, clock_started=process_started(),
         )
     if as_json:
         print_json({
@@ -139,16 +139,6 @@ def train(
     console.print(f"Model card: {result.card_dir / 'model_card.html'}", highlight=False)
     console.print(f"Registered [bold]{result.name}@{result.version}[/] ({result.model.family}), run {result.run_id}. "
                   f"Test {result.metric} = {fmt(result.test_score)}.")
-
-
-def _process_started() -> float | None:
-    """When this process started: the time limit covers the interpreter's start-up and imports too."""
-    try:
-        import psutil
-
-        return psutil.Process().create_time()
-    except Exception:
-        return None
 
 
 def _note(row) -> str:

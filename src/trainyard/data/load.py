@@ -53,7 +53,10 @@ def load_table(source, *, nrows: int | None = None) -> pd.DataFrame:
         raise DataError("The table has no columns.", "check the file's delimiter and header row.")
     if len(df) == 0:
         raise DataError("The table has a header but no rows.", "pass a file with data rows.")
-    df.columns = [str(c).strip() for c in df.columns]
+    names = [str(c).strip() for c in df.columns]
+    if names != list(df.columns):
+        df = df.copy(deep=False)  # the caller's DataFrame keeps its column names (no data is copied)
+        df.columns = names
     df = _nested_as_text(df)
     dupes = sorted(set(df.columns[df.columns.duplicated()]))
     if dupes:
