@@ -19,7 +19,7 @@ def test_run_killed_with_sigkill_resumes_from_recorded_trials(cli, workspace, tm
     data = tmp_path / "churn.csv"
     make_mixed_table(2000, seed=1).to_csv(data, index=False)
     env = {**os.environ, "PYTHONPATH": str(SRC), "TRAINYARD_HOME": str(workspace)}
-    proc = subprocess.Popen([sys.executable, "-m", "trainyard", "train", str(data), "--target", "churn", "--time-limit", "40",
+    proc = subprocess.Popen([sys.executable, "-m", "trainyard", "train", data.name, "--target", "churn", "--time-limit", "40",
                              "--preset", "fast", "--seed", "0"], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     store = None
     before = []
@@ -42,7 +42,8 @@ def test_run_killed_with_sigkill_resumes_from_recorded_trials(cli, workspace, tm
     best_before = max(t["val_score"] for t in recorded if t["status"] == "ok")
     assert store.get_run(run_id)["status"] == "interrupted"
 
-    res = cli("train", data, "--target", "churn", "--resume", "last", timeout=300)
+    assert store.get_run(run_id)["data_source"] == str(data.resolve())  # absolute: `trainyard resume` works from anywhere
+    res = cli("resume", run_id, timeout=300)
     assert res.code == 0, res.output
     assert f"Run {run_id}" in res.output and "resuming from" in res.output
     run = store.get_run(run_id)

@@ -158,13 +158,17 @@ def test_cli_kill_then_resume_matches_uninterrupted(cli, workspace, tmp_path):
     assert again.code == 2 and "already finished" in again.output
 
 
-def test_resume_refuses_table_runs_and_unknown_runs(cli_inproc, workspace):
+def test_resume_of_a_table_run_needs_its_data_file_and_unknown_runs_are_refused(cli_inproc, workspace):
     from trainyard.workspace import Workspace
 
     store = Workspace.resolve().store
     run_id = store.create_run("churn", kind="tabular")
     store.update_run(run_id, status="interrupted")
     out = cli_inproc("resume", run_id)
-    assert out.code == 2 and f"trainyard train DATA --resume {run_id}" in out.output
+    assert out.code == 2 and "recorded no data file" in out.output and f"trainyard train DATA --resume {run_id}" in out.output
+    gone = store.create_run("churn", kind="tabular", data_source="/nowhere/churn.csv")
+    store.update_run(gone, status="interrupted")
+    out = cli_inproc("resume", gone)
+    assert out.code == 2 and "/nowhere/churn.csv is gone" in out.output and "Traceback" not in out.output
     missing = cli_inproc("resume", "nope")
     assert missing.code == 2 and "No run 'nope'" in missing.output

@@ -18,7 +18,7 @@ import pandas as pd
 from trainyard.config import build_config
 from trainyard.data.audit.gate import artifact_files, audit_for_training, check_split
 from trainyard.data.audit.target import choose_class_weight
-from trainyard.data.load import fingerprint, load_table
+from trainyard.data.load import fingerprint, load_table, source_name
 from trainyard.data.schema import check_target, infer_schema
 from trainyard.data.split import split
 from trainyard.errors import ConfigError, DataError
@@ -124,7 +124,7 @@ def train(
     store = ws.store
     run_id = store.create_run(
         model_name, task=task.value, metric=metric.name, target=target,
-        data_source=str(data) if not isinstance(data, pd.DataFrame) else "<DataFrame>",
+        data_source=source_name(data),
         data_fingerprint=fingerprint(df), config=cfg.to_dict(),
     )
     emit("run", {"run_id": run_id, "task": task.value, "metric": metric.name, "families": [f.name for f in families]})

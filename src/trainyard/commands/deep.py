@@ -23,19 +23,43 @@ def resume(
     run_id: str = typer.Argument(..., help="The run to continue (see `trainyard runs`), or 'last'."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
-    """Continue a killed or interrupted neural run from its last checkpoint; it ends as the uninterrupted run would."""
+    """Continue a killed or interrupted run: a neural or language-model run from its last checkpoint (it ends as the
+    uninterrupted run would), a table search from its recorded trials (reading its data file again)."""
     from trainyard.training.deep import resume as resume_run
     from trainyard.workspace import Workspace
 
-    if Workspace.resolve().store.get_run(run_id)["kind"] == "language-model":
+    run = Workspace.resolve().store.get_run(run_id)
+    if run["kind"] == "language-model":
         from trainyard.commands.lm import resume_language
 
         resume_language(run_id, as_json=as_json)
+        return
+    if run["kind"] != "deep":
+        from trainyard.commands.train import train_table
+
+        train_table(_table_source(run), None, as_json=as_json, resume=run["id"])
         return
 
     with DeepLive(enabled=not as_json) as live:
         result = resume_run(run_id, progress=live.update)
     show_result(result, as_json)
+
+
+def _table_source(run: dict) -> str:
+    """The data file a table run was trained on, which its resume reads again (its fingerprint is checked there)."""
+    from pathlib import Path
+
+    from trainyard.errors import ConfigError, NotFoundError
+
+    source = run.get("data_source") or ""
+    if source in ("", "<DataFrame>"):
+        what = "was trained on an in-memory DataFrame" if source else "recorded no data file"
+        raise ConfigError(f"Run {run['id']} {what}, so there is nothing to read again.",
+                          f"pass the same data: `trainyard train DATA --resume {run['id']}` (trainyard.train(df, resume='{run['id']}') in Python).")
+    if not Path(source).exists():
+        raise NotFoundError(f"Run {run['id']}'s data file {source} is gone.",
+                            f"put it back at that path, or pass the same data: `trainyard train DATA --resume {run['id']}`.")
+    return source
 
 
 def train_neural(data, *, as_json: bool = False, **settings) -> None:

@@ -105,19 +105,22 @@ def train(
                      precision=precision, image_size=image_size, augment=augment, width=width, max_length=max_length,
                      loop={"checkpoint_every": checkpoint_every} if checkpoint_every else None)
         return
+    train_table(data, target, as_json=as_json, time_limit=time_limit, name=name, preset=preset, resume=resume,
+                task=task, metric=metric, include=split_list(include), exclude=split_list(exclude),
+                ignore=split_list(ignore), categorical=split_list(categorical), seed=seed, max_trials=max_trials,
+                test_size=test_size, group_col=group_col, time_col=time_col, force=force,
+                sensitive=split_list(sensitive) or None, class_weight=class_weight,
+                calibrate=calibrate, threshold_metric=threshold_metric, cost_fp=cost_fp, cost_fn=cost_fn, learning_curve=learning_curve or None,
+                max_predict_ms_per_row=max_predict_ms_per_row, memory_limit_mb=memory_limit_mb, weight_col=weight_col,
+                bag_folds=bag_folds)
+
+
+def train_table(data, target, *, as_json: bool = False, time_limit: float | None = None, **settings) -> None:
+    """The table search (or its resume, with `resume=RUN_ID`) with a live display, then the leaderboard and test metrics."""
     from trainyard import api
 
     with _Live(enabled=not as_json, time_limit=time_limit) as live:
-        result = api.train(
-            data, target, time_limit=time_limit, name=name, preset=preset, progress=live.update, resume=resume,
-            task=task, metric=metric, include=split_list(include), exclude=split_list(exclude),
-            ignore=split_list(ignore), categorical=split_list(categorical), seed=seed, max_trials=max_trials,
-            test_size=test_size, group_col=group_col, time_col=time_col, force=force,
-            sensitive=split_list(sensitive) or None, class_weight=class_weight,
-            calibrate=calibrate, threshold_metric=threshold_metric, cost_fp=cost_fp, cost_fn=cost_fn, learning_curve=learning_curve or None,
-            max_predict_ms_per_row=max_predict_ms_per_row, memory_limit_mb=memory_limit_mb, weight_col=weight_col,
-            bag_folds=bag_folds, clock_started=process_started(),
-        )
+        result = api.train(data, target, time_limit=time_limit, progress=live.update, clock_started=process_started(), **settings)
     if as_json:
         print_json({
             "run_id": result.run_id, "name": result.name, "version": result.version, "task": result.task,

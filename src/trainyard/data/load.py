@@ -33,6 +33,18 @@ def table_format(path: Path) -> str:
     return fmt
 
 
+def source_name(data) -> str:
+    """How a run records where its data came from: the absolute path of a file or folder (so a resume from another
+    directory finds it), or "<DataFrame>" for data passed in memory."""
+    if isinstance(data, pd.DataFrame):
+        return "<DataFrame>"
+    try:
+        path = Path(os.fspath(data)).expanduser()
+    except TypeError:
+        return str(data)
+    return str(path.resolve()) if path.exists() else str(data)
+
+
 def load_table(source, *, nrows: int | None = None) -> pd.DataFrame:
     """A DataFrame from a DataFrame, or from a CSV, TSV, Parquet or JSON Lines file."""
     if isinstance(source, pd.DataFrame):

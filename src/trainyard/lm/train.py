@@ -127,7 +127,9 @@ def train_language_model(data, settings: LMSettings, *, workspace: str | os.Path
     store = ws.store
     name = s.name or _default_name(data, s.task)
     if run_id is None:
-        run_id = store.create_run(name, kind="language-model", task=s.task, metric="perplexity", data_source=str(data),
+        from trainyard.data.load import source_name
+
+        run_id = store.create_run(name, kind="language-model", task=s.task, metric="perplexity", data_source=source_name(data),
                                   config={"lm": {**asdict(s), "name": name}})
     emit("run", {"run_id": run_id, "task": s.task, "name": name, "family": s.base or f"{s.arch} {s.size}" + (f" ({s.experts} experts)" if s.experts else ""),
                  "sizes": f"context {s.context}, batch {s.batch_size}" + (", LoRA" if s.lora else "")})

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from trainyard.data.load import fingerprint, load_table
+from trainyard.data.load import fingerprint, load_table, source_name
 from trainyard.data.schema import check_target, infer_schema
 from trainyard.data.split import split
 from trainyard.errors import DataError
@@ -85,7 +85,7 @@ def retrain(ref: str, data, *, promote_if_better: bool = False, margin: float = 
     features = champion.features
     run_id = store.create_run(
         name, kind="retrain", task=task.value, metric=metric.name, target=target,
-        data_source=str(data) if not isinstance(data, pd.DataFrame) else "<DataFrame>", data_fingerprint=fingerprint(df),
+        data_source=source_name(data), data_fingerprint=fingerprint(df),
         config={**cfg, "retrain_of": row["version"], "margin": margin, "alias": alias, "promote_if_better": promote_if_better},
     )
     try:
