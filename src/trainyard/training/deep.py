@@ -1,7 +1,8 @@
 """Neural tasks end to end: image and text classification from files to a registered model, and `resume`.
 
-`train_deep` loads the data (image folders, idx, npz; text in CSV/JSONL),
-splits train / validation / test with a seed, records a run (kind "deep")
+`train_deep` loads the data (image folders, idx, npz; texts in CSV / TSV /
+JSONL / Parquet with labels or numeric scores, see data/texts.py), splits
+train / validation / test with a seed (identical texts kept in one part), records a run (kind "deep")
 whose config holds everything needed to rebuild it, fits the family on the
 loop with checkpoints in the run's folder, scores the test part once and
 registers the artifact. `resume(run_id)` rebuilds the same split and estimator
@@ -11,14 +12,15 @@ and continues from the last checkpoint.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from trainyard.data.texts import TEXT_TASKS, text_key
 from trainyard.errors import ConfigError, DataError, NotFoundError
 
-DEEP_TASKS = {"image-classification": "cnn", "text-classification": "minilm"}
+DEEP_TASKS = {"image-classification": "cnn", "text-classification": "minilm", "text-regression": "minilm"}
 MODEL_FLAGS = {"epochs", "batch_size", "lr", "lora", "lora_r", "device", "precision", "image_size", "augment", "max_length",
                "patience", "optimizer", "schedule", "grad_accum", "finetune", "width"}
 
@@ -35,6 +37,7 @@ class DeepResult:
     history: list
     split: dict
     metric: str = "accuracy"
+    notes: list = field(default_factory=list)
 
     @property
     def test_score(self) -> float:
@@ -54,8 +57,8 @@ def train_deep(data, *, task: str | None = None, target: str | None = None, text
     from trainyard.training.tracking import RunLog
     from trainyard.workspace import Workspace
 
-    task = task or ("image-classification" if model in ("cnn", "mobilenetv2") else "text-classification")
-    if task not in DEEP_TASKS:
+    task = task or ("image-classification" if model in ("cnn", "mobilenetv2") else None)
+    if task is not None and task not in DEEP_TASKS:
         raise ConfigError(f"'{task}' is not a neural task.", f"use --task {' or --task '.join(DEEP_TASKS)}.")
     params = {k: v for k, v in params.items() if v is not None}
     test_size, val_size = test_size or 0.2, val_size or 0.1
@@ -68,16 +71,24 @@ def train_deep(data, *, task: str | None = None, target: str | None = None, text
     store = ws.store
     emit("stage", {"message": "loading data"})
     X, y, extra = _load(task, data, target, text_col)
-    parts = _split(X, y, extra.pop("test", None), seed=seed, test_size=test_size, val_size=val_size)
+    task = extra.get("task", task)
+    parts = _split(X, y, extra.pop("test", None), seed=seed, test_size=test_size, val_size=val_size,
+                   groups=[text_key(t) for t in X] if task in TEXT_TASKS else None, classify=task != "text-regression")
+    notes = extra.get("notes", []) + parts["notes"]
+    metric = "rmse" if task == "text-regression" else "accuracy"
     call = {"data": str(Path(data).resolve()), "task": task, "target": target, "text_col": extra.get("text_col"), "model": model,
             "name": name, "seed": seed, "test_size": test_size, "val_size": val_size, **params}
     model_name = name or Path(str(data).rstrip("/")).name.split(".")[0] or "model"
     if run_id is None:
-        run_id = store.create_run(model_name, kind="deep", task=task, metric="accuracy", target=target or "label",
+        run_id = store.create_run(model_name, kind="deep", task=task, metric=metric, target=target or "label",
                                   data_source=call["data"], config=call)
+        for note in notes:
+            store.add_event(run_id, "note", note)
     else:
         store.update_run(run_id, status="running", pid=os.getpid(), error=None)
     emit("run", {"run_id": run_id, "task": task, "family": family_name, "sizes": parts["sizes"]})
+    for note in notes:
+        emit("note", {"message": note})
     try:
         try:
             estimator = family.make(task, seed, **({"model": model_arg} if model_arg else {}), **params)
@@ -86,11 +97,11 @@ def train_deep(data, *, task: str | None = None, target: str | None = None, text
         estimator.fit(parts["train"][0], parts["train"][1], eval_set=parts["val"], log=RunLog(store, run_id), progress=emit,
                       checkpoint_dir=ws.run_dir(run_id) / "checkpoints", resume=True)
         emit("stage", {"message": "scoring once on the held-out test set"})
-        metrics = _test_metrics(estimator, *parts["test"])
+        metrics = _test_metrics(estimator, *parts["test"], regression=task == "text-regression")
         store.log_metrics(run_id, estimator.n_steps_, {f"test_{k}": v for k, v in metrics.items()})
         emit("stage", {"message": "saving and registering the model"})
         registered = _as_registered(estimator, task, extra, target)
-        version = _register(ws, registered, model_name, run_id, task, family_name, metrics, estimator, parts["sizes"], call)
+        version = _register(ws, registered, model_name, run_id, task, family_name, metrics, estimator, parts["sizes"], call, metric)
         store.update_run(run_id, status="finished", best_score=estimator.best_score_, best_family=family_name, model_version=version)
     except KeyboardInterrupt:
         store.update_run(run_id, status="interrupted", error="interrupted by the user; `trainyard resume " + run_id + "` continues it")
@@ -98,7 +109,7 @@ def train_deep(data, *, task: str | None = None, target: str | None = None, text
     except BaseException as exc:
         store.update_run(run_id, status="failed", error=f"{type(exc).__name__}: {exc}"[:2000])
         raise
-    return DeepResult(run_id, model_name, version, task, family_name, registered, metrics, estimator.history_, parts["sizes"])
+    return DeepResult(run_id, model_name, version, task, family_name, registered, metrics, estimator.history_, parts["sizes"], metric, notes)
 
 
 def resume(run_id: str, *, workspace=None, progress=None) -> DeepResult:
@@ -126,7 +137,7 @@ def _family_for(task: str, model: str | None) -> tuple[str, str | None]:
         if choice not in ("cnn", "mobilenetv2"):
             raise ConfigError(f"'{choice}' is not an image model.", "use --model cnn (a small ResNet from scratch) or --model mobilenetv2 (pretrained).")
         return choice, None
-    if model in (None, "minilm"):
+    if model in (None, "minilm"):  # text classification or regression
         return "minilm", None
     return "minilm", model  # a local Hugging Face model folder, fine-tuned the same way
 
@@ -142,29 +153,10 @@ def _load(task: str, data, target, text_col):
             test = load_images(test_file)
             extra["test"] = (test.X, test.y)
         return train.X, np.asarray(train.y), extra
-    from trainyard.data.load import load_table
-    from trainyard.data.schema import check_target, infer_schema
+    from trainyard.data.texts import load_texts
 
-    if target is None:
-        raise ConfigError("Text classification needs --target, the column with the labels.", "e.g. --target label --text-col text.")
-    df = load_table(data)
-    check_target(df, target)
-    if text_col is None:
-        schema = infer_schema(df, target, {})
-        texts = schema.features("text")
-        if len(texts) != 1:
-            raise ConfigError("Cannot tell which column holds the text." if not texts else f"Several text columns: {', '.join(texts)}.",
-                              "name it with --text-col COLUMN.")
-        text_col = texts[0]
-    if text_col not in df.columns:
-        from trainyard.errors import suggest
-
-        raise DataError(f"No column '{text_col}' in {Path(str(data)).name}.", suggest(text_col, df.columns))
-    df = df[df[target].notna()]
-    y = df[target].to_numpy()
-    if len(np.unique(y.astype(str))) < 2:
-        raise DataError(f"Target '{target}' has a single class.", "text classification needs at least two labels.")
-    return df[text_col].fillna("").astype(str).tolist(), y, {"text_col": text_col, "frame": df[[text_col, target]]}
+    table = load_texts(data, target, text_col, task)
+    return table.texts, table.y, {"text_col": table.text_col, "frame": table.frame, "task": table.task, "notes": table.notes}
 
 
 def _idx_test_file(path: Path) -> Path | None:
@@ -174,21 +166,14 @@ def _idx_test_file(path: Path) -> Path | None:
     return None
 
 
-def _split(X, y, test, *, seed: int, test_size: float, val_size: float) -> dict:
-    from sklearn.model_selection import train_test_split
+def _split(X, y, test, *, seed: int, test_size: float, val_size: float, groups=None, classify: bool = True) -> dict:
+    from trainyard.data.split import split_indices
 
-    idx = np.arange(len(y))
-    labels, counts = np.unique(y.astype(str), return_counts=True)
-    stratify = y.astype(str) if counts.min() >= 3 else None
-    if len(y) < 10:
-        raise DataError(f"Only {len(y)} examples: too few to train, validate and test.", "use at least a few dozen labelled examples per class.")
+    train_idx, val_idx, test_idx, notes = split_indices(y, seed=seed, test_size=test_size, val_size=val_size, groups=groups,
+                                                        classify=classify, has_test=test is not None)
     if test is None:
-        idx, test_idx = train_test_split(idx, test_size=test_size, random_state=seed, stratify=stratify)
         test = (_take(X, test_idx), y[test_idx])
-    strat = stratify[idx] if stratify is not None else None
-    train_idx, val_idx = train_test_split(idx, test_size=val_size / (1 - test_size), random_state=seed, stratify=strat)
-    train_idx, val_idx = np.sort(train_idx), np.sort(val_idx)
-    return {"train": (_take(X, train_idx), y[train_idx]), "val": (_take(X, val_idx), y[val_idx]), "test": test,
+    return {"train": (_take(X, train_idx), y[train_idx]), "val": (_take(X, val_idx), y[val_idx]), "test": test, "notes": notes,
             "sizes": {"train": len(train_idx), "val": len(val_idx), "test": len(test[1])}}
 
 
@@ -216,10 +201,12 @@ class IndexView:
         return take_rows(self.base, np.atleast_1d(self.rows[item])) if not isinstance(item, int) else self.base[self.rows[item]]
 
 
-def _test_metrics(estimator, X, y) -> dict:
+def _test_metrics(estimator, X, y, regression: bool = False) -> dict:
     from trainyard.evaluation.metrics import score_all
     from trainyard.tasks import Task
 
+    if regression:
+        return score_all(Task.REGRESSION, np.asarray(y, dtype=float), estimator.predict(X))
     proba = estimator.predict_proba(X)
     codes = np.searchsorted(estimator.classes_, np.asarray(y))
     known = (codes < len(estimator.classes_)) & (estimator.classes_[np.minimum(codes, len(estimator.classes_) - 1)] == np.asarray(y))
@@ -230,8 +217,8 @@ def _test_metrics(estimator, X, y) -> dict:
 
 
 def _as_registered(estimator, task: str, extra: dict, target):
-    """Text models become a TrainyardModel (raw rows in, labels out, like any table model); image models stay themselves."""
-    if task != "text-classification":
+    """Text models become a TrainyardModel (raw rows in, labels or scores out, like any table model); image models stay themselves."""
+    if task not in TEXT_TASKS:
         return estimator
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import FunctionTransformer
@@ -243,22 +230,27 @@ def _as_registered(estimator, task: str, extra: dict, target):
     text_col = extra["text_col"]
     schema = infer_schema(extra["frame"], target, {text_col: "text"})
     pipeline = Pipeline([("text", FunctionTransformer(_text_column, kw_args={"column": text_col})), ("model", estimator)])
+    if task == "text-regression":
+        return TrainyardModel(pipeline, task=Task.REGRESSION, schema=schema, family="minilm", metric="rmse")
     kind = Task.BINARY if len(estimator.classes_) == 2 else Task.MULTICLASS
     return TrainyardModel(pipeline, task=kind, schema=schema, classes=estimator.classes_, family="minilm", metric="accuracy")
 
 
 def _text_column(X, column: str):
+    if column not in X.columns:
+        raise DataError(f"The rows have no '{column}' column: the text this model reads.",
+                        f"name the column holding the texts '{column}' (the rows have {', '.join(map(str, X.columns[:8])) or 'no columns'}).")
     return X[column].fillna("").astype(str).tolist()
 
 
-def _register(ws, model, name, run_id, task, family, metrics, estimator, sizes, call) -> int:
+def _register(ws, model, name, run_id, task, family, metrics, estimator, sizes, call, metric="accuracy") -> int:
     from trainyard.registry.artifact import save_artifact
 
-    meta = {"name": name, "task": task, "family": family, "metric": "accuracy", "classes": [str(c) for c in estimator.classes_],
+    meta = {"name": name, "task": task, "family": family, "metric": metric, "classes": [str(c) for c in getattr(estimator, "classes_", [])],
             "metrics": {"test": metrics, "validation": {"best": estimator.best_score_}}, "split": sizes, "run_id": run_id,
             "params": estimator.get_params(), "config": call, "training": {"steps": estimator.n_steps_, "rollbacks": estimator.rollbacks_,
                                                                              "samples_per_second": estimator.samples_per_second_}}
     directory = ws.artifacts / name / run_id
     digest = save_artifact(model, directory, meta)
     return ws.store.register_model(name, artifact_path=str(directory.relative_to(ws.home)), meta_sha256=digest, run_id=run_id,
-                                   task=task, metric="accuracy", test_score=metrics.get("accuracy"), metrics=meta["metrics"], family=family)
+                                   task=task, metric=metric, test_score=metrics.get(metric), metrics=meta["metrics"], family=family)

@@ -1,0 +1,160 @@
+"""Text sets as people bring them: label kinds, file formats, the text column, rare classes, duplicates, bad input.
+
+Loading and splitting are checked without a model (fast); the CLI errors run in-process; the end-to-end runs
+fine-tune the real MiniLM (small: a few dozen rows, 16 tokens) and are marked slow.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from trainyard.data.split import split_indices
+from trainyard.data.texts import load_texts, text_key
+from trainyard.errors import ConfigError, DataError
+
+POS = ["great movie, loved it", "wonderful acting and a fine story", "I enjoyed every minute of it", "brilliant and moving", "a delight"]
+NEG = ["terrible film, hated it", "boring and far too long", "awful acting and a bad story", "a waste of time", "dreadful"]
+MID = ["it was okay", "average at best", "neither good nor bad", "fine, I guess", "so-so"]
+POOLS = {"pos": POS, "neg": NEG, "mid": MID}
+
+
+def sentences(labels, seed=0) -> list[str]:
+    """A distinct sentence per row (a numbered review), its words drawn from the label's pool."""
+    rng = np.random.default_rng(seed)
+    return [f"review {i}: " + " ".join(rng.choice(POOLS[lab], size=rng.integers(1, 4))) for i, lab in enumerate(labels)]
+
+
+def frame(n=40, classes=("pos", "neg"), seed=0) -> pd.DataFrame:
+    labels = np.array(classes)[np.arange(n) % len(classes)]
+    return pd.DataFrame({"text": sentences(labels, seed), "label": labels})
+
+
+def test_string_int_and_whole_float_labels(tmp_path):
+    df = frame()
+    df.to_csv(tmp_path / "s.csv", index=False)
+    table = load_texts(tmp_path / "s.csv", "label", "text")
+    assert table.task == "text-classification" and set(table.y) == {"pos", "neg"} and table.texts[0] == df.text[0]
+    df.assign(label=(df.label == "pos").astype(int)).to_csv(tmp_path / "i.csv", index=False)
+    assert load_texts(tmp_path / "i.csv", "label", "text").y.dtype.kind == "i"
+    floats = df.assign(label=np.where(df.label == "pos", 1.0, 0.0))
+    floats.loc[3, "label"] = np.nan  # a missing label makes pandas read 0/1 as floats
+    floats.to_csv(tmp_path / "f.csv", index=False)
+    table = load_texts(tmp_path / "f.csv", "label", "text")
+    assert table.y.dtype.kind == "i" and set(table.y) == {0, 1} and len(table.y) == 39
+    assert any("1 rows without a 'label' value were left out" in n for n in table.notes)
+
+
+def test_float_target_is_text_regression_and_bad_scores_are_named(tmp_path):
+    df = frame(60)
+    df["score"] = np.linspace(-4, 4, 60)
+    df.to_csv(tmp_path / "r.csv", index=False)
+    table = load_texts(tmp_path / "r.csv", "score", "text")
+    assert table.task == "text-regression" and table.y.dtype == float and any("text regression" in n for n in table.notes)
+    assert load_texts(tmp_path / "r.csv", "score", "text", task="text-classification").task == "text-classification"
+    df["score"] = df.score.astype(object)
+    df.loc[5, "score"] = "about 3"
+    df.to_csv(tmp_path / "bad.csv", index=False)
+    with pytest.raises(DataError, match=r"needs a number in every row of 'score', but it holds 'about 3'"):
+        load_texts(tmp_path / "bad.csv", "score", "text", task="text-regression")
+
+
+def test_formats_tsv_jsonl_quoted_newlines_unicode_and_mixed_labels(tmp_path):
+    df = frame()
+    df["text"] = [t + (' 😀 <b>café</b> &amp; 日本語' if i % 2 else '\nsecond line, "quoted"') for i, t in enumerate(df.text)]
+    df.to_csv(tmp_path / "n.csv", index=False)
+    df.to_csv(tmp_path / "t.tsv", sep="\t", index=False)
+    for name in ("n.csv", "t.tsv"):
+        assert load_texts(tmp_path / name, "label", "text").texts == df.text.tolist()
+    rows = [{"text": t, "label": [1, "2", "pos"][i % 3], "meta": {"source": "web"}} for i, t in enumerate(df.text)]
+    (tmp_path / "d.jsonl").write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n", encoding="utf-8")
+    table = load_texts(tmp_path / "d.jsonl", "label", "text")
+    assert table.texts == df.text.tolist() and sorted(set(table.y)) == ["1", "2", "pos"]  # mixed types compared as text
+
+
+def test_text_column_found_when_not_named(tmp_path):
+    df = frame()
+    df["id"], df["stars"] = np.arange(len(df)), np.arange(len(df)) % 5
+    df.rename(columns={"text": "body"}).to_csv(tmp_path / "a.csv", index=False)
+    table = load_texts(tmp_path / "a.csv", "label")
+    assert table.text_col == "body" and any("Using 'body' as the text column" in n for n in table.notes)
+    short = pd.DataFrame({"comment": ["ok", "bad", "fine", "meh"] * 10, "label": ["a", "b"] * 20, "n": range(40)})
+    short.to_csv(tmp_path / "short.csv", index=False)  # too repetitive to look like free text, but the only string column
+    assert load_texts(tmp_path / "short.csv", "label").text_col == "comment"
+    df.assign(title=df.text.str.upper() + " and more words here").to_csv(tmp_path / "two.csv", index=False)
+    with pytest.raises(ConfigError, match="Several columns hold free text: text, title") as err:
+        load_texts(tmp_path / "two.csv", "label")
+    assert "--text-col" in err.value.fix
+    with pytest.raises(DataError, match="No column 'txt'") as err:
+        load_texts(tmp_path / "a.csv", "label", "txt")
+    with pytest.raises(ConfigError, match="both the text and the target"):
+        load_texts(tmp_path / "a.csv", "label", "label")
+
+
+def test_empty_texts_are_kept_and_all_empty_is_an_error(tmp_path):
+    df = frame()
+    df.loc[[1, 2], "text"] = [None, "   "]
+    df.to_csv(tmp_path / "e.csv", index=False)
+    table = load_texts(tmp_path / "e.csv", "label", "text")
+    assert table.texts[1] == "" and len(table.texts) == 40 and any("2 rows have an empty 'text'" in n for n in table.notes)
+    df.assign(text="").to_csv(tmp_path / "all.csv", index=False)
+    with pytest.raises(DataError, match="Every value of 'text' is empty"):
+        load_texts(tmp_path / "all.csv", "label", "text")
+
+
+def test_split_keeps_rare_classes_in_training_and_stratifies_the_rest():
+    y = np.array(["a"] * 30 + ["b"] * 30 + ["rare"])
+    train, val, test, notes = split_indices(y, seed=0, test_size=0.2, val_size=0.1)
+    assert sorted(np.concatenate([train, val, test]).tolist()) == list(range(61))  # every row once
+    assert 60 in train and "rare" in notes[0]
+    assert set(y[test]) == {"a", "b"} and abs((y[test] == "a").sum() - (y[test] == "b").sum()) <= 1  # stratified
+    assert split_indices(y, seed=0, test_size=0.2, val_size=0.1)[0].tolist() == train.tolist()  # a function of the seed
+
+
+def test_split_keeps_duplicate_texts_together():
+    texts = sentences(["pos", "neg"] * 30)
+    texts += [t.upper() + "  " for t in texts[:20]]  # the same texts again, differing in case and spacing
+    y = np.array(["pos", "neg"] * 30 + ["pos", "neg"] * 10)
+    train, val, test, notes = split_indices(y, seed=1, test_size=0.2, val_size=0.1, groups=[text_key(t) for t in texts])
+    keys = [{text_key(texts[i]) for i in part} for part in (train, val, test)]
+    assert not (keys[0] & keys[2]) and not (keys[0] & keys[1]) and not (keys[1] & keys[2])
+    assert any("20 rows repeat another row's text" in n for n in notes)
+
+
+def test_split_tiny_sets():
+    y = np.array(["pos", "neg"] * 10)
+    train, val, test, _ = split_indices(y, seed=0, test_size=0.2, val_size=0.1)
+    assert len(test) == 4 and len(val) >= 1 and set(y[train]) == {"pos", "neg"}
+    with pytest.raises(DataError, match="Only 8 examples"):
+        split_indices(y[:8], seed=0, test_size=0.2, val_size=0.1)
+    with pytest.raises(DataError, match="2 distinct examples"):
+        split_indices(y, seed=0, test_size=0.2, val_size=0.1, groups=["a", "b"] * 10, classify=False)
+
+
+def test_cli_text_errors_are_short_and_exit_2(cli_inproc, tmp_path):
+    df = frame()
+    df.to_csv(tmp_path / "r.csv", index=False)
+    df.assign(title=df.text + " with many more words").to_csv(tmp_path / "two.csv", index=False)
+    cases = [
+        (["r.csv", "--target", "label", "--text-col", "body"], "No column 'body'"),
+        (["two.csv", "--target", "label", "--model", "minilm"], "Several columns hold free text"),
+        (["r.csv", "--target", "label", "--text-col", "label"], "both the text and the target"),
+        (["r.csv", "--text-col", "text"], "need --target"),
+        (["r.csv", "--target", "label", "--text-col", "text", "--task", "text-regression"], "needs a number in every row"),
+    ]
+    for args, message in cases:
+        out = cli_inproc("train", *args)
+        assert out.code == 2, out.output
+        assert message in out.output and "Traceback" not in out.output and "fix:" in out.output
+
+
+def test_registered_text_model_names_a_missing_text_column():
+    from trainyard.training.deep import _text_column
+
+    assert _text_column(pd.DataFrame({"text": ["a", None]}), "text") == ["a", ""]
+    with pytest.raises(DataError, match="no 'text' column") as err:
+        _text_column(pd.DataFrame({"body": ["a"]}), "text")
+    assert "body" in err.value.fix
