@@ -129,3 +129,36 @@ def test_register_and_load_language_model(workspace, tiny_model, tokenizer):
 
     with pytest.raises(ArtifactError, match="altered"):
         trainyard.load("lm@1")
+
+
+def test_repetition_penalty_and_no_repeat_ngram():
+    from trainyard.lm.generate import discourage_repeats
+
+    logits = torch.tensor([2.0, 1.0, -1.0, 0.5])
+    out = discourage_repeats(logits, [0, 2], penalty=2.0)
+    assert out.tolist() == [1.0, 1.0, -2.0, 0.5]  # positive divided, negative multiplied, unseen untouched
+    assert pick(logits, Sampling(temperature=0, repetition_penalty=3.0), history=[0]) == 1
+    # the text so far ends in "3 1"; "3 1 0" already occurred, so 0 is banned with n=3 (and only 0)
+    history = [3, 1, 0, 2, 3, 1]
+    banned = discourage_repeats(logits, history, ngram=3)
+    assert banned[0] == float("-inf") and torch.isfinite(banned[1:]).all()
+    assert pick(logits, Sampling(temperature=0, no_repeat_ngram=3), history=history) == 1
+    assert pick(logits, Sampling(temperature=0, no_repeat_ngram=1), history=[0, 1, 2]) == 3  # n=1: no token twice
+    with pytest.raises(ConfigError, match="Repetition"):
+        Sampling(repetition_penalty=0)
+
+
+def test_no_repeat_ngram_stops_a_greedy_loop(tokenizer):
+    """A model that loops greedily repeats some trigram; with --no-repeat-ngram 3 no trigram of the output occurs twice."""
+    from trainyard.lm.model import build_model
+
+    m = build_model("tiny", vocab_size=len(tokenizer), context=64, seed=3)
+    plain = generate(m, tokenizer, "The cat", Sampling(max_tokens=40, temperature=0, stop_at_eos=False)).token_ids
+
+    def trigrams(ids):
+        return [tuple(ids[i:i + 3]) for i in range(len(ids) - 2)]
+
+    assert len(set(trigrams(plain))) < len(trigrams(plain))  # the untrained model loops
+    prompt = tokenizer("The cat", add_special_tokens=False)["input_ids"]
+    fixed = generate(m, tokenizer, "The cat", Sampling(max_tokens=40, temperature=0, stop_at_eos=False, no_repeat_ngram=3)).token_ids
+    assert len(fixed) == 40 and len(set(trigrams(prompt + fixed))) == len(trigrams(prompt + fixed))

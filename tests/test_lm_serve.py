@@ -44,5 +44,9 @@ def test_generate_json_and_sse_stream_on_loopback(workspace, tiny_model, tokeniz
         assert done["tokens"] == plain["tokens"] and done["finish"] == plain["finish"]
         assert httpx.post(f"{url}/v1/generate", json={"prompt": "x", "model": "nope"}, timeout=30).status_code == 404
         assert httpx.post(f"{url}/v1/generate", json={"prompt": "x", "top_p": 0}, timeout=30).status_code == 422
+        assert httpx.post(f"{url}/v1/generate", json={"prompt": "x", "repetition_penalty": 0}, timeout=30).status_code == 422
+        no_loops = lm.generate("The owl", max_tokens=20, temperature=0, no_repeat_ngram=2, repetition_penalty=1.3)
+        served = httpx.post(f"{url}/v1/generate", json={**body, "no_repeat_ngram": 2, "repetition_penalty": 1.3}, timeout=60).json()
+        assert served["text"] == no_loops.text and served["text"] != plain["text"]
         listed = httpx.get(f"{url}/v1/language-models", timeout=30).json()["models"]
         assert listed[0]["name"] == "story"

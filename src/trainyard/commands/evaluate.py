@@ -62,6 +62,10 @@ def evaluate(
         from trainyard.commands.lm import evaluate_lm
 
         return evaluate_lm(model, data, ref=ref, as_json=as_json)
+    if meta.get("kind") == "reward-model":  # ranking of chosen/rejected pairs: trainyard.lm.reward
+        from trainyard.commands.lm import evaluate_reward
+
+        return evaluate_reward(model, data, ref=ref, as_json=as_json)
     report_ = run_evaluate(model, data, split_list(sensitive), slices=list(slice_ or []), validation=validation, learning_curve=learning_curve,
                            n_boot=n_boot, seed=seed, _meta=meta)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")

@@ -53,6 +53,8 @@ def generate(
     top_k: int = typer.Option(0, "--top-k", help="Sample among the k most likely tokens (0 = all)."),
     top_p: float = typer.Option(1.0, "--top-p", help="Sample among the most likely tokens holding this much probability."),
     stop: list[str] = typer.Option(None, "--stop", help="Stop when this text appears (repeatable)."),
+    repetition_penalty: float = typer.Option(1.0, "--repetition-penalty", help="Above 1 discourages tokens already in the text (1 = off; try 1.2)."),
+    no_repeat_ngram: int = typer.Option(0, "--no-repeat-ngram", help="Never repeat an n-gram of tokens (0 = off; try 3)."),
     seed: int = typer.Option(None, "--seed", help="Seed for reproducible sampling."),
     chat: bool = typer.Option(False, "--chat", help="Wrap the prompt in the model's chat template (instruction-tuned models)."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Recompute every step without the KV cache (slower; for checking)."),
@@ -64,7 +66,7 @@ def generate(
 
     lm = load_base(model)
     s = Sampling(max_tokens=max_tokens, temperature=temperature, top_k=top_k, top_p=top_p, stop=tuple(_unescape(x) for x in stop or ()),
-                 seed=seed, use_cache=not no_cache)
+                 seed=seed, use_cache=not no_cache, repetition_penalty=repetition_penalty, no_repeat_ngram=no_repeat_ngram)
     text = chat_prompt(lm.tokenizer, prompt) if chat else prompt
     info: dict = {}
     import time
@@ -154,6 +156,18 @@ def evaluate_lm(lm, data: Path, *, ref: str, compare: str | None = None, as_json
     console.print(table(f"{data} ({report['model']['scored']})", ["metric", *names], rows))
     for s in report["samples"]:
         console.print(f"[bold]{s['prompt']!r}[/]\n  {ref}: {s['model']!r}" + (f"\n  {compare}: {s['compare']!r}" if compare else ""), highlight=False)
+
+
+def evaluate_reward(rm, data: Path, *, ref: str, as_json: bool = False) -> None:
+    """What `trainyard evaluate` runs for a reward model: how it ranks the chosen/rejected pairs of a JSONL file."""
+    from trainyard.commands._common import table
+    from trainyard.lm.reward import evaluate_pairs
+
+    report = evaluate_pairs(rm, data)
+    if as_json:
+        print_json(report)
+        return
+    console.print(table(f"{ref} on {data} ({report['pairs']} pairs)", ["metric", "value"], [[k, v] for k, v in report.items() if k != "pairs"]))
 
 
 def _live(as_json: bool) -> "LMLive":

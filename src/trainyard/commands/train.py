@@ -19,7 +19,7 @@ def train(
     time_limit: str = typer.Option(None, "--time-limit", help="Time for the whole run: seconds or 30m, 1h (preset default: fast 30, balanced 60, best 300)."),
     name: str = typer.Option(None, "--name", "-n", help="Registry name for the model (default: the file name)."),
     preset: str = typer.Option("balanced", "--preset", "-p", help="fast, balanced or best."),
-    task: str = typer.Option(None, "--task", help="binary, multiclass, regression (default: inferred), image-classification, text-classification, text-regression (default for texts: from the target); language models: causal-lm, sft, preference."),
+    task: str = typer.Option(None, "--task", help="binary, multiclass, regression (default: inferred), image-classification, text-classification, text-regression (default for texts: from the target); language models: causal-lm, sft, preference, reward."),
     metric: str = typer.Option(None, "--metric", help="Metric to optimise (default: roc_auc, accuracy or rmse)."),
     include: list[str] = typer.Option(None, "--include", help="Only these model families (comma-separated or repeated)."),
     exclude: list[str] = typer.Option(None, "--exclude", help="Leave out these model families."),
@@ -68,8 +68,11 @@ def train(
     max_steps: int = typer.Option(None, "--max-steps", help="\\[lm] Optimizer steps (default: --epochs passes, or what --time-limit allows)."),
     warmup: float = typer.Option(None, "--warmup", help="\\[lm] Warm-up: a fraction of the steps, or steps when >= 1 (default 0.05)."),
     eval_every: int = typer.Option(None, "--eval-every", help="\\[lm] Evaluate on held-out data every N steps (default: 10 times over --max-steps, else each epoch)."),
-    method: str = typer.Option(None, "--method", help="\\[lm] Preference method: dpo."),
-    beta: float = typer.Option(None, "--beta", help="\\[lm] DPO temperature (default 0.1)."),
+    method: str = typer.Option(None, "--method", help="\\[lm] Preference method: dpo (default) or rloo (policy gradient against --reward-model)."),
+    beta: float = typer.Option(None, "--beta", help="\\[lm] DPO temperature; for rloo the weight of the KL penalty (default 0.1)."),
+    reward_model: str = typer.Option(None, "--reward-model", help="\\[lm] rloo: reward model scoring the samples (trained with --task reward)."),
+    rollouts: int = typer.Option(None, "--rollouts", help="\\[lm] rloo: completions sampled per prompt (default 4)."),
+    max_new_tokens: int = typer.Option(None, "--max-new-tokens", help="\\[lm] rloo: most tokens per sampled completion (default 48)."),
     separator: str = typer.Option(None, "--doc-separator", help="\\[lm] Split corpus files into documents on this string (e.g. '\\n%\\n')."),
     text_field: str = typer.Option(None, "--text-field", help="\\[lm] JSONL field holding the text (default: 'text')."),
     val_fraction: float = typer.Option(None, "--val-fraction", help="\\[lm] Share of documents / pairs held out (default 0.05)."),
@@ -80,7 +83,8 @@ def train(
     `--text-col COL` (text classification) on a CSV/JSONL; options marked \\[neural] apply to them.
 
     Language models: `--task causal-lm` pre-trains on a corpus, `--task sft --base lm@2` instruction-tunes on prompt/response
-    JSONL, `--task preference --base lm@3` runs DPO on prompt/chosen/rejected JSONL; options marked \\[lm] and the
+    JSONL, `--task preference --base lm@3` runs DPO on prompt/chosen/rejected JSONL, `--task reward --base lm@3` trains a
+    reward model on the same pairs and `--task preference --method rloo --reward-model rm@1` a policy against it; options marked \\[lm] and the
     \\[neural] ones apply (--lora, --epochs, --batch-size, --lr, ...)."""
     from trainyard.lm.train import TASKS as LM_TASKS
     from trainyard.training.deep import is_deep
@@ -92,7 +96,8 @@ def train(
         train_language(data, as_json=as_json, task=task, name=name, base=base, tokenizer=tokenizer, vocab_size=vocab_size, size=size,
                        arch=arch, experts=experts, context=context, batch_size=batch_size, epochs=epochs, max_steps=max_steps,
                        time_limit=time_limit, lr=lr, warmup=warmup, eval_every=eval_every, checkpoint_every=checkpoint_every,
-                       lora=lora, lora_r=lora_r, method=method, beta=beta, seed=seed, val_fraction=val_fraction, separator=separator,
+                       lora=lora, lora_r=lora_r, method=method, beta=beta, reward_model=reward_model, rollouts=rollouts,
+                       max_new_tokens=max_new_tokens, seed=seed, val_fraction=val_fraction, separator=separator,
                        text_field=text_field, device=device, loop={"precision": precision} if precision else None,
                        clock_started=process_started())
         return

@@ -1,4 +1,4 @@
-"""Text generation: greedy or sampled (temperature, top-k, top-p), stop strings, KV cache, streaming.
+"""Text generation: greedy or sampled (temperature, top-k, top-p), repetition controls, stop strings, KV cache, streaming.
 
     for piece in stream(model, tokenizer, "Once upon a time", Sampling(max_tokens=100, temperature=0.8)):
         print(piece, end="")
@@ -9,6 +9,12 @@ without it every step re-reads the whole sequence. Greedy decoding gives the
 same tokens either way (tested). Text is streamed as soon as it is final:
 pieces that could still become a stop string or end inside a multi-byte
 character are held back until they cannot.
+
+Two controls against loops (a small model's greedy output tends to repeat a
+phrase): `repetition_penalty` (> 1) lowers the score of every token already in
+the prompt or the output (a positive logit is divided by it, a negative one
+multiplied, as in the CTRL paper and Hugging Face), and `no_repeat_ngram` (n > 0)
+forbids a token that would repeat an n-gram already in the text.
 """
 
 from __future__ import annotations
@@ -30,10 +36,14 @@ class Sampling:
     seed: int | None = None
     use_cache: bool = True
     stop_at_eos: bool = True
+    repetition_penalty: float = 1.0  # 1 = off; 1.1-1.3 discourages tokens already in the text
+    no_repeat_ngram: int = 0  # 0 = off; n forbids repeating any n-gram of tokens
 
     def __post_init__(self):
         if self.max_tokens < 0 or self.temperature < 0 or self.top_k < 0 or not 0 < self.top_p <= 1:
             raise ConfigError("Generation settings out of range.", "use --max-tokens >= 0, --temperature >= 0, --top-k >= 0 and 0 < --top-p <= 1.")
+        if self.repetition_penalty <= 0 or self.no_repeat_ngram < 0:
+            raise ConfigError("Repetition settings out of range.", "use --repetition-penalty > 0 (1 = off) and --no-repeat-ngram >= 0 (0 = off).")
 
 
 @dataclass
@@ -71,7 +81,7 @@ def next_token_ids(model, prompt_ids: list[int], s: Sampling, eos_id: int | None
                     cache = out.past_key_values
                 else:
                     out = model(input_ids=torch.tensor([ids], device=device), use_cache=False)
-                token = pick(out.logits[0, -1].float().cpu(), s, gen)
+                token = pick(out.logits[0, -1].float().cpu(), s, gen, ids)
                 ids.append(token)
                 fresh = [token]
                 yield token
@@ -81,9 +91,12 @@ def next_token_ids(model, prompt_ids: list[int], s: Sampling, eos_id: int | None
         model.train(was_training)
 
 
-def pick(logits, s: Sampling, gen=None) -> int:
+def pick(logits, s: Sampling, gen=None, history: list[int] | None = None) -> int:
+    """The next token from one position's logits; `history` (prompt and output so far) feeds the repetition controls."""
     import torch
 
+    if history and (s.repetition_penalty != 1 or s.no_repeat_ngram):
+        logits = discourage_repeats(logits, history, s.repetition_penalty, s.no_repeat_ngram)
     if s.temperature == 0:
         return int(torch.argmax(logits))
     logits = logits / s.temperature
@@ -96,6 +109,23 @@ def pick(logits, s: Sampling, gen=None) -> int:
         drop = cumulative - torch.softmax(sorted_logits, -1) >= s.top_p  # keep the smallest set reaching top_p
         logits = logits.masked_fill(torch.zeros_like(drop).scatter(0, order, drop), float("-inf"))
     return int(torch.multinomial(torch.softmax(logits, -1), 1, generator=gen))
+
+
+def discourage_repeats(logits, history: list[int], penalty: float = 1.0, ngram: int = 0):
+    """`logits` with the tokens of `history` penalised, and the tokens that would repeat an n-gram of it banned."""
+    import torch
+
+    logits = logits.clone()
+    if penalty != 1:
+        seen = torch.tensor(sorted(set(history)), dtype=torch.long)
+        scores = logits[seen]
+        logits[seen] = torch.where(scores > 0, scores / penalty, scores * penalty)
+    if ngram and len(history) >= ngram:
+        prefix = tuple(history[len(history) - ngram + 1:]) if ngram > 1 else ()
+        banned = {history[i + ngram - 1] for i in range(len(history) - ngram + 1) if tuple(history[i:i + ngram - 1]) == prefix}
+        if banned and len(banned) < logits.numel():  # never ban everything
+            logits[torch.tensor(sorted(banned), dtype=torch.long)] = float("-inf")
+    return logits
 
 
 def stream(model, tokenizer, prompt: str, s: Sampling = Sampling(), info: dict | None = None) -> Iterator[str]:

@@ -1,4 +1,5 @@
 """Preference-tuning plan (--task preference --method dpo): chosen/rejected pairs, Direct Preference Optimisation.
+(`--method rloo`, policy gradient against a reward model, is trainyard.lm.policy.)
 
 DPO raises log p(chosen) - log p(rejected) relative to the reference model
 (the base before training): loss = -log sigmoid(beta * ((pc - rc) - (pr - rr))),
@@ -15,7 +16,7 @@ import numpy as np
 from trainyard.errors import ConfigError
 from trainyard.lm.train import Plan
 
-METHODS = ("dpo",)
+METHODS = ("dpo", "rloo")
 
 
 def plan(data, s, ws, run_dir, emit) -> Plan:
@@ -29,6 +30,10 @@ def plan(data, s, ws, run_dir, emit) -> Plan:
 
     if s.method not in METHODS:
         raise ConfigError(f"'{s.method}' is not a preference method.", f"use one of {', '.join(METHODS)}.")
+    if s.method == "rloo":
+        from trainyard.lm import policy
+
+        return policy.plan(data, s, ws, run_dir, emit)
     base = load_base(s.base, ws.home).merged()  # an adapter as the base: start from its merged weights
     tok = base.tokenizer
     triples = read_pairs(data, (PROMPT_KEYS, ("chosen",), ("rejected",)))

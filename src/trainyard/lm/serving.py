@@ -59,6 +59,8 @@ def add_generate_routes(app, models: dict) -> None:
         top_k: int = Field(0, ge=0)
         top_p: float = Field(1.0, gt=0, le=1)
         stop: list[str] = Field(default_factory=list)
+        repetition_penalty: float = Field(1.0, gt=0, description="Above 1 discourages tokens already in the text (1 = off).")
+        no_repeat_ngram: int = Field(0, ge=0, description="Never repeat an n-gram of tokens (0 = off).")
         seed: int | None = None
         chat: bool = Field(False, description="Wrap the prompt in the model's chat template.")
         stream: bool = False
@@ -72,7 +74,7 @@ def add_generate_routes(app, models: dict) -> None:
 
     def run(name, lm, req: GenerateRequest, info: dict):
         s = Sampling(max_tokens=req.max_tokens, temperature=req.temperature, top_k=req.top_k, top_p=req.top_p,
-                     stop=tuple(req.stop), seed=req.seed)
+                     stop=tuple(req.stop), seed=req.seed, repetition_penalty=req.repetition_penalty, no_repeat_ngram=req.no_repeat_ngram)
         prompt = chat_prompt(lm.tokenizer, req.prompt) if req.chat else req.prompt
         with locks[name]:  # one generation per model at a time: it uses every core already
             yield from stream(lm.model, lm.tokenizer, prompt, s, info)

@@ -21,8 +21,9 @@ from pathlib import Path
 
 from trainyard.errors import ConfigError, NotFoundError, suggest
 
-TASKS = {"causal-lm": "trainyard.lm.pretrain", "sft": "trainyard.lm.finetune", "preference": "trainyard.lm.preference"}
-DEFAULT_LR = {"causal-lm": 1e-3, "sft": 3e-4, "preference": 5e-5}
+TASKS = {"causal-lm": "trainyard.lm.pretrain", "sft": "trainyard.lm.finetune", "preference": "trainyard.lm.preference",
+         "reward": "trainyard.lm.reward"}
+DEFAULT_LR = {"causal-lm": 1e-3, "sft": 3e-4, "preference": 5e-5, "reward": 1e-4}
 LORA_LR = 1e-3
 
 
@@ -52,7 +53,10 @@ class LMSettings:
     lora_r: int = 16
     lora_alpha: int | None = None  # default 2 * r
     method: str = "dpo"
-    beta: float = 0.1
+    beta: float = 0.1  # DPO temperature; for rloo the weight of the KL penalty
+    reward_model: str | None = None  # rloo: the reward model's ref (trained with --task reward)
+    rollouts: int = 4  # rloo: completions sampled per prompt
+    max_new_tokens: int = 48  # rloo: length limit of each sampled completion
     seed: int = 0
     val_fraction: float = 0.05
     separator: str | None = None
@@ -96,6 +100,7 @@ class Plan:
     prompts: list[str]  # for the before/after samples
     meta: dict = field(default_factory=dict)
     monitor: str = "val_loss"
+    loop: dict = field(default_factory=dict)  # LoopConfig fields this task needs (the user's --loop settings still win)
 
 
 @dataclass
@@ -179,7 +184,7 @@ def _run(plan: Plan, s: LMSettings, ws, run_id: str, run_dir: Path, name: str, d
         "epochs": s.epochs or (10**9 if s.max_steps else 1), "max_steps": s.max_steps, "lr": s.learning_rate, "schedule": "cosine", "warmup": s.warmup,
         "min_lr_ratio": 0.1, "eval_every": s.eval_every or (max(1, s.max_steps // 10) if s.max_steps else None), "monitor": plan.monitor, "patience": None, "restore_best": False,
         "checkpoint_every": s.checkpoint_every, "seed": s.seed, "device": s.device, "weight_decay": 0.1,
-        "time_limit": time_left, **s.loop})
+        "time_limit": time_left, **plan.loop, **s.loop})
     log = RunLog(store, run_id)
     ckpt_dir = run_dir / "checkpoints"
     resume = ckpt_dir.is_dir() and any(ckpt_dir.glob("step-*"))
@@ -192,7 +197,7 @@ def _run(plan: Plan, s: LMSettings, ws, run_id: str, run_dir: Path, name: str, d
     plan.lm.model.eval()
     with torch.no_grad():
         metrics = {k: float(v) for k, v in plan.evaluate(plan.lm.model).items()}
-    if "val_loss" in metrics and s.task != "preference":  # DPO's loss is not a language-model loss
+    if "val_loss" in metrics and s.task in ("causal-lm", "sft"):  # DPO's, RLOO's and a reward model's losses are not language-model losses
         metrics["val_perplexity"] = math.exp(min(metrics["val_loss"], 50))
     tokens = plan.meta.get("tokens_per_step")
     tps = tokens * result.state.step / max(result.seconds, 1e-9) if tokens else None

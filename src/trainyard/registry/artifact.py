@@ -121,6 +121,10 @@ def load_artifact(directory: Path, expected_meta_sha256: str | None = None):
         from trainyard.lm.artifact import LanguageModel
 
         return LanguageModel.from_artifact(Path(directory), meta), meta
+    if meta.get("kind") == "reward-model":
+        from trainyard.lm.reward import RewardModel
+
+        return RewardModel.from_artifact(Path(directory), meta), meta
     return joblib.load(Path(directory) / MODEL_FILE), meta
 
 
