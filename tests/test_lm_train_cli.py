@@ -38,6 +38,12 @@ def test_pretrain_sft_lora_dpo_and_evaluate_from_the_cli(cli, corpus_dir, tmp_pa
                  "--max-steps", "15", "--lr", "1e-3", "--context", "48", "--val-fraction", "0.2")
     assert dpo["metrics"]["val_margin"] > dpo["metrics"]["val_margin_before"] + 1.0
     assert dpo["metrics"]["val_reward_accuracy"] > 0.9 and "val_perplexity" not in dpo["metrics"]
+    # the same measure on other held-out pairs through `trainyard evaluate`, next to the base (inst@1, before DPO)
+    res = cli("evaluate", "prefs@1", "--data", preferences(tmp_path / "held-prefs.jsonl", n=10, seed=7), "--json", env=ONE_THREAD_ENV)
+    assert res.code == 0, res.output
+    pairs = json.loads(res.stdout)
+    assert pairs["model"]["scored"] == "pairs" and pairs["model"]["examples"] == 10
+    assert pairs["model"]["margin"] > pairs["compare"]["margin"] + 1.0 and pairs["model"]["win_rate"] >= 0.9
 
     held = tmp_path / "heldout.txt"
     held.write_text(" ".join(documents(30, seed=99)))

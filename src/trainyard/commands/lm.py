@@ -151,7 +151,7 @@ def evaluate_lm(lm, data: Path, *, ref: str, compare: str | None = None, as_json
         return
     names = [ref] + ([compare] if compare else [])
     parts = [part for part in ("model", "compare") if part in report]
-    rows = [[k] + [report[part].get(k) for part in parts] for k in ("perplexity", "loss", "accuracy", "unigram_perplexity")
+    rows = [[k] + [report[part].get(k) for part in parts] for k in ("perplexity", "loss", "accuracy", "unigram_perplexity", "margin", "win_rate", "chosen_logp", "rejected_logp")
             if any(k in report[part] for part in parts)]
     console.print(table(f"{data} ({report['model']['scored']})", ["metric", *names], rows))
     for s in report["samples"]:

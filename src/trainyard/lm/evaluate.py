@@ -5,7 +5,9 @@
 Text (files, folders, JSONL documents) is tokenised with the model's own
 tokenizer, packed into windows of the model's context and scored token by
 token. A JSONL file of prompt/response pairs is scored on the responses only
-(as instruction tuning trains). With `compare`, the same prompts and data go
+(as instruction tuning trains); one of prompt/chosen/rejected triples reports
+the margin log p(chosen) - log p(rejected) and how often it is positive (the
+win rate), the measure DPO raises. With `compare`, the same prompts and data go
 through both models, so a fine-tune is shown next to its base.
 """
 
@@ -39,6 +41,17 @@ def _score(lm, data, context, batch_size, max_windows) -> dict:
     from trainyard.lm.model import context_length
 
     ctx = min(context or 10**9, context_length(lm.model.config))
+    triples = _pairs(data, preference=True)
+    if triples is not None:
+        from trainyard.lm.preference import pair_logps
+        from trainyard.lm.sft import chat_prompt, encode_example
+
+        logps = pair_logps(lm.model, [(encode_example(lm.tokenizer, p, c, ctx), encode_example(lm.tokenizer, p, r, ctx)) for p, c, r in triples],
+                           lm.tokenizer.pad_token_id, batch_size)
+        margin = logps[:, 0] - logps[:, 1]
+        return {"margin": float(margin.mean()), "win_rate": float((margin > 0).float().mean()), "chosen_logp": float(logps[:, 0].mean()),
+                "rejected_logp": float(logps[:, 1].mean()), "scored": "pairs", "examples": len(triples),
+                "prompts": [chat_prompt(lm.tokenizer, p) for p, _, _ in triples]}
     pairs = _pairs(data)
     if pairs is not None:
         from trainyard.lm.finetune import response_loss
@@ -72,8 +85,8 @@ def _score(lm, data, context, batch_size, max_windows) -> dict:
     return out
 
 
-def _pairs(data):
-    """Prompt/response pairs when `data` is such a JSONL file, else None (plain text)."""
+def _pairs(data, preference: bool = False):
+    """Prompt/response pairs (or with `preference`, prompt/chosen/rejected triples) when `data` is such a JSONL file, else None."""
     from trainyard.lm.corpus import iter_jsonl
     from trainyard.lm.sft import PROMPT_KEYS, RESPONSE_KEYS, read_pairs
 
@@ -81,6 +94,10 @@ def _pairs(data):
     if path.suffix != ".jsonl" or not path.is_file():
         return None
     first = next(iter_jsonl(path), (0, {}))[1]
-    if isinstance(first, dict) and any(k in first for k in PROMPT_KEYS) and any(k in first for k in RESPONSE_KEYS):
+    if not (isinstance(first, dict) and any(k in first for k in PROMPT_KEYS)):
+        return None
+    if preference:
+        return read_pairs(path, (PROMPT_KEYS, ("chosen",), ("rejected",))) if "chosen" in first and "rejected" in first else None
+    if any(k in first for k in RESPONSE_KEYS):
         return read_pairs(path)
     return None
