@@ -100,7 +100,7 @@ def test_prediction_log_window_timeline_and_late_labels(home, run, tmp_path):
     late = shifted(rows.iloc[300:])  # the second half of the window drifts
     stream = pd.concat([rows.iloc[:300], late])
     proba = model.predict_proba_array(stream.drop(columns="churn"))
-    start = now() - timedelta(days=3)
+    start = (now() - timedelta(days=3)).replace(hour=1, minute=0, second=0, microsecond=0)  # each day's 200 rows (200 minutes) stay inside one UTC day
     log, ids = [], []
     for i, (rec, p) in enumerate(zip(stream.drop(columns="churn").to_dict("records"), proba)):
         rid = uuid.uuid4().hex
