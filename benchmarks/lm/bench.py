@@ -1,10 +1,13 @@
 """Language-model benchmarks, every peer in the same run on the same machine.
 
 1. Pre-training tokens/s of one ~10M-parameter GPT-2-style model on the same
-   packed windows of a real corpus: the trainyard loop (trainyard.training.loop.fit,
-   with its checkpoints and metric logging on), a bare hand-written PyTorch loop
-   (fused AdamW, clipping, nothing else), and Hugging Face Trainer (its defaults: fused AdamW). Rounds alternate
-   the order; the median round of each is reported (and every round printed).
+   packed windows of a real corpus, five contenders: the trainyard loop
+   (trainyard.training.loop.fit with its defaults: precision 'auto', which is bf16
+   autocast on CPUs that compute bf16 natively; checkpoints and metric logging
+   on), a bare hand-written PyTorch loop (fused AdamW, clipping, nothing else) in
+   fp32 and with bf16 autocast, and Hugging Face Trainer with its defaults (fp32,
+   fused AdamW) and with bf16=True. Rounds alternate the order; the median round
+   of each is reported (and every round printed).
 2. Peak memory of instruction tuning the same model fully vs with LoRA (r=16)
    for a few steps, each in a fresh process: the resident-set high-water mark,
    reset just before training (Linux /proc/self/clear_refs), next to the RSS
@@ -12,7 +15,7 @@
 3. Generation tokens/s, greedy, with and without the KV cache.
 
     bible gen1:1-rev22:21 > kjv.txt      # apt-get install bible-kjv
-    python benchmarks/lm/bench.py --corpus kjv.txt --steps 30 --rounds 3 --threads 2
+    python benchmarks/lm/bench.py --corpus kjv.txt --steps 30 --rounds 3 --threads 1
 """
 
 from __future__ import annotations
@@ -84,7 +87,7 @@ def run_trainyard(tok, tokens, a, work):
 
     m = model(tok, a.context, a.size)
     batches = IndexedBatches(n_windows(tokens, a.context), a.batch, lambda idx, gen: windows(tokens, idx, a.context))
-    cfg = LoopConfig(epochs=1, max_steps=a.steps, lr=1e-3, warmup=0.1, patience=None, device="cpu", precision="fp32")
+    cfg = LoopConfig(epochs=1, max_steps=a.steps, lr=1e-3, warmup=0.1, patience=None, device="cpu")  # precision: its default, auto
     with tempfile.TemporaryDirectory(dir=work) as tmp:
         store = Workspace.resolve(tmp).store  # as in a real run: metrics to the store, checkpoints at the start and the end
         log = RunLog(store, store.create_run("bench", kind="language-model"))
@@ -94,7 +97,10 @@ def run_trainyard(tok, tokens, a, work):
         return t
 
 
-def run_bare(tok, tokens, a, work):
+def run_bare(tok, tokens, a, work, bf16=False):
+    """The loop people write: fused AdamW, clipping, nothing else; with `bf16`, the forward and loss under bf16 autocast."""
+    import contextlib
+
     import torch
     import torch.nn.functional as F
 
@@ -107,7 +113,8 @@ def run_bare(tok, tokens, a, work):
     with Timer() as t:
         for step in range(a.steps):
             x, y = windows(tokens, np.sort(order[step * a.batch:(step + 1) * a.batch]), a.context)
-            loss = F.cross_entropy(m(input_ids=x, use_cache=False).logits.flatten(0, 1), y.flatten())
+            with torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext():
+                loss = F.cross_entropy(m(input_ids=x, use_cache=False).logits.flatten(0, 1), y.flatten())
             loss.backward()
             torch.nn.utils.clip_grad_norm_(m.parameters(), 1.0)
             opt.step()
@@ -116,9 +123,9 @@ def run_bare(tok, tokens, a, work):
     return t
 
 
-def run_trainer(tok, tokens, a, work):
+def run_trainer(tok, tokens, a, work, bf16=False):
     import torch
-    from transformers import Trainer, TrainerCallback, TrainingArguments
+    from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArguments
 
     from trainyard.lm.shards import n_windows, windows
 
@@ -134,7 +141,7 @@ def run_trainer(tok, tokens, a, work):
     args = TrainingArguments(output_dir=str(work / "trainer"), per_device_train_batch_size=a.batch, max_steps=a.steps, learning_rate=1e-3,
                              warmup_steps=max(1, a.steps // 10), lr_scheduler_type="cosine", weight_decay=0.01, max_grad_norm=1.0,
                              logging_steps=10**6, save_strategy="no", report_to=[], use_cpu=True, dataloader_num_workers=0,
-                             disable_tqdm=True)
+                             disable_tqdm=True, bf16=bf16)
     t = Timer()
 
     class Marks(TrainerCallback):
@@ -142,6 +149,7 @@ def run_trainer(tok, tokens, a, work):
             t.step()
 
     trainer = Trainer(model=m, args=args, train_dataset=Windows(), callbacks=[Marks()])
+    trainer.remove_callback(PrinterCallback)  # its end-of-run summary line would interleave with the table
     with t:
         trainer.train()
     return t
@@ -226,7 +234,14 @@ def main():
     print(f"model {a.size}: {n_params / 1e6:.2f}M parameters, vocab {len(tok)}, context {a.context}, batch {a.batch}, {a.steps} steps, "
           f"{a.threads} threads, {len(tokens):,} corpus tokens; load average {os.getloadavg()[0]:.1f}")
     if "speed" in a.parts:
-        runners = {"trainyard loop": run_trainyard, "bare PyTorch loop": run_bare, "HF Trainer": run_trainer}
+        from functools import partial
+
+        from trainyard.training.runtime import Device, Precision
+
+        auto = Precision.resolve("auto", Device("cpu")).name
+        runners = {f"trainyard loop (defaults: {auto})": run_trainyard, "bare PyTorch loop, fp32": run_bare,
+                   "bare PyTorch loop, bf16 autocast": partial(run_bare, bf16=True), "HF Trainer, defaults (fp32)": run_trainer,
+                   "HF Trainer, bf16=True": partial(run_trainer, bf16=True)}
         per_step = a.batch * a.context
         cols = ("whole run, tokens/s", "whole run, tokens per CPU-s", "steady, tokens/s", "steady, tokens per CPU-s")
         rates = {k: {c: [] for c in cols} for k in runners}
@@ -239,13 +254,13 @@ def main():
                 row = dict(zip(cols, (tokens_per_run / t.wall, tokens_per_run / t.cpu, per_step / wall, per_step / cpu)))
                 for c, v in row.items():
                     rates[name][c].append(v)
-                print(f"  round {r + 1}: {name:<18} " + ", ".join(f"{c} {v:.0f}" for c, v in row.items()) + f" (load {os.getloadavg()[0]:.1f})", flush=True)
+                print(f"  round {r + 1}: {name:<34} " + ", ".join(f"{c} {v:.0f}" for c, v in row.items()) + f" (load {os.getloadavg()[0]:.1f})", flush=True)
         med = {k: {c: float(np.median(v)) for c, v in d.items()} for k, d in rates.items()}
         print(f"\nMedian of {a.rounds} rounds; 'steady' leaves out set-up and the first {Timer.WARMUP} steps; "
               "'trainyard / this' is trainyard's rate over this row's.\n")
         print("| trainer | " + " | ".join(f"{c} | trainyard / this" for c in cols) + " |\n|---|" + "---|---|" * len(cols))
         for k in runners:
-            print(f"| {k} | " + " | ".join(f"{med[k][c]:.0f} | {med['trainyard loop'][c] / med[k][c]:.2f}x" for c in cols) + " |")
+            print(f"| {k} | " + " | ".join(f"{med[k][c]:.0f} | {med[names[0]][c] / med[k][c]:.2f}x" for c in cols) + " |")
     if "memory" in a.parts:
         print("\n| fine-tuning | batch | trainable parameters | RSS before training (MB) | peak RSS while training (MB) | peak - before (MB) |\n"
               "|---|---|---|---|---|---|")
