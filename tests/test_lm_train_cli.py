@@ -81,21 +81,22 @@ def test_time_limit_stops_cleanly_and_registers(cli, corpus_dir, tokenizer, work
     assert store.get_run(out["run_id"])["status"] == "finished"
 
 
-def test_time_limit_without_max_steps_plans_the_schedule(corpus_dir, tmp_path):
-    """The steps that fit the budget are measured, recorded in the run (a resume plans the same), and the cosine
-    schedule is laid over them."""
+def test_time_limit_without_max_steps_plans_the_schedule(corpus_dir, tokenizer, tmp_path, torch_one_thread):
+    """The steps that fit the budget are measured and recorded in the run as the first plan, with re-planning on (the
+    loop moves the schedule's end as it measures its speed), so the cosine schedule reaches its floor at the deadline."""
     from trainyard.lm.train import LMSettings, train_language_model
     from trainyard.workspace import Workspace
 
     ws = tmp_path / "ws"
-    r = train_language_model(corpus_dir, LMSettings(name="p", size="tiny", context=32, batch_size=8, vocab_size=400, separator="\n%\n",
-                                                    time_limit=12, samples=0), workspace=ws)
+    tokenizer.save_pretrained(tmp_path / "tok")  # a given tokenizer: less set-up inside the budget
+    r = train_language_model(corpus_dir, LMSettings(name="p", size="tiny", context=32, batch_size=8, tokenizer=str(tmp_path / "tok"),
+                                                    separator="\n%\n", time_limit=20, samples=0), workspace=ws)
     store = Workspace.resolve(ws).store
-    planned = store.get_run(r.run_id)["config"]["lm"]["max_steps"]
-    assert planned >= 1 and r.steps <= planned and (r.steps == planned or r.timed_out)
+    recorded = store.get_run(r.run_id)["config"]["lm"]
+    assert recorded["max_steps"] >= 1 and recorded["loop"]["replan"] is True
     lrs = [m["value"] for m in store.metric_history(r.run_id, "lr")]
-    if r.steps == planned and planned >= 20:
-        assert lrs[-1] < 0.2 * max(lrs)  # the schedule decayed to its floor by the end of the budget
+    assert len(lrs) == r.steps >= 10
+    assert lrs[-1] < 0.15 * max(lrs)  # the schedule decayed to its floor (0.1) by the end of the budget
 
 
 def test_bad_lm_flags_are_user_errors(cli, corpus_dir, tmp_path):

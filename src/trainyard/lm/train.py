@@ -42,8 +42,8 @@ class LMSettings:
     context: int = 256
     batch_size: int = 16
     epochs: int | None = None  # default: 1, or as many as max_steps (given, or planned for a time limit) take
-    max_steps: int | None = None  # with a time limit and no max_steps: planned from a measured step time
-    time_limit: float | None = None  # seconds for the whole run (setup, training, final evaluation)
+    max_steps: int | None = None  # with a time limit and no max_steps: planned from a measured step time, then re-planned as it goes
+    time_limit: float | None = None  # seconds for the whole run (setup, training, final evaluation; a resumed run: what is left)
     lr: float | None = None  # default per task (LoRA: 1e-3)
     warmup: float = 0.05  # fraction of steps (or steps when >= 1)
     eval_every: int | None = None  # default: 10 evaluations over max_steps, else one per epoch
@@ -221,8 +221,9 @@ _FINISH_SECONDS = 5.0  # kept back from a time limit for the final evaluation, s
 
 def _plan_steps(plan: Plan, s: LMSettings, store, run_id: str, seconds: float, emit) -> tuple[LMSettings, float]:
     """A time limit without --max-steps: time a few training steps and one held-out evaluation, lay the schedule over
-    the steps that fit with their evaluations, and record that number in the run, so the cosine schedule ends at the
-    deadline and a resumed run plans the same. Returns the settings and the seconds of one evaluation."""
+    the steps that fit with their evaluations, and record that number in the run with the loop's `replan` on. That is
+    the first plan: the loop re-plans the rest from the speed it measures as it goes (a resumed run continues from the
+    plan in its checkpoint). Returns the settings and the seconds of one evaluation."""
     import time
     from dataclasses import replace
 
@@ -253,9 +254,10 @@ def _plan_steps(plan: Plan, s: LMSettings, store, run_id: str, seconds: float, e
         steps = int(budget / (step + evaluation / s.eval_every))
     else:  # ten evaluations over the run (the default)
         steps = int(max(budget - 10 * evaluation, 0) / step)
-    settings = replace(s, max_steps=max(1, steps))
+    settings = replace(s, max_steps=max(1, steps), loop={**s.loop, "replan": True})
     run = store.get_run(run_id)
-    store.update_run(run_id, config={**(run.get("config") or {}), "lm": {**run["config"]["lm"], "max_steps": settings.max_steps}})
+    store.update_run(run_id, config={**(run.get("config") or {}), "lm": {**run["config"]["lm"], "max_steps": settings.max_steps,
+                                                                         "loop": settings.loop}})
     return settings, evaluation
 
 

@@ -12,6 +12,15 @@ Exact resume: a checkpoint holds the weights, the optimizer, the schedule, the
 RNG states and the data position (epoch, batch), and the batch order of an
 epoch depends only on (seed, epoch); so a run killed at any point and resumed
 from its last checkpoint replays the same steps and ends bit-identical on CPU.
+
+Time limits: `time_limit` counts the training seconds of the whole run (a
+resumed run gets what its checkpoint had left) and stops it cleanly at a
+checkpoint. With `replan`, the step count is only a first plan: the loop keeps
+measuring its step, evaluation and checkpoint times and moves the schedule's
+end to the step that finishes at the deadline (a machine that slows down gets
+fewer steps, one that speeds up more), so the budget is used and the learning
+rate reaches its floor as the time runs out. The plan is part of the
+checkpointed state: a resumed run continues from it.
 """
 
 from __future__ import annotations
@@ -64,7 +73,8 @@ class LoopConfig:
     spike_factor: float | None = 10.0
     lr_backoff: float = 0.5
     max_rollbacks: int = 3
-    time_limit: float | None = None  # seconds of training in this call: then stop cleanly at a checkpoint
+    time_limit: float | None = None  # seconds of training in the whole run (earlier calls included): then stop cleanly at a checkpoint
+    replan: bool = False  # with time_limit: re-plan the total steps from the measured speed so the schedule ends at the deadline
 
     @classmethod
     def from_dict(cls, values: dict) -> "LoopConfig":
@@ -99,13 +109,15 @@ class LoopState:
     finished: bool = False
     stopped_early: bool = False
     timed_out: bool = False  # stopped by config.time_limit
+    total_steps: int | None = None  # the plan: the schedule ends here (moved while the run goes with config.replan)
+    seconds: float = 0.0  # training seconds of the whole run up to this checkpoint (earlier calls included)
 
 
 @dataclass
 class LoopResult:
     state: LoopState
     history: list[dict]  # one row per evaluation
-    seconds: float
+    seconds: float  # of this call
     samples: int
 
 
@@ -126,9 +138,15 @@ def fit(model: torch.nn.Module, batches, loss_fn: Callable, *, config: LoopConfi
     optimizer = make_optimizer(model, cfg, param_groups)
     schedule = Schedule.from_config(cfg, total_steps)
     ckpts = Checkpoints(checkpoint_dir, keep_last=cfg.keep_last)
-    state, history = LoopState(), []
+    state, history = LoopState(total_steps=total_steps), []
+    started, spent_before = time.perf_counter(), 0.0
+
+    def elapsed() -> float:
+        """Training seconds of the whole run so far."""
+        return spent_before + time.perf_counter() - started
 
     def snapshot() -> dict:
+        state.seconds = elapsed()
         return {"loop": asdict(state), "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
                 "rng": rng_state(), "history": history, "config": asdict(cfg)}
 
@@ -139,10 +157,13 @@ def fit(model: torch.nn.Module, batches, loss_fn: Callable, *, config: LoopConfi
         schedule.load_state_dict(saved["schedule"])
         set_rng_state(saved["rng"])
         state, history = LoopState(**saved["loop"]), list(saved["history"])
+        if not cfg.replan or state.total_steps is None:  # the configured steps, unless the run re-plans them
+            state.total_steps = schedule.total = total_steps
 
     latest = ckpts.latest() if resume else None
     if latest is not None:
         restore(latest)
+        spent_before = state.seconds
         _log_event(log, "resume", f"resumed from step {state.step} (epoch {state.epoch}, batch {state.batch})", {"step": state.step})
     else:
         seed_everything(cfg.seed)
@@ -183,15 +204,18 @@ def fit(model: torch.nn.Module, batches, loss_fn: Callable, *, config: LoopConfi
         restore(target)
         state.rollbacks, state.lr_scale, state.skip = rollbacks, scale, [list(p) for p in bad]
         skip = set(bad)
+        timing.reset()
         ckpts.save(state.step, model, snapshot(), best_step=state.best_step)  # so a resume after this point knows about the rollback
         message = f"{reason} at step {data['step']}: rolled back to step {state.step}, learning rate x{scale:g}, skipping batch {offending[0]}"
         _log_event(log, "rollback", message, {**data, "to_step": state.step, "lr_scale": scale})
         emit("rollback", {"message": message})
 
-    started, samples, epoch_losses = time.perf_counter(), 0, []
+    samples, epoch_losses = 0, []
+    timing = _Timing()
+    max_total = per_epoch * cfg.epochs
     model.train()
     while not state.finished:
-        if state.epoch >= cfg.epochs or state.step >= total_steps:
+        if state.epoch >= cfg.epochs or state.step >= state.total_steps:
             state.finished = True
             break
         group, positions, diverged = [], [], None
@@ -242,7 +266,8 @@ def fit(model: torch.nn.Module, batches, loss_fn: Callable, *, config: LoopConfi
             epoch_losses.append(total)
             lr = optimizer.param_groups[0]["lr"]
             _log_metrics(log, state.step, {"train_loss": total, "lr": lr})
-            emit("step", {"step": state.step, "total": total_steps, "epoch": state.epoch, "loss": total, "lr": lr})
+            emit("step", {"step": state.step, "total": state.total_steps, "epoch": state.epoch, "loss": total, "lr": lr})
+            timing.mark("step")
             group, positions = [], []
             # ---- end of epoch, evaluation, checkpoints ----
             stop = False
@@ -252,14 +277,20 @@ def fit(model: torch.nn.Module, batches, loss_fn: Callable, *, config: LoopConfi
                 epoch_losses = []
             if evaluate is not None and ((cfg.eval_every and state.step % cfg.eval_every == 0) or (not cfg.eval_every and epoch_end)):
                 stop = evaluate_now()
+                timing.mark("eval")
             if epoch_end:
                 state.epoch, state.batch = state.epoch + 1, 0
-            out_of_time = cfg.time_limit is not None and time.perf_counter() - started >= cfg.time_limit
-            if stop or out_of_time or state.step >= total_steps or state.epoch >= cfg.epochs:
+            if cfg.replan and cfg.time_limit is not None:
+                planned = timing.plan(state.step, cfg.time_limit - elapsed(), cfg, per_epoch)
+                if planned is not None:
+                    _replan(state, schedule, min(planned, max_total), log)
+            out_of_time = cfg.time_limit is not None and elapsed() >= cfg.time_limit
+            if stop or out_of_time or state.step >= state.total_steps or state.epoch >= cfg.epochs:
                 state.finished, state.stopped_early, state.timed_out = True, stop, out_of_time and not stop
             best_now = state.best_step == state.step
             if best_now or state.finished or (cfg.checkpoint_every and state.step % cfg.checkpoint_every == 0):
                 ckpts.save(state.step, model, snapshot(), best_step=state.best_step, best_score=state.best_score)
+                timing.mark("checkpoint")
             if state.finished or epoch_end:
                 break
         else:
@@ -274,6 +305,51 @@ def fit(model: torch.nn.Module, batches, loss_fn: Callable, *, config: LoopConfi
         Checkpoints.load(best, model, device.type)
     model.eval()
     return LoopResult(state, history, time.perf_counter() - started, samples)
+
+
+class _Timing:
+    """Where the time of a run goes, for re-planning: recent training steps (median of the last few: a slower
+    or faster machine shows within a few steps), the last evaluation and the last checkpoint."""
+
+    def __init__(self, window: int = 9):
+        self.window = window
+        self.reset()
+
+    def reset(self) -> None:
+        self.steps: list[float] = []
+        self.eval = self.checkpoint = 0.0
+        self.last = time.perf_counter()
+
+    def mark(self, kind: str) -> None:
+        """The previous mark until now was one `kind` (a step: everything since the last mark, data loading included)."""
+        now = time.perf_counter()
+        if kind == "step":
+            self.steps = (self.steps + [now - self.last])[-self.window - 1:]
+        else:
+            setattr(self, kind, now - self.last)
+        self.last = now
+
+    def plan(self, step: int, seconds_left: float, cfg: LoopConfig, per_epoch: int) -> int | None:
+        """The total steps that end the run at its deadline, or None while too few steps are measured."""
+        measured = self.steps[1:]  # a call's first step warms up
+        if len(measured) < 3:
+            return None
+        per_step = sorted(measured)[len(measured) // 2]
+        every = cfg.eval_every or per_epoch  # evaluations and checkpoints, spread over the steps between them
+        per_step += self.eval / every + (self.checkpoint / cfg.checkpoint_every if cfg.checkpoint_every else 0.0)
+        return step + max(int((seconds_left - self.checkpoint) / per_step), 0)  # the last step leaves room for the final checkpoint
+
+
+def _replan(state: LoopState, schedule: Schedule, total: int, log) -> None:
+    """Move the schedule's end to `total` steps (ignoring changes under 1% of the steps left: timing noise)."""
+    total = max(total, state.step)
+    if total == state.total_steps or abs(total - state.total_steps) < 0.01 * max(state.total_steps - state.step, 0):
+        return
+    if abs(total - state.total_steps) >= 0.1 * state.total_steps:
+        _log_event(log, "replan", f"re-planned at step {state.step}: {state.total_steps} -> {total} steps to end at the time limit",
+                   {"step": state.step, "from": state.total_steps, "to": total})
+    schedule.replan(state.step, total)
+    state.total_steps = total
 
 
 def make_optimizer(model: torch.nn.Module, cfg: LoopConfig, param_groups: list[dict] | None = None) -> torch.optim.Optimizer:
