@@ -1,6 +1,6 @@
 """Learning-rate schedules as a multiplier of each parameter group's initial rate.
 
-Linear warmup, then constant, cosine decay (to `min_lr_ratio`), step decay
+Linear warmup, then constant, cosine decay (to `min_lr_ratio` at the last step), step decay
 (x`gamma` every `step_size` steps) or reduce-on-plateau (x`plateau_factor`
 after `plateau_patience` evaluations without improvement). Written here rather
 than with torch's schedulers because the loop also scales the rate after a
@@ -51,10 +51,10 @@ class Schedule:
         return 1.0
 
     def progress(self, step: int) -> float:
-        """How far the decay after warmup has gone at `step`: 0 at its start, 1 at `total`."""
+        """How far the decay after warmup has gone at `step`: 0 at its start, 1 at the last step (`total - 1`)."""
         if step <= self.anchor_step:
             return self.anchor_progress * max(0, step - self.warmup) / max(1, self.anchor_step - self.warmup)
-        span = max(1, self.total - self.anchor_step)
+        span = max(1, self.total - 1 - self.anchor_step)
         return min(1.0, self.anchor_progress + (1 - self.anchor_progress) * (step - self.anchor_step) / span)
 
     def replan(self, step: int, total_steps: int) -> None:
