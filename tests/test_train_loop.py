@@ -238,3 +238,37 @@ def test_bf16_autocast_trains_with_fp32_weights(tmp_path):
     assert all(p.dtype == torch.float32 for p in model.parameters())  # autocast computes in bf16, keeps fp32 weights
     assert result.state.finished and result.state.rollbacks == 0
     assert (model(X).argmax(1) == y).float().mean().item() > 0.8
+
+
+def test_bf16_on_cpu_keeps_attention_in_fp32():
+    """bf16 autocast on a CPU runs scaled_dot_product_attention in fp32 (faster there, and more exact) and returns
+    bf16 as autocast would; a model trained under it gets the same loss as in fp32 up to bf16 rounding."""
+    import torch.nn.functional as F
+
+    from trainyard.training.runtime import Device, Precision
+
+    cpu, bf16 = Device("cpu"), Precision("bf16")
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 3, 16, 8, generator=g, requires_grad=True) for _ in range(3))
+    with bf16.autocast(cpu):
+        out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        product = q @ k.transpose(-1, -2)
+    plain = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+    assert out.dtype == torch.bfloat16 and product.dtype == torch.bfloat16  # the matrix products stay bf16
+    assert torch.equal(out, plain.to(torch.bfloat16))  # the attention itself was computed in fp32
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert not torch.equal(F.scaled_dot_product_attention(q, k, v, is_causal=True), out)  # autocast alone: bf16 attention
+    out.float().sum().backward()
+    assert q.grad is not None and q.grad.dtype == torch.float32 and torch.isfinite(q.grad).all()
+
+    from trainyard.lm.model import build_model
+
+    model = build_model("tiny", vocab_size=300, context=32)
+    x = torch.randint(0, 300, (4, 33), generator=g)
+
+    def loss():
+        return F.cross_entropy(model(input_ids=x[:, :-1], use_cache=False).logits.flatten(0, 1).float(), x[:, 1:].flatten())
+
+    with bf16.autocast(cpu):
+        low = loss()
+    assert low.item() == pytest.approx(loss().item(), rel=1e-2)

@@ -45,9 +45,9 @@ def _sleepy_loss(first: float, then: float, after: int):
     return loss_fn
 
 
-def _config(max_steps: int, **kw) -> LoopConfig:
-    return LoopConfig(epochs=10**6, max_steps=max_steps, lr=LR, min_lr_ratio=FLOOR, warmup=0.05, patience=None, checkpoint_every=25,
-                      time_limit=LIMIT, replan=True, precision="fp32", **kw)
+def _config(max_steps: int, checkpoint_every: int | None = None) -> LoopConfig:
+    return LoopConfig(epochs=10**6, max_steps=max_steps, lr=LR, min_lr_ratio=FLOOR, warmup=0.05, patience=None,
+                      checkpoint_every=checkpoint_every, time_limit=LIMIT, replan=True, precision="fp32")
 
 
 def _run(tmp_path, loss_fn, cfg, resume=False, stop_at=None):
@@ -66,7 +66,7 @@ def _run(tmp_path, loss_fn, cfg, resume=False, stop_at=None):
 def _ends_at_the_deadline(result, lrs):
     state = result.state
     assert state.finished and state.step == state.total_steps == max(lrs)
-    assert lrs[state.step] < 1.02 * FLOOR * LR  # the cosine reached its floor at the last step
+    assert lrs[state.step] < 1.02 * FLOOR * LR, (state, [round(lrs[s] / LR, 3) for s in sorted(lrs)[-12:]])  # the floor at the last step
     assert 0.8 * LIMIT <= state.seconds <= LIMIT + 0.5, state.seconds  # the budget was used, and not overrun
     steps = sorted(lrs)[sorted(lrs).index(state.step) - 20:]  # no jump in the rate while re-planning: it only decays
     assert all(lrs[a] >= lrs[b] - 1e-12 for a, b in zip(steps, steps[1:]))
@@ -97,7 +97,7 @@ def test_without_replan_the_first_plan_runs_out_of_time(tmp_path):
 
 def test_resume_continues_from_the_checkpointed_plan(tmp_path):
     loss_fn = _sleepy_loss(0.01, 0.04, after=20)
-    cfg = _config(int(LIMIT / 0.01))
+    cfg = _config(int(LIMIT / 0.01), checkpoint_every=25)
     with pytest.raises(KeyboardInterrupt):
         _run(tmp_path, loss_fn, cfg, stop_at=35)
     path = Checkpoints(tmp_path).latest()

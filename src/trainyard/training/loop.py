@@ -337,7 +337,7 @@ class _Timing:
         per_step = sorted(measured)[len(measured) // 2]
         every = cfg.eval_every or per_epoch  # evaluations and checkpoints, spread over the steps between them
         per_step += self.eval / every + (self.checkpoint / cfg.checkpoint_every if cfg.checkpoint_every else 0.0)
-        return step + max(int((seconds_left - self.checkpoint) / per_step), 0)  # the last step leaves room for the final checkpoint
+        return step + max(int(seconds_left / per_step), 0)
 
 
 def _replan(state: LoopState, schedule: Schedule, total: int, log) -> None:

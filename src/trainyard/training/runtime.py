@@ -70,9 +70,36 @@ class Precision:
         return cls(name)
 
     def autocast(self, device: Device):
-        if self.name == "bf16":
-            return torch.autocast(device_type=device.torch.type, dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+        """The context a forward pass (and its loss) runs in. bf16 on a CPU also keeps attention in fp32 (see
+        `Fp32CpuAttention`)."""
+        if self.name != "bf16":
+            return contextlib.nullcontext()
+        cast = torch.autocast(device_type=device.torch.type, dtype=torch.bfloat16)
+        if device.torch.type != "cpu":
+            return cast
+        stack = contextlib.ExitStack()
+        stack.enter_context(cast)
+        stack.enter_context(Fp32CpuAttention())
+        return stack
+
+
+class Fp32CpuAttention(torch.overrides.TorchFunctionMode):
+    """Under bf16 autocast on a CPU, run scaled_dot_product_attention in fp32 (returning bf16, as autocast would).
+
+    PyTorch's CPU flash-attention kernel is slower in bf16 than in fp32 (forward and backward at 8 x 5 heads x 128
+    x 64, one thread: 21-23 ms in bf16, 12-13 ms in fp32 with the casts); autocast would send it bf16, so this mode
+    casts the inputs up and the output back down. The matrix products around it stay bf16. The result is also the
+    more exact one. Every other function passes through untouched.
+    """
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func is torch.nn.functional.scaled_dot_product_attention and args and args[0].device.type == "cpu":
+            up = [a.float() if isinstance(a, torch.Tensor) and a.is_floating_point() else a for a in args]
+            kw = {k: v.float() if isinstance(v, torch.Tensor) and v.is_floating_point() else v for k, v in kwargs.items()}
+            with torch.autocast("cpu", enabled=False):
+                return func(*up, **kw).to(torch.bfloat16)
+        return func(*args, **kwargs)
 
 
 def native_bf16(device: Device) -> bool:
