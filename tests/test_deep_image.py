@@ -71,6 +71,18 @@ def test_sources_folder_idx_npz(tmp_path):
         load_images(tmp_path / "one")
 
 
+def test_image_batch_from_a_color_array_is_normalised_nchw():
+    from trainyard.data.images import image_batch
+
+    X = np.random.default_rng(0).integers(0, 256, (10, 6, 5, 3), dtype=np.uint8)
+    rows = np.array([7, 2, 4])
+    mean, std = (0.4, 0.5, 0.6), (0.2, 0.25, 0.3)
+    batch = image_batch(X, rows, size=None, channels=3, mean=mean, std=std, augment=False)
+    expected = (X[rows].transpose(0, 3, 1, 2) / 255.0 - np.array(mean).reshape(1, 3, 1, 1)) / np.array(std).reshape(1, 3, 1, 1)
+    assert batch.dtype == torch.float32 and batch.shape == (3, 3, 6, 5) and batch.is_contiguous()
+    assert np.allclose(batch.numpy(), expected, atol=1e-5)
+
+
 def test_flip_and_crop():
     batch = torch.arange(2 * 1 * 4 * 4, dtype=torch.float32).view(2, 1, 4, 4)
     same = flip_and_crop(batch, torch.Generator().manual_seed(0), pad=0)

@@ -116,7 +116,8 @@ def image_batch(X, rows: np.ndarray, *, size: int | None, channels: int, mean, s
     else:
         arr = take_rows(X, rows)
         t = torch.from_numpy(np.ascontiguousarray(arr))
-        t = t.unsqueeze(1) if t.dim() == 3 else t.permute(0, 3, 1, 2)
+        # (N, H, W, C) bytes to NCHW while they are bytes: float math on a permuted view is ~2x the CPU time
+        t = t.unsqueeze(1) if t.dim() == 3 else t.permute(0, 3, 1, 2).contiguous()
         t = t.float() / 255.0 if arr.dtype == np.uint8 else t.float()
         if t.shape[1] != channels:
             t = t.expand(-1, channels, -1, -1) if t.shape[1] == 1 else t.mean(1, keepdim=True)
