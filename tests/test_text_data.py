@@ -14,7 +14,8 @@ import pandas as pd
 import pytest
 
 from trainyard.data.split import split_indices
-from trainyard.data.texts import load_texts, text_key
+from trainyard.data.texts import load_texts
+from trainyard.data.tokens import text_key
 from trainyard.errors import ConfigError, DataError
 
 POS = ["great movie, loved it", "wonderful acting and a fine story", "I enjoyed every minute of it", "brilliant and moving", "a delight"]
@@ -29,6 +30,22 @@ def sentences(labels, seed=0) -> list[str]:
     return [f"review {i}: " + " ".join(rng.choice(POOLS[lab], size=rng.integers(1, 4))) for i, lab in enumerate(labels)]
 
 
+@pytest.fixture(autouse=True)
+def _workspace(workspace):
+    """load_texts keeps its token store in the workspace's cache."""
+    return workspace
+
+
+def ids_of(texts, max_length=128) -> list[list[int]]:
+    from trainyard.models.text import load_tokenizer
+
+    return load_tokenizer("minilm")([t if isinstance(t, str) else "" for t in texts], truncation=True, max_length=max_length)["input_ids"]
+
+
+def rows_of(table) -> list[list[int]]:
+    return [table.texts[i].tolist() for i in range(len(table.texts))]
+
+
 def frame(n=40, classes=("pos", "neg"), seed=0) -> pd.DataFrame:
     labels = np.array(classes)[np.arange(n) % len(classes)]
     return pd.DataFrame({"text": sentences(labels, seed), "label": labels})
@@ -38,7 +55,7 @@ def test_string_int_and_whole_float_labels(tmp_path):
     df = frame()
     df.to_csv(tmp_path / "s.csv", index=False)
     table = load_texts(tmp_path / "s.csv", "label", "text")
-    assert table.task == "text-classification" and set(table.y) == {"pos", "neg"} and table.texts[0] == df.text[0]
+    assert table.task == "text-classification" and set(table.y) == {"pos", "neg"} and rows_of(table) == ids_of(df.text)
     df.assign(label=(df.label == "pos").astype(int)).to_csv(tmp_path / "i.csv", index=False)
     assert load_texts(tmp_path / "i.csv", "label", "text").y.dtype.kind == "i"
     floats = df.assign(label=np.where(df.label == "pos", 1.0, 0.0))
@@ -69,11 +86,11 @@ def test_formats_tsv_jsonl_quoted_newlines_unicode_and_mixed_labels(tmp_path):
     df.to_csv(tmp_path / "n.csv", index=False)
     df.to_csv(tmp_path / "t.tsv", sep="\t", index=False)
     for name in ("n.csv", "t.tsv"):
-        assert load_texts(tmp_path / name, "label", "text").texts == df.text.tolist()
+        assert rows_of(load_texts(tmp_path / name, "label", "text")) == ids_of(df.text)
     rows = [{"text": t, "label": [1, "2", "pos"][i % 3], "meta": {"source": "web"}} for i, t in enumerate(df.text)]
     (tmp_path / "d.jsonl").write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n", encoding="utf-8")
     table = load_texts(tmp_path / "d.jsonl", "label", "text")
-    assert table.texts == df.text.tolist() and sorted(set(table.y)) == ["1", "2", "pos"]  # mixed types compared as text
+    assert rows_of(table) == ids_of(df.text) and sorted(set(table.y)) == ["1", "2", "pos"]  # mixed types compared as text
 
 
 def test_text_column_found_when_not_named(tmp_path):
@@ -100,7 +117,7 @@ def test_empty_texts_are_kept_and_all_empty_is_an_error(tmp_path):
     df.loc[[1, 2], "text"] = [None, "   "]
     df.to_csv(tmp_path / "e.csv", index=False)
     table = load_texts(tmp_path / "e.csv", "label", "text")
-    assert table.texts[1] == "" and len(table.texts) == 40 and any("2 rows have an empty 'text'" in n for n in table.notes)
+    assert rows_of(table)[1] == ids_of([""])[0] and len(table.texts) == 40 and any("2 rows have an empty 'text'" in n for n in table.notes)
     df.assign(text="").to_csv(tmp_path / "all.csv", index=False)
     with pytest.raises(DataError, match="Every value of 'text' is empty"):
         load_texts(tmp_path / "all.csv", "label", "text")
@@ -258,3 +275,39 @@ def test_cli_text_run_killed_mid_epoch_resumes_bit_identical(cli, workspace, tmp
     a = trainyard.load("straight").pipeline.named_steps["model"].module_.state_dict()
     b = trainyard.load("crashed").pipeline.named_steps["model"].module_.state_dict()
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+# ---- the token store -----------------------------------------------------------------------------------------------
+
+def test_token_store_streams_in_chunks_and_matches_tokenising_in_memory(tmp_path):
+    from trainyard.data.tokens import build_token_store, tokenize_texts
+    from trainyard.models.text import load_tokenizer
+
+    tok = load_tokenizer("minilm")
+    df = frame(45)
+    df.loc[4, "text"] = None
+    df.loc[6, "text"] = "word " * 500  # truncated to max_length
+    df.to_csv(tmp_path / "t.csv", index=False)
+    store = build_token_store(tmp_path / "t.csv", tmp_path / "store", tokenizer=tok, max_length=24, text_col="text", target="label",
+                              chunk_rows=7)  # chunk boundaries fall inside the file
+    whole = tokenize_texts(tok, df.text.tolist(), 24, batch=5)
+    rows = store["rows"]
+    assert isinstance(rows.ids, np.memmap) and rows.ids.dtype == np.uint16 and len(rows) == 45
+    assert [rows[i].tolist() for i in range(45)] == [whole[i].tolist() for i in range(45)] == ids_of(df.text, 24)
+    assert store["labels"].tolist() == df.label.tolist() and rows.lengths[6] == 24
+    before = (tmp_path / "store" / "ids.bin").stat().st_mtime_ns
+    again = build_token_store(tmp_path / "t.csv", tmp_path / "store", tokenizer=tok, max_length=24, text_col="text", target="label")
+    assert (tmp_path / "store" / "ids.bin").stat().st_mtime_ns == before and again["rows"].lengths.tolist() == rows.lengths.tolist()
+    ids, mask = rows.take([6, 0, 4]).pad([0, 1, 2], pad_id=0)  # padded to the longest of the batch, masked
+    assert ids.shape == (3, 24) and mask.sum(1).tolist() == [24, len(rows[0]), len(rows[4])]
+    assert ids[1, :len(rows[0])].tolist() == rows[0].tolist() and (ids[1, len(rows[0]):] == 0).all()
+
+
+def test_token_store_reads_latin1_and_json_documents(tmp_path):
+    df = frame(30)
+    df["text"] = df.text + " café naïve"
+    df.to_csv(tmp_path / "latin.csv", index=False, encoding="latin-1")
+    table = load_texts(tmp_path / "latin.csv", "label", "text")
+    assert rows_of(table) == ids_of(df.text)
+    (tmp_path / "d.json").write_text(df.to_json(orient="records"))
+    assert rows_of(load_texts(tmp_path / "d.json", "label", "text")) == ids_of(df.text)

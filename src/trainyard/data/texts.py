@@ -1,6 +1,7 @@
 """Labelled texts from a table, for fine-tuning an encoder: the text column, the labels, the task, and an honest split.
 
-`load_texts` reads a CSV / TSV / JSONL / Parquet file, finds the text column
+`load_texts` streams a CSV / TSV / JSONL / Parquet file into a token store
+(data/tokens.py: the texts are never all in memory), finds the text column
 (named with --text-col, or the one free-text column), cleans the labels
 (missing labels dropped, mixed types made strings, whole-number floats made
 integers) and decides between text classification and text regression the way
@@ -19,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from trainyard.data.tokens import TokenRows
 from trainyard.errors import ConfigError, DataError, suggest
 
 TEXT_TASKS = ("text-classification", "text-regression")
@@ -26,44 +28,63 @@ TEXT_TASKS = ("text-classification", "text-regression")
 
 @dataclass
 class TextTable:
-    texts: list[str]
+    texts: TokenRows  # the tokenised texts of the labelled rows (memory-mapped)
     y: np.ndarray
     task: str
     text_col: str
-    frame: pd.DataFrame  # the text and target columns (for the registered model's schema)
+    frame: pd.DataFrame  # the text and target columns of the file's first rows (for the registered model's schema)
+    keys: np.ndarray  # a hash per row of its text, case and spacing ignored (duplicates share it)
     notes: list[str] = field(default_factory=list)
 
 
-def load_texts(data, target: str | None, text_col: str | None = None, task: str | None = None) -> TextTable:
+def load_texts(data, target: str | None, text_col: str | None = None, task: str | None = None, *, tokenizer=None,
+               max_length: int = 128, cache_dir=None) -> TextTable:
+    """Labelled texts from a file, tokenised into a token store under `cache_dir` (default: the workspace's cache)."""
     from trainyard.data.load import load_table
-    from trainyard.data.schema import check_target
+    from trainyard.data.tokens import build_token_store, store_key, text_key
 
     if target is None:
         raise ConfigError("Text models need --target, the column with the labels (or scores).", "e.g. --target label --text-col text.")
-    df = load_table(data)
-    check_target(df, target)
+    head = load_table(data, nrows=2000)  # the file's own errors (missing, empty, binary, wrong delimiter) and its columns
+    if target not in head.columns:
+        raise DataError(f"Target column '{target}' is not in the data.", suggest(target, head.columns))
     notes: list[str] = []
     if text_col is None:
-        text_col = find_text_column(df, target, notes)
-    elif text_col not in df.columns:
-        raise DataError(f"No column '{text_col}' in {Path(str(data)).name}.", suggest(text_col, df.columns))
+        text_col = find_text_column(head, target, notes)
+    elif text_col not in head.columns:
+        raise DataError(f"No column '{text_col}' in {Path(str(data)).name}.", suggest(text_col, head.columns))
     if text_col == target:
         raise ConfigError(f"'{text_col}' is both the text and the target.", "--text-col names the text, --target the labels to predict.")
-    missing = int(df[target].isna().sum())
+    if tokenizer is None:
+        from trainyard.models.text import load_tokenizer
+
+        tokenizer = load_tokenizer("minilm")
+    if cache_dir is None:
+        from trainyard.workspace import Workspace
+
+        cache_dir = Workspace.resolve(None).home / "cache" / "text-tokens"
+    settings = {"text_col": text_col, "target": target, "max_length": max_length}
+    store = build_token_store(data, Path(cache_dir) / store_key(Path(data), tokenizer, settings), tokenizer=tokenizer,
+                              max_length=max_length, text_col=text_col, target=target)
+    labels, keys, rows = store["labels"].rename(target), store["keys"], store["rows"]
+    if labels.notna().sum() == 0:
+        raise DataError(f"Target column '{target}' is empty (every value is missing).", "pick the column that holds the outcome.")
+    missing = int(labels.isna().sum())
     if missing:
         notes.append(f"{missing} rows without a '{target}' value were left out.")
-        df = df[df[target].notna()]
-    task = task or _infer_text_task(df[target], notes)
-    y = _clean_labels(df[target], task)
-    texts = df[text_col].map(_as_text).tolist()
-    empty = sum(1 for t in texts if not t.strip())
-    if empty == len(texts):
+        keep = labels.notna().to_numpy()
+        labels, keys, rows = labels[keep].reset_index(drop=True), keys[keep], rows.take(np.flatnonzero(keep))
+    if labels.nunique() < 2:
+        raise DataError(f"Target '{target}' has a single value ({labels.iloc[0]!r}): there is nothing to learn.",
+                        "check the target column, or add rows of the other class.")
+    task = task or _infer_text_task(labels, notes)
+    y = _clean_labels(labels, task)
+    empty = int((keys == pd.util.hash_array(np.array([text_key("")], dtype=object))[0]).sum())
+    if empty == len(keys):
         raise DataError(f"Every value of '{text_col}' is empty.", "point --text-col at the column that holds the texts.")
     if empty:
         notes.append(f"{empty} rows have an empty '{text_col}'; they are kept (the model sees an empty text).")
-    if task == "text-classification" and len(np.unique(y)) < 2:
-        raise DataError(f"Target '{target}' has a single class.", "text classification needs at least two labels.")
-    return TextTable(texts, y, task, text_col, df[[text_col, target]], notes)
+    return TextTable(rows, y, task, text_col, store["sample"], keys, notes)
 
 
 def find_text_column(df: pd.DataFrame, target: str, notes: list[str]) -> str:
@@ -108,14 +129,3 @@ def _clean_labels(y: pd.Series, task: str) -> np.ndarray:
     if values.dtype == object and len({type(v) for v in values}) > 1:
         values = np.array([str(v) for v in values], dtype=object)  # "1", 2, "pos" in one JSONL column: compare as strings
     return values
-
-
-def _as_text(value) -> str:
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return ""
-    return str(value)
-
-
-def text_key(text: str) -> str:
-    """Texts that differ only in case or spacing count as duplicates."""
-    return " ".join(text.split()).lower()

