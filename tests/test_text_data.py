@@ -311,3 +311,10 @@ def test_token_store_reads_latin1_and_json_documents(tmp_path):
     assert rows_of(table) == ids_of(df.text)
     (tmp_path / "d.json").write_text(df.to_json(orient="records"))
     assert rows_of(load_texts(tmp_path / "d.json", "label", "text")) == ids_of(df.text)
+
+
+def test_headerless_file_gets_a_header_hint(tmp_path):
+    (tmp_path / "raw.tsv").write_text("1\t2.7\tgreat movie, loved it\n2\t-3.1\tboring and far too long\n3\t1.5\ta delight\n")
+    with pytest.raises(DataError, match="Target column 'score' is not in the data") as err:
+        load_texts(tmp_path / "raw.tsv", "score", "text")
+    assert "looks like data, not a header" in err.value.fix

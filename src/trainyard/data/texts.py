@@ -47,7 +47,7 @@ def load_texts(data, target: str | None, text_col: str | None = None, task: str 
         raise ConfigError("Text models need --target, the column with the labels (or scores).", "e.g. --target label --text-col text.")
     head = load_table(data, nrows=2000)  # the file's own errors (missing, empty, binary, wrong delimiter) and its columns
     if target not in head.columns:
-        raise DataError(f"Target column '{target}' is not in the data.", suggest(target, head.columns))
+        raise DataError(f"Target column '{target}' is not in the data.", _no_header_hint(head) or suggest(target, head.columns))
     notes: list[str] = []
     if text_col is None:
         text_col = find_text_column(head, target, notes)
@@ -85,6 +85,13 @@ def load_texts(data, target: str | None, text_col: str | None = None, task: str 
     if empty:
         notes.append(f"{empty} rows have an empty '{text_col}'; they are kept (the model sees an empty text).")
     return TextTable(rows, y, task, text_col, store["sample"], keys, notes)
+
+
+def _no_header_hint(head: pd.DataFrame) -> str | None:
+    """A file whose first row is data (a headerless TSV of id, score, text) has numbers for column names."""
+    if any(pd.to_numeric(pd.Series([c]), errors="coerce").notna().iloc[0] for c in head.columns):
+        return f"its first row ({', '.join(repr(str(c)[:20]) for c in head.columns[:4])}) looks like data, not a header: add a header row naming the columns."
+    return None
 
 
 def find_text_column(df: pd.DataFrame, target: str, notes: list[str]) -> str:
