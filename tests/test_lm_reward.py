@@ -95,3 +95,65 @@ def test_reward_and_rloo_from_the_cli(cli, pretrained, tmp_path):
     assert out["steps"] == 2 and {"val_reward", "val_reward_before", "val_kl"} <= set(out["metrics"])
     res = cli("train", prefs, "--task", "preference", "--method", "rloo", "--base", "corpus@1", "--reward-model", "corpus@1", env=env)
     assert res.code == 2 and "not a reward model" in res.stderr and "Traceback" not in res.output
+
+
+def test_evaluate_scores_preference_pairs(pretrained, tmp_path):
+    """`trainyard evaluate` on prompt/chosen/rejected JSONL: the margin is log p(chosen) - log p(rejected); swapping the
+    two answers negates it and turns the win rate around."""
+    import trainyard
+    from trainyard.lm.evaluate import evaluate_language_model
+
+    lm = trainyard.load("corpus@1", workspace=pretrained)
+    prefs = mat_preferences(tmp_path / "p.jsonl", n=12, seed=21)
+    rows = [json.loads(line) for line in prefs.read_text().splitlines()]
+    swapped = tmp_path / "swapped.jsonl"
+    swapped.write_text("\n".join(json.dumps({**r, "chosen": r["rejected"], "rejected": r["chosen"]}) for r in rows))
+    a = evaluate_language_model(lm, prefs, compare=lm, n_samples=1)
+    b = evaluate_language_model(lm, swapped, n_samples=1)["model"]
+    assert a["model"]["scored"] == "pairs" and a["model"]["examples"] == 12 and a["compare"]["margin"] == a["model"]["margin"]
+    assert a["model"]["margin"] == pytest.approx(a["model"]["chosen_logp"] - a["model"]["rejected_logp"], abs=1e-4)
+    assert b["margin"] == pytest.approx(-a["model"]["margin"], abs=1e-4) and a["model"]["margin"] != 0
+    assert a["model"]["win_rate"] + b["win_rate"] == pytest.approx(1.0)  # no ties between different sentences
+
+
+@pytest.mark.slow
+def test_rloo_kill_9_and_resume_ends_bit_identical(cli, pretrained, reward_model, tmp_path):
+    """Sampling is seeded per batch from the loop's batch generator, so a resumed policy-gradient run draws the same
+    completions and ends with the same weights as an uninterrupted one."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import torch
+    from lmhelp import ONE_THREAD_ENV
+    from safetensors.torch import load_file
+
+    from trainyard.workspace import Workspace
+
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text("\n".join(json.dumps({"prompt": f"Tell me about the {a}."}) for a in ANIMALS * 2))
+    opts = dict(task="preference", method="rloo", base="corpus@1", reward_model=f"rm@{reward_model.version}", max_steps=8, lr=1e-3,
+                batch_size=2, rollouts=2, max_new_tokens=6, context=32, checkpoint_every=2, samples=0)
+    reference = train_language_model(prompts, LMSettings(name="rl-ref", **opts), workspace=pretrained)
+    args = ["train", prompts, "--task", "preference", "--method", "rloo", "--base", "corpus@1", "--reward-model", f"rm@{reward_model.version}",
+            "--max-steps", "8", "--lr", "1e-3", "--batch-size", "2", "--rollouts", "2", "--max-new-tokens", "6", "--context", "32",
+            "--checkpoint-every", "2", "--name", "rl-kill"]
+    env = {**os.environ, **ONE_THREAD_ENV, "PYTHONPATH": os.path.join(os.path.dirname(__file__), "..", "src"), "TRAINYARD_HOME": str(pretrained)}
+    runs_before = set(pretrained.glob("runs/*"))
+    proc = subprocess.Popen([sys.executable, "-m", "trainyard", *map(str, args)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 240
+    while not [r for r in set(pretrained.glob("runs/*")) - runs_before if (r / "checkpoints" / "step-00000004").exists()]:
+        assert proc.poll() is None and time.monotonic() < deadline, "the training process ended before its 4th step"
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    run_id = next(iter(set(pretrained.glob("runs/*")) - runs_before)).name
+    res = cli("resume", run_id, "--json", env={**ONE_THREAD_ENV, "TRAINYARD_HOME": str(pretrained)})
+    assert res.code == 0, res.output
+    assert json.loads(res.stdout)["steps"] == reference.steps == 8
+    a = load_file(str(pretrained / "artifacts" / "rl-ref" / reference.run_id / "model.safetensors"))
+    b = load_file(str(pretrained / "artifacts" / "rl-kill" / run_id / "model.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert any(e["kind"] == "resume" for e in Workspace.resolve(pretrained).store.events(run_id))

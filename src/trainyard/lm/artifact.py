@@ -12,6 +12,7 @@ meta.json; `trainyard merge` folds it into a full model.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from pathlib import Path
@@ -96,6 +97,19 @@ def quiet_transformers() -> None:
 
     hf_logging.disable_progress_bar()
     warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+
+
+@contextlib.contextmanager
+def hf_errors_only():
+    """Only errors from transformers' logger inside the block (for warnings that are expected and not actionable)."""
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
 
 
 def load_base(ref_or_dir: str, workspace: str | os.PathLike | None = None) -> LanguageModel:

@@ -93,12 +93,15 @@ class Rollouts:
         """(k, prompt + new) token ids and the (k, same) mask of the completion tokens (through the first EOS)."""
         import torch
 
+        from trainyard.lm.artifact import hf_errors_only
+
         device = next(model.parameters()).device
         x = torch.tensor([prompt_ids] * self.k, device=device)
         was_training = model.training
         model.eval()
-        try:
-            with torch.random.fork_rng(devices=[]), torch.no_grad():
+        try:  # generate's decoding steps feed the pad token after a finished row's EOS and warn about padding without a
+            # mask: harmless here, the k rows share one unpadded prompt
+            with torch.random.fork_rng(devices=[]), torch.no_grad(), hf_errors_only():
                 torch.manual_seed(seed)
                 out = model.generate(input_ids=x, attention_mask=torch.ones_like(x), do_sample=True, temperature=1.0, top_k=0, top_p=1.0,
                                      max_new_tokens=self.max_new, min_new_tokens=1, eos_token_id=self.tok.eos_token_id,

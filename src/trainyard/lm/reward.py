@@ -88,17 +88,13 @@ def reward_head_model(base, seed: int):
     import torch
     from transformers import AutoModelForSequenceClassification
 
+    from trainyard.lm.artifact import hf_errors_only
+
     with tempfile.TemporaryDirectory(prefix="trainyard-rm-") as tmp:
         base.model.save_pretrained(tmp, safe_serialization=True)
         torch.manual_seed(seed)
-        from transformers.utils import logging as hf_logging
-
-        level = hf_logging.get_verbosity()
-        hf_logging.set_verbosity_error()  # "some weights are newly initialised": the head, on purpose
-        try:
+        with hf_errors_only():  # "some weights are newly initialised": the head, on purpose
             model = AutoModelForSequenceClassification.from_pretrained(tmp, num_labels=1, pad_token_id=base.tokenizer.pad_token_id)
-        finally:
-            hf_logging.set_verbosity(level)
     model.config.problem_type = "regression"
     return model
 
