@@ -37,6 +37,7 @@ def test_pretrain_sft_lora_dpo_and_evaluate_from_the_cli(cli, corpus_dir, tmp_pa
     dpo = _train(cli, preferences(tmp_path / "prefs.jsonl"), "--task", "preference", "--base", "inst@1", "--method", "dpo",
                  "--max-steps", "15", "--lr", "1e-3", "--context", "48", "--val-fraction", "0.2")
     assert dpo["metrics"]["val_margin"] > dpo["metrics"]["val_margin_before"] + 1.0
+    assert 0 <= dpo["metrics"]["val_win_rate_before"] <= dpo["metrics"]["val_win_rate"] and dpo["metrics"]["val_win_rate"] > 0.8
     assert dpo["metrics"]["val_reward_accuracy"] > 0.9 and "val_perplexity" not in dpo["metrics"]
     # the same measure on other held-out pairs through `trainyard evaluate`, next to the base (inst@1, before DPO)
     res = cli("evaluate", "prefs@1", "--data", preferences(tmp_path / "held-prefs.jsonl", n=10, seed=7), "--json", env=ONE_THREAD_ENV)

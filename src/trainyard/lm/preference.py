@@ -71,7 +71,7 @@ def plan(data, s, ws, run_dir, emit) -> Plan:
     before = evaluate(base.model)
     return Plan(lm, batches, loss_fn, evaluate, [chat_prompt(tok, p) for p, _, _ in val_t[:s.samples]],
                 meta={"family": base.meta.get("family") or type(base.model).__name__,
-                      "baseline": {"val_margin_before": before["val_margin"], "val_reward_accuracy_before": before["val_reward_accuracy"]},
+                      "baseline": {"val_margin_before": before["val_margin"], "val_win_rate_before": before["val_win_rate"]},
                       "artifact": {**base_info(base, s), "method": s.method, "beta": s.beta}})
 
 
@@ -83,6 +83,7 @@ def dpo_loss(policy, ref, beta: float):
     logits = beta * ((policy[:, 0] - ref[:, 0]) - (policy[:, 1] - ref[:, 1]))
     loss = -F.logsigmoid(logits).mean()
     stats = {"val_margin": float((policy_d[:, 0] - policy_d[:, 1]).mean()),  # log p(chosen) - log p(rejected)
+             "val_win_rate": float((policy_d[:, 0] > policy_d[:, 1]).float().mean()),  # pairs with a positive margin
              "val_reward_accuracy": float((logits.detach() > 0).float().mean()), "val_reward_margin": float(logits.detach().mean() / beta)}
     return loss, stats
 
