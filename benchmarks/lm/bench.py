@@ -177,11 +177,18 @@ def child_memory(a):
     before = _rss_mb("VmRSS")
     with open("/proc/self/clear_refs", "w") as fh:  # reset the high-water mark: the peak below is the training's
         fh.write("5")
+    from trainyard.training.runtime import Device, Precision
+
+    cpu = Device("cpu")
+    precision = Precision.resolve(a.precision, cpu)  # as the loop trains: 'auto' is bf16 autocast on CPUs with native bf16
     for _ in range(5):
-        token_loss(lm.model, pad_batch(rows, tok.pad_token_id)).backward()
+        with precision.autocast(cpu):
+            loss = token_loss(lm.model, pad_batch(rows, tok.pad_token_id))
+        loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
-    print(json.dumps({"mode": a.child, "peak_rss_mb": _rss_mb("VmHWM"), "before_mb": before, "trainable": sum(p.numel() for p in params)}))
+    print(json.dumps({"mode": a.child, "peak_rss_mb": _rss_mb("VmHWM"), "before_mb": before, "trainable": sum(p.numel() for p in params),
+                      "precision": precision.name}))
 
 
 def _rss_mb(field: str) -> float:
@@ -203,21 +210,28 @@ def generation(tok, a):
     return out
 
 
-def main():
+def arguments(steps: int = 30, rounds: int = 2) -> argparse.ArgumentParser:
+    """The model, data and run settings every LM benchmark script takes."""
     p = argparse.ArgumentParser()
     p.add_argument("--corpus", required=True)
     p.add_argument("--size", default="10M")
     p.add_argument("--context", type=int, default=128)
     p.add_argument("--batch", type=int, default=8)
-    p.add_argument("--steps", type=int, default=30)
-    p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--steps", type=int, default=steps)
+    p.add_argument("--rounds", type=int, default=rounds)
     p.add_argument("--vocab", type=int, default=8000)
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--gen-tokens", type=int, default=200)
+    p.add_argument("--threads", type=int, default=1)
     p.add_argument("--work", default=None)
+    return p
+
+
+def main():
+    p = arguments()
+    p.add_argument("--gen-tokens", type=int, default=200)
     p.add_argument("--child", default=None)
     p.add_argument("--parts", default="speed,memory,generation", help="which parts to run (comma-separated)")
     p.add_argument("--memory-batches", default="8,1", help="batch sizes of the memory comparison")
+    p.add_argument("--precision", default="auto", help="of the memory comparison's training (auto, fp32, bf16)")
     a = p.parse_args()
     if a.child:
         return child_memory(a)
@@ -262,15 +276,15 @@ def main():
         for k in runners:
             print(f"| {k} | " + " | ".join(f"{med[k][c]:.0f} | {med[names[0]][c] / med[k][c]:.2f}x" for c in cols) + " |")
     if "memory" in a.parts:
-        print("\n| fine-tuning | batch | trainable parameters | RSS before training (MB) | peak RSS while training (MB) | peak - before (MB) |\n"
-              "|---|---|---|---|---|---|")
+        print("\n| fine-tuning | batch | precision | trainable parameters | RSS before training (MB) | peak RSS while training (MB) | peak - before (MB) |\n"
+              "|---|---|---|---|---|---|---|")
         for batch in a.memory_batches.split(","):
             for mode in ("full", "lora"):
                 out = subprocess.run([sys.executable, __file__, "--corpus", a.corpus, "--child", mode, "--work", a.work, "--size", a.size,
-                                      "--context", str(a.context), "--batch", batch, "--threads", str(a.threads)],
+                                      "--context", str(a.context), "--batch", batch, "--threads", str(a.threads), "--precision", a.precision],
                                      capture_output=True, text=True, check=True)
                 row = json.loads(out.stdout.strip().splitlines()[-1])
-                print(f"| {row['mode']} | {batch} | {row['trainable']:,} | {row['before_mb']:.0f} | {row['peak_rss_mb']:.0f} | "
+                print(f"| {row['mode']} | {batch} | {row['precision']} | {row['trainable']:,} | {row['before_mb']:.0f} | {row['peak_rss_mb']:.0f} | "
                       f"{row['peak_rss_mb'] - row['before_mb']:.0f} |", flush=True)
     if "generation" in a.parts:
         gen = generation(tok, a)

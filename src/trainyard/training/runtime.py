@@ -87,9 +87,10 @@ class Fp32CpuAttention(torch.overrides.TorchFunctionMode):
     """Under bf16 autocast on a CPU, run scaled_dot_product_attention in fp32 (returning bf16, as autocast would).
 
     PyTorch's CPU flash-attention kernel is slower in bf16 than in fp32 (forward and backward at 8 x 5 heads x 128
-    x 64, one thread: 21-23 ms in bf16, 12-13 ms in fp32 with the casts); autocast would send it bf16, so this mode
-    casts the inputs up and the output back down. The matrix products around it stay bf16. The result is also the
-    more exact one. Every other function passes through untouched.
+    x 64, one thread: 21-23 ms in bf16, 12-13 ms in fp32 with the casts; 5-11% of a GPT-2 10M training step, see
+    docs/lm.md); autocast would send it bf16, so this mode casts the inputs up and the output back down. The
+    matrix products around it stay bf16. The result is also the more exact one. Every other function passes
+    through untouched.
     """
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
