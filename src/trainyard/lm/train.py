@@ -229,23 +229,26 @@ def _plan_steps(plan: Plan, s: LMSettings, store, run_id: str, seconds: float, e
 
     import torch
 
-    from trainyard.training.runtime import Device
+    from trainyard.training.runtime import Device, Precision
 
     emit("stage", {"message": "timing a few steps to plan the schedule for the time limit"})
     device = Device.resolve(s.device)
+    precision = Precision.resolve(s.loop.get("precision", "auto"), device)  # timed as the loop will train (bf16 here: ~1.5x faster)
     model = plan.lm.model.to(device.torch)
     model.train()
     times = []
     for i, batch in enumerate(plan.batches.epoch(0, s.seed)):
         t0 = time.perf_counter()
-        plan.loss_fn(model, device.move(batch)).backward()
+        with precision.autocast(device):
+            loss = plan.loss_fn(model, device.move(batch))
+        loss.backward()
         times.append(time.perf_counter() - t0)
         if i == 3 or sum(times) > 0.05 * seconds:
             break
     model.zero_grad(set_to_none=True)
     model.eval()
     t0 = time.perf_counter()
-    with torch.no_grad():
+    with torch.no_grad(), precision.autocast(device):
         plan.evaluate(model)
     evaluation = time.perf_counter() - t0
     step = sorted(times[1:] or times)[len(times[1:] or times) // 2] * 1.15  # median after a warm-up; + optimizer and logging
