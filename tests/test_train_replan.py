@@ -66,7 +66,8 @@ def _run(tmp_path, loss_fn, cfg, resume=False, stop_at=None):
 def _ends_at_the_deadline(result, lrs):
     state = result.state
     assert state.finished and state.step == state.total_steps == max(lrs)
-    assert lrs[state.step] < 1.02 * FLOOR * LR, (state, [round(lrs[s] / LR, 3) for s in sorted(lrs)[-12:]])  # the floor at the last step
+    # the cosine reached its floor at the last step (to within a step: the last re-plan may move the end by one)
+    assert lrs[state.step] < 1.1 * FLOOR * LR, (state, [round(lrs[s] / LR, 3) for s in sorted(lrs)[-12:]])
     assert 0.8 * LIMIT <= state.seconds <= LIMIT + 0.5, state.seconds  # the budget was used, and not overrun
     steps = sorted(lrs)[sorted(lrs).index(state.step) - 20:]  # no jump in the rate while re-planning: it only decays
     assert all(lrs[a] >= lrs[b] - 1e-12 for a, b in zip(steps, steps[1:]))
