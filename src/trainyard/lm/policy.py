@@ -73,7 +73,7 @@ def plan(data, s, ws, run_dir, emit) -> Plan:
         return roll.evaluate(model, val_ids, val_p, seed=s.seed)
 
     with torch.no_grad():
-        before = evaluate(base.model)
+        before = evaluate(lm.model)  # the policy at step 0 (with --lora: the adapter starts as a no-op)
     return Plan(lm, IndexedBatches(len(train_ids), s.batch_size, load), loss_fn, evaluate, [chat_prompt(tok, p) for p in val_p[:s.samples]],
                 meta={"family": base.meta.get("family") or type(base.model).__name__,
                       "baseline": {"val_reward_before": before["val_reward"]},
