@@ -82,7 +82,8 @@ class TextModel(NeuralEstimator):
         self._store_params(locals())
 
     def loop_config(self, monitor: str = "val_loss", **overrides):
-        lr = self.lr if self.lr is not None else (1e-3 if self.lora else 5e-5)
+        # LoRA: 3e-3 (the adapters and the new head are small and start from zero or random); measured in docs/training.md
+        lr = self.lr if self.lr is not None else (3e-3 if self.lora else 5e-5)
         return super().loop_config(monitor, lr=lr, **overrides)
 
     def _tokenizer(self):
