@@ -18,6 +18,7 @@ import time
 import uuid
 from dataclasses import asdict, dataclass, field
 
+from trainyard.serve.bodies import BadCsv, TooLarge, csv_bytes, csv_rows, outputs_csv, read_body
 from trainyard.serve.predlog import PredictionLogger, row_ids
 from trainyard.serve.runtime import ModelSlot, Poller, ServedModel
 from trainyard.serve.security import OPEN_PATHS, token_matches
@@ -196,10 +197,6 @@ async def _send_json(send, status: int, obj, extra_headers=()):
     await send({"type": "http.response.body", "body": body})
 
 
-class _TooLarge(Exception):
-    pass
-
-
 def _problems_payload(served: ServedModel, problems: list[dict], rid: str) -> dict:
     message = problems[0]["problem"] + (f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else "")
     return {"detail": problems, "message": message, "model": served.name, "version": served.version, "request_id": rid}
@@ -225,18 +222,6 @@ def _finish(state: "_State", served: ServedModel, rows: list[dict], outputs: lis
         state.logger.submit(rid, served.name, served.version, rows, outputs)
     state.metrics.observe(served.name, served.version, endpoint, 200, time.perf_counter() - started, len(rows))
     return {"model": served.name, "version": served.version, "request_id": rid, "predictions": [{"id": i, **o} for i, o in zip(ids, outputs)]}
-
-
-async def _read_body(request, limit: int) -> bytes:
-    if request.headers.get("content-length") is not None:
-        return await request.body()  # the guard already checked the declared length
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise _TooLarge
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _request_id(request) -> str:
@@ -267,8 +252,8 @@ def _add_routes(app, state: _State) -> None:
             served = slot.current
             rid = _request_id(request)
             try:
-                body = await _read_body(request, state.settings.max_body_bytes)
-            except _TooLarge:
+                body = await read_body(request, state.settings.max_body_bytes)
+            except TooLarge:
                 return too_large(served, rid)
             status, payload = await _predict_json(state, served, body, rid, started)
             return json_response(payload, status, rid)
@@ -280,10 +265,10 @@ def _add_routes(app, state: _State) -> None:
             if format not in ("json", "csv"):
                 return json_response({"detail": "format must be json or csv", "request_id": rid}, 422, rid)
             try:
-                rows = _csv_rows(await _csv_bytes(request, state.settings.max_body_bytes), served)
-            except _TooLarge:
+                rows = csv_rows(await csv_bytes(request, state.settings.max_body_bytes), served)
+            except TooLarge:
                 return too_large(served, rid)
-            except _BadCsv as exc:
+            except BadCsv as exc:
                 return invalid(served, [{"row": None, "column": None, "type": "csv", "problem": str(exc)}], rid)
             if len(rows) > state.settings.max_batch:
                 return invalid(served, [{"row": None, "column": None, "type": "too_long",
@@ -296,7 +281,7 @@ def _add_routes(app, state: _State) -> None:
             outputs = served.outputs(rows) if len(rows) <= INLINE_ROWS else await run_in_threadpool(served.outputs, rows)
             payload = _finish(state, served, rows, outputs, rid, "predict_csv", started)
             if format == "csv":
-                return Response(_outputs_csv([p["id"] for p in payload["predictions"]], outputs, served), media_type="text/csv", headers={"X-Request-ID": rid})
+                return Response(outputs_csv([p["id"] for p in payload["predictions"]], outputs, served), media_type="text/csv", headers={"X-Request-ID": rid})
             return json_response(payload, 200, rid)
 
         async def model_info():
@@ -356,66 +341,6 @@ def _info(slot: ModelSlot) -> dict:
     info = slot.current.info()
     info.update(ref=slot.ref, follows_alias=not slot.pinned, swaps=slot.swaps, refresh_problem=slot.last_error)
     return info
-
-
-class _BadCsv(Exception):
-    pass
-
-
-async def _csv_bytes(request, limit: int) -> bytes:
-    if request.headers.get("content-type", "").startswith("multipart/form-data"):
-        try:
-            form = await request.form(max_files=1, max_fields=10)
-        except Exception as exc:
-            raise _BadCsv(f"could not read the upload: {exc}") from None
-        upload = form.get("file")
-        if upload is None or isinstance(upload, str):
-            raise _BadCsv("the upload needs a file field named 'file'")
-        data = await upload.read()
-        if len(data) > limit:
-            raise _TooLarge
-        return data
-    return await _read_body(request, limit)
-
-
-def _csv_rows(data: bytes, served: ServedModel) -> list[dict]:
-    import io
-
-    import pandas as pd
-
-    from trainyard.data.load import NA_VALUES
-
-    if not data.strip():
-        raise _BadCsv("the CSV body is empty: send a header row and at least one data row")
-    text_roles = ("categorical", "text", "boolean", "datetime")
-    dtypes = {c.name: str for c in served.model.schema.columns if c.role in text_roles or c.role in ("id", "ignore", "target")}
-    try:
-        df = pd.read_csv(io.BytesIO(data), dtype=dtypes, na_values=NA_VALUES, keep_default_na=True, skipinitialspace=True)
-    except Exception as exc:  # any parser failure is the client's body, never a server error
-        raise _BadCsv(f"the body is not readable CSV ({str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__})") from None
-    if df.shape[1] == 0 or len(df) == 0:
-        raise _BadCsv("the CSV has no data rows: send a header row and at least one data row")
-    df.columns = [str(c).strip() for c in df.columns]
-    if df.columns.duplicated().any():
-        raise _BadCsv("the CSV header names a column more than once")
-    records = df.astype(object).where(df.notna(), None).to_dict("records")
-    optional = set(served.validator.optional) | set(served.validator.ignored)
-    # An empty cell in an optional column means "missing": drop the key so the row reads as absent there.
-    return [{k: v for k, v in r.items() if not (v is None and k in optional)} for r in records]
-
-
-def _outputs_csv(ids: list[str], outputs: list[dict], served: ServedModel) -> str:
-    import csv
-    import io
-
-    buf = io.StringIO()
-    classes = served.classes
-    header = ["id", "prediction"] + ([f"proba_{c}" for c in classes] if classes is not None else [])
-    w = csv.writer(buf)
-    w.writerow(header)
-    for i, o in zip(ids, outputs):
-        w.writerow([i, o["prediction"], *(o["probabilities"].values() if classes is not None else [])])
-    return buf.getvalue()
 
 
 def _openapi(app, state: _State) -> dict:

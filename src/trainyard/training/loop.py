@@ -35,6 +35,7 @@ import torch
 
 from trainyard.errors import ConfigError, TrainyardError, suggest
 from trainyard.training.checkpoint import Checkpoints
+from trainyard.training.pace import StepTimes
 from trainyard.training.runtime import Device, Precision, rng_state, seed_everything, set_rng_state
 from trainyard.training.schedule import Schedule
 
@@ -211,7 +212,7 @@ def fit(model: torch.nn.Module, batches, loss_fn: Callable, *, config: LoopConfi
         emit("rollback", {"message": message})
 
     samples, epoch_losses = 0, []
-    timing = _Timing()
+    timing = StepTimes()
     max_total = per_epoch * cfg.epochs
     model.train()
     while not state.finished:
@@ -281,7 +282,8 @@ def fit(model: torch.nn.Module, batches, loss_fn: Callable, *, config: LoopConfi
             if epoch_end:
                 state.epoch, state.batch = state.epoch + 1, 0
             if cfg.replan and cfg.time_limit is not None:
-                planned = timing.plan(state.step, cfg.time_limit - elapsed(), cfg, per_epoch)
+                planned = timing.plan(state.step, cfg.time_limit - elapsed(), eval_every=cfg.eval_every or per_epoch,
+                                     checkpoint_every=cfg.checkpoint_every)
                 if planned is not None:
                     _replan(state, schedule, min(planned, max_total), log)
             out_of_time = cfg.time_limit is not None and elapsed() >= cfg.time_limit
@@ -305,39 +307,6 @@ def fit(model: torch.nn.Module, batches, loss_fn: Callable, *, config: LoopConfi
         Checkpoints.load(best, model, device.type)
     model.eval()
     return LoopResult(state, history, time.perf_counter() - started, samples)
-
-
-class _Timing:
-    """Where the time of a run goes, for re-planning: recent training steps (median of the last few: a slower
-    or faster machine shows within a few steps), the last evaluation and the last checkpoint."""
-
-    def __init__(self, window: int = 9):
-        self.window = window
-        self.reset()
-
-    def reset(self) -> None:
-        self.steps: list[float] = []
-        self.eval = self.checkpoint = 0.0
-        self.last = time.perf_counter()
-
-    def mark(self, kind: str) -> None:
-        """The previous mark until now was one `kind` (a step: everything since the last mark, data loading included)."""
-        now = time.perf_counter()
-        if kind == "step":
-            self.steps = (self.steps + [now - self.last])[-self.window - 1:]
-        else:
-            setattr(self, kind, now - self.last)
-        self.last = now
-
-    def plan(self, step: int, seconds_left: float, cfg: LoopConfig, per_epoch: int) -> int | None:
-        """The total steps that end the run at its deadline, or None while too few steps are measured."""
-        measured = self.steps[1:]  # a call's first step warms up
-        if len(measured) < 3:
-            return None
-        per_step = sorted(measured)[len(measured) // 2]
-        every = cfg.eval_every or per_epoch  # evaluations and checkpoints, spread over the steps between them
-        per_step += self.eval / every + (self.checkpoint / cfg.checkpoint_every if cfg.checkpoint_every else 0.0)
-        return step + max(int(seconds_left / per_step), 0)
 
 
 def _replan(state: LoopState, schedule: Schedule, total: int, log) -> None:
