@@ -132,7 +132,7 @@ def test_max_predict_ms_per_row_keeps_slow_models_out_of_the_final_model(workspa
 
 
 def test_serving_fast_path_covers_a_bagged_lightgbm_ensemble(workspace, mixed_table):
-    from trainyard.serve.fastpath import compile_rows
+    from trainyard.models.rowpath import compile_rows
 
     result = trainyard.train(mixed_table, target="churn", max_trials=3, include=["lightgbm"], seed=0)
     fast = compile_rows(result.model)

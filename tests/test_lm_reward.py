@@ -47,7 +47,8 @@ def test_reward_model_ranks_held_out_pairs(pretrained, reward_model, tmp_path):
     from trainyard.lm.reward import RewardModel, load_reward_model
 
     r = reward_model
-    assert r.metrics["val_accuracy"] >= 0.9 > r.metrics["val_accuracy_before"] - 0.5  # well above chance on 20 held-out pairs
+    assert r.metrics["val_accuracy"] >= 0.9  # well above chance on 20 held-out pairs
+    assert r.metrics["val_accuracy"] > r.metrics["val_accuracy_before"]  # and learned (the untrained head's score)
     assert r.metrics["val_margin"] > 0 and "val_perplexity" not in r.metrics
     rm = trainyard.load(f"rm@{r.version}", workspace=pretrained)
     assert isinstance(rm, RewardModel) and rm.meta["kind"] == "reward-model"

@@ -92,7 +92,7 @@ def test_dates_as_strings_and_mixed_types_are_prepared_robustly():
 
 def test_serving_fast_path_matches_the_pipeline_for_rare_and_unseen_categories(workspace, mixed_table):
     import trainyard
-    from trainyard.serve.fastpath import compile_rows
+    from trainyard.models.rowpath import compile_rows
 
     model = trainyard.train(mixed_table, target="churn", include=["lightgbm"], name="rare").model
     fast = compile_rows(model)

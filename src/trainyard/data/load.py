@@ -85,7 +85,7 @@ def _nested_as_text(df: pd.DataFrame) -> pd.DataFrame:
         return df
     import json
 
-    df = df.copy()
+    df = df.copy(deep=False)  # the replaced columns are new arrays: the caller's frame is untouched
     for c in nested:
         df[c] = df[c].map(lambda v: json.dumps(v, sort_keys=True, default=str) if isinstance(v, (dict, list, set, tuple)) else v)
     return df

@@ -91,7 +91,7 @@ def split_indices(y: np.ndarray, *, seed: int, test_size: float, val_size: float
         raise DataError(f"Only {n} examples: too few to train, validate and test.", "use at least a few dozen labelled examples per class.")
     notes: list[str] = []
     codes = np.arange(n) if groups is None else np.unique(np.asarray(groups), return_inverse=True)[1].ravel()
-    n_groups = int(codes.max()) + 1 if n else 0
+    n_groups = int(codes.max()) + 1
     first = np.full(n_groups, n)
     np.minimum.at(first, codes, np.arange(n))  # each group's first row gives the group's label
     labels = np.asarray(y)[first].astype(str) if classify else None

@@ -63,6 +63,7 @@ def _score(lm, data, context, batch_size, max_windows) -> dict:
                 "scored": "responses", "examples": len(rows), "prompts": [chat_prompt(lm.tokenizer, p) for p, _ in pairs]}
     from trainyard.lm.corpus import read_documents
     from trainyard.lm.pretrain import UNIGRAM_FILE, held_out_loss, unigram_perplexity
+    from trainyard.lm.shards import windows
 
     docs = [d.strip() for d in read_documents([data]) if d.strip()]
     ids = []
@@ -78,9 +79,9 @@ def _score(lm, data, context, batch_size, max_windows) -> dict:
     scores = held_out_loss(lm.model, tokens, idx, ctx, batch_size)
     out = {"perplexity": scores["val_perplexity"], "loss": scores["val_loss"], "accuracy": scores["val_accuracy"], "scored": "text",
            "tokens": int(len(idx) * ctx), "documents": len(docs), "prompts": [" ".join(d.split()[:4]) for d in docs]}
-    counts = Path(lm.directory) / UNIGRAM_FILE if getattr(lm, "directory", None) else None
+    counts = Path(lm.directory) / UNIGRAM_FILE if lm.directory else None
     if counts is not None and counts.is_file():  # a pre-trained model: the unigram baseline of its corpus, on the same tokens
-        targets = np.concatenate([tokens[i * ctx + 1:i * ctx + ctx + 1] for i in idx])
+        targets = windows(tokens, idx, ctx)[1].numpy().ravel()
         out["unigram_perplexity"] = unigram_perplexity(np.load(counts), targets)
     return out
 

@@ -119,7 +119,7 @@ class MLP(NeuralEstimator):
         if self.time_budget_s:  # AutoML's budget: the loop stops cleanly (a whole model, fewer epochs)
             run = {"time_limit": float(self.time_budget_s), **run}
         result = self._train(TensorBatches(train, self.batch_size), loss_fn, evaluate, **run)
-        self.stopped_by_time_ = bool(getattr(result.state, "timed_out", False))
+        self.stopped_by_time_ = bool(result.state.timed_out)
         return self
 
     def _forward(self, X) -> np.ndarray:

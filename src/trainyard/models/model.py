@@ -65,10 +65,9 @@ class TrainyardModel:
     # allow it (`trainyard.models.rowpath`): same numbers as the pipeline, a fraction of the time.
     FEW_ROWS = 64
 
-    def _few_rows(self, data) -> np.ndarray | None:
-        n = len(data) if isinstance(data, (pd.DataFrame, list, tuple)) else 1 if isinstance(data, Mapping) else None
-        if n is None or n == 0 or n > self.FEW_ROWS:
-            return None
+    def rows_fn(self):
+        """The compiled few-rows path (rows -> model output; `trainyard.models.rowpath`), built once and kept, or
+        None when the model's parts have no row path. `trainyard serve` predicts small requests with it."""
         fn = self.__dict__.get("_rows_fn", False)
         if fn is False:
             from trainyard.models.rowpath import compile_rows
@@ -78,6 +77,13 @@ class TrainyardModel:
             except Exception:  # an unusual model shape: the pipeline path is always right
                 fn = None
             self.__dict__["_rows_fn"] = fn
+        return fn
+
+    def _few_rows(self, data) -> np.ndarray | None:
+        n = len(data) if isinstance(data, (pd.DataFrame, list, tuple)) else 1 if isinstance(data, Mapping) else None
+        if n is None or n == 0 or n > self.FEW_ROWS:
+            return None
+        fn = self.rows_fn()
         if fn is None:
             return None
         if isinstance(data, pd.DataFrame):

@@ -314,10 +314,9 @@ def _catboost(model, encoder, task) -> Predictor | None:
                 code = v[i]
                 row[i] = CAT_MISSING if np.isnan(code) else str(encoder.categories[i][int(code)])
             rows.append(row)
-        data = rows
         if task is Task.REGRESSION:
-            return np.asarray(model.predict(data), dtype=float).reshape(-1)
-        return np.asarray(model.predict_proba(data), dtype=float).reshape(len(rows), -1)
+            return np.asarray(model.predict(rows), dtype=float).reshape(-1)
+        return np.asarray(model.predict_proba(rows), dtype=float).reshape(len(rows), -1)
 
     return predict
 

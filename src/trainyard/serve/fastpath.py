@@ -1,15 +1,14 @@
-"""The serving fast path and the row-level pieces it is built from.
+"""The row-level pieces of the serving fast path.
 
-`compile_rows(model)` is the model's few-rows path (`trainyard.models.rowpath`: rows -> feature vectors with
-plain Python, members fed directly, no pandas round-trip); this module holds the value coercions it shares
-with ONNX export and `SingleRowBooster`, LightGBM's single-row C API. tests/test_rowpath.py,
+The fast path is the model's few-rows path (`TrainyardModel.rows_fn`, built by `trainyard.models.rowpath`:
+rows -> feature vectors with plain Python, members fed directly, no pandas round-trip); this module holds the
+value coercions it shares with ONNX export and `SingleRowBooster`, LightGBM's single-row C API. tests/test_rowpath.py,
 test_preparation.py and test_automl_search.py check that the fast path gives the pipeline's numbers.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 
 import numpy as np
 
@@ -49,18 +48,6 @@ def _is_passthrough(transformer) -> bool:
         return transformer == "passthrough"
     # A fitted ColumnTransformer stores 'passthrough' as an identity FunctionTransformer.
     return isinstance(transformer, FunctionTransformer) and transformer.func is None
-
-
-def compile_rows(model) -> Callable[[list[dict]], np.ndarray] | None:
-    """A function rows -> model output (probabilities for classifiers, values for regression), or None.
-
-    The serving fast path is the model's own few-rows path (`trainyard.models.rowpath`), which covers LightGBM
-    ensembles through the single-row C API below and every other member kind it knows."""
-    try:
-        from trainyard.models.rowpath import compile_rows as rows_path
-    except ImportError:
-        return None
-    return rows_path(model)
 
 
 SINGLE_ROW_LIMIT = 64

@@ -89,17 +89,12 @@ def schema_title(name: str) -> str:
 def load_served(ws, name: str, version: int, policy: ValidationPolicy) -> ServedModel:
     """Load and verify one version (hashes checked before unpickling) and compile its fast path."""
     from trainyard.registry.artifact import load_artifact
-    from trainyard.serve.fastpath import compile_rows
 
     row = ws.store.get_model(name, version)
     model, meta = load_artifact(ws.home / row["artifact_path"], row["meta_sha256"])
     single_threaded(model.pipeline)
     validator = build_validator(model.schema, policy, title=f"{schema_title(name)}V{version}Row")
-    try:
-        fast = compile_rows(model)
-    except Exception as exc:  # never let an optimisation stop a model from serving
-        print(f"trainyard serve: fast path unavailable for {name}@{version}: {exc}", file=sys.stderr)
-        fast = None
+    fast = model.rows_fn()  # the model's own few-rows path, shared with in-process predict (None: the pipeline serves)
     return ServedModel(name, version, model, meta, validator, fast, model.schema.features())
 
 
