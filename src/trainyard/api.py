@@ -31,6 +31,7 @@ from trainyard.evaluation.metrics import get_metric
 from trainyard.models.model import TrainyardModel
 from trainyard.models.registry import choose_families
 from trainyard.monitor.profile import write_reference
+import trainyard.kinds  # noqa: F401  (artifact loaders)
 from trainyard.registry.artifact import load_artifact, save_artifact
 from trainyard.tasks import DEFAULT_METRIC, check_task_fits_target, infer_task, parse_task
 from trainyard.training.plan import resume_state, role_overrides, sample_weights, search_plan

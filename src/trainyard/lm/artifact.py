@@ -18,6 +18,7 @@ import tempfile
 from pathlib import Path
 
 from trainyard.errors import NotFoundError
+from trainyard.registry.artifact import register_loader
 
 KIND = "language-model"
 
@@ -149,3 +150,6 @@ def register_language_model(ws, name: str, run_id: str, lm: LanguageModel, meta:
     return ws.store.register_model(name, artifact_path=str(artifact_dir.relative_to(ws.home)), meta_sha256=digest, run_id=run_id,
                                    task=meta.get("task", "causal-lm"), metric="perplexity", test_score=score,
                                    metrics=metrics or {}, family=meta.get("family", "transformer"))
+
+
+register_loader(KIND)(LanguageModel.from_artifact)

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from trainyard.errors import NotFoundError
+from trainyard.registry.artifact import register_loader
 from trainyard.lm.train import Plan
 
 KIND = "reward-model"
@@ -164,3 +165,6 @@ def plan(data, s, ws, run_dir, emit) -> Plan:
                 meta={"family": base.meta.get("family") or type(base.model).__name__,
                       "baseline": {"val_accuracy_before": before["val_accuracy"]},
                       "artifact": {**base_info(base, s), "kind": KIND}})
+
+
+register_loader(KIND)(RewardModel.from_artifact)

@@ -36,6 +36,7 @@ def resolve_monitored(store, ref: str) -> dict:
 
 def load_reference(ws: Workspace, row: dict, reference=None):
     """(model, meta, profile, sample): the verified artifact and its stored reference (or one built from `reference`)."""
+    import trainyard.kinds  # noqa: F401  (artifact loaders)
     from trainyard.registry.artifact import load_artifact
 
     directory = ws.home / row["artifact_path"]

@@ -136,6 +136,7 @@ def _load(ws, row):
     try:
         return load_reference(ws, row)
     except Exception:  # a champion without a reference profile can still be retrained
+        import trainyard.kinds  # noqa: F401  (artifact loaders)
         from trainyard.registry.artifact import load_artifact
 
         model, meta = load_artifact(ws.home / row["artifact_path"], row["meta_sha256"])

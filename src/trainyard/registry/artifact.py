@@ -18,6 +18,7 @@ import uuid
 from datetime import datetime, timezone
 from importlib import metadata as importlib_metadata
 from pathlib import Path
+from typing import Callable
 
 from trainyard.errors import ArtifactError
 from trainyard.registry.lineage import code_version
@@ -112,19 +113,33 @@ def verify_artifact(directory: Path, expected_meta_sha256: str | None = None) ->
     return meta
 
 
+LOADERS: dict[str, "Callable[[Path, dict], object]"] = {}
+
+
+def register_loader(kind: str):
+    """Decorator: `loader(directory, meta) -> model` opens artifacts whose meta.json says `"kind": kind`.
+
+    Each artifact kind (language models, reward models, RL policies, retrieval indexes) registers its own
+    loader from its own package, so the registry never imports the packages above it. A loader is only
+    called after every file's hash has been checked."""
+    def decorate(loader):
+        LOADERS[kind] = loader
+        return loader
+    return decorate
+
+
 def load_artifact(directory: Path, expected_meta_sha256: str | None = None):
     """(model, meta) after verification; the pickle is only opened once its hash matches."""
     import joblib
 
     meta = verify_artifact(directory, expected_meta_sha256)
-    if meta.get("kind") == "language-model":
-        from trainyard.lm.artifact import LanguageModel
-
-        return LanguageModel.from_artifact(Path(directory), meta), meta
-    if meta.get("kind") == "reward-model":
-        from trainyard.lm.reward import RewardModel
-
-        return RewardModel.from_artifact(Path(directory), meta), meta
+    kind = meta.get("kind")
+    if kind and kind != "table-model":
+        if kind not in LOADERS:
+            raise ArtifactError(f"The artifact at {directory} is of kind {kind!r}, which this trainyard cannot open "
+                                f"(known kinds: {', '.join(sorted(LOADERS)) or 'none'}).",
+                                "upgrade trainyard, or install the extra that provides this kind of model.")
+        return LOADERS[kind](Path(directory), meta), meta
     return joblib.load(Path(directory) / MODEL_FILE), meta
 
 

@@ -236,6 +236,7 @@ class TrainyardPyfunc:
 
 
 def _load_pyfunc(path):
+    import trainyard.kinds  # noqa: F401  (artifact loaders)
     from trainyard.registry.artifact import load_artifact
 
     model, meta = load_artifact(Path(path))  # checks every file's SHA-256 before unpickling
@@ -298,6 +299,7 @@ def _yaml(obj, indent: int = 0) -> str:
 
 
 def export(ref: str, fmt: str, out: Path, *, workspace=None, force: bool = False) -> dict:
+    import trainyard.kinds  # noqa: F401  (artifact loaders)
     from trainyard.registry.artifact import load_artifact
     from trainyard.workspace import Workspace
 

@@ -88,6 +88,7 @@ def schema_title(name: str) -> str:
 
 def load_served(ws, name: str, version: int, policy: ValidationPolicy) -> ServedModel:
     """Load and verify one version (hashes checked before unpickling) and compile its fast path."""
+    import trainyard.kinds  # noqa: F401  (artifact loaders)
     from trainyard.registry.artifact import load_artifact
 
     row = ws.store.get_model(name, version)
