@@ -82,3 +82,8 @@ def table(title: str, columns: list[str], rows: list[list], justify_numbers: boo
     for r in rows:
         tab.add_row(*[fmt(v) for v in r])
     return tab
+
+
+def unescape(text: str | None) -> str | None:
+    """'\\n%\\n' as typed in a shell (--doc-separator, --stop): the escapes become the characters."""
+    return None if text is None else text.replace("\\n", "\n").replace("\\t", "\t")

@@ -37,7 +37,7 @@ def serve(
     from trainyard.errors import ConfigError
     from trainyard.serve.app import SETTINGS_ENV, ServeSettings, create_app
     from trainyard.serve.security import check_bind, read_token
-    from trainyard.workspace import Workspace
+    from trainyard.registry.workspace import Workspace
 
     token = read_token(token_file) if token_file else None
     check_bind(host, token)

@@ -22,7 +22,7 @@ def ui(
     """Open the web dashboard: runs with live curves, models (promote / roll back), data audits, monitoring, predictions."""
     from trainyard.dashboard.auth import is_loopback, new_token, read_token
     from trainyard.errors import ConfigError
-    from trainyard.workspace import Workspace
+    from trainyard.registry.workspace import Workspace
 
     try:
         import uvicorn

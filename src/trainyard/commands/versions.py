@@ -15,7 +15,7 @@ def register(app: typer.Typer) -> None:
 
 def _versioned(ref: str) -> tuple[str, int]:
     """NAME@VERSION or NAME@ALIAS -> (name, version number); a bare NAME means its latest version."""
-    from trainyard.workspace import Workspace
+    from trainyard.registry.workspace import Workspace
 
     row = Workspace.resolve().store.resolve_model(ref)
     return row["name"], row["version"]
@@ -26,7 +26,7 @@ def promote(
     alias: str = typer.Option("production", "--alias", "-a", help="The alias to point at it (production, staging, any name)."),
 ) -> None:
     """Point an alias at a version. Roll back by promoting an older version; running servers follow within seconds."""
-    from trainyard.workspace import Workspace
+    from trainyard.registry.workspace import Workspace
 
     name, version = _versioned(ref)
     previous = Workspace.resolve().store.set_alias(name, alias, version)
@@ -47,7 +47,7 @@ def tag(
 ) -> None:
     """Set or remove tags on a model version (team=growth, reviewed, ...)."""
     from trainyard.errors import ConfigError
-    from trainyard.workspace import Workspace
+    from trainyard.registry.workspace import Workspace
 
     pairs = {}
     for item in tags or []:
@@ -72,7 +72,7 @@ def delete(
 
     from trainyard.errors import ConfigError
     from trainyard.registry.store import parse_ref
-    from trainyard.workspace import Workspace
+    from trainyard.registry.workspace import Workspace
 
     name, selector = parse_ref(ref)
     if not selector or not selector.isdigit():
@@ -90,9 +90,9 @@ def delete(
 
 def show_model(name: str, as_json: bool) -> None:
     """`trainyard models NAME`: every version with aliases, tags, metrics and lineage."""
-    from trainyard.registry.lineage import describe_versions
+    from trainyard.registry.versions import describe_versions
     from trainyard.registry.store import parse_ref
-    from trainyard.workspace import Workspace
+    from trainyard.registry.workspace import Workspace
 
     name = parse_ref(name)[0]
     rows = describe_versions(Workspace.resolve(), name)

@@ -11,7 +11,7 @@ from fastapi.responses import FileResponse, RedirectResponse
 from starlette.background import BackgroundTask
 
 from trainyard.dashboard import queries as q
-from trainyard.dashboard.app import page
+from trainyard.dashboard.templating import page
 from trainyard.dashboard.compare import side_by_side
 from trainyard.dashboard.monitoring import summarize, timeline_series
 from trainyard.dashboard.reports import card_dirs, find_reports, findings, safe_workspace_file

@@ -37,9 +37,9 @@ class TextTable:
     notes: list[str] = field(default_factory=list)
 
 
-def load_texts(data, target: str | None, text_col: str | None = None, task: str | None = None, *, tokenizer=None,
-               max_length: int = 128, cache_dir=None) -> TextTable:
-    """Labelled texts from a file, tokenised into a token store under `cache_dir` (default: the workspace's cache)."""
+def load_texts(data, target: str | None, text_col: str | None = None, task: str | None = None, *, tokenizer,
+               cache_dir, max_length: int = 128) -> TextTable:
+    """Labelled texts from a file, tokenised with `tokenizer` into a token store under `cache_dir`."""
     from trainyard.data.load import load_table
     from trainyard.data.tokens import build_token_store, store_key, text_key
 
@@ -55,14 +55,6 @@ def load_texts(data, target: str | None, text_col: str | None = None, task: str 
         raise DataError(f"No column '{text_col}' in {Path(str(data)).name}.", suggest(text_col, head.columns))
     if text_col == target:
         raise ConfigError(f"'{text_col}' is both the text and the target.", "--text-col names the text, --target the labels to predict.")
-    if tokenizer is None:
-        from trainyard.models.text import load_tokenizer
-
-        tokenizer = load_tokenizer("minilm")
-    if cache_dir is None:
-        from trainyard.workspace import Workspace
-
-        cache_dir = Workspace.resolve(None).home / "cache" / "text-tokens"
     settings = {"text_col": text_col, "target": target, "max_length": max_length}
     store = build_token_store(data, Path(cache_dir) / store_key(Path(data), tokenizer, settings), tokenizer=tokenizer,
                               max_length=max_length, text_col=text_col, target=target)

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from trainyard.evaluation.metrics import METRICS, REPORTED
+from trainyard.metrics import METRICS, REPORTED
 from trainyard.evaluation.scored import Scored
 from trainyard.evaluation.weighted import PER_CLASS, WEIGHTED
 

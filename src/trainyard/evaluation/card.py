@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from trainyard.evaluation.report import EvaluationReport
+from trainyard.errors import ArtifactError
+from trainyard.evaluation.report import EVALUATION_FILE, EvaluationReport
+from trainyard.registry.artifact import verify_artifact
 
 CARD_STEM = "model_card"
 
@@ -115,10 +117,6 @@ def write_model_card(ws, name: str, version: int, evaluation: dict, meta: dict, 
 def stored_evaluation(ws, ref: str) -> dict:
     """The test evaluation saved inside a version's artifact (its hash is checked like every artifact file)."""
     import json
-
-    from trainyard.errors import ArtifactError
-    from trainyard.evaluation.core import EVALUATION_FILE
-    from trainyard.registry.artifact import verify_artifact
 
     row = ws.store.resolve_model(ref)
     directory = ws.home / row["artifact_path"]

@@ -13,8 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from trainyard.evaluation.metrics import Metric
-from trainyard.training.search import score_pipeline
+from trainyard.metrics import Metric, score_pipeline
 
 
 def permutation_importance(model, X: pd.DataFrame, y_codes: np.ndarray, metric: Metric, *, n_repeats: int = 5,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from trainyard.evaluation.metrics import score_all
+from trainyard.metrics import score_all
 from trainyard.tasks import Task
 
 

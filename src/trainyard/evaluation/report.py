@@ -26,6 +26,9 @@ def jsonable(obj):
     return str(obj)
 
 
+EVALUATION_FILE = "evaluation.json"  # inside the artifact, hashed with the model
+
+
 class EvaluationReport:
     """An evaluation or a model card. `data` holds every number; the renderings only format it."""
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from trainyard.errors import NotFoundError
 from trainyard.registry.artifact import register_loader
+from trainyard.registry.loading import load_with_meta
 
 KIND = "language-model"
 
@@ -117,8 +118,6 @@ def load_base(ref_or_dir: str, workspace: str | os.PathLike | None = None) -> La
     """A registry ref (lm, lm@2, lm@production) or a local Hugging Face directory."""
     if Path(ref_or_dir).is_dir():
         return LanguageModel.from_directory(ref_or_dir, {"source": str(Path(ref_or_dir).resolve())})
-    from trainyard.api import load_with_meta
-
     model, meta = load_with_meta(ref_or_dir, workspace)
     if not isinstance(model, LanguageModel):
         raise NotFoundError(f"'{ref_or_dir}' is a {meta.get('task', 'tabular')} model, not a language model.",

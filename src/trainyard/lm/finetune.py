@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from trainyard.lm.train import Plan
+from trainyard.lm.settings import TaskSetup
 
 
-def plan(data, s, ws, run_dir, emit) -> Plan:
+def plan(data, s, ws, run_dir, emit) -> TaskSetup:
     from trainyard.lm.artifact import load_base
     from trainyard.lm.model import context_length
     from trainyard.lm.sft import chat_prompt, encode_example, pad_batch, read_pairs, token_loss
-    from trainyard.training.batches import IndexedBatches
+    from trainyard.engine.batches import IndexedBatches
 
     base = load_base(s.base, ws.home).merged()  # an adapter as the base: start from its merged weights
     tok = base.tokenizer
@@ -34,7 +34,7 @@ def plan(data, s, ws, run_dir, emit) -> Plan:
     def evaluate(model) -> dict:
         return response_loss(model, val_rows, pad, s.batch_size)
 
-    return Plan(lm, batches, token_loss, evaluate, [chat_prompt(tok, p) for p, _ in val_pairs[:s.samples]],
+    return TaskSetup(lm, batches, token_loss, evaluate, [chat_prompt(tok, p) for p, _ in val_pairs[:s.samples]],
                 meta={"family": base.meta.get("family") or type(base.model).__name__, "artifact": base_info(base, s)})
 
 

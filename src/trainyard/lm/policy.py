@@ -22,10 +22,10 @@ from __future__ import annotations
 import numpy as np
 
 from trainyard.errors import ConfigError
-from trainyard.lm.train import Plan
+from trainyard.lm.settings import TaskSetup
 
 
-def plan(data, s, ws, run_dir, emit) -> Plan:
+def plan(data, s, ws, run_dir, emit) -> TaskSetup:
     import copy
 
     import torch
@@ -35,7 +35,7 @@ def plan(data, s, ws, run_dir, emit) -> Plan:
     from trainyard.lm.model import context_length
     from trainyard.lm.reward import load_reward_model
     from trainyard.lm.sft import PROMPT_KEYS, chat_prompt, read_pairs
-    from trainyard.training.batches import IndexedBatches
+    from trainyard.engine.batches import IndexedBatches
 
     if not s.reward_model:
         raise ConfigError("--method rloo scores samples with a reward model, but no --reward-model was given.",
@@ -74,7 +74,7 @@ def plan(data, s, ws, run_dir, emit) -> Plan:
 
     with torch.no_grad():
         before = evaluate(lm.model)  # the policy at step 0 (with --lora: the adapter starts as a no-op)
-    return Plan(lm, IndexedBatches(len(train_ids), s.batch_size, load), loss_fn, evaluate, [chat_prompt(tok, p) for p in val_p[:s.samples]],
+    return TaskSetup(lm, IndexedBatches(len(train_ids), s.batch_size, load), loss_fn, evaluate, [chat_prompt(tok, p) for p in val_p[:s.samples]],
                 meta={"family": base.meta.get("family") or type(base.model).__name__,
                       "baseline": {"val_reward_before": before["val_reward"]},
                       "artifact": {**base_info(base, s), "method": s.method, "beta": s.beta, "reward_model": s.reward_model,

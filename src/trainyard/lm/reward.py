@@ -21,7 +21,8 @@ import numpy as np
 
 from trainyard.errors import NotFoundError
 from trainyard.registry.artifact import register_loader
-from trainyard.lm.train import Plan
+from trainyard.registry.loading import load_with_meta
+from trainyard.lm.settings import TaskSetup
 
 KIND = "reward-model"
 
@@ -74,8 +75,6 @@ def evaluate_pairs(rm: RewardModel, path: str | os.PathLike, batch_size: int = 1
 
 
 def load_reward_model(ref: str, workspace: str | os.PathLike | None = None) -> RewardModel:
-    from trainyard.api import load_with_meta
-
     model, meta = load_with_meta(ref, workspace)
     if not isinstance(model, RewardModel):
         raise NotFoundError(f"'{ref}' is not a reward model.", "train one with `trainyard train prefs.jsonl --task reward --base lm@1` and pass its ref.")
@@ -116,7 +115,7 @@ def scores(model, rows, pad_id: int, batch_size: int):
     return torch.cat(out) if out else torch.zeros(0)
 
 
-def plan(data, s, ws, run_dir, emit) -> Plan:
+def plan(data, s, ws, run_dir, emit) -> TaskSetup:
     import torch
     import torch.nn.functional as F
 
@@ -124,7 +123,7 @@ def plan(data, s, ws, run_dir, emit) -> Plan:
     from trainyard.lm.finetune import base_info, split_rows
     from trainyard.lm.model import context_length
     from trainyard.lm.sft import PROMPT_KEYS, encode_example, read_pairs
-    from trainyard.training.batches import IndexedBatches
+    from trainyard.engine.batches import IndexedBatches
 
     if s.lora:
         from trainyard.errors import ConfigError
@@ -161,7 +160,7 @@ def plan(data, s, ws, run_dir, emit) -> Plan:
 
     with torch.no_grad():
         before = evaluate(model)
-    return Plan(LanguageModel(model, tok, base.meta), IndexedBatches(len(train_rows), s.batch_size, load), loss_fn, evaluate, [],
+    return TaskSetup(LanguageModel(model, tok, base.meta), IndexedBatches(len(train_rows), s.batch_size, load), loss_fn, evaluate, [],
                 meta={"family": base.meta.get("family") or type(base.model).__name__,
                       "baseline": {"val_accuracy_before": before["val_accuracy"]},
                       "artifact": {**base_info(base, s), "kind": KIND}})

@@ -138,7 +138,7 @@ class ImageClassifier(NeuralEstimator):
         import torch
         import torch.nn.functional as F
 
-        from trainyard.training.batches import IndexedBatches
+        from trainyard.engine.batches import IndexedBatches
 
         if self.arch not in ARCHS:
             raise ConfigError(f"'{self.arch}' is not an image architecture.", f"use one of {', '.join(ARCHS)}.")

@@ -106,3 +106,17 @@ class TrainyardModel:
 
     def __repr__(self) -> str:
         return f"TrainyardModel(task={self.task.value}, family={self.family!r}, target={self.target!r}, features={len(self.features)})"
+
+
+def prediction_frame(model: TrainyardModel, X: pd.DataFrame) -> pd.DataFrame:
+    """The predicted value (and each class's probability) for every row of X, indexed like X."""
+    out = pd.DataFrame(index=X.index)
+    column = f"{model.target}_predicted" if model.target else "prediction"
+    if model.task.is_classification:
+        proba = model.predict_proba_array(X)
+        out[column] = model.classes[proba.argmax(axis=1)]
+        for i, c in enumerate(model.classes):
+            out[f"proba_{c}"] = proba[:, i]
+    else:
+        out[column] = model.predict(X)
+    return out

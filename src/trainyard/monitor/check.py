@@ -17,9 +17,9 @@ from trainyard.errors import ArtifactError, ConfigError, DataError, suggest
 from trainyard.monitor.domain import domain_check
 from trainyard.monitor.drift import LEVELS, Thresholds, compare_profiles, feature_drift, layout, prediction_drift, status_of
 from trainyard.monitor.performance import attach_labels, performance_report
-from trainyard.monitor.profile import build_reference, count_frame, monitored_frame, prediction_columns, read_reference, reference_sample
+from trainyard.data.profile import build_reference, count_frame, monitored_frame, prediction_columns, read_reference, reference_sample
 from trainyard.monitor.window import day_buckets, log_window, logged_prediction_columns, parse_since
-from trainyard.workspace import Workspace
+from trainyard.registry.workspace import Workspace
 
 MAX_PERIODS = 90
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from trainyard.errors import ConfigError, suggest
 from trainyard.monitor import stats
-from trainyard.monitor.profile import count_frame
+from trainyard.data.profile import count_frame
 
 LEVELS = {"ok": 0, "warn": 1, "drift": 2}
 

@@ -15,7 +15,7 @@ import pandas as pd
 from trainyard.data.load import load_table
 from trainyard.errors import DataError
 from trainyard.evaluation.holdout import holdout_metrics
-from trainyard.monitor.profile import category_key
+from trainyard.data.profile import category_key
 from trainyard.monitor.window import day_buckets
 
 MIN_ROWS_PER_PERIOD = 20
@@ -123,7 +123,7 @@ def performance_report(model, meta: dict, current: pd.DataFrame, labels: pd.Seri
     now, ref = out["overall"].get(metric), test.get(metric)
     out["status"] = None
     if now is not None and ref:
-        from trainyard.evaluation.metrics import METRICS
+        from trainyard.metrics import METRICS
 
         higher = METRICS[metric].greater_is_better
         degradation = (ref - now) / abs(ref) if higher else (now - ref) / abs(ref)
@@ -141,7 +141,7 @@ def performance_report(model, meta: dict, current: pd.DataFrame, labels: pd.Seri
 def _bootstrap_se(model, X: pd.DataFrame, y: pd.Series, metric: str, rounds: int = 100, seed: int = 0) -> float | None:
     """Standard error of the metric on these rows, by resampling them (the model is run once)."""
     from trainyard.evaluation.holdout import encode_labels
-    from trainyard.evaluation.metrics import METRICS
+    from trainyard.metrics import METRICS
 
     fn = METRICS[metric]
     if model.task.is_classification:

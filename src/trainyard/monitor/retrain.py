@@ -21,14 +21,14 @@ from trainyard.data.schema import check_target, infer_schema
 from trainyard.data.split import split
 from trainyard.errors import DataError
 from trainyard.evaluation.holdout import baseline_metrics, encode_labels, holdout_metrics
-from trainyard.evaluation.metrics import get_metric
+from trainyard.metrics import get_metric
 from trainyard.models.model import TrainyardModel
 from trainyard.monitor.check import load_reference
-from trainyard.monitor.profile import write_reference
+from trainyard.data.profile import write_reference
 from trainyard.registry.artifact import save_artifact
 from trainyard.registry.store import parse_ref
 from trainyard.tasks import Task
-from trainyard.workspace import Workspace
+from trainyard.registry.workspace import Workspace
 
 
 def champion_row(store, ref: str, alias: str) -> dict:
@@ -58,7 +58,7 @@ def build_challenger(meta: dict, champion: TrainyardModel, schema, seed: int):
     from sklearn.base import clone
 
     from trainyard.errors import ConfigError
-    from trainyard.models.registry import get_family
+    from trainyard.models.families import get_family
 
     try:
         return get_family(meta["family"]).build(schema, champion.task, meta.get("params") or {}, seed=seed)

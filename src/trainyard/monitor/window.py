@@ -72,7 +72,7 @@ def log_window(store, name: str, *, since: datetime | None = None, last: int | N
 
 def logged_prediction_columns(outputs: pd.DataFrame, pred_kinds: dict[str, str], target: str | None) -> pd.DataFrame:
     """The logged outputs in the reference's prediction columns ('predicted', 'proba_<class>'), where present."""
-    from trainyard.monitor.profile import category_key
+    from trainyard.data.profile import category_key
 
     out = pd.DataFrame(index=outputs.index)
     for key in ("predicted", "prediction", f"{target}_predicted", "label", "value"):

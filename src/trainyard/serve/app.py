@@ -18,6 +18,7 @@ import time
 import uuid
 from dataclasses import asdict, dataclass, field
 
+from trainyard.registry.lineage import code_version
 from trainyard.serve.bodies import BadCsv, TooLarge, csv_bytes, csv_rows, outputs_csv, read_body
 from trainyard.serve.predlog import PredictionLogger, row_ids
 from trainyard.serve.runtime import ModelSlot, Poller, ServedModel
@@ -80,7 +81,7 @@ def create_app(settings: ServeSettings):
     from trainyard.errors import ConfigError
     from trainyard.serve.metrics import Metrics
     from trainyard.serve.security import read_token
-    from trainyard.workspace import Workspace
+    from trainyard.registry.workspace import Workspace
 
     ws = Workspace.resolve(settings.workspace)
     policy = settings.policy()
@@ -113,9 +114,7 @@ def create_app(settings: ServeSettings):
         if logger:
             logger.stop()
 
-    from trainyard import __version__
-
-    app = FastAPI(title="trainyard model server", version=__version__, lifespan=lifespan,
+    app = FastAPI(title="trainyard model server", version=code_version()["trainyard"], lifespan=lifespan,
                   description="Predictions from trainyard models. Request bodies are checked against each model's training schema.")
     app.state.trainyard = state
     _add_routes(app, state)
