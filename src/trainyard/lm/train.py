@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -24,6 +23,7 @@ from trainyard.lm import finetune, preference, pretrain, reward
 from trainyard.lm.artifact import register_language_model
 from trainyard.lm.generate import Sampling, generate
 from trainyard.lm.settings import LMSettings, TaskSetup
+from trainyard.registry.names import safe_stem
 from trainyard.registry.plan import Registered, RunContext, RunResult, RunSpec
 
 PLANNERS = {"causal-lm": pretrain.plan, "sft": finetune.plan, "preference": preference.plan, "reward": reward.plan}
@@ -167,5 +167,4 @@ def _plan_steps(plan: TaskSetup, s: LMSettings, store, run_id: str, seconds: flo
 
 
 def _default_name(data, task: str) -> str:
-    stem = Path(os.fspath(data)).name.split(".")[0]
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", stem).strip("-") or "lm"
+    return safe_stem(Path(os.fspath(data)).name.split(".")[0], "lm")

@@ -19,6 +19,7 @@ from sqlalchemy import event
 
 from trainyard.errors import ConfigError
 from trainyard.registry import tables as t
+from trainyard.registry.names import check_name
 
 
 def now() -> datetime:
@@ -27,9 +28,12 @@ def now() -> datetime:
 
 def parse_ref(ref: str) -> tuple[str, str | None]:
     """'churn' -> ('churn', None); 'churn@3' -> ('churn', '3'); 'churn@production' -> ('churn', 'production')."""
-    name, _, selector = ref.partition("@")
+    name, _, selector = str(ref).partition("@")
     if not name:
         raise ConfigError(f"'{ref}' is not a model reference.", "write NAME, NAME@VERSION or NAME@ALIAS, e.g. churn@3.")
+    check_name(name)
+    if selector and not selector.isdigit() and selector != "latest":
+        check_name(selector, "alias")
     return name, (selector or None)
 
 

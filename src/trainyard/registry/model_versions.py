@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from trainyard.errors import ConfigError, NotFoundError, suggest
 from trainyard.registry import tables as t
 from trainyard.registry.database import now, parse_ref
+from trainyard.registry.names import check_alias, check_name, check_tag_value
 
 
 class ModelVersions:
@@ -22,6 +23,7 @@ class ModelVersions:
         SQLite serialises writers (BEGIN IMMEDIATE); on PostgreSQL a transaction-scoped advisory lock on the
         name does the same, and a unique violation (another writer won) is retried.
         """
+        check_name(name)
 
         def attempt(conn) -> int:
             self._lock_name(conn, name)
@@ -92,8 +94,7 @@ class ModelVersions:
 
     def set_alias(self, name: str, alias: str, version: int) -> int | None:
         """Point `alias` at `version` (promote, or roll back to an older one); returns the version it pointed at before."""
-        if not alias or alias.isdigit() or alias == "latest" or "@" in alias:
-            raise ConfigError(f"'{alias}' cannot be an alias.", "use a name such as production or staging.")
+        check_alias(alias)
         self.get_model(name, version)  # clear error for an unknown version
 
         def attempt(conn) -> int | None:
@@ -125,6 +126,9 @@ class ModelVersions:
 
     def set_tags(self, name: str, version: int, set_: dict[str, str] | None = None, remove: list[str] | None = None) -> dict[str, str]:
         """Merge `set_` into a version's tags and drop the keys in `remove`; returns the new tags."""
+        for key, value in (set_ or {}).items():
+            check_name(key, "tag name")
+            check_tag_value(value)
         row = self.get_model(name, version)
         missing = [k for k in (remove or []) if k not in (row["tags"] or {})]
         if missing:

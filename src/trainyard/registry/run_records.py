@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from trainyard.errors import NotFoundError, suggest
 from trainyard.registry import tables as t
 from trainyard.registry.database import now
+from trainyard.registry.names import check_name
 
 
 def _pid_alive(pid: int) -> bool:
@@ -31,6 +32,7 @@ class RunRecords:
 
     # runs ----------------------------------------------------------------
     def create_run(self, name: str, *, kind: str = "tabular", **fields: Any) -> str:
+        check_name(name)
         run_id = uuid.uuid4().hex[:12]
         stamp = now()
         with self.tx() as conn:

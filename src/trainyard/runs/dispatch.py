@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import re
 import time
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from trainyard.errors import ConfigError, NotFoundError
 from trainyard.lm.settings import TASKS as LM_TASKS
 from trainyard.lm.settings import LMSettings
 from trainyard.lm.train import LanguageModelPlan
+from trainyard.registry.names import safe_stem
 from trainyard.registry.plan import Progress, RunResult, quiet
 from trainyard.registry.workspace import Workspace
 from trainyard.runs.driver import execute
@@ -92,6 +92,5 @@ def table_source(run: dict) -> str:
 def default_name(data) -> str:
     if isinstance(data, pd.DataFrame):
         return "model"
-    stem = Path(str(data)).name.split(".")[0]
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", stem).strip("-") or "model"
+    return safe_stem(Path(str(data).rstrip("/")).name.split(".")[0], "model")
 

@@ -26,6 +26,7 @@ from trainyard.errors import ConfigError, DataError, NotFoundError
 from trainyard.metrics import score_all
 from trainyard.models.families import get_family
 from trainyard.models.model import TrainyardModel
+from trainyard.registry.names import safe_stem
 from trainyard.registry.plan import Registered, RunContext, RunResult, RunSpec
 from trainyard.tasks import Task
 
@@ -83,7 +84,7 @@ class NeuralPlan:
             raise ConfigError(f"The '{self.family_name}' family needs {', '.join(self.family.requires)}.", "pip install 'trainyard[dl]'.")
         self.make_kwargs = {"model": model_arg} if model_arg else {}
         self.metric = "rmse" if task == "text-regression" else "accuracy"
-        self.name = s.name or Path(str(s.data).rstrip("/")).name.split(".")[0] or "model"
+        self.name = s.name or safe_stem(Path(str(s.data).rstrip("/")).name.split(".")[0], "model")
 
     def spec(self) -> RunSpec:
         return RunSpec(self.name, "deep", self.task or "text-classification", self.metric, data_source=str(Path(self.settings.data).resolve()),
