@@ -8,10 +8,10 @@ from dataclasses import fields
 import numpy as np
 import pandas as pd
 
-from trainyard.config import TrainConfig
-from trainyard.errors import ConfigError, DataError
-from trainyard.metrics import Metric
 from trainyard.automl.trials import SearchPlan
+from trainyard.config import TrainConfig
+from trainyard.errors import ConfigError, DataError, suggest
+from trainyard.metrics import Metric
 
 # Metrics that reward getting the rare classes right: train with class-balanced weights unless told otherwise.
 BALANCE_METRICS = {"balanced_accuracy", "f1_macro"}
@@ -43,8 +43,6 @@ def role_overrides(cfg: TrainConfig, df: pd.DataFrame) -> dict[str, str]:
     overrides = cfg.role_overrides()
     if cfg.weight_col:
         if cfg.weight_col not in df.columns:
-            from trainyard.errors import suggest
-
             raise ConfigError(f"Weight column '{cfg.weight_col}' is not in the data.", suggest(cfg.weight_col, df.columns))
         overrides[cfg.weight_col] = "ignore"
     return overrides

@@ -28,17 +28,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from trainyard.data.prepare import make_preprocessor
-from trainyard.data.schema import Schema
-from trainyard.metrics import Metric
-from trainyard.models.registry import Family
-from trainyard.tasks import Task
 from trainyard.automl.budget import Budget, PeakMemory, memory_limit_mb
 from trainyard.automl.replay import TrialPredictions, replay
 from trainyard.automl.selection import FinalModel
 from trainyard.automl.trials import SearchData, SearchPlan, SearchResult, Trial
-from trainyard.metrics import score_predictions
+from trainyard.data.prepare import make_preprocessor
+from trainyard.data.schema import Schema
+from trainyard.metrics import Metric, score_predictions
 from trainyard.models.ensemble import Bag, fit_estimator, predictions
+from trainyard.models.registry import Family
+from trainyard.tasks import Task
 
 
 @dataclass

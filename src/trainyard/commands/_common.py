@@ -8,6 +8,7 @@ from datetime import datetime
 
 from rich.console import Console
 from rich.table import Table
+from trainyard.errors import ConfigError
 
 console = Console()
 err_console = Console(stderr=True)
@@ -25,7 +26,6 @@ def parse_duration(text: str | None) -> float | None:
     """--time-limit 90, 90s, 30m, 1.5h or 1h30m -> seconds."""
     import re
 
-    from trainyard.errors import ConfigError
 
     if text is None:
         return None

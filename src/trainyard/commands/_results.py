@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from trainyard.commands._common import console, fmt, print_json, table
+from trainyard.evaluation.render import ci, num
 
 
 def show_result(result, as_json: bool) -> None:
@@ -12,8 +13,6 @@ def show_result(result, as_json: bool) -> None:
 
 def metrics_table(title: str, rows: list[dict]):
     """metric | value | 95% CI | baseline | better than baseline: the table `train` and `evaluate` print."""
-    from trainyard.evaluation.render import ci, num
-
     return table(title, ["metric", "value", "95% CI", "baseline", "better than baseline"],
                  [[r["metric"], num(r["value"]), ci(r["ci_low"], r["ci_high"]), num(r.get("baseline")), num(r.get("beats_baseline"))] for r in rows])
 

@@ -9,6 +9,7 @@ import typer
 from trainyard.commands._common import console, print_json, split_list
 from trainyard.commands._results import metrics_table, print_findings
 from trainyard.commands.lm import evaluate_lm, evaluate_reward
+from trainyard.registry.workspace import Workspace
 
 
 def register(app: typer.Typer) -> None:
@@ -34,7 +35,6 @@ def evaluate(
     from trainyard.api import load_with_meta
     from trainyard.evaluation.card import card_dir
     from trainyard.evaluation.core import evaluate as run_evaluate
-    from trainyard.registry.workspace import Workspace
 
     ws = Workspace.resolve()
     model, meta = load_with_meta(ref, ws.home)
@@ -64,7 +64,6 @@ def report(
     """Write the model card of a version (from its stored test evaluation): HTML that opens offline, JSON and Markdown."""
     from trainyard.api import load_with_meta
     from trainyard.evaluation.card import CARD_STEM, stored_evaluation, write_model_card
-    from trainyard.registry.workspace import Workspace
 
     ws = Workspace.resolve()
     _, meta = load_with_meta(ref, ws.home)

@@ -7,6 +7,12 @@ from pathlib import Path
 import typer
 
 from trainyard.commands._common import console, err_console, print_json, table, unescape
+from trainyard.errors import ConfigError
+from trainyard.lm.artifact import load_base, register_language_model
+from trainyard.lm.corpus import CorpusReport, clean_documents, read_documents
+from trainyard.lm.generate import Sampling, stream
+from trainyard.lm.tokenizer import train_tokenizer
+from trainyard.registry.workspace import Workspace
 
 tokenizer_app = typer.Typer(help="Train byte-level BPE tokenizers.", no_args_is_help=True)
 
@@ -28,9 +34,6 @@ def tokenizer_train(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Learn a byte-level BPE vocabulary from a corpus (deduplicated and quality-filtered first)."""
-    from trainyard.lm.corpus import CorpusReport, clean_documents, read_documents
-    from trainyard.lm.tokenizer import train_tokenizer
-
     report = CorpusReport()
     docs = clean_documents(read_documents(corpus, unescape(separator), text_field), report=report)
     tok = train_tokenizer(docs, vocab_size=vocab_size, min_frequency=min_frequency)
@@ -59,8 +62,6 @@ def generate(
     no_cache: bool = typer.Option(False, "--no-cache", help="Recompute every step without the KV cache (slower; for checking)."),
 ) -> None:
     """Generate text from a language model, streamed to the terminal as it is produced."""
-    from trainyard.lm.artifact import load_base
-    from trainyard.lm.generate import Sampling, stream
     from trainyard.lm.sft import chat_prompt
 
     lm = load_base(model)
@@ -85,10 +86,6 @@ def merge(
     name: str = typer.Option(None, "--name", "-n", help="Registry name for the merged model (default: the same name)."),
 ) -> None:
     """Fold a LoRA adapter into its base weights and register the result as a new, plain model version."""
-    from trainyard.errors import ConfigError
-    from trainyard.lm.artifact import load_base, register_language_model
-    from trainyard.registry.workspace import Workspace
-
     lm = load_base(model)
     if not lm.is_adapter:
         raise ConfigError(f"'{model}' is not a LoRA adapter; there is nothing to merge.", "pass a model trained with --lora.")
@@ -104,7 +101,6 @@ def merge(
 def evaluate_lm(lm, data: Path, *, ref: str, compare: str | None = None, as_json: bool = False) -> None:
     """What `trainyard evaluate` runs for a language model: held-out perplexity, accuracy, samples, and for a
     fine-tuned model the same next to its base (before/after)."""
-    from trainyard.lm.artifact import load_base
     from trainyard.lm.evaluate import evaluate_language_model
 
     compare = compare or lm.meta.get("base_model")

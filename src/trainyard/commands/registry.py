@@ -8,6 +8,7 @@ import typer
 
 from trainyard.commands._common import console, print_json, table
 from trainyard.commands.versions import show_model
+from trainyard.registry.workspace import Workspace
 
 
 def register(app: typer.Typer) -> None:
@@ -22,8 +23,6 @@ def models(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Model versions in the registry with their test metric; with NAME: aliases, tags, metrics and lineage."""
-    from trainyard.registry.workspace import Workspace
-
     if name:
         show_model(name, as_json)
         return
@@ -43,8 +42,6 @@ def runs(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Runs with their status, duration and best validation score."""
-    from trainyard.registry.workspace import Workspace
-
     rows = Workspace.resolve().store.list_runs(limit=limit)
     for r in rows:
         end = r["finished_at"] or r["updated_at"]

@@ -9,6 +9,7 @@ import typer
 from trainyard.commands._common import parse_duration, process_started, split_list, unescape
 from trainyard.commands._live import live_for
 from trainyard.commands._results import show_result
+from trainyard.registry.workspace import Workspace
 
 
 def register(app: typer.Typer) -> None:
@@ -125,7 +126,6 @@ def resume(
     """Continue a killed or interrupted run: a neural or language-model run from its last checkpoint (it ends as the
     uninterrupted run would), a table search from its recorded trials (reading its data file again)."""
     from trainyard import api
-    from trainyard.registry.workspace import Workspace
 
     run = Workspace.resolve().store.get_run(run_id)
     with live_for(run["kind"], enabled=not as_json) as live:

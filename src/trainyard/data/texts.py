@@ -20,8 +20,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from trainyard.data.tokens import TokenRows
+from trainyard.data.load import load_table
+from trainyard.data.schema import infer_schema
+from trainyard.data.tokens import TokenRows, build_token_store, store_key, text_key
 from trainyard.errors import ConfigError, DataError, suggest
+from trainyard.tasks import Task, infer_task
 
 TEXT_TASKS = ("text-classification", "text-regression")
 
@@ -40,9 +43,6 @@ class TextTable:
 def load_texts(data, target: str | None, text_col: str | None = None, task: str | None = None, *, tokenizer,
                cache_dir, max_length: int = 128) -> TextTable:
     """Labelled texts from a file, tokenised with `tokenizer` into a token store under `cache_dir`."""
-    from trainyard.data.load import load_table
-    from trainyard.data.tokens import build_token_store, store_key, text_key
-
     if target is None:
         raise ConfigError("Text models need --target, the column with the labels (or scores).", "e.g. --target label --text-col text.")
     head = load_table(data, nrows=2000)  # the file's own errors (missing, empty, binary, wrong delimiter) and its columns
@@ -88,8 +88,6 @@ def _no_header_hint(head: pd.DataFrame) -> str | None:
 
 def find_text_column(df: pd.DataFrame, target: str, notes: list[str]) -> str:
     """The free-text column when --text-col is not given: the one the schema calls text, else the one string column."""
-    from trainyard.data.schema import infer_schema
-
     texts = infer_schema(df, target, {}).features("text")
     if len(texts) > 1:
         raise ConfigError(f"Several columns hold free text: {', '.join(texts)}.", f"name the one to learn from with --text-col (e.g. --text-col {texts[0]}).")
@@ -104,8 +102,6 @@ def find_text_column(df: pd.DataFrame, target: str, notes: list[str]) -> str:
 
 
 def _infer_text_task(y: pd.Series, notes: list[str]) -> str:
-    from trainyard.tasks import Task, infer_task
-
     if infer_task(y) is not Task.REGRESSION:
         return "text-classification"
     notes.append(f"Target '{y.name}' holds {y.nunique()} distinct numbers: training a text regression "

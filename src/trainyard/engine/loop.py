@@ -33,12 +33,12 @@ from pathlib import Path
 
 import torch
 
-from trainyard.errors import ConfigError, TrainyardError, suggest
 from trainyard.engine.checkpoint import Checkpoints
 from trainyard.engine.optim import make_optimizer
 from trainyard.engine.pace import StepTimes
 from trainyard.engine.runtime import Device, Precision, rng_state, seed_everything, set_rng_state
 from trainyard.engine.schedule import Schedule
+from trainyard.errors import ConfigError, TrainyardError, suggest
 
 
 class DivergenceError(TrainyardError):

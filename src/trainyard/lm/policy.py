@@ -22,7 +22,12 @@ from __future__ import annotations
 import numpy as np
 
 from trainyard.errors import ConfigError
+from trainyard.lm.artifact import hf_errors_only, load_base
+from trainyard.lm.finetune import base_info, split_rows, with_lora
+from trainyard.lm.model import context_length
+from trainyard.lm.reward import load_reward_model
 from trainyard.lm.settings import TaskSetup
+from trainyard.lm.sft import PROMPT_KEYS, chat_prompt, read_pairs
 
 
 def plan(data, s, ws, run_dir, emit) -> TaskSetup:
@@ -30,11 +35,6 @@ def plan(data, s, ws, run_dir, emit) -> TaskSetup:
 
     import torch
 
-    from trainyard.lm.artifact import load_base
-    from trainyard.lm.finetune import base_info, split_rows, with_lora
-    from trainyard.lm.model import context_length
-    from trainyard.lm.reward import load_reward_model
-    from trainyard.lm.sft import PROMPT_KEYS, chat_prompt, read_pairs
     from trainyard.engine.batches import IndexedBatches
 
     if not s.reward_model:
@@ -93,7 +93,6 @@ class Rollouts:
         """(k, prompt + new) token ids and the (k, same) mask of the completion tokens (through the first EOS)."""
         import torch
 
-        from trainyard.lm.artifact import hf_errors_only
 
         device = next(model.parameters()).device
         x = torch.tensor([prompt_ids] * self.k, device=device)

@@ -14,7 +14,12 @@ from __future__ import annotations
 import numpy as np
 
 from trainyard.errors import ConfigError
+from trainyard.lm import policy
+from trainyard.lm.artifact import load_base
+from trainyard.lm.finetune import base_info, split_rows, with_lora
+from trainyard.lm.model import context_length
 from trainyard.lm.settings import TaskSetup
+from trainyard.lm.sft import IGNORE, PROMPT_KEYS, chat_prompt, encode_example, pad_batch, read_pairs
 
 METHODS = ("dpo", "rloo")
 
@@ -22,17 +27,11 @@ METHODS = ("dpo", "rloo")
 def plan(data, s, ws, run_dir, emit) -> TaskSetup:
     import torch
 
-    from trainyard.lm.artifact import load_base
-    from trainyard.lm.finetune import base_info, split_rows, with_lora
-    from trainyard.lm.model import context_length
-    from trainyard.lm.sft import PROMPT_KEYS, chat_prompt, encode_example, read_pairs
     from trainyard.engine.batches import IndexedBatches
 
     if s.method not in METHODS:
         raise ConfigError(f"'{s.method}' is not a preference method.", f"use one of {', '.join(METHODS)}.")
     if s.method == "rloo":
-        from trainyard.lm import policy
-
         return policy.plan(data, s, ws, run_dir, emit)
     base = load_base(s.base, ws.home).merged()  # an adapter as the base: start from its merged weights
     tok = base.tokenizer
@@ -94,7 +93,6 @@ def pair_logps(model, pairs, pad_id: int, batch_size: int, grad: bool = False):
 
     import torch
 
-    from trainyard.lm.sft import IGNORE, pad_batch
 
     device = next(model.parameters()).device
     out = []

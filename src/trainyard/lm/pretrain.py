@@ -16,14 +16,16 @@ import math
 import numpy as np
 
 from trainyard.errors import DataError
+from trainyard.lm.artifact import LanguageModel, load_base
+from trainyard.lm.corpus import clean_documents, read_documents
+from trainyard.lm.model import build_model, context_length
 from trainyard.lm.settings import TaskSetup
+from trainyard.lm.tokenizer import load_tokenizer, train_tokenizer
 
 UNIGRAM_FILE = "unigram_counts.npy"  # in a pre-trained model's artifact: token counts of its training corpus
 
 
 def plan(data, s, ws, run_dir, emit) -> TaskSetup:
-    from trainyard.lm.artifact import LanguageModel, load_base
-    from trainyard.lm.model import build_model, context_length
     from trainyard.lm.shards import n_windows, open_tokens, prepare_shards, shards_key
     from trainyard.engine.batches import IndexedBatches
 
@@ -117,9 +119,6 @@ def unigram_perplexity(counts: np.ndarray, tokens) -> float:
 
 
 def _tokenizer(data, s, run_dir, emit):
-    from trainyard.lm.corpus import clean_documents, read_documents
-    from trainyard.lm.tokenizer import load_tokenizer, train_tokenizer
-
     if s.tokenizer:
         return load_tokenizer(s.tokenizer)
     path = run_dir / "tokenizer"

@@ -19,10 +19,15 @@ from pathlib import Path
 
 import numpy as np
 
-from trainyard.errors import NotFoundError
+from trainyard.errors import ConfigError, NotFoundError
+from trainyard.lm.artifact import LanguageModel, hf_errors_only, load_base, quiet_transformers
+from trainyard.lm.finetune import base_info, split_rows
+from trainyard.lm.model import context_length
+from trainyard.lm.settings import TaskSetup
+from trainyard.lm.sft import PROMPT_KEYS, encode_example, pad_batch, read_pairs
+from trainyard.lm.tokenizer import load_tokenizer
 from trainyard.registry.artifact import register_loader
 from trainyard.registry.loading import load_with_meta
-from trainyard.lm.settings import TaskSetup
 
 KIND = "reward-model"
 
@@ -41,8 +46,6 @@ class RewardModel:
     def from_artifact(cls, directory: Path, meta: dict) -> "RewardModel":
         from transformers import AutoModelForSequenceClassification
 
-        from trainyard.lm.artifact import quiet_transformers
-        from trainyard.lm.tokenizer import load_tokenizer
 
         quiet_transformers()
         model = AutoModelForSequenceClassification.from_pretrained(str(directory))
@@ -53,8 +56,6 @@ class RewardModel:
         """The reward of each response to its prompt (the prompt goes through the chat template, as in training)."""
         import torch
 
-        from trainyard.lm.model import context_length
-        from trainyard.lm.sft import encode_example
 
         max_len = context_length(self.model.config)
         rows = [encode_example(self.tokenizer, p, r, max_len) for p, r in zip(prompts, responses)]
@@ -64,8 +65,6 @@ class RewardModel:
 
 def evaluate_pairs(rm: RewardModel, path: str | os.PathLike, batch_size: int = 16) -> dict:
     """How a reward model ranks the chosen/rejected pairs of a JSONL file: accuracy and mean margin."""
-    from trainyard.lm.sft import PROMPT_KEYS, read_pairs
-
     rows = read_pairs(path, (PROMPT_KEYS, ("chosen",), ("rejected",)))
     chosen = rm.score([p for p, _, _ in rows], [c for _, c, _ in rows], batch_size)
     rejected = rm.score([p for p, _, _ in rows], [r for _, _, r in rows], batch_size)
@@ -88,7 +87,6 @@ def reward_head_model(base, seed: int):
     import torch
     from transformers import AutoModelForSequenceClassification
 
-    from trainyard.lm.artifact import hf_errors_only
 
     with tempfile.TemporaryDirectory(prefix="trainyard-rm-") as tmp:
         base.model.save_pretrained(tmp, safe_serialization=True)
@@ -103,7 +101,6 @@ def scores(model, rows, pad_id: int, batch_size: int):
     """One scalar per (ids, labels) row: the head on the hidden state of the row's last token (right padding)."""
     import torch
 
-    from trainyard.lm.sft import pad_batch
 
     device = next(model.parameters()).device
     out = []
@@ -119,15 +116,9 @@ def plan(data, s, ws, run_dir, emit) -> TaskSetup:
     import torch
     import torch.nn.functional as F
 
-    from trainyard.lm.artifact import LanguageModel, load_base
-    from trainyard.lm.finetune import base_info, split_rows
-    from trainyard.lm.model import context_length
-    from trainyard.lm.sft import PROMPT_KEYS, encode_example, read_pairs
     from trainyard.engine.batches import IndexedBatches
 
     if s.lora:
-        from trainyard.errors import ConfigError
-
         raise ConfigError("--task reward trains every weight; --lora is not supported for reward models.", "drop --lora.")
     base = load_base(s.base, ws.home).merged()
     tok = base.tokenizer

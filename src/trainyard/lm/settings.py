@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 
 from trainyard.errors import ConfigError, suggest
+from trainyard.lm.model import ARCHS, SIZES
 
 TASKS = ("causal-lm", "sft", "preference", "reward")
 DEFAULT_LR = {"causal-lm": 1e-3, "sft": 3e-4, "preference": 5e-5, "reward": 1e-4}
@@ -53,7 +54,6 @@ class LMSettings:
     def __post_init__(self):
         if self.task not in TASKS:
             raise ConfigError(f"'{self.task}' is not a language-model task.", suggest(self.task, TASKS))
-        from trainyard.lm.model import ARCHS, SIZES
 
         if self.task == "causal-lm" and not self.base and (self.size not in SIZES or self.arch not in ARCHS):
             bad, valid = (self.size, SIZES) if self.size not in SIZES else (self.arch, ARCHS)

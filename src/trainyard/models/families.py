@@ -8,10 +8,10 @@ the neural modules import PyTorch only when a model is built or fitted.
 from __future__ import annotations
 
 from trainyard.errors import ConfigError, suggest
-from trainyard.models import boosting, image, linear, mlp, neighbors, text, trees  # noqa: F401  (register on import)
 from trainyard.models.registry import FAMILIES, Family
-from trainyard.models.trees import CodedTrees, NumericForest  # noqa: F401  (old pickles' import path)
 from trainyard.tasks import Task
+from trainyard.models import boosting, image, linear, mlp, neighbors, text, trees  # noqa: F401  (register on import)
+from trainyard.models.trees import CodedTrees, NumericForest  # noqa: F401  (old pickles' import path)
 
 
 def get_family(name: str) -> Family:

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from trainyard.data.schema import Schema
+from trainyard.models.rowpath import compile_rows
 from trainyard.tasks import Task
 
 
@@ -70,8 +71,6 @@ class TrainyardModel:
         None when the model's parts have no row path. `trainyard serve` predicts small requests with it."""
         fn = self.__dict__.get("_rows_fn", False)
         if fn is False:
-            from trainyard.models.rowpath import compile_rows
-
             try:
                 fn = compile_rows(self)
             except Exception:  # an unusual model shape: the pipeline path is always right

@@ -19,8 +19,17 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
+from trainyard.data.schema import as_datetime
+from trainyard.models.fastpath import (
+    NAN,
+    SINGLE_ROW_LIMIT,
+    SingleRowBooster,
+    as_bool,
+    as_float,
+    is_missing,
+    is_passthrough,
+)
 from trainyard.tasks import Task
-from trainyard.models.fastpath import NAN, SINGLE_ROW_LIMIT, SingleRowBooster, as_bool, as_float, is_missing, is_passthrough
 
 Rows = list  # list of dicts
 Predictor = Callable[[np.ndarray], np.ndarray]
@@ -161,7 +170,6 @@ def _tree_encoder(prep) -> _TreeEncoder | None:
 def _date_parts(value) -> tuple:
     """DatetimeFeatures' numbers for one value, parsed as the pipeline parses it (`as_datetime`)."""
     from trainyard.data.prepare import DatetimeFeatures
-    from trainyard.data.schema import as_datetime
 
     d = as_datetime(pd.Series([value])).iloc[0]
     if pd.isna(d):

@@ -15,8 +15,7 @@ import pandas as pd
 from trainyard.config import TrainConfig
 from trainyard.data.load import load_table, source_name
 from trainyard.errors import ConfigError, NotFoundError
-from trainyard.lm.settings import TASKS as LM_TASKS
-from trainyard.lm.settings import LMSettings
+from trainyard.lm.settings import LMSettings, TASKS as LM_TASKS
 from trainyard.lm.train import LanguageModelPlan
 from trainyard.registry.names import safe_stem
 from trainyard.registry.plan import Progress, RunResult, quiet

@@ -34,8 +34,8 @@ from trainyard.evaluation.report import EVALUATION_FILE
 from trainyard.metrics import get_metric
 from trainyard.models.families import choose_families
 from trainyard.models.model import TrainyardModel
-from trainyard.registry.workspace import Workspace
 from trainyard.registry.plan import Registered, RunContext, RunResult, RunSpec
+from trainyard.registry.workspace import Workspace
 from trainyard.tasks import DEFAULT_METRIC, check_task_fits_target, infer_task, parse_task
 
 

@@ -18,11 +18,15 @@ import time
 import uuid
 from dataclasses import asdict, dataclass, field
 
+from trainyard.errors import ConfigError, suggest
+from trainyard.lm.serving import add_language_models, is_language_model
 from trainyard.registry.lineage import code_version
+from trainyard.registry.workspace import Workspace
 from trainyard.serve.bodies import BadCsv, TooLarge, csv_bytes, csv_rows, outputs_csv, read_body
+from trainyard.serve.metrics import Metrics
 from trainyard.serve.predlog import PredictionLogger, row_ids
 from trainyard.serve.runtime import ModelSlot, Poller, ServedModel
-from trainyard.serve.security import OPEN_PATHS, token_matches
+from trainyard.serve.security import OPEN_PATHS, read_token, token_matches
 from trainyard.serve.validate import ValidationPolicy, describe_errors
 
 SETTINGS_ENV = "TRAINYARD_SERVE_SETTINGS"
@@ -78,15 +82,10 @@ def create_app(settings: ServeSettings):
 
     from fastapi import FastAPI
 
-    from trainyard.errors import ConfigError
-    from trainyard.serve.metrics import Metrics
-    from trainyard.serve.security import read_token
-    from trainyard.registry.workspace import Workspace
 
     ws = Workspace.resolve(settings.workspace)
     policy = settings.policy()
     slots: dict[str, ModelSlot] = {}
-    from trainyard.lm.serving import add_language_models, is_language_model
 
     lm_refs = [ref for ref in settings.refs if is_language_model(ws, ref)]  # served by /v1/generate (trainyard.lm.serving)
     for ref in settings.refs:
@@ -304,8 +303,6 @@ def _add_routes(app, state: _State) -> None:
     @app.post("/v1/models/{name}/predict/csv", include_in_schema=False)
     @app.get("/v1/models/{name}", include_in_schema=False)
     async def unknown_model(name: str):
-        from trainyard.errors import suggest
-
         return json_response({"detail": f"no model '{name}' is served here; {suggest(name, names)}"}, 404)
 
     @app.get("/v1/models", summary="Served models: version, schema, metrics, validation policy")

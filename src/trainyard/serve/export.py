@@ -28,6 +28,10 @@ import pandas as pd
 
 from trainyard.errors import ConfigError, TrainyardError
 from trainyard.models.fastpath import as_bool, as_float, is_passthrough
+from trainyard.models.unwrap import tree_parts, why_not
+from trainyard.registry.artifact import load_artifact
+from trainyard.registry.workspace import Workspace
+import trainyard.kinds  # noqa: F401  (artifact loaders)
 
 
 class ExportError(TrainyardError):
@@ -73,7 +77,6 @@ def _tree_plan(model):
     from sklearn.pipeline import Pipeline
 
     from trainyard.data.prepare import CategoricalCodes, SchemaCoercer
-    from trainyard.models.unwrap import tree_parts, why_not
     fix = "export with --format mlflow instead (any model), or retrain with --include lightgbm."
     odd = sorted({model.schema.role(c) for c in model.features if model.schema.role(c) in ("datetime", "text")})
     if odd:
@@ -294,10 +297,6 @@ def _yaml(obj, indent: int = 0) -> str:
 
 
 def export(ref: str, fmt: str, out: Path, *, workspace=None, force: bool = False) -> dict:
-    import trainyard.kinds  # noqa: F401  (artifact loaders)
-    from trainyard.registry.artifact import load_artifact
-    from trainyard.registry.workspace import Workspace
-
     if fmt not in ("onnx", "mlflow"):
         raise ConfigError(f"Unknown export format '{fmt}'.", "use --format onnx or --format mlflow.")
     ws = Workspace.resolve(workspace)
