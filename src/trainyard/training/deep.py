@@ -258,7 +258,7 @@ def _register(ws, model, name, run_id, task, family, metrics, estimator, sizes, 
 
     meta = {"name": name, "task": task, "family": family, "metric": metric, "classes": [str(c) for c in getattr(estimator, "classes_", [])],
             "metrics": {"test": metrics, "validation": {"best": estimator.best_score_}}, "split": sizes, "run_id": run_id,
-            "params": estimator.get_params(), "config": call, "training": {"steps": estimator.n_steps_, "rollbacks": estimator.rollbacks_,
+            "params": estimator.settings(), "config": call, "training": {"steps": estimator.n_steps_, "rollbacks": estimator.rollbacks_,
                                                                              "samples_per_second": estimator.samples_per_second_}}
     directory = ws.artifacts / name / run_id
     digest = save_artifact(model, directory, meta)
