@@ -14,6 +14,7 @@ import importlib.util
 from pathlib import Path
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.metrics import accuracy_score
 from sklearn.utils import ClassifierTags, assert_all_finite
 from sklearn.utils.multiclass import check_classification_targets
@@ -202,8 +203,6 @@ class ImageClassifier(NeuralEstimator):
             self.channels_ = 3
             native = None
         else:
-            if np.asarray(X[:1]).ndim not in (3, 4):
-                raise DataError(f"Images must be an array (N, H, W) or (N, H, W, C), got shape {np.shape(X)}.", "or pass a list of image file paths.")
             self.channels_ = 1 if np.asarray(X[:1]).ndim == 3 else int(np.shape(X)[-1])
             native = int(np.shape(X)[1])
         if self.arch == "mobilenetv2":
@@ -233,8 +232,13 @@ class ImageClassifier(NeuralEstimator):
 
 
 def check_images(X, y=None):
-    """Refuse no images, NaN or infinite pixels, and labels that are not classes or do not match the images one to one;
-    returns y as a 1-D array (when given)."""
+    """Refuse what is not images (sparse or 2-D arrays), no images, NaN or infinite pixels, and labels that are not
+    classes or do not match the images one to one; returns y as a 1-D array (when given)."""
+    if sp.issparse(X):
+        raise TypeError("Sparse input is not supported: images are an array (N, H, W[, C]) or a list of image file paths.")
+    shape = None if isinstance(X, (list, tuple)) else (X.shape if hasattr(X, "shape") else np.asarray(X).shape)
+    if shape is not None and len(shape) not in (3, 4):
+        raise DataError(f"Images must be an array (N, H, W) or (N, H, W, C), got shape {shape}.", "or pass a list of image file paths.")
     if len(X) == 0:
         raise ValueError("Found 0 images while a minimum of 1 is required.")
     if isinstance(X, np.ndarray) and X.dtype.kind in "fc":

@@ -19,13 +19,14 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.metrics import accuracy_score, r2_score
-from sklearn.utils import ClassifierTags, RegressorTags
+from sklearn.utils import ClassifierTags, RegressorTags, assert_all_finite
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_consistent_length, check_is_fitted, column_or_1d
 
 from trainyard.data.tokens import TokenRows, as_token_rows, tokenize_texts
-from trainyard.errors import ConfigError
+from trainyard.errors import ConfigError, DataError
 from trainyard.models.neural import NeuralEstimator, holdout_rows
 from trainyard.models.registry import register
 from trainyard.tasks import Task
@@ -234,6 +235,7 @@ class TextRegressor(TextModel):
         import torch
 
         y, y_val = np.asarray(y, dtype=float), np.asarray(y_val, dtype=float)
+        assert_all_finite(y, input_name="y")
         self.y_mean_, self.y_scale_ = float(y.mean()), float(y.std()) or 1.0
         return (torch.from_numpy(((y - self.y_mean_) / self.y_scale_).astype(np.float32)),
                 torch.from_numpy(((y_val - self.y_mean_) / self.y_scale_).astype(np.float32)))
@@ -262,7 +264,18 @@ def make_minilm(task: Task, seed: int, **params):
 
 
 def check_texts(X, y=None):
-    """Refuse no texts, and targets that do not match the texts one to one; returns y as a 1-D array (when given)."""
+    """Refuse what is not texts (sparse or 2-D arrays, non-strings), no texts, and targets that do not match the texts
+    one to one; returns y as a 1-D array (when given). TokenRows (already tokenised) pass as they are."""
+    if sp.issparse(X):
+        raise TypeError("Sparse input is not supported: texts are a list of strings.")
+    if not isinstance(X, TokenRows):
+        shape = X.shape if hasattr(X, "shape") else np.asarray(X).shape
+        if len(shape) != 1:
+            raise DataError(f"Texts must be a 1-D sequence of strings, got shape {shape}.", "pass one string per row.")
+        wrong = next(((i, text) for i, text in enumerate(X) if not isinstance(text, str)), None)
+        if wrong is not None:
+            raise DataError(f"Texts must be strings; row {wrong[0]} is {type(wrong[1]).__name__} {wrong[1]!r:.40}.",
+                            "fill missing texts (e.g. with an empty string) or leave those rows out.")
     if len(X) == 0:
         raise ValueError("Found 0 texts while a minimum of 1 is required.")
     if y is None:
