@@ -229,3 +229,44 @@ def test_text_models_pass_the_checks_that_apply(tiny_encoder):
     assert regressor.predict(X).shape == (40,) and np.isfinite(regressor.score(X, rng.normal(size=40)))
     with pytest.raises(ValueError):
         TextRegressor.build(0, settings).fit(X, np.r_[np.inf, rng.normal(size=39)])
+
+
+# the search's ensembles ---------------------------------------------------------------------------------------------
+
+def test_bag_and_weighted_ensemble_keep_the_contract_that_applies():
+    """Left out of check_estimator: `Bag` takes the search's encoded targets (class codes 0..n_classes-1, n_classes given
+    up front) and `WeightedEnsemble` a raw table for its per-kind preprocessors, not arbitrary rows and labels. What
+    applies: parameters (nested ones included) through get_params / set_params / clone, NotFittedError, fit -> self,
+    weights checked, pickling, and a refit of a saved ensemble (the v1 fixture) from its own parameters."""
+    import pandas as pd
+
+    from trainyard.models.boosting import Boosted
+    from trainyard.registry.artifact import load_artifact
+    from trainyard.training.ensemble import Bag
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(rng.normal(size=(120, 3)), columns=["a", "b", "c"])
+    y = (X["a"] + 0.3 * rng.normal(size=120) > 0).astype(int).to_numpy()
+    bag = Bag(Boosted(n_estimators=20, num_leaves=4), n_folds=3, n_classes=2)
+    assert bag.get_params()["estimator__num_leaves"] == 4
+    bag = clone(bag).set_params(estimator__num_leaves=8)
+    with pytest.raises(NotFittedError):
+        bag.predict(X)
+    with pytest.raises(ValueError):
+        clone(bag).fit(X, y, sample_weight=np.ones(len(y) + 1))
+    assert bag.fit(X, y) is bag and all(e.num_leaves == 8 for e in bag.estimators_)
+    proba = bag.predict_proba(X)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    assert bag.oof_.shape == (120, 2) and (bag.predict(X) == y).mean() > 0.8
+    np.testing.assert_allclose(pickle.loads(pickle.dumps(bag)).predict_proba(X), proba)
+
+    from pathlib import Path
+
+    fixtures = Path(__file__).resolve().parents[1] / "fixtures"
+    model, _ = load_artifact(fixtures / "artifacts" / "v1-table-model")
+    rows = pd.read_csv(fixtures / "boosted-v1-data.csv")
+    ensemble = clone(model.pipeline)  # the saved WeightedEnsemble's parameters, unfitted
+    with pytest.raises(NotFittedError):
+        ensemble.predict(rows)
+    refit = ensemble.fit(rows.drop(columns=["y", "z"]), (rows["y"] == "yes").astype(int).to_numpy())
+    assert refit is ensemble and (refit.predict(rows) == (rows["y"] == "yes")).mean() > 0.8
