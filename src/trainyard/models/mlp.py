@@ -144,7 +144,9 @@ class MLP(NeuralEstimator):
 
     def _forward(self, X) -> np.ndarray:
         check_is_fitted(self)
-        x_num, x_cat = self._encode(pd.DataFrame(check_features(self, X, reset=False, allow_nan=True)))
+        if hasattr(self, "n_features_in_"):  # pickled before the inputs were recorded: it reads its columns by name, unchecked
+            X = check_features(self, X, reset=False, allow_nan=True)
+        x_num, x_cat = self._encode(pd.DataFrame(X))
         device = self._device()
         return self._run_batches(lambda a, b: self.module_(x_num[a:b].to(device), x_cat[a:b].to(device)), len(x_num))
 
