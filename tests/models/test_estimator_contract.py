@@ -58,7 +58,7 @@ def _table_estimator(family: str, task: Task):
 
 
 def _run(estimator, expected_failed: dict | None = None) -> list[dict]:
-    results = check_estimator(estimator, expected_failed_checks=expected_failed or {}, on_fail=None)
+    results = check_estimator(estimator, expected_failed_checks=expected_failed or {}, on_fail=None, on_skip=None)
     failed = [f"{r['check_name']}: {r['exception']!r}"[:300] for r in results if r["status"] == "failed"]
     unexpectedly_passed = [r["check_name"] for r in results if r["status"] == "passed" and r["expected_to_fail"]]
     assert not failed, "\n".join(failed)
