@@ -91,8 +91,8 @@ def test_the_libraries_fail_these_checks_by_themselves():
     import xgboost
 
     bare = {"xgboost": xgboost.XGBClassifier(n_estimators=30, tree_method="hist", n_jobs=1, random_state=0),
-            "catboost-classifier": catboost.CatBoostClassifier(iterations=30, thread_count=1, random_seed=0, verbose=False),
-            "catboost-regressor": catboost.CatBoostRegressor(iterations=30, thread_count=1, random_seed=0, verbose=False),
+            "catboost-classifier": catboost.CatBoostClassifier(iterations=30, thread_count=1, random_seed=0, verbose=False, allow_writing_files=False),
+            "catboost-regressor": catboost.CatBoostRegressor(iterations=30, thread_count=1, random_seed=0, verbose=False, allow_writing_files=False),
             "tree-classifier": DecisionTreeClassifier(min_samples_leaf=5, random_state=0),
             "tree-regressor": DecisionTreeRegressor(min_samples_leaf=5, random_state=0)}
     for name, estimator in bare.items():
