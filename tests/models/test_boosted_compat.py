@@ -33,7 +33,8 @@ def test_hyperparameters_are_arguments_that_get_set_and_clone_see():
     small = clone(est).fit(X, y)
     large = copy.fit(X, y)
     assert small.model_.get_params()["num_leaves"] == 4 and large.model_.get_params()["num_leaves"] == 31
-    assert small.model_.booster_.dump_model()["tree_info"][0]["num_leaves"] <= 4 < large.model_.booster_.dump_model()["tree_info"][0]["num_leaves"]
+    leaves = [m.model_.booster_.dump_model()["tree_info"][0]["num_leaves"] for m in (small, large)]
+    assert leaves[0] <= 4 < leaves[1]
     assert not np.allclose(small.predict_proba(X), large.predict_proba(X))
 
 

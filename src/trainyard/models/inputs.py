@@ -30,7 +30,8 @@ def check_features(estimator, X, *, reset: bool, allow_nan: bool, min_samples: i
                          f"while a minimum of {min_samples} sample(s) and 1 feature is required.")
     categorical = [c for c in X.columns if isinstance(X[c].dtype, pd.CategoricalDtype)]
     numeric = X.drop(columns=categorical)
-    wrong = [str(c) for c, kind in numeric.dtypes.items() if not (pd.api.types.is_numeric_dtype(kind) and not pd.api.types.is_complex_dtype(kind))]
+    types = pd.api.types
+    wrong = [str(c) for c, kind in numeric.dtypes.items() if not types.is_numeric_dtype(kind) or types.is_complex_dtype(kind)]
     if wrong:
         raise ValueError(f"Columns {', '.join(wrong[:5])} are neither numbers nor pandas categoricals "
                          "(the table families' preprocessing turns text columns into categoricals).")

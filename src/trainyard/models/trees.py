@@ -40,7 +40,8 @@ class CodedTrees(BaseEstimator):
         tags = super().__sklearn_tags__()
         if self.estimator is not None:
             inner = get_tags(self.estimator)
-            tags.estimator_type, tags.classifier_tags, tags.regressor_tags = inner.estimator_type, inner.classifier_tags, inner.regressor_tags
+            tags.estimator_type = inner.estimator_type
+            tags.classifier_tags, tags.regressor_tags = inner.classifier_tags, inner.regressor_tags
             tags.input_tags.allow_nan = inner.input_tags.allow_nan
             tags.target_tags.multi_output = inner.target_tags.multi_output
         return tags
@@ -57,7 +58,8 @@ class CodedTrees(BaseEstimator):
 
     def fit(self, X, y, sample_weight=None):
         if self.estimator is None:
-            raise ConfigError("CodedTrees needs a scikit-learn tree or forest to wrap.", "pass estimator=DecisionTreeClassifier() or a forest.")
+            raise ConfigError("CodedTrees needs a scikit-learn tree or forest to wrap.",
+                              "pass estimator=DecisionTreeClassifier() or a forest.")
         Xn = self._numeric(X, reset=True)
         model = clone(self.estimator)
         if "n_jobs" in model.get_params():
