@@ -198,8 +198,8 @@ def cnn_accuracy(args, precision: str) -> tuple[float, float, int]:
     X, y = fashion("train")
     X, y = X[:args.accuracy_images], y[:args.accuracy_images]
     X_test, y_test = fashion("test")
-    model = ImageClassifier(width=args.accuracy_width, epochs=args.accuracy_epochs, batch_size=128, lr=LR, augment=False, patience=None,
-                            device="cpu", precision=precision)
+    model = ImageClassifier.build(0, {"width": args.accuracy_width, "epochs": args.accuracy_epochs, "batch_size": 128, "lr": LR,
+                                      "augment": False, "patience": None, "device": "cpu", "precision": precision})
     t0 = time.perf_counter()
     model.fit(X, y)
     return model.score(X_test, y_test), time.perf_counter() - t0, len(X) - len(X) // 10

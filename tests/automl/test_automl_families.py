@@ -87,9 +87,8 @@ def test_boosting_stops_at_its_time_budget_with_a_whole_model(library):
     rng = np.random.default_rng(0)
     X = pd.DataFrame(rng.normal(size=(4000, 20)), columns=[f"x{i}" for i in range(20)])
     y = (X["x0"] + rng.normal(size=4000) > 0).astype(int).to_numpy()
-    params = {"n_estimators": 100_000, "learning_rate": 0.001} if library != "catboost" else {"iterations": 100_000, "learning_rate": 0.001}
     t0 = time.perf_counter()
-    model = Boosted(library, "binary", params, early_stopping_rounds=0, time_budget_s=1.0).fit(X, y)
+    model = Boosted(library, "binary", n_estimators=100_000, learning_rate=0.001, early_stopping_rounds=0, time_budget_s=1.0).fit(X, y)
     elapsed = time.perf_counter() - t0
     assert model.stopped_by_time_ and 0 < model.n_iter_ < 100_000
     assert elapsed < 10  # stopped near the budget, not after 100k trees
@@ -98,7 +97,7 @@ def test_boosting_stops_at_its_time_budget_with_a_whole_model(library):
 
 def test_boosting_early_stopping_uses_only_the_rows_it_is_given():
     X, y = load_breast_cancer(return_X_y=True, as_frame=True)
-    model = Boosted("lightgbm", "binary", {"n_estimators": 5000, "learning_rate": 0.1}).fit(X, y)
+    model = Boosted("lightgbm", "binary", n_estimators=5000, learning_rate=0.1).fit(X, y)
     assert model.n_iter_ < 5000  # early stopping kicked in on the internal split
 
 

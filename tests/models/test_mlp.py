@@ -30,7 +30,7 @@ def _frame(n=400, seed=0):
 
 def test_mlp_classifies_with_embeddings_and_pickles_with_safetensors():
     X, y, _ = _frame()
-    model = MLP(task="binary", epochs=30, hidden=(32,), lr=0.01, batch_size=64).fit(X[:300], y[:300])
+    model = MLP(task="binary", hidden=(32,), batch_size=64, loop=MLP().default_loop(epochs=30, lr=0.01)).fit(X[:300], y[:300])
     accuracy = (model.predict(X[300:]) == y[300:]).mean()
     assert accuracy > 0.85
     assert model.cardinalities_ == [4] and model.missing_cols_ == [1]
@@ -48,7 +48,7 @@ def test_mlp_regression_and_metrics_reach_the_store(workspace):
     X, _, target = _frame(500)
     store = Workspace.resolve().store
     run_id = store.create_run("mlp-test", kind="deep")
-    model = MLP(task="regression", epochs=25, hidden=(64,), lr=0.01, batch_size=64)
+    model = MLP(task="regression", hidden=(64,), batch_size=64, loop=MLP().default_loop(epochs=25, lr=0.01))
     model.fit(X[:400], target[:400], log=RunLog(store, run_id))
     rmse = float(np.sqrt(np.mean((model.predict(X[400:]) - target[400:]) ** 2)))
     assert rmse < 0.5 * np.std(target)
@@ -81,7 +81,7 @@ def test_mlp_stops_within_its_time_budget_with_a_whole_model():
     rng = np.random.default_rng(0)
     X = pd.DataFrame(rng.normal(size=(20000, 20)), columns=[f"f{i}" for i in range(20)])
     y = (X["f0"] + X["f1"] > 0).astype(int).to_numpy()
-    model = MLP(task="binary", epochs=500, batch_size=64, patience=None, time_budget_s=2.0)
+    model = MLP(task="binary", batch_size=64, time_budget_s=2.0, loop=MLP().default_loop(epochs=500, patience=None))
     assert "time_budget_s" in model.get_params()
     t0 = time.perf_counter()
     model.fit(X, y)

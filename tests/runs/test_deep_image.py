@@ -99,7 +99,7 @@ def test_cnn_learns_from_streamed_files_and_pickles(tmp_path):
 
     X, y = make_images(200)
     paths = load_images(write_folder(tmp_path / "imgs", X, y))
-    model = ImageClassifier(epochs=4, width=8, batch_size=32, lr=0.01, image_size=16).fit(paths.X[:160], paths.y[:160])
+    model = ImageClassifier(width=8, batch_size=32, image_size=16, loop=ImageClassifier().default_loop(epochs=4, lr=0.01)).fit(paths.X[:160], paths.y[:160])
     assert model.score(paths.X[160:], paths.y[160:]) > 0.9
     clone = pickle.loads(pickle.dumps(model))
     assert np.array_equal(clone.predict(paths.X[160:]), model.predict(paths.X[160:]))
@@ -162,7 +162,7 @@ def test_mobilenetv2_transfer_keeps_the_frozen_backbone(tmp_path):
 
     X, y = make_images(48, size=32)
     rgb = np.repeat(X[..., None], 3, axis=-1)
-    model = ImageClassifier(arch="mobilenetv2", epochs=1, batch_size=16, image_size=32, patience=None).fit(rgb, y)
+    model = ImageClassifier.build(0, {"arch": "mobilenetv2", "epochs": 1, "batch_size": 16, "image_size": 32, "patience": None}).fit(rgb, y)
     pretrained = mobilenet_backbone().state_dict()
     trained = model.module_.backbone.state_dict()
     assert all(torch.equal(pretrained[k], trained[k]) for k in pretrained)

@@ -37,7 +37,7 @@ def test_dynamic_padding_pads_to_the_longest_in_the_batch():
 @pytest.mark.slow  # loads the real MiniLM weights (22M parameters) and fine-tunes them
 def test_minilm_lora_trains_only_adapters_and_learns(workspace):
     texts, labels = reviews(80)
-    model = TextClassifier(lora=True, epochs=4, batch_size=16, lr=3e-3, patience=None)
+    model = TextClassifier(lora=True, batch_size=16, loop=TextClassifier(lora=True).default_loop(epochs=4, lr=3e-3, patience=None))
     model.fit(texts[:64], labels[:64])
     trainable = {n for n, p in model.module_.named_parameters() if p.requires_grad}
     assert trainable and all("lora_" in n or "classifier" in n for n in trainable)

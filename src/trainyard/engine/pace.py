@@ -1,4 +1,4 @@
-"""How fast a training run goes, for `--time-limit` re-planning (see training/loop.py).
+"""How fast a training run goes, for `--time-limit` re-planning (see engine/loop.py).
 
 `StepTimes` keeps the recent training steps' durations (the median of the last
 few: a machine that slows down or speeds up shows within a few steps), the last

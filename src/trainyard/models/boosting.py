@@ -18,11 +18,18 @@ import warnings
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
+from sklearn.metrics import accuracy_score, r2_score
+from sklearn.utils import ClassifierTags, RegressorTags
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.validation import check_is_fitted
 
+from trainyard.errors import ConfigError
+from trainyard.models.inputs import check_features, check_target, check_weights
 from trainyard.models.registry import Estimate, register
 from trainyard.tasks import Task
 
 CAT_MISSING = "__missing__"
+CONTROL_PARAMS = {"library", "task", "random_state", "early_stopping_rounds", "validation_fraction", "time_budget_s"}
 
 
 def n_threads(n_cells: int | None = None) -> int:
@@ -36,14 +43,50 @@ def n_threads(n_cells: int | None = None) -> int:
         return max(1, os.cpu_count() or 1)
 
 
-class Boosted(BaseEstimator):
-    """LightGBM / XGBoost / CatBoost with early stopping on an internal split and a time budget."""
+# The hyperparameters each library takes (Boosted's constructor arguments), and CatBoost's own names for three of them.
+LIBRARY_PARAMS = {
+    "lightgbm": ("n_estimators", "learning_rate", "num_leaves", "max_depth", "min_child_samples", "min_child_weight", "subsample",
+                 "subsample_freq", "colsample_bytree", "reg_lambda", "reg_alpha", "cat_smooth"),
+    "xgboost": ("n_estimators", "learning_rate", "max_depth", "min_child_weight", "subsample", "colsample_bytree", "reg_lambda",
+                "reg_alpha", "max_cat_to_onehot"),
+    "catboost": ("n_estimators", "learning_rate", "max_depth", "reg_lambda", "random_strength"),
+}
+CATBOOST_NAMES = {"n_estimators": "iterations", "max_depth": "depth", "reg_lambda": "l2_leaf_reg"}
+OLD_NAMES = {v: k for k, v in CATBOOST_NAMES.items()}  # search spaces and pickles before the hyperparameters were arguments
 
-    def __init__(self, library: str = "lightgbm", task: str = "binary", params: dict | None = None, random_state: int = 0,
-                 early_stopping_rounds: int = 50, validation_fraction: float = 0.1, time_budget_s: float | None = None):
+
+class Boosted(BaseEstimator):
+    """LightGBM / XGBoost / CatBoost with early stopping on an internal split and a time budget.
+
+    The boosting hyperparameters are constructor arguments (None: the library's own default); a library
+    refuses, at fit, one that it does not take (`LIBRARY_PARAMS`). `task` "regression" makes it a regressor,
+    anything else a classifier. X is an array or the "tree" preprocessing's DataFrame (numbers with NaN,
+    pandas categoricals); missing values go to the library, which handles them.
+    """
+
+    def __init__(self, library: str = "lightgbm", task: str = "binary", *, n_estimators: int | None = None,
+                 learning_rate: float | None = None, num_leaves: int | None = None, max_depth: int | None = None,
+                 min_child_samples: int | None = None, min_child_weight: float | None = None, subsample: float | None = None,
+                 subsample_freq: int | None = None, colsample_bytree: float | None = None, reg_lambda: float | None = None,
+                 reg_alpha: float | None = None, cat_smooth: float | None = None, max_cat_to_onehot: int | None = None,
+                 random_strength: float | None = None, random_state: int = 0, early_stopping_rounds: int = 50,
+                 validation_fraction: float = 0.1, time_budget_s: float | None = None):
         self.library = library
         self.task = task
-        self.params = params
+        self.n_estimators = n_estimators
+        self.learning_rate = learning_rate
+        self.num_leaves = num_leaves
+        self.max_depth = max_depth
+        self.min_child_samples = min_child_samples
+        self.min_child_weight = min_child_weight
+        self.subsample = subsample
+        self.subsample_freq = subsample_freq
+        self.colsample_bytree = colsample_bytree
+        self.reg_lambda = reg_lambda
+        self.reg_alpha = reg_alpha
+        self.cat_smooth = cat_smooth
+        self.max_cat_to_onehot = max_cat_to_onehot
+        self.random_strength = random_strength
         self.random_state = random_state
         self.early_stopping_rounds = early_stopping_rounds
         self.validation_fraction = validation_fraction
@@ -53,23 +96,47 @@ class Boosted(BaseEstimator):
     def _regression(self) -> bool:
         return Task(self.task) is Task.REGRESSION
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True  # every library routes missing values itself
+        if self._regression:
+            tags.estimator_type, tags.regressor_tags = "regressor", RegressorTags()
+        else:
+            tags.estimator_type, tags.classifier_tags = "classifier", ClassifierTags()
+        return tags
+
+    def library_params(self) -> dict:
+        """The hyperparameters that are set, under the library's names."""
+        if self.library not in LIBRARY_PARAMS:
+            raise ConfigError(f"'{self.library}' is not a boosting library.", f"use one of {', '.join(LIBRARY_PARAMS)}.")
+        hyper = set(self._get_param_names()) - CONTROL_PARAMS
+        given = {name: getattr(self, name) for name in sorted(hyper) if getattr(self, name) is not None}
+        foreign = [name for name in given if name not in LIBRARY_PARAMS[self.library]]
+        if foreign:
+            raise ConfigError(f"{self.library} does not take the setting {', '.join(foreign)}.",
+                              f"{self.library} takes {', '.join(LIBRARY_PARAMS[self.library])}.")
+        names = CATBOOST_NAMES if self.library == "catboost" else {}
+        return {names.get(k, k): v for k, v in given.items()}
+
     def fit(self, X, y, sample_weight=None):
+        X = check_features(self, X, reset=True, allow_nan=True, min_samples=2)
         X = X if isinstance(X, pd.DataFrame) else pd.DataFrame(X)
-        y = np.asarray(y)
+        y = check_target(self, X, y, regression=self._regression)
+        w = check_weights(sample_weight, X)
+        params = self.library_params()
         if not self._regression:
             self.classes_, y = np.unique(y, return_inverse=True)
             if len(self.classes_) < 2:
                 raise ValueError("only one class in the training rows")
         fit_idx, es_idx = self._early_stopping_split(y)
         deadline = time.monotonic() + self.time_budget_s if self.time_budget_s else None
-        w = None if sample_weight is None else np.asarray(sample_weight, dtype=float)
         parts = (X.iloc[fit_idx], y[fit_idx], None if w is None else w[fit_idx])
         es = None if es_idx is None else (X.iloc[es_idx], y[es_idx], None if w is None else w[es_idx])
         fit = {"lightgbm": self._fit_lightgbm, "xgboost": self._fit_xgboost, "catboost": self._fit_catboost}[self.library]
         self.threads_ = n_threads(X.shape[0] * X.shape[1])
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*eval_set.*", category=Warning)  # LightGBM 4.7 renamed it; 4.3 lacks the new one
-            self.model_, self.n_iter_ = fit(parts, es, deadline)
+            self.model_, self.n_iter_ = fit(params, parts, es, deadline)
         self.stopped_by_time_ = bool(deadline and time.monotonic() >= deadline)
         return self
 
@@ -90,11 +157,11 @@ class Boosted(BaseEstimator):
         return np.sort(fit_idx), np.sort(es_idx)
 
     # each library ---------------------------------------------------------
-    def _fit_lightgbm(self, parts, es, deadline):
+    def _fit_lightgbm(self, params, parts, es, deadline):
         import lightgbm as lgb
 
         cls = lgb.LGBMRegressor if self._regression else lgb.LGBMClassifier
-        model = cls(**(self.params or {}), random_state=self.random_state, n_jobs=self.threads_, verbose=-1)
+        model = cls(**params, random_state=self.random_state, n_jobs=self.threads_, verbose=-1)
         callbacks = []
         kwargs = {}
         if es is not None:
@@ -108,7 +175,7 @@ class Boosted(BaseEstimator):
         model.fit(parts[0], parts[1], sample_weight=parts[2], callbacks=callbacks, **kwargs)
         return model, int(model.best_iteration_ or model.n_estimators)
 
-    def _fit_xgboost(self, parts, es, deadline):
+    def _fit_xgboost(self, params, parts, es, deadline):
         import xgboost as xgb
 
         class Deadline(xgb.callback.TrainingCallback):
@@ -116,7 +183,7 @@ class Boosted(BaseEstimator):
                 return time.monotonic() >= deadline
 
         cls = xgb.XGBRegressor if self._regression else xgb.XGBClassifier
-        model = cls(**(self.params or {}), tree_method="hist", enable_categorical=True, random_state=self.random_state,
+        model = cls(**params, tree_method="hist", enable_categorical=True, random_state=self.random_state,
                     n_jobs=self.threads_, early_stopping_rounds=self.early_stopping_rounds if es is not None else None,
                     callbacks=[Deadline()] if deadline else None)
         kwargs = {}
@@ -127,13 +194,13 @@ class Boosted(BaseEstimator):
         best = getattr(model, "best_iteration", None)
         return model, int(best + 1 if best is not None else model.get_booster().num_boosted_rounds())
 
-    def _fit_catboost(self, parts, es, deadline):
+    def _fit_catboost(self, params, parts, es, deadline):
         import catboost
 
         cls = catboost.CatBoostRegressor if self._regression else catboost.CatBoostClassifier
         X_fit = catboost_frame(parts[0])
         cat_features = [i for i, c in enumerate(parts[0].columns) if isinstance(parts[0][c].dtype, pd.CategoricalDtype)]
-        model = cls(**(self.params or {}), random_seed=self.random_state, thread_count=self.threads_, verbose=False,
+        model = cls(**params, random_seed=self.random_state, thread_count=self.threads_, verbose=False,
                     allow_writing_files=False)
         kwargs = {}
         if es is not None:
@@ -146,16 +213,47 @@ class Boosted(BaseEstimator):
 
     # prediction -------------------------------------------------------------
     def _input(self, X):
+        check_is_fitted(self)
+        X = check_features(self, X, reset=False, allow_nan=True)
         X = X if isinstance(X, pd.DataFrame) else pd.DataFrame(X)
         return catboost_frame(X) if self.library == "catboost" else X
 
     def predict(self, X):
-        if self._regression:
-            return np.asarray(self.model_.predict(self._input(X)), dtype=float)
-        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+        if not self._regression:
+            codes = np.argmax(self.predict_proba(X), axis=1)
+            return self.classes_[codes]
+        X = self._input(X)
+        return np.asarray(self.model_.predict(X), dtype=float)
 
+    @available_if(lambda self: not self._regression)
     def predict_proba(self, X):
-        return np.asarray(self.model_.predict_proba(self._input(X)), dtype=float)
+        X = self._input(X)
+        return np.asarray(self.model_.predict_proba(X), dtype=float)
+
+    def score(self, X, y, sample_weight=None) -> float:
+        """R² for a regressor, accuracy for a classifier (scikit-learn's convention)."""
+        metric = r2_score if self._regression else accuracy_score
+        return float(metric(y, self.predict(X), sample_weight=sample_weight))
+
+    def __setstate__(self, state):
+        if "params" in state:  # pickled before the hyperparameters were constructor arguments: they were a `params` dict
+            old = state.pop("params") or {}
+            state = {**dict.fromkeys(self._get_param_names()), **state, **{OLD_NAMES.get(k, k): v for k, v in old.items()}}
+            if "model_" in state:
+                state.update(_input_attributes(state["model_"]))
+        super().__setstate__(state)
+
+
+def _input_attributes(model) -> dict:
+    """n_features_in_ (and feature_names_in_ when it was fitted on named columns) of a fitted library model."""
+    names = getattr(model, "feature_names_in_", None)
+    if names is None and getattr(model, "feature_names_", None) is not None:  # CatBoost
+        names = model.feature_names_
+        names = None if list(names) == [str(i) for i in range(len(names))] else names
+    out = {"n_features_in_": int(model.n_features_in_)}
+    if names is not None:
+        out["feature_names_in_"] = np.asarray(names, dtype=object)
+    return out
 
 
 class _CatboostDeadline:
@@ -205,7 +303,7 @@ def _lightgbm_space(trial, task: Task) -> dict:
                     "subsample": 0.8, "subsample_freq": 1, "colsample_bytree": 0.8, "reg_lambda": 1.0},
           description="LightGBM gradient-boosted trees, native categoricals, early stopping")
 def make_lightgbm(task: Task, seed: int, **params):
-    return Boosted("lightgbm", task.value, params, random_state=seed)
+    return Boosted("lightgbm", task.value, random_state=seed, **params)
 
 
 def _xgboost_space(trial, task: Task) -> dict:
@@ -220,18 +318,19 @@ def _xgboost_space(trial, task: Task) -> dict:
                     "subsample": 0.8, "colsample_bytree": 0.8, "reg_lambda": 1.0, "max_cat_to_onehot": 8},
           description="XGBoost histogram trees with categorical support, early stopping")
 def make_xgboost(task: Task, seed: int, **params):
-    return Boosted("xgboost", task.value, params, random_state=seed)
+    return Boosted("xgboost", task.value, random_state=seed, **params)
 
 
 def _catboost_space(trial, task: Task) -> dict:
     return {"learning_rate": trial.suggest_float("learning_rate", 0.02, 0.2, log=True),
-            "depth": trial.suggest_int("depth", 4, 10),
-            "l2_leaf_reg": trial.suggest_float("l2_leaf_reg", 1.0, 10.0, log=True),
+            "max_depth": trial.suggest_int("max_depth", 4, 10),
+            "reg_lambda": trial.suggest_float("reg_lambda", 1.0, 10.0, log=True),
             "random_strength": trial.suggest_float("random_strength", 0.1, 5.0, log=True)}
 
 
 @register("catboost", prep="tree", requires=("catboost",), space=_catboost_space, estimate=_boost_estimate(4.0, 4, 200),
-          defaults={"iterations": 2000, "learning_rate": 0.08, "depth": 6, "l2_leaf_reg": 3.0},
+          defaults={"n_estimators": 2000, "learning_rate": 0.08, "max_depth": 6, "reg_lambda": 3.0},
           description="CatBoost ordered boosting with native categoricals, early stopping")
 def make_catboost(task: Task, seed: int, **params):
-    return Boosted("catboost", task.value, params, random_state=seed)
+    # trials recorded before the settings were Boosted's arguments use CatBoost's names (iterations, depth, l2_leaf_reg)
+    return Boosted("catboost", task.value, random_state=seed, **{OLD_NAMES.get(k, k): v for k, v in params.items()})

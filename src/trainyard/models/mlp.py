@@ -9,7 +9,12 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from sklearn.metrics import accuracy_score, r2_score
+from sklearn.utils import ClassifierTags, RegressorTags
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.validation import check_is_fitted
 
+from trainyard.models.inputs import check_features, check_target
 from trainyard.models.neural import NeuralEstimator, holdout_rows
 from trainyard.models.registry import register
 from trainyard.tasks import Task
@@ -39,13 +44,26 @@ def _net(n_numeric: int, cardinalities: list[int], hidden: tuple, dropout: float
 
 
 class MLP(NeuralEstimator):
-    def __init__(self, task: str = "binary", hidden: tuple = (256, 128), dropout: float = 0.1, epochs: int = 40,
-                 batch_size: int = 256, lr: float = 2e-3, optimizer: str = "adamw", weight_decay: float = 1e-4,
-                 schedule: str = "cosine", warmup: float = 0.0, patience: int | None = 6, grad_accum: int = 1,
-                 clip_norm: float | None = 1.0, device: str = "auto", precision: str = "auto",
-                 validation_fraction: float = 0.1, random_state: int = 0, loop: dict | None = None,
-                 time_budget_s: float | None = None):
+    """Tabular MLP; `task` "regression" makes it a regressor, anything else a classifier (labels of any type)."""
+
+    LOOP_DEFAULTS = {"epochs": 40, "lr": 2e-3, "weight_decay": 1e-4, "patience": 6}
+
+    def __init__(self, task: str = "binary", hidden: tuple = (256, 128), dropout: float = 0.1, batch_size: int = 256,
+                 validation_fraction: float = 0.1, random_state: int = 0, loop=None, time_budget_s: float | None = None):
         self._store_params(locals())
+
+    @property
+    def _regression(self) -> bool:
+        return Task(self.task) is Task.REGRESSION
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True  # missing numbers: the training mean plus a missing-value indicator
+        if self._regression:
+            tags.estimator_type, tags.regressor_tags = "regressor", RegressorTags()
+        else:
+            tags.estimator_type, tags.classifier_tags = "classifier", ClassifierTags()
+        return tags
 
     # encoding ---------------------------------------------------------------
     def _fit_encoding(self, X: pd.DataFrame) -> None:
@@ -72,7 +90,7 @@ class MLP(NeuralEstimator):
         return x_num, x_cat
 
     def _make_module(self):
-        n_out = 1 if self.task == Task.REGRESSION else len(self.classes_)
+        n_out = 1 if self._regression else len(self.classes_)
         return _net(len(self.num_cols_) + len(self.missing_cols_), self.cardinalities_, tuple(self.hidden), self.dropout, n_out)
 
     # fit / predict ----------------------------------------------------------
@@ -80,21 +98,23 @@ class MLP(NeuralEstimator):
         import torch
         import torch.nn.functional as F
 
-        X = pd.DataFrame(X)
-        y = np.asarray(y)
+        X = pd.DataFrame(check_features(self, X, reset=True, allow_nan=True, min_samples=2))
+        y = check_target(self, X, y, regression=self._regression)
         if eval_set is None:
             train_idx, val_idx = holdout_rows(len(X), self.validation_fraction, self.random_state)
             eval_set = (X.iloc[val_idx], y[val_idx])
             X, y = X.iloc[train_idx], y[train_idx]
         X_val, y_val = pd.DataFrame(eval_set[0]), np.asarray(eval_set[1])
         self._fit_encoding(X)
-        regression = self.task == Task.REGRESSION
+        regression = self._regression
         if regression:
             self.y_mean_, self.y_std_ = float(np.mean(y)), float(np.std(y) or 1.0)
             target = lambda v: torch.tensor((np.asarray(v, float) - self.y_mean_) / self.y_std_, dtype=torch.float32)  # noqa: E731
         else:
-            self.classes_ = np.arange(int(max(y.max(), y_val.max() if len(y_val) else 0)) + 1)
-            target = lambda v: torch.tensor(np.asarray(v), dtype=torch.long)  # noqa: E731
+            self.classes_ = np.unique(np.concatenate([y, y_val]))
+            if len(self.classes_) < 2:
+                raise ValueError("only one class in the training rows")
+            target = lambda v: torch.from_numpy(np.searchsorted(self.classes_, np.asarray(v)).astype(np.int64))  # noqa: E731
         torch.manual_seed(int(self.random_state or 0))
         self.module_ = self._make_module()
         train = (*self._encode(X), target(y))
@@ -123,10 +143,14 @@ class MLP(NeuralEstimator):
         return self
 
     def _forward(self, X) -> np.ndarray:
-        x_num, x_cat = self._encode(X)
+        check_is_fitted(self)
+        if hasattr(self, "n_features_in_"):  # pickled before the inputs were recorded: it reads its columns by name, unchecked
+            X = check_features(self, X, reset=False, allow_nan=True)
+        x_num, x_cat = self._encode(pd.DataFrame(X))
         device = self._device()
         return self._run_batches(lambda a, b: self.module_(x_num[a:b].to(device), x_cat[a:b].to(device)), len(x_num))
 
+    @available_if(lambda self: not self._regression)
     def predict_proba(self, X) -> np.ndarray:
         import torch
 
@@ -134,13 +158,18 @@ class MLP(NeuralEstimator):
 
     def predict(self, X) -> np.ndarray:
         out = self._forward(X)
-        if self.task == Task.REGRESSION:
+        if self._regression:
             return out[:, 0] * self.y_std_ + self.y_mean_
-        return out.argmax(axis=1)
+        return self.classes_[out.argmax(axis=1)]
+
+    def score(self, X, y, sample_weight=None) -> float:
+        """R² for a regressor, accuracy for a classifier (scikit-learn's convention)."""
+        metric = r2_score if self._regression else accuracy_score
+        return float(metric(y, self.predict(X), sample_weight=sample_weight))
 
 
 @register("mlp", prep="tree", requires=("torch", "safetensors"),
           defaults={"hidden": (256, 128), "dropout": 0.1, "epochs": 40, "lr": 2e-3, "batch_size": 256},
           description="PyTorch MLP with embeddings for categoricals, on trainyard's training loop")
 def make_mlp(task: Task, seed: int, **params):
-    return MLP(task=task.value, random_state=seed, **params)
+    return MLP.build(seed, {"task": task.value, **params})

@@ -1,11 +1,17 @@
 """What every neural estimator shares: the loop settings, the run hooks, and pickling with safetensors.
 
-A neural family is a scikit-learn estimator: its constructor stores the
-hyperparameters (the common ones below plus its own), `fit(X, y, eval_set=...,
-**run)` trains with `trainyard.engine.loop.fit`, and learned state ends in `_`.
-`run` is how a caller connects a fit to the workspace: `log` (a RunLog),
-`progress` (a callback for the CLI), `checkpoint_dir` and `resume`. Without a
-`checkpoint_dir` the checkpoints go to a temporary directory removed after fit.
+A neural family is a scikit-learn estimator: its constructor takes its own
+hyperparameters (architecture, batch size, ...) and one `loop` argument, a
+`trainyard.engine.config.LoopConfig` (optimizer, learning rate, epochs, early
+stopping, device, precision, ...; None: the family's tuned `LOOP_DEFAULTS`).
+`fit(X, y, eval_set=..., **run)` trains with `trainyard.engine.loop.fit`, and
+learned state ends in `_`. `run` is how a caller connects a fit to the
+workspace: `log` (a RunLog), `progress` (a callback for the CLI),
+`checkpoint_dir` and `resume`. Without a `checkpoint_dir` the checkpoints go
+to a temporary directory removed after fit. `build(cls, seed, settings)` makes
+one from the flat settings the CLI and the family registry speak (`epochs=3,
+lr=1e-3, width=16, loop={"checkpoint_every": 50}`): the estimator's own go to
+its constructor, the loop's into its LoopConfig.
 
 Pickling (joblib, the artifact format) stores the torch module's weights as
 safetensors bytes and rebuilds the module from the learned attributes, so an
@@ -16,12 +22,15 @@ from __future__ import annotations
 
 import tempfile
 from contextlib import contextmanager
+from dataclasses import asdict, fields, replace
 
 import numpy as np
 from sklearn.base import BaseEstimator
+from trainyard.engine.config import LoopConfig
 
-LOOP_PARAMS = ("epochs", "batch_size", "lr", "optimizer", "weight_decay", "schedule", "warmup", "patience",
-               "grad_accum", "clip_norm", "device", "precision")
+# the loop settings the neural estimators took as their own arguments before `loop` (old pickles carry them)
+OLD_LOOP_PARAMS = ("epochs", "lr", "optimizer", "weight_decay", "schedule", "warmup", "patience", "grad_accum", "clip_norm",
+                   "device", "precision")
 
 
 def holdout_rows(n: int, fraction: float, seed) -> tuple[np.ndarray, np.ndarray]:
@@ -32,7 +41,9 @@ def holdout_rows(n: int, fraction: float, seed) -> tuple[np.ndarray, np.ndarray]
 
 
 class NeuralEstimator(BaseEstimator):
-    """Base of the neural families; subclasses define __init__ (with the LOOP_PARAMS), fit and _make_module."""
+    """Base of the neural families; subclasses define __init__ (their own settings, `loop`), fit and _make_module."""
+
+    LOOP_DEFAULTS: dict = {}  # this family's tuned loop settings, where they differ from LoopConfig's defaults
 
     def _store_params(self, values: dict) -> None:
         """__init__ stores its keyword arguments unchanged (the scikit-learn contract): `self._store_params(locals())`."""
@@ -40,14 +51,34 @@ class NeuralEstimator(BaseEstimator):
             if name not in ("self", "__class__"):
                 setattr(self, name, value)
 
-    def loop_config(self, monitor: str = "val_loss", **overrides):
-        from trainyard.engine.loop import LoopConfig
+    def _loop_defaults(self) -> dict:
+        return dict(self.LOOP_DEFAULTS)
 
-        values = {name: getattr(self, name) for name in LOOP_PARAMS if name != "batch_size"}
-        values.update(seed=int(self.random_state or 0), monitor=monitor)
-        values.update(self.loop or {})  # any other LoopConfig field, passed straight through
-        values.update(overrides)
-        return LoopConfig.from_dict(values)
+    def default_loop(self, **changes):
+        """This family's LoopConfig (its LOOP_DEFAULTS) with `changes`: `MLP(loop=MLP().default_loop(epochs=5))`."""
+        return LoopConfig.from_dict({**self._loop_defaults(), **changes})
+
+    def loop_config(self, monitor: str = "val_loss", **overrides):
+        """The LoopConfig a fit runs with: `loop` (or the defaults), seeded with random_state, monitoring `monitor`."""
+        loop = self.loop if self.loop is not None else self.default_loop()
+        return replace(loop, seed=int(self.random_state or 0), monitor=monitor, **overrides)
+
+    @classmethod
+    def build(cls, seed: int, settings: dict):
+        """An estimator from flat settings: its constructor's own, LoopConfig fields (and a `loop` dict of more) into `loop`."""
+        own = set(cls._get_param_names())
+        settings = dict(settings)
+        loop = {k: settings.pop(k) for k in [k for k in settings if k not in own and k in {f.name for f in fields(LoopConfig)}]}
+        extra = settings.pop("loop", None)
+        loop.update(asdict(extra) if isinstance(extra, LoopConfig) else extra or {})
+        estimator = cls(random_state=seed, **settings)
+        return estimator.set_params(loop=estimator.default_loop(**loop)) if loop else estimator
+
+    def settings(self) -> dict:
+        """get_params with the loop's settings as a plain dict (what an artifact's meta.json records)."""
+        params = self.get_params()
+        params["loop"] = asdict(self.loop_config())
+        return params
 
     @contextmanager
     def _checkpoint_dir(self, checkpoint_dir):
@@ -102,7 +133,11 @@ class NeuralEstimator(BaseEstimator):
 
     def __setstate__(self, state):
         blob = state.pop("_weights_safetensors", None)
+        old = {k: state.pop(k) for k in OLD_LOOP_PARAMS if k in state}
         self.__dict__.update(state)
+        if old:  # pickled when the loop settings were the estimator's own arguments (and `loop` a dict of more)
+            old = {k: v for k, v in old.items() if v is not None or k in ("patience", "clip_norm")}
+            self.loop = self.default_loop(**{**old, **(state.get("loop") or {})})
         if blob is not None:
             from safetensors.torch import load
 

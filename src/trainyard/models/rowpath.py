@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from trainyard.data.schema import as_datetime
+from trainyard.tasks import Task
 from trainyard.models.fastpath import (
     NAN,
     SINGLE_ROW_LIMIT,
@@ -29,7 +30,6 @@ from trainyard.models.fastpath import (
     is_missing,
     is_passthrough,
 )
-from trainyard.tasks import Task
 
 Rows = list  # list of dicts
 Predictor = Callable[[np.ndarray], np.ndarray]

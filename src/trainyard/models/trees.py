@@ -13,22 +13,41 @@ import time
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, clone
+from sklearn.utils import get_tags
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.validation import check_is_fitted
 
+from trainyard.errors import ConfigError
 from trainyard.models.boosting import n_threads
+from trainyard.models.inputs import check_features
 from trainyard.models.registry import Estimate, register
 from trainyard.tasks import Task
 
 
 class CodedTrees(BaseEstimator):
-    """A scikit-learn tree or forest fed categorical codes as numbers, grown within `time_budget_s` if given."""
+    """A scikit-learn tree or forest fed categorical codes as numbers, grown within `time_budget_s` if given.
+
+    X is an array or the "tree" preprocessing's DataFrame (numbers with NaN, pandas categoricals); whether
+    missing values are allowed, and whether it is a classifier or a regressor, are the inner estimator's.
+    """
 
     def __init__(self, estimator=None, time_budget_s: float | None = None, chunk: int = 25):
         self.estimator = estimator
         self.time_budget_s = time_budget_s
         self.chunk = chunk
 
-    @staticmethod
-    def _numeric(X):
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        if self.estimator is not None:
+            inner = get_tags(self.estimator)
+            tags.estimator_type = inner.estimator_type
+            tags.classifier_tags, tags.regressor_tags = inner.classifier_tags, inner.regressor_tags
+            tags.input_tags.allow_nan = inner.input_tags.allow_nan
+            tags.target_tags.multi_output = inner.target_tags.multi_output
+        return tags
+
+    def _numeric(self, X, reset: bool):
+        X = check_features(self, X, reset=reset, allow_nan=get_tags(self).input_tags.allow_nan)
         if not isinstance(X, pd.DataFrame):
             return np.asarray(X, dtype=np.float32)
         X = X.copy()
@@ -38,7 +57,10 @@ class CodedTrees(BaseEstimator):
         return X.to_numpy(dtype=np.float32)
 
     def fit(self, X, y, sample_weight=None):
-        Xn = self._numeric(X)
+        if self.estimator is None:
+            raise ConfigError("CodedTrees needs a scikit-learn tree or forest to wrap.",
+                              "pass estimator=DecisionTreeClassifier() or a forest.")
+        Xn = self._numeric(X, reset=True)
         model = clone(self.estimator)
         if "n_jobs" in model.get_params():
             model.set_params(n_jobs=n_threads(Xn.shape[0] * Xn.shape[1] * 20))
@@ -46,27 +68,38 @@ class CodedTrees(BaseEstimator):
         if total is None or not self.time_budget_s:
             self.estimator_ = model.fit(Xn, y, sample_weight=sample_weight)
         else:
-            deadline = time.monotonic() + self.time_budget_s
-            grown, started = 0, time.monotonic()
-            model.set_params(warm_start=True)
-            while grown < total:
-                grown = min(total, grown + self.chunk)
-                model.set_params(n_estimators=grown).fit(Xn, y, sample_weight=sample_weight)
-                per_tree = (time.monotonic() - started) / grown
-                if time.monotonic() + per_tree * self.chunk > deadline:
-                    break
-            model.set_params(warm_start=False)
-            self.estimator_ = model
+            self.estimator_ = self._grow(model, total, Xn, y, sample_weight)
         self.n_estimators_ = getattr(self.estimator_, "n_estimators", 1)
         if hasattr(self.estimator_, "classes_"):
             self.classes_ = self.estimator_.classes_
         return self
 
-    def predict(self, X):
-        return self.estimator_.predict(self._numeric(X))
+    def _grow(self, model, total: int, Xn, y, sample_weight):
+        """A forest grown `chunk` trees at a time until `total` or until the next chunk would pass the budget."""
+        deadline = time.monotonic() + self.time_budget_s
+        grown, started = 0, time.monotonic()
+        model.set_params(warm_start=True)
+        while grown < total:
+            grown = min(total, grown + self.chunk)
+            model.set_params(n_estimators=grown).fit(Xn, y, sample_weight=sample_weight)
+            per_tree = (time.monotonic() - started) / grown
+            if time.monotonic() + per_tree * self.chunk > deadline:
+                break
+        return model.set_params(warm_start=False)
 
+    def predict(self, X):
+        check_is_fitted(self)
+        return self.estimator_.predict(self._numeric(X, reset=False))
+
+    @available_if(lambda self: hasattr(self.estimator, "predict_proba"))
     def predict_proba(self, X):
-        return self.estimator_.predict_proba(self._numeric(X))
+        check_is_fitted(self)
+        return self.estimator_.predict_proba(self._numeric(X, reset=False))
+
+    def score(self, X, y, sample_weight=None) -> float:
+        """The inner estimator's score (accuracy or R²)."""
+        check_is_fitted(self)
+        return float(self.estimator_.score(self._numeric(X, reset=False), y, sample_weight=sample_weight))
 
 
 NumericForest = CodedTrees  # the spine's name for it

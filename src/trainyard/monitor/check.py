@@ -13,6 +13,13 @@ from pathlib import Path
 import pandas as pd
 
 from trainyard.data.load import load_table
+from trainyard.errors import ArtifactError, ConfigError, DataError, suggest
+from trainyard.monitor.domain import domain_check
+from trainyard.monitor.performance import attach_labels, performance_report
+from trainyard.monitor.report import to_html, to_jsonable
+from trainyard.monitor.window import day_buckets, log_window, logged_prediction_columns, parse_since
+from trainyard.registry.artifact import load_artifact
+from trainyard.registry.workspace import Workspace
 from trainyard.data.profile import (
     build_reference,
     count_frame,
@@ -21,8 +28,6 @@ from trainyard.data.profile import (
     read_reference,
     reference_sample,
 )
-from trainyard.errors import ArtifactError, ConfigError, DataError, suggest
-from trainyard.monitor.domain import domain_check
 from trainyard.monitor.drift import (
     LEVELS,
     Thresholds,
@@ -32,11 +37,6 @@ from trainyard.monitor.drift import (
     prediction_drift,
     status_of,
 )
-from trainyard.monitor.performance import attach_labels, performance_report
-from trainyard.monitor.report import to_html, to_jsonable
-from trainyard.monitor.window import day_buckets, log_window, logged_prediction_columns, parse_since
-from trainyard.registry.artifact import load_artifact
-from trainyard.registry.workspace import Workspace
 import trainyard.kinds  # noqa: F401  (artifact loaders)
 
 MAX_PERIODS = 90

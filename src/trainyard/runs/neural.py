@@ -131,7 +131,7 @@ class NeuralPlan:
         self.registered = _as_registered(est, self.task, self.extra, self.settings.target)
         meta = {"task": self.task, "family": self.family_name, "metric": self.metric, "classes": [str(c) for c in getattr(est, "classes_", [])],
                 "metrics": {"test": metrics, "validation": {"best": est.best_score_}}, "split": self.parts["sizes"],
-                "params": est.get_params(), "config": run.store.get_run(run.run_id)["config"],
+                "params": est.settings(), "config": run.store.get_run(run.run_id)["config"],
                 "training": {"steps": est.n_steps_, "rollbacks": est.rollbacks_, "samples_per_second": est.samples_per_second_}}
         version = run.register(self.registered, meta, task=self.task, metric=self.metric, metrics=meta["metrics"], family=self.family_name,
                                test_score=metrics.get(self.metric))

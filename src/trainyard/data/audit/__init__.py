@@ -22,6 +22,9 @@ from trainyard.data.audit.noise import check_label_noise, check_poisoning
 from trainyard.data.audit.report import AuditReport, Finding, SEVERITIES
 from trainyard.data.audit.rows import check_duplicates, check_near_duplicates
 from trainyard.data.audit.splits import compare_splits
+from trainyard.data.load import load_table
+from trainyard.errors import ConfigError, DataError, suggest
+from trainyard.tasks import infer_task, parse_task
 from trainyard.data.audit.target import (
     association,
     check_class_balance,
@@ -29,9 +32,6 @@ from trainyard.data.audit.target import (
     check_sensitive,
     class_weight_for,
 )
-from trainyard.data.load import load_table
-from trainyard.errors import ConfigError, DataError, suggest
-from trainyard.tasks import infer_task, parse_task
 
 __all__ = ["audit", "compare_splits", "AuditReport", "Finding", "Settings", "CHECKS", "SEVERITIES", "class_weight_for"]
 
