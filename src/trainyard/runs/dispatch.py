@@ -15,23 +15,15 @@ import pandas as pd
 from trainyard.config import TrainConfig
 from trainyard.data.load import load_table, source_name
 from trainyard.errors import ConfigError, NotFoundError
-from trainyard.lm.settings import LMSettings, TASKS as LM_TASKS
+from trainyard.lm.settings import LMSettings
 from trainyard.lm.train import LanguageModelPlan
 from trainyard.registry.names import safe_stem
 from trainyard.registry.plan import Progress, RunResult, quiet
 from trainyard.registry.workspace import Workspace
 from trainyard.runs.driver import execute
-from trainyard.runs.neural import NeuralPlan, NeuralSettings, is_deep, resumable_neural_run
+from trainyard.runs.neural import NeuralPlan, resumable_neural_run
+from trainyard.runs.settings import NeuralSettings
 from trainyard.runs.table import TablePlan
-
-
-def kind_of(task: str | None, text_col: str | None = None, model: str | None = None) -> str:
-    """The kind of run a request is: a language model, an image/text network, or a table search."""
-    if task in LM_TASKS:
-        return "language-model"
-    if is_deep(task, text_col, model):
-        return "deep"
-    return "tabular"
 
 
 def train_table(data, cfg: TrainConfig, *, workspace=None, progress: Progress | None = None, started: float | None = None) -> RunResult:
