@@ -13,7 +13,7 @@ import sys
 
 import typer
 
-COMMAND_MODULES = ("train", "registry", "versions", "serve", "monitor", "ui", "audit", "evaluate", "deep", "lm")
+COMMAND_MODULES = ("train", "registry", "versions", "serve", "monitor", "ui", "audit", "evaluate", "deep", "lm", "rag")
 
 app = typer.Typer(
     name="trainyard",

