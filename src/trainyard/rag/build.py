@@ -77,7 +77,7 @@ def build_index(name: str, folder: Path, settings: IndexSettings = IndexSettings
         bm25 = build_bm25(texts)
         stats["bm25_seconds"] = round(time.perf_counter() - t_bm25, 3)
         meta = {"encoder": {"id": source.id, "label": source.label, "dim": int(vectors.shape[1])}, "settings": asdict(settings),
-                "files": files, "source": str(folder.resolve())}
+                "documents": files, "source": str(folder.resolve())}
         index = RagIndex(chunks, vectors, bm25, meta)
         emit("stage", {"message": "calibrating the no-answer threshold"})
         meta["calibration"] = calibrate(index, encoder, n=settings.calibration_queries)
@@ -111,7 +111,7 @@ def _update_settings(previous: RagIndex, given: IndexSettings) -> IndexSettings:
 def _collect(folder: Path, s: IndexSettings, encoder: Encoder, previous: RagIndex | None, emit):
     """(chunks, vectors, {path: {hash, chunks}}, stats, problems): unchanged files reused from `previous`."""
     paths = {relative_name(p, folder): p for p in list_files(folder)}
-    old_files = previous.meta["files"] if previous is not None else {}
+    old_files = previous.meta["documents"] if previous is not None else {}
     hashes = {}
     for rel, p in paths.items():
         try:
