@@ -12,9 +12,7 @@ a malformed one); every query is written to the workspace's prediction log under
 references that name indexes to `add_indexes`.
 """
 
-from __future__ import annotations
-
-import json
+import json  # (no `from __future__ import annotations`: FastAPI must see the request models, defined in a function, as classes)
 import time
 import uuid
 from collections.abc import Callable

@@ -1,0 +1,62 @@
+"""`trainyard serve` on a document index: /v1/search, streamed /v1/ask with citations, 422s, the query log."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+from raghelp import built, handbook  # noqa: F401  (fixtures)
+from servehelp import running_server
+
+from trainyard.serve.app import ServeSettings
+
+
+def _events(text: str) -> list[tuple[str, str]]:
+    out = []
+    for block in text.strip().split("\n\n"):
+        lines = dict(line.split(": ", 1) for line in block.splitlines())
+        out.append((lines.get("event", "message"), lines["data"]))
+    return out
+
+
+def test_search_and_streamed_ask_with_citations_validation_and_log(built):
+    home, result = built
+    ids = {c.id for c in result.index.chunks}
+    with running_server(ServeSettings(refs=["docs"], workspace=str(home))) as (base, _app):
+        r = httpx.post(f"{base}/v1/search", json={"query": "When does the canteen open?", "k": 2}, timeout=60)
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["index"] == "docs" and body["results"][0]["path"] == "canteen.html" and len(body["results"]) == 2
+        r = httpx.post(f"{base}/v1/search", json={"query": "rotate a key", "mode": "bm25", "path": "hr/*"}, timeout=60)
+        assert all(x["path"].startswith("hr/") for x in r.json()["results"])
+
+        with httpx.stream("POST", f"{base}/v1/ask", json={"question": "How do I revoke a leaked API key?"}, timeout=60) as resp:
+            assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/event-stream")
+            events = _events(resp.read().decode())
+        kinds = [k for k, _ in events]
+        assert kinds[0] == "passages" and "done" in kinds and events[-1][1] == "[DONE]"
+        passages = json.loads(events[0][1])
+        done = json.loads(next(d for k, d in events if k == "done"))
+        assert done["answered"] and done["citations"] and {c["id"] for c in done["citations"]} <= ids
+        assert {c["id"] for c in done["citations"]} <= {p["id"] for p in passages}
+        streamed = "".join(json.loads(d)["text"] for k, d in events if k == "message" and d != "[DONE]")
+        assert streamed == done["answer"] and "revoke" in streamed.lower()
+
+        r = httpx.post(f"{base}/v1/ask", json={"question": "What is the boiling point of mercury?", "stream": False}, timeout=60)
+        assert r.status_code == 200 and r.json()["answered"] is False and r.json()["answer"] == "no relevant passage found"
+
+        for bad in ({}, {"query": ""}, {"query": "x", "k": 0}, {"query": "x", "mode": "fuzzy"}, {"query": 3}):
+            assert httpx.post(f"{base}/v1/search", json=bad, timeout=30).status_code == 422, bad
+        assert httpx.post(f"{base}/v1/ask", json={"question": "x", "k": 500}, timeout=30).status_code == 422
+        assert httpx.post(f"{base}/v1/search", content=b"not json", headers={"content-type": "application/json"}, timeout=30).status_code == 422
+        assert httpx.post(f"{base}/v1/search", json={"query": "x", "index": "other"}, timeout=30).status_code == 404
+        indexes = httpx.get(f"{base}/v1/indexes", timeout=30).json()["indexes"]
+        assert indexes[0]["name"] == "docs" and indexes[0]["chunks"] == len(ids)
+        assert 'endpoint="search"' in httpx.get(f"{base}/metrics", timeout=30).text
+    from trainyard.workspace import Workspace
+
+    logged = Workspace.resolve(home).store.list_predictions("docs")
+    assert len(logged) == 4
+    ask_rows = [row for row in logged if row["inputs"]["endpoint"] == "ask"]
+    assert {row["outputs"]["answered"] for row in ask_rows} == {True, False}
+    assert any(row["inputs"]["question"] == "How do I revoke a leaked API key?" for row in ask_rows)
