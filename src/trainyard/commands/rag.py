@@ -180,3 +180,26 @@ def _check_k(k: int) -> None:
 
     if not 1 <= k <= 100:
         raise ConfigError(f"--k {k} is out of range.", "ask for 1 to 100 passages.")
+
+
+def train_encoder(data: Path, *, as_json: bool = False, **settings) -> None:
+    """What `trainyard train pairs.jsonl --task embedding` runs: fine-tune, measure the held-out gain, register."""
+    from trainyard.rag.finetune import EmbeddingSettings, train_encoder as run
+
+    s = EmbeddingSettings(**{k: v for k, v in settings.items() if v is not None})
+    with console.status("fine-tuning the encoder", spinner="dots") as status:
+        def progress(kind: str, info: dict) -> None:
+            if kind == "eval" and not as_json:
+                status.update(f"step {info['step']}: held-out MRR@10 {info['metrics']['val_mrr@10']:.3f}")
+
+        result = run(data, s, progress=progress)
+    if as_json:
+        print_json({"run_id": result.run_id, "name": result.name, "version": result.version, "metrics": result.metrics,
+                    "steps": result.steps, "seconds": result.seconds})
+        return
+    m = result.metrics
+    rows = [[k, f"{m['before_' + k]:.4f}", f"{m['after_' + k]:.4f}"] for k in ("mrr@10", "recall@1", "recall@10")]
+    console.print(table(f"Held-out retrieval ({m['held_out_queries']} queries against {m['held_out_passages']} passages)",
+                        ["metric", "base", "fine-tuned"], rows))
+    console.print(f"Registered [bold]{result.name}@{result.version}[/] after {result.steps} steps ({result.seconds:.0f}s), run {result.run_id}. "
+                  f"Index with it: `trainyard index NAME FOLDER --encoder {result.name}@{result.version}`.")

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from trainyard.errors import ConfigError, NotFoundError
-from trainyard.registry.artifact import verify_artifact
+from trainyard.registry.artifact import register_loader, verify_artifact
 
 ENCODER_KIND = "text-encoder"
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
@@ -142,3 +142,10 @@ class Encoder:
     def tokenizer(self):
         self._load()
         return self._tokenizer
+
+
+@register_loader(ENCODER_KIND)
+def _load_encoder(directory: Path, meta: dict) -> Encoder:
+    """A registered encoder (hashes already checked): its Hugging Face directory behind an `Encoder`."""
+    path = Path(directory) / "encoder"
+    return Encoder(EncoderSource(meta.get("name", path.parent.name), path, weights_hash(path)))
