@@ -86,8 +86,16 @@ def read_folder(root: Path, only: set[str] | None = None) -> Ingested:
     return out
 
 
+def file_format(path: Path) -> str:
+    """markdown, rst, text, html or pdf; `x.rst.txt` and `x.md.txt` (Sphinx's copied sources) by their inner suffix."""
+    inner = Path(path.stem).suffix.lower()
+    if path.suffix.lower() == ".txt" and inner in (".rst", ".md"):
+        return SUFFIXES[inner]
+    return SUFFIXES[path.suffix.lower()]
+
+
 def read_document(path: Path, rel: str) -> Document:
-    kind = SUFFIXES[path.suffix.lower()]
+    kind = file_format(path)
     raw = path.read_bytes()
     digest = hashlib.sha256(raw).hexdigest()
     if kind == "pdf":
