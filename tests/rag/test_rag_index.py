@@ -149,7 +149,10 @@ def test_cli_index_ask_search_evaluate_and_bad_inputs(built, handbook, cli_inpro
     assert json.loads(r.stdout)["results"][0]["path"] == "canteen.html"
     (tmp_path / "q.jsonl").write_text(json.dumps({"query": "canteen hours", "relevant_paths": ["canteen.html"]}) + "\n")
     r = cli_inproc("evaluate", "hb", "--queries", tmp_path / "q.jsonl", "--n-boot", "50", "--json")
-    assert r.code == 0, r.output and json.loads(r.stdout)["retrieval"]["hybrid"]["recall@10"]["value"] == 1.0
+    assert r.code == 0, r.output
+    assert json.loads(r.stdout)["retrieval"]["hybrid"]["recall@10"]["value"] == 1.0
+    card = (workspace / "reports" / "hb" / "v1" / "model_card.md").read_text()
+    assert "Document index hb@1" in card and "| hybrid |" in card and "`broken.txt`" in card
     bad = [("ask", "hb", "q", "--k", "0"), ("search", "hb", "q", "--mode", "fuzzy"), ("ask", "nope", "q"),
            ("index", "x", tmp_path / "missing"), ("index", "hb", handbook, "--chunk", "3"),
            ("index", "hb", handbook, "--update", "--encoder", str(tmp_path)), ("evaluate", "hb"),

@@ -41,7 +41,11 @@ def index(
                 status.update(info["message"] if kind == "stage" else f"embedding {info['done']}/{info['total']} passages")
 
         result = build_index(name, folder, settings, update=update, progress=progress)
+    from trainyard.rag.card import write_card
+    from trainyard.workspace import Workspace
+
     problems = [{"path": p.path, "reason": p.reason} for p in result.problems]
+    write_card(Workspace.resolve().home, result.name, result.version, {**result.index.meta, "problems": problems})
     if as_json:
         print_json({"name": result.name, "version": result.version, "run_id": result.run_id, "stats": result.stats, "problems": problems,
                     "calibration": result.index.meta["calibration"]})
@@ -156,6 +160,9 @@ def evaluate_index(ref: str, queries: Path, *, k: int = 10, generator: str | Non
     folder = Workspace.resolve().home / "reports" / retriever.name / f"v{retriever.version}"
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"retrieval-{Path(queries).stem}.json").write_text(json.dumps(report, indent=2))
+    from trainyard.rag.card import write_card
+
+    card = write_card(Workspace.resolve().home, retriever.name, retriever.version, retriever.index.meta, report)
     if as_json:
         print_json(report)
         return
@@ -168,7 +175,7 @@ def evaluate_index(ref: str, queries: Path, *, k: int = 10, generator: str | Non
         a = report["answers"]
         rows = [[key, num(v["value"]), ci(v["ci_low"], v["ci_high"]), v["n"]] for key, v in a.items() if isinstance(v, dict)]
         console.print(table(f"Answers ({a['method']}, threshold {a['threshold']:.3f})", ["measure", "value", "95% CI", "queries"], rows))
-    console.print(f"Report: {folder / f'retrieval-{Path(queries).stem}.json'}", highlight=False)
+    console.print(f"Report: {folder / f'retrieval-{Path(queries).stem}.json'}; model card: {card}", highlight=False)
 
 
 def _source(chunk) -> str:

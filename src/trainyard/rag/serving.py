@@ -49,27 +49,12 @@ def add_routes(app, retrievers: dict, *, store=None, observe: Callable | None = 
 
     from fastapi import HTTPException
     from fastapi.responses import JSONResponse, StreamingResponse
-    from pydantic import BaseModel, Field
 
     from trainyard.rag.answer import stream_ask
 
     lock = threading.Lock()  # one encoder pass at a time: it already uses every core given to torch
 
-    class SearchRequest(BaseModel):
-        query: str = Field(..., min_length=1, max_length=4000)
-        index: str | None = Field(None, description="Which index (needed only when several are served).")
-        k: int = Field(5, ge=1, le=100)
-        mode: str = Field("hybrid", pattern="^(" + "|".join(MODES) + ")$")
-        path: str | None = Field(None, max_length=500, description="Only documents whose path matches this glob.")
-
-    class AskRequest(BaseModel):
-        question: str = Field(..., min_length=1, max_length=4000)
-        index: str | None = None
-        k: int = Field(5, ge=1, le=20)
-        mode: str = Field("hybrid", pattern="^(" + "|".join(MODES) + ")$")
-        path: str | None = Field(None, max_length=500)
-        threshold: float | None = Field(None, ge=-1, le=1, description="No-answer threshold (default: the index's calibrated one).")
-        stream: bool = True
+    SearchRequest, AskRequest = _request_models()
 
     def pick(name: str | None):
         if name is None and len(retrievers) == 1:
@@ -131,3 +116,26 @@ def add_routes(app, retrievers: dict, *, store=None, observe: Callable | None = 
     def indexes():
         return {"indexes": [{"name": n, "version": r.version, "chunks": len(r.index), "encoder": r.index.meta["encoder"],
                              "calibration": r.index.meta.get("calibration")} for n, r in retrievers.items()]}
+
+
+def _request_models():
+    """The request bodies (pydantic, imported only when serving): bounds checked, 422 otherwise."""
+    from pydantic import BaseModel, Field
+
+    class SearchRequest(BaseModel):
+        query: str = Field(..., min_length=1, max_length=4000)
+        index: str | None = Field(None, description="Which index (needed only when several are served).")
+        k: int = Field(5, ge=1, le=100)
+        mode: str = Field("hybrid", pattern="^(" + "|".join(MODES) + ")$")
+        path: str | None = Field(None, max_length=500, description="Only documents whose path matches this glob.")
+
+    class AskRequest(BaseModel):
+        question: str = Field(..., min_length=1, max_length=4000)
+        index: str | None = None
+        k: int = Field(5, ge=1, le=20)
+        mode: str = Field("hybrid", pattern="^(" + "|".join(MODES) + ")$")
+        path: str | None = Field(None, max_length=500)
+        threshold: float | None = Field(None, ge=-1, le=1, description="No-answer threshold (default: the index's calibrated one).")
+        stream: bool = True
+
+    return SearchRequest, AskRequest
