@@ -60,3 +60,26 @@ def test_search_and_streamed_ask_with_citations_validation_and_log(built):
     ask_rows = [row for row in logged if row["inputs"]["endpoint"] == "ask"]
     assert {row["outputs"]["answered"] for row in ask_rows} == {True, False}
     assert any(row["inputs"]["question"] == "How do I revoke a leaked API key?" for row in ask_rows)
+
+
+ON_TOPIC = ["How do I rotate an API key?", "When does the canteen open?", "How many vacation days do I get?", "Can I pay with cash?",
+            "How often are plants watered?", "How long are backups kept?", "How do I request leave?", "What if a key leaks?"]
+OFF_TOPIC = ["What is the boiling point of mercury?", "Who won the 1954 football world cup?", "How do volcanoes form?",
+             "What is the capital of Mongolia?", "Recipe for sourdough bread", "How far away is the moon?",
+             "Best hiking trails in Patagonia", "How do bees make honey?"]
+
+
+def test_monitor_reports_unanswered_share_and_query_drift_from_the_log(built, tmp_path, cli_inproc):
+    import shutil
+
+    home = tmp_path / "ws"
+    shutil.copytree(built[0], home)
+    with running_server(ServeSettings(refs=["docs"], workspace=str(home))) as (base, _app):
+        for q in ON_TOPIC + OFF_TOPIC:  # people start asking about things the handbook does not cover
+            assert httpx.post(f"{base}/v1/ask", json={"question": q, "stream": False}, timeout=60).status_code == 200
+    r = cli_inproc("-w", home, "monitor", "docs", "--last", "16", "--json")  # (the copied log may hold other tests' queries)
+    report = json.loads(r.stdout)
+    assert r.code == 2 and report["queries"] == 16
+    assert report["reference"]["unanswered_share"] == 0.0 and report["current"]["unanswered_share"] >= 0.75
+    assert report["current"]["median_best_cosine"] < report["reference"]["median_best_cosine"] - 0.2
+    assert any("query drift" in f for f in report["findings"]) and any("no answer" in f for f in report["findings"])

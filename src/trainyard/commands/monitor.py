@@ -43,6 +43,10 @@ def monitor(
 
     if by not in PERIODS:
         raise ConfigError(f"--by '{by}' is not a period.", suggest(by, PERIODS))
+    from trainyard.commands.rag import is_index, monitor_index
+
+    if data is None and is_index(ref):  # a document index: unanswered share and query drift from its query log
+        raise typer.Exit(monitor_index(ref, since=since, last=last, as_json=as_json))
     report = run_monitor(ref, data=data, since=since, last=last, labels=labels, label_col=label_col, keys=split_list(key),
                          reference=reference, time_col=time_col, by=PERIODS[by], thresholds=Thresholds.parse(split_list(threshold)),
                          domain=not no_domain)

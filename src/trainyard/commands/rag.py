@@ -210,3 +210,34 @@ def train_encoder(data: Path, *, as_json: bool = False, **settings) -> None:
                         ["metric", "base", "fine-tuned"], rows))
     console.print(f"Registered [bold]{result.name}@{result.version}[/] after {result.steps} steps ({result.seconds:.0f}s), run {result.run_id}. "
                   f"Index with it: `trainyard index NAME FOLDER --encoder {result.name}@{result.version}`.")
+
+
+def is_index(ref: str) -> bool:
+    from trainyard.rag.serving import is_rag_index
+    from trainyard.workspace import Workspace
+
+    return is_rag_index(Workspace.resolve(), ref)
+
+
+def monitor_index(ref: str, *, since: str | None = None, last: int | None = None, as_json: bool = False) -> int:
+    """What `trainyard monitor` runs for a document index: unanswered share and query drift from the query log."""
+    from trainyard.monitor.window import parse_since
+    from trainyard.rag.monitor import query_report
+    from trainyard.rag.retrieve import open_retriever
+    from trainyard.workspace import Workspace
+
+    retriever = open_retriever(ref)
+    report = query_report(Workspace.resolve().store, retriever.index, retriever.name, since=parse_since(since), last=last)
+    if as_json:
+        print_json(report)
+        return report["exit_code"]
+    rows = [[key, report["reference"][key], report["current"][key]] for key in report["current"]]
+    console.print(table(f"{retriever.name}: {report['queries']} logged queries (older half vs newer half)", ["measure", "reference", "current"],
+                        [[k, _num(a), _num(b)] for k, a, b in rows]))
+    for finding in report["findings"] or ["no drift, few unanswered questions"]:
+        console.print(f"- {finding}", highlight=False)
+    return report["exit_code"]
+
+
+def _num(v) -> str:
+    return "-" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))
