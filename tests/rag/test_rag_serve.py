@@ -83,3 +83,30 @@ def test_monitor_reports_unanswered_share_and_query_drift_from_the_log(built, tm
     assert report["reference"]["unanswered_share"] == 0.0 and report["current"]["unanswered_share"] >= 0.75
     assert report["current"]["median_best_cosine"] < report["reference"]["median_best_cosine"] - 0.2
     assert any("query drift" in f for f in report["findings"]) and any("no answer" in f for f in report["findings"])
+
+
+def test_a_language_model_writes_the_answer_in_the_cli_and_the_server(built, tmp_path, cli_inproc):
+    """A tiny untrained language model (its text is noise): what is checked is the wiring: the prompt trimmed to
+    its context, the answer streamed from it, marked as generated."""
+    import shutil
+
+    from lmhelp import documents
+
+    from trainyard.lm.model import build_model
+    from trainyard.lm.tokenizer import train_tokenizer
+
+    tok = train_tokenizer(documents(60), vocab_size=300)
+    lm_dir = tmp_path / "lm"
+    build_model("tiny", vocab_size=len(tok), context=256, eos_id=tok.eos_token_id, pad_id=tok.pad_token_id).save_pretrained(lm_dir)
+    tok.save_pretrained(lm_dir)
+    home = tmp_path / "ws"
+    shutil.copytree(built[0], home)
+    r = cli_inproc("-w", home, "ask", "docs", "How do I rotate an API key?", "--generator", lm_dir, "--max-tokens", "8", "--json")
+    assert r.code == 0, r.output
+    out = json.loads(r.stdout)
+    assert out["method"] == "generated" and out["answered"] and 1 <= len(out["passages"]) < 5  # trimmed to fit 256 tokens
+    with running_server(ServeSettings(refs=["docs"], workspace=str(home), rag_generator=str(lm_dir))) as (base, _app):
+        with httpx.stream("POST", f"{base}/v1/ask", json={"question": "How do I rotate an API key?"}, timeout=120) as resp:
+            events = _events(resp.read().decode())
+    done = json.loads(next(d for k, d in events if k == "done"))
+    assert done["method"] == "generated" and done["answered"]

@@ -1,7 +1,8 @@
 """`trainyard index`, `trainyard search`, `trainyard ask`: documents in, cited answers out (trainyard.rag).
 
-`trainyard evaluate NAME --queries q.jsonl` on an index runs `evaluate_index` below. A generator (a registered
-language model or a Hugging Face directory) is wired in here, where both `rag` and `lm` may be imported.
+`trainyard evaluate NAME --queries q.jsonl` on an index runs `evaluate_index` below, `trainyard monitor NAME` on
+one `monitor_index`. A generator (a registered language model or a Hugging Face directory) comes from
+`serve/answering.py`, a layer that may import both `rag` and `lm`.
 """
 
 from __future__ import annotations
@@ -98,6 +99,7 @@ def ask(
     """Answer a question from an index, citing the passages used; says so when nothing relevant is found."""
     from trainyard.rag.answer import stream_ask
     from trainyard.rag.retrieve import open_retriever
+    from trainyard.serve.answering import lm_generator
 
     _check_k(k)
     retriever = open_retriever(name, encoder=encoder)
@@ -121,30 +123,6 @@ def ask(
     err_console.print(f"[dim]{retriever.ref}: best cosine {answer.best_cosine:.3f}, threshold {answer.threshold:.3f}, {answer.method}[/]")
 
 
-class LMGenerator:
-    """A trainyard language model as a `rag.answer.Generator`: greedy, streamed, prompt trimmed to its context."""
-
-    def __init__(self, lm, max_tokens: int = 200):
-        from trainyard.lm.model import context_length
-
-        self.lm, self.max_tokens = lm, max_tokens
-        self.context = context_length(lm.model.config)
-
-    def fits(self, prompt: str) -> bool:
-        return len(self.lm.tokenizer(prompt, add_special_tokens=False)["input_ids"]) + self.max_tokens <= self.context
-
-    def __call__(self, prompt: str):
-        from trainyard.lm.generate import Sampling, stream
-
-        return stream(self.lm.model, self.lm.tokenizer, prompt, Sampling(max_tokens=self.max_tokens, temperature=0, stop=("\nQuestion:",)))
-
-
-def lm_generator(ref: str, max_tokens: int = 200) -> LMGenerator:
-    from trainyard.lm.artifact import load_base
-
-    return LMGenerator(load_base(ref), max_tokens)
-
-
 def evaluate_index(ref: str, queries: Path, *, k: int = 10, generator: str | None = None, n_boot: int = 1000, seed: int = 0,
                    answers: bool = True, as_json: bool = False) -> None:
     """What `trainyard evaluate` runs for a document index."""
@@ -152,6 +130,7 @@ def evaluate_index(ref: str, queries: Path, *, k: int = 10, generator: str | Non
 
     from trainyard.rag.evaluate import evaluate_index as run
     from trainyard.rag.retrieve import open_retriever
+    from trainyard.serve.answering import lm_generator
     from trainyard.workspace import Workspace
 
     retriever = open_retriever(ref)

@@ -28,6 +28,7 @@ def serve(
     allow_missing: bool = typer.Option(False, "--allow-missing", help="Treat every column as optional (absent = missing, imputed)."),
     no_log: bool = typer.Option(False, "--no-log", help="Do not write requests to the prediction log."),
     access_log: bool = typer.Option(False, "--access-log", help="Print one line per request (slower)."),
+    generator: str = typer.Option(None, "--generator", help="Document indexes: a language model (ref or HF directory) writing /v1/ask answers (default: extractive)."),
 ) -> None:
     """Serve models over HTTP: JSON and CSV prediction, validation from the training schema, hot-swapped aliases."""
     import os
@@ -48,7 +49,7 @@ def serve(
         refs=list(refs), workspace=str(ws.home), token_file=str(token_file.resolve()) if token_file else None,
         max_body_bytes=int(max_body_mb * 1024 * 1024), max_batch=max_batch, poll_interval=poll_interval,
         check_ranges=not no_range_check, check_categories=not allow_unseen_categories, allow_missing=allow_missing,
-        log_predictions=not no_log,
+        log_predictions=not no_log, rag_generator=generator,
     )
     app = create_app(settings)  # loads and verifies every model here, so a bad reference fails before binding
     for slot in app.state.trainyard.slots.values():

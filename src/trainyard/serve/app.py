@@ -41,6 +41,7 @@ class ServeSettings:
     check_categories: bool = True
     allow_missing: bool = False
     log_predictions: bool = True
+    rag_generator: str | None = None  # a language model writing /v1/ask answers for served indexes (default: extractive)
 
     def policy(self) -> ValidationPolicy:
         return ValidationPolicy(ranges=self.check_ranges, categories=self.check_categories,
@@ -123,7 +124,10 @@ def create_app(settings: ServeSettings):
     app.state.trainyard = state
     _add_routes(app, state)
     add_language_models(app, ws, lm_refs)
-    add_indexes(app, ws, rag_refs, observe=state.metrics.observe, log=settings.log_predictions)
+    from trainyard.serve.answering import lm_generator
+
+    generator = lm_generator(settings.rag_generator, workspace=ws.home) if rag_refs and settings.rag_generator else None
+    add_indexes(app, ws, rag_refs, observe=state.metrics.observe, log=settings.log_predictions, generator=generator)
     app.openapi = lambda: _openapi(app, state)
     app.add_middleware(_Guard, state=state)
     return app
