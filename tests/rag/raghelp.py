@@ -65,6 +65,7 @@ def make_handbook(root: Path) -> Path:
     (root / "ops" / "backups.pdf").write_bytes(minimal_pdf(BACKUPS))
     (root / "empty.md").write_text("   \n")
     (root / "broken.txt").write_bytes(b"\xff\xfe\x00 not utf-8 \xc3")
+    (root / "ops" / "scan.pdf").write_bytes(b"%PDF-1.4 truncated")
     return root
 
 

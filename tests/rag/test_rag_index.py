@@ -23,7 +23,7 @@ def retriever(built):
 
 def test_index_is_registered_hash_verified_and_retrieves_by_every_mode(built, retriever):
     home, result = built
-    assert result.version == 1 and result.stats["files"] == 5 and {p.path for p in result.problems} == {"empty.md", "broken.txt"}
+    assert result.version == 1 and result.stats["files"] == 5 and {p.path for p in result.problems} == {"empty.md", "broken.txt", "ops/scan.pdf"}
     assert retriever.index.vectors.shape == (len(retriever.index), 384)
     assert np.allclose(np.linalg.norm(retriever.index.vectors, axis=1), 1, atol=1e-4)
     for mode in ("hybrid", "bm25", "dense"):

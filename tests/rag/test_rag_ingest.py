@@ -21,7 +21,8 @@ def test_every_format_is_read_with_its_sections_and_problems_are_named(handbook)
     assert "backups run every night" in pdf.sections[0].text and pdf.sections[0].page == 1
     assert docs["plants.txt"].title.startswith("Office plants")
     problems = {p.path: p.reason for p in got.problems}
-    assert set(problems) == {"empty.md", "broken.txt"}
+    assert set(problems) == {"empty.md", "broken.txt", "ops/scan.pdf"}
+    assert problems["ops/scan.pdf"].startswith("unreadable") and "PDF" in problems["ops/scan.pdf"]
     assert problems["empty.md"].startswith("empty") and problems["broken.txt"].startswith("unreadable")
 
 

@@ -36,9 +36,11 @@ def index(
     from trainyard.rag.build import IndexSettings, build_index
 
     settings = IndexSettings(encoder=encoder, chunk=chunk, overlap=overlap, headings=headings, threads=threads, batch_size=batch_size)
-    with console.status("indexing", spinner="dots") as status:
+    import contextlib
+
+    with (contextlib.nullcontext() if as_json else console.status("indexing", spinner="dots")) as status:
         def progress(kind: str, info: dict) -> None:
-            if not as_json:
+            if status is not None:
                 status.update(info["message"] if kind == "stage" else f"embedding {info['done']}/{info['total']} passages")
 
         result = build_index(name, folder, settings, update=update, progress=progress)
@@ -173,9 +175,11 @@ def train_encoder(data: Path, *, as_json: bool = False, **settings) -> None:
     from trainyard.rag.finetune import EmbeddingSettings, train_encoder as run
 
     s = EmbeddingSettings(**{k: v for k, v in settings.items() if v is not None})
-    with console.status("fine-tuning the encoder", spinner="dots") as status:
+    import contextlib
+
+    with (contextlib.nullcontext() if as_json else console.status("fine-tuning the encoder", spinner="dots")) as status:
         def progress(kind: str, info: dict) -> None:
-            if kind == "eval" and not as_json:
+            if kind == "eval" and status is not None:
                 status.update(f"step {info['step']}: held-out MRR@10 {info['metrics']['val_mrr@10']:.3f}")
 
         result = run(data, s, progress=progress)

@@ -235,6 +235,6 @@ def _pdf_sections(path: Path) -> list[Section]:
         reader = PdfReader(str(path))
         title = (reader.metadata.title if reader.metadata and reader.metadata.title else "") or ""
         pages = [page.extract_text() or "" for page in reader.pages]
-    except PdfReadError as exc:
-        raise ValueError(f"not a readable PDF ({exc})") from exc
+    except (PdfReadError, KeyError, TypeError, AttributeError, IndexError) as exc:  # what pypdf raises on damaged files
+        raise ValueError(f"not a readable PDF ({type(exc).__name__}: {exc})") from exc
     return [Section(title, text, page=i + 1) for i, text in enumerate(pages)]
