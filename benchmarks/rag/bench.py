@@ -113,6 +113,56 @@ def section_metrics(retriever, queries, modes=("bm25", "dense", "hybrid"), n_boo
     return out
 
 
+def other_page_queries(docs, limit: int, seed: int) -> list[str]:
+    """Headings (same filters as the test queries) of pages that are not in the sample: questions the index should
+    not be able to answer (though the Python docs overlap a lot: some will be covered by another page)."""
+    from trainyard.rag.ingest import list_files, read_document, relative_name
+
+    taken = {d.path for d in docs}
+    out = []
+    for path in list_files(SOURCES):
+        rel = relative_name(path, SOURCES)
+        if rel in taken:
+            continue
+        for section in read_document(path, rel).sections:
+            q = clean_heading(section.heading)
+            if len(q.split()) >= 2 and len(section.text.split()) >= 20:
+                out.append(q)
+    rng = np.random.default_rng(seed)
+    return [out[i] for i in rng.permutation(len(out))[:limit]]
+
+
+def threshold_check(retriever, answerable: list[str], unanswerable: list[str]) -> dict:
+    """How the calibrated no-answer threshold does: answered share of answerable queries, refused share of the others."""
+    t = retriever.threshold
+    best = lambda qs: np.array([retriever.best_cosine(v) for v in retriever.embed(qs)])  # noqa: E731
+    a, u = best(answerable), best(unanswerable)
+    return {"threshold": t, "calibration": retriever.index.meta["calibration"], "answerable": len(a),
+            "answered_share": round(float((a >= t).mean()), 3), "other_pages": len(u), "refused_share": round(float((u < t).mean()), 3),
+            "median_best_cosine_answerable": round(float(np.median(a)), 3), "median_best_cosine_other_pages": round(float(np.median(u)), 3)}
+
+
+def calibration_only(args) -> None:
+    """--calibration-only: a smaller sample, the index, and the threshold check (no peer, no fine-tuning)."""
+    import torch
+
+    from trainyard.rag.build import IndexSettings, build_index
+    from trainyard.rag.retrieve import open_retriever
+
+    torch.set_num_threads(1)
+    print("load:", os.getloadavg(), flush=True)
+    work = Path(tempfile.mkdtemp(prefix="rag-cal-"))
+    docs = sample_corpus(args.chunks, args.seed, work / "docs")
+    build_index("pydocs", work / "docs", IndexSettings(headings=False, threads=1), workspace=work / "ws")
+    retriever = open_retriever("pydocs", workspace=work / "ws", threads=1)
+    test, _ = make_queries(retriever.index, args.seed)
+    out = {"passages": len(retriever.index), **threshold_check(retriever, [q["query"] for q in test],
+                                                                other_page_queries(docs, len(test), args.seed)),
+           "load_after": os.getloadavg()}
+    print(json.dumps(out, indent=1))
+    shutil.rmtree(work, ignore_errors=True)
+
+
 def timed(fn):
     w, c = time.perf_counter(), time.process_time()
     out = fn()
@@ -180,7 +230,10 @@ def main() -> None:
     ap.add_argument("--peer", default="/tmp/peer-llamaindex/bin/python")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=str(HERE / "results.json"))
+    ap.add_argument("--calibration-only", action="store_true", help="Only the no-answer threshold check, on --chunks passages.")
     args = ap.parse_args()
+    if args.calibration_only:
+        return calibration_only(args)
     torch.set_num_threads(1)
     print("load:", os.getloadavg(), flush=True)
     work = Path(tempfile.mkdtemp(prefix="rag-bench-"))
