@@ -45,9 +45,13 @@ def test_fine_tuning_learns_the_pairs_and_registers_an_encoder_an_index_can_use(
     assert r.code == 0 and json.loads(r.stdout)["results"]
     r = cli_inproc("search", "hb", "canteen", "--encoder", "minilm")
     assert r.code == 2 and "was built with the encoder enc@1" in r.output
-    r = cli_inproc("train", pairs_file, "--task", "embedding", "--base", "enc@1", "--name", "enc", "--epochs", "1", "--json")
+    r = cli_inproc("train", pairs_file, "--task", "embedding", "--base", "enc@1", "--name", "enc", "--epochs", "1", "--lora", "--lr", "1e-2",
+                   "--json")
     assert r.code == 0, r.output
     assert json.loads(r.stdout)["version"] == 2
+    merged = resolve_encoder("enc@2", Workspace.resolve(workspace))  # LoRA adapters merged: a plain Hugging Face encoder again
+    assert merged.id != tuned.id and not (merged.path / "adapter_config.json").exists()
+    assert Encoder(merged).encode(["where is the red server"]).shape == (1, 32)
     (pairs_file.parent / "few.jsonl").write_text(json.dumps({"query": "a", "passage": "b"}))
     r = cli_inproc("train", pairs_file.parent / "few.jsonl", "--task", "embedding")
     assert r.code == 2 and "at least 20" in r.output

@@ -94,7 +94,8 @@ def train(
         from trainyard.commands.rag import train_encoder
 
         return train_encoder(data, base=base or "minilm", name=name, epochs=epochs, max_steps=max_steps, batch_size=batch_size, lr=lr,
-                             max_length=max_length, seed=seed, device=device, val_fraction=val_fraction, as_json=as_json)
+                             max_length=max_length, seed=seed, device=device, val_fraction=val_fraction, lora=lora, lora_r=lora_r,
+                             as_json=as_json)
     if task in LM_TASKS:
         from trainyard.commands.lm import train_language
 

@@ -138,6 +138,11 @@ class Encoder:
     def model(self):
         return self._load()
 
+    def use(self, model) -> None:
+        """Swap in other weights of the same architecture (a fine-tuned model, LoRA adapters merged)."""
+        self._load()
+        self._model = model
+
     @property
     def tokenizer(self):
         self._load()

@@ -40,6 +40,8 @@ class EmbeddingSettings:
     max_length: int = 128  # word pieces per text
     scale: float = 20.0  # cosine -> logit multiplier (temperature 0.05)
     val_fraction: float = 0.1  # held-out pairs for the before/after retrieval measure
+    lora: bool = False  # train low-rank adapters on the attention's query and value projections, merged before saving
+    lora_r: int = 8
     seed: int = 0
     device: str = "cpu"
     threads: int | None = None
@@ -135,10 +137,13 @@ def train_encoder(data: Path, s: EmbeddingSettings = EmbeddingSettings(), *, wor
 
         cfg = LoopConfig(epochs=s.epochs, max_steps=s.max_steps, lr=s.lr, warmup=0.1, schedule="cosine", monitor="val_mrr@10",
                          patience=None, restore_best=False, checkpoint_every=None, seed=s.seed, device=s.device, clip_norm=1.0)
-        model = encoder.model.train()
+        model = _with_lora(encoder.model, s.lora_r) if s.lora else encoder.model
+        model.train()
         result = fit(model, IndexedBatches(len(train), s.batch_size, load, prefetch=False), loss_fn, config=cfg, evaluate=evaluate,
                      checkpoint_dir=ws.run_dir(run_id) / "checkpoints", log=RunLog(ws.store, run_id), progress=progress)
-        model.eval()
+        if s.lora:  # fold the adapters into the weights: the registered encoder is a plain Hugging Face model
+            encoder.use(model.merge_and_unload())
+        encoder.model.eval()
         after = retrieval_scores(encoder, held)
         metrics = {**{f"before_{k}": v for k, v in before.items() if k not in ("queries", "passages")},
                    **{f"after_{k}": v for k, v in after.items() if k not in ("queries", "passages")},
@@ -147,6 +152,12 @@ def train_encoder(data: Path, s: EmbeddingSettings = EmbeddingSettings(), *, wor
         version = _register(ws, name, run_id, encoder, s, metrics)
         ws.store.update_run(run_id, status="finished", model_version=version, best_score=metrics["after_mrr@10"])
     return EncoderResult(run_id, name, version, metrics, result.state.step, time.perf_counter() - started)
+
+
+def _with_lora(model, r: int):
+    from peft import LoraConfig, get_peft_model
+
+    return get_peft_model(model, LoraConfig(r=r, lora_alpha=2 * r, lora_dropout=0.1, target_modules=["query", "value"]))
 
 
 def _register(ws, name: str, run_id: str, encoder: Encoder, s: EmbeddingSettings, metrics: dict) -> int:
