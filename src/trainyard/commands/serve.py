@@ -55,6 +55,8 @@ def serve(
     for slot in app.state.trainyard.slots.values():
         cur = slot.current
         err_console.print(f"serving {slot.ref} -> {cur.name}@{cur.version} ({cur.meta.get('family')}, fast path {'on' if cur.fast else 'off'})")
+    for r in app.state.rag_indexes.values():
+        err_console.print(f"serving index {r.ref} ({len(r.index)} passages, {r.index.meta['encoder']['label']}): POST /v1/search, /v1/ask")
     scheme_host = f"[{host}]" if ":" in host else host
     err_console.print(f"listening on http://{scheme_host}:{port}  (docs: /docs, health: /health, metrics: /metrics)"
                       + ("  [bearer token required]" if token else ""))

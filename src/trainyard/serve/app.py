@@ -127,7 +127,7 @@ def create_app(settings: ServeSettings):
     from trainyard.serve.answering import lm_generator
 
     generator = lm_generator(settings.rag_generator, workspace=ws.home) if rag_refs and settings.rag_generator else None
-    add_indexes(app, ws, rag_refs, observe=state.metrics.observe, log=settings.log_predictions, generator=generator)
+    app.state.rag_indexes = add_indexes(app, ws, rag_refs, observe=state.metrics.observe, log=settings.log_predictions, generator=generator)
     app.openapi = lambda: _openapi(app, state)
     app.add_middleware(_Guard, state=state)
     return app
