@@ -24,6 +24,7 @@ from trainyard.rag.encoder import Encoder, resolve_encoder
 from trainyard.rag.index import INDEX_KIND, RagIndex, build_bm25
 from trainyard.rag.ingest import file_hash, list_files, read_folder, relative_name
 from trainyard.registry.artifact import load_artifact, save_artifact
+from trainyard.workspace import Workspace
 
 
 @dataclass(frozen=True)
@@ -52,8 +53,6 @@ class BuildResult:
 
 def build_index(name: str, folder: Path, settings: IndexSettings = IndexSettings(), *, workspace: str | os.PathLike | None = None,
                 update: bool = False, progress: Callable[[str, dict], None] | None = None) -> BuildResult:
-    from trainyard.workspace import Workspace
-
     emit = progress or (lambda kind, info: None)
     folder = Path(folder)
     if not folder.exists():

@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from trainyard.rag.chunking import split_sentences
+
 DEFAULT_THRESHOLD = 0.3
 
 
 def pseudo_queries(index, n: int = 200, words: int = 8, seed: int = 0) -> list[tuple[str, str]]:
     """[(query text, source path)] from up to n passages."""
-    from trainyard.rag.chunking import split_sentences
-
     rng = np.random.default_rng(seed)
     picks = rng.permutation(len(index.chunks))[: n * 2]
     out = []

@@ -19,7 +19,7 @@ def card_markdown(name: str, version: int, meta: dict, evaluation: dict | None =
              f"- Source: `{meta.get('source')}`: {st.get('files')} files, {st.get('chunks')} passages",
              f"- Encoder: {enc.get('label')} (weights {enc.get('id')}, {enc.get('dim')} dimensions)",
              f"- Chunking: {s.get('chunk')} words, overlap {s.get('overlap')}, headings {'indexed' if s.get('headings') else 'not indexed'}",
-             f"- Retrieval: exact inner product (dense) + BM25 (bm25s), fused by reciprocal rank (k=60)",
+             "- Retrieval: exact inner product (dense) + BM25 (bm25s), fused by reciprocal rank (k=60)",
              f"- No-answer threshold: cosine {cal.get('threshold')} ({cal.get('method')})"]
     if cal.get("queries"):
         lines.append(f"  - {cal['queries']} pseudo-queries: median best cosine {cal.get('answerable_median')} with their document, "

@@ -25,6 +25,7 @@ import numpy as np
 from trainyard.errors import DataError
 from trainyard.rag.encoder import ENCODER_KIND, Encoder, resolve_encoder
 from trainyard.registry.artifact import save_artifact
+from trainyard.workspace import Workspace
 
 
 @dataclass(frozen=True)
@@ -102,10 +103,9 @@ def train_encoder(data: Path, s: EmbeddingSettings = EmbeddingSettings(), *, wor
                   progress=None) -> EncoderResult:
     import torch
 
-    from trainyard.training.batches import IndexedBatches
+    from trainyard.training.batches import IndexedBatches  # (the engine imports torch: deferred like it)
     from trainyard.training.loop import LoopConfig, fit
     from trainyard.training.tracking import RunLog
-    from trainyard.workspace import Workspace
 
     ws = Workspace.resolve(workspace)
     pairs = read_pairs(data)

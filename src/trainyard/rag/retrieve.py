@@ -19,6 +19,7 @@ from trainyard.errors import ConfigError, NotFoundError
 from trainyard.rag.encoder import Encoder, resolve_encoder
 from trainyard.rag.index import INDEX_KIND, Hit, RagIndex
 from trainyard.registry.artifact import load_artifact
+from trainyard.workspace import Workspace
 
 
 class EncoderMismatch(ConfigError):
@@ -60,8 +61,6 @@ class Retriever:
 
 def open_retriever(ref: str, *, workspace: str | os.PathLike | None = None, encoder: str | None = None,
                    threads: int | None = None) -> Retriever:
-    from trainyard.workspace import Workspace
-
     ws = Workspace.resolve(workspace)
     row = ws.store.resolve_model(ref)
     index, meta = load_artifact(ws.home / row["artifact_path"], row["meta_sha256"])

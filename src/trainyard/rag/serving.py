@@ -18,12 +18,13 @@ import uuid
 from collections.abc import Callable
 
 from trainyard.errors import ConfigError
+from trainyard.rag.answer import stream_ask
 from trainyard.rag.index import INDEX_KIND, MODES
+from trainyard.rag.retrieve import open_retriever
+from trainyard.registry.artifact import read_meta
 
 
 def is_rag_index(ws, ref: str) -> bool:
-    from trainyard.registry.artifact import read_meta
-
     row = ws.store.resolve_model(ref)
     return read_meta(ws.home / row["artifact_path"]).get("kind") == INDEX_KIND
 
@@ -31,8 +32,6 @@ def is_rag_index(ws, ref: str) -> bool:
 def add_indexes(app, ws, refs: list[str], *, observe: Callable | None = None, log: bool = True, generator=None) -> dict:
     """Load each index with its encoder (hashes and encoder checked) and add the routes; returns {name: Retriever}.
     `observe(name, version, endpoint, status, seconds)` feeds the server's metrics; `generator` (optional) writes answers."""
-    from trainyard.rag.retrieve import open_retriever
-
     retrievers = {}
     for ref in refs:
         r = open_retriever(ref, workspace=ws.home)
@@ -49,8 +48,6 @@ def add_routes(app, retrievers: dict, *, store=None, observe: Callable | None = 
 
     from fastapi import HTTPException
     from fastapi.responses import JSONResponse, StreamingResponse
-
-    from trainyard.rag.answer import stream_ask
 
     lock = threading.Lock()  # one encoder pass at a time: it already uses every core given to torch
 
