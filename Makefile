@@ -25,6 +25,7 @@ demo: setup
 	$(VENV)/bin/trainyard predict adult .data/adult.csv -o .data/adult-scored.csv
 
 test: setup
+	$(VENV)/bin/lint-imports   # the layers of docs/ARCHITECTURE.md (pyproject.toml [tool.importlinter])
 	$(PY) -m pytest -n 2 -q
 
 clean:

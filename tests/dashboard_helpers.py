@@ -58,7 +58,7 @@ def populate(home: Path) -> dict:
 def build_workspace(home: Path) -> dict:
     import trainyard
     from trainyard.registry import tables as t
-    from trainyard.workspace import Workspace
+    from trainyard.registry.workspace import Workspace
 
     df = make_mixed_table(400)
     common = dict(target="churn", name="churn", workspace=home, time_limit=15, preset="fast", sensitive=["region"])
@@ -98,8 +98,9 @@ def deep_runs(home: Path) -> dict:
 
     from lmhelp import documents
     from test_deep_image import make_images
-    from trainyard.lm.train import LMSettings, train_language_model
-    from trainyard.training.deep import train_deep
+    from trainyard.lm.settings import LMSettings
+    from trainyard.runs.dispatch import train_language_model
+    from trainyard.api import train as train_deep
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)

@@ -54,7 +54,7 @@ def run_trainyard(train, test, a):
         return proba[:, order]
 
     info = {"best": result.model.family}
-    from trainyard.serve.fastpath import compile_rows
+    from trainyard.models.fastpath import compile_rows
 
     fast = compile_rows(model)  # what `trainyard serve` uses for a few rows, when the model allows it
     if fast is not None:

@@ -31,7 +31,7 @@ STATUSES = ("finished", "finished", "finished", "failed", "interrupted")
 
 def build(home: Path, n: int):
     from trainyard.registry import tables as t
-    from trainyard.workspace import Workspace
+    from trainyard.registry.workspace import Workspace
 
     ws = Workspace.resolve(home)
     store = ws.store

@@ -81,7 +81,7 @@ def rss_mib() -> float:
 def run_trainyard(rows: int, cols: int, domain: bool) -> dict:
     sys.path.insert(0, str(ROOT / "src"))
     from trainyard.monitor.drift import feature_drift
-    from trainyard.monitor.profile import profile_frame
+    from trainyard.data.profile import profile_frame
 
     ref, cur = frame(rows, cols, False), frame(rows, cols, True)
     kinds = {c: "numeric" for c in ref.columns}
@@ -144,7 +144,7 @@ def _stream(rows: int, cols: int, chunk: int, current: bool, make_counter, secon
 def run_stream(rows: int, cols: int, chunk: int) -> dict:
     sys.path.insert(0, str(ROOT / "src"))
     from trainyard.monitor.drift import Thresholds, compare_profiles, layout
-    from trainyard.monitor.profile import Counter, layout_of
+    from trainyard.data.profile import Counter, layout_of
 
     kinds = {f"c{j}": "numeric" for j in range(cols)}
     seconds = {"generate": 0.0, "drift": 0.0}

@@ -15,7 +15,7 @@ import time
 import numpy as np
 
 from trainyard.evaluation.bootstrap import bootstrap_weights, metric_intervals
-from trainyard.evaluation.metrics import METRICS, REPORTED
+from trainyard.metrics import METRICS, REPORTED
 from trainyard.evaluation.scored import Scored
 from trainyard.evaluation.weighted import WEIGHTED
 from trainyard.tasks import Task

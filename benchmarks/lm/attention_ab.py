@@ -28,7 +28,7 @@ def main():
     a = p.parse_args()
     import torch
 
-    from trainyard.training.runtime import Fp32CpuAttention
+    from trainyard.engine.runtime import Fp32CpuAttention
 
     torch.set_num_threads(a.threads)
     work = Path(a.work or tempfile.mkdtemp(prefix="lm-bench-"))

@@ -2,7 +2,7 @@
 
 1. Pre-training tokens/s of one ~10M-parameter GPT-2-style model on the same
    packed windows of a real corpus, five contenders: the trainyard loop
-   (trainyard.training.loop.fit with its defaults: precision 'auto', which is bf16
+   (trainyard.engine.loop.fit with its defaults: precision 'auto', which is bf16
    autocast on CPUs that compute bf16 natively; checkpoints and metric logging
    on), a bare hand-written PyTorch loop (fused AdamW, clipping, nothing else) in
    fp32 and with bf16 autocast, and Hugging Face Trainer with its defaults (fp32,
@@ -80,10 +80,10 @@ def model(tok, context, size, seed=0):
 def run_trainyard(tok, tokens, a, work):
     from trainyard.lm.pretrain import lm_loss
     from trainyard.lm.shards import n_windows, windows
-    from trainyard.training.batches import IndexedBatches
-    from trainyard.training.loop import LoopConfig, fit
-    from trainyard.training.tracking import RunLog
-    from trainyard.workspace import Workspace
+    from trainyard.engine.batches import IndexedBatches
+    from trainyard.engine.loop import LoopConfig, fit
+    from trainyard.registry.tracking import RunLog
+    from trainyard.registry.workspace import Workspace
 
     m = model(tok, a.context, a.size)
     batches = IndexedBatches(n_windows(tokens, a.context), a.batch, lambda idx, gen: windows(tokens, idx, a.context))
@@ -177,7 +177,7 @@ def child_memory(a):
     before = _rss_mb("VmRSS")
     with open("/proc/self/clear_refs", "w") as fh:  # reset the high-water mark: the peak below is the training's
         fh.write("5")
-    from trainyard.training.runtime import Device, Precision
+    from trainyard.engine.runtime import Device, Precision
 
     cpu = Device("cpu")
     precision = Precision.resolve(a.precision, cpu)  # as the loop trains: 'auto' is bf16 autocast on CPUs with native bf16
@@ -250,7 +250,7 @@ def main():
     if "speed" in a.parts:
         from functools import partial
 
-        from trainyard.training.runtime import Device, Precision
+        from trainyard.engine.runtime import Device, Precision
 
         auto = Precision.resolve("auto", Device("cpu")).name
         runners = {f"trainyard loop (defaults: {auto})": run_trainyard, "bare PyTorch loop, fp32": run_bare,

@@ -171,7 +171,7 @@ def main() -> None:
     from trainyard.serve.export import export
     from trainyard.serve.runtime import load_served
     from trainyard.serve.validate import ValidationPolicy
-    from trainyard.workspace import Workspace
+    from trainyard.registry.workspace import Workspace
 
     from trainyard.models.unwrap import tree_parts
 

@@ -64,9 +64,9 @@ def bare_loop(model, batches, loss_fn, total_steps, lr, bf16=False):
 
 
 def trainyard_loop(model, batches, loss_fn, lr, workdir: Path, **loop):
-    from trainyard.training.loop import LoopConfig, fit
-    from trainyard.training.tracking import RunLog
-    from trainyard.workspace import Workspace
+    from trainyard.engine.loop import LoopConfig, fit
+    from trainyard.registry.tracking import RunLog
+    from trainyard.registry.workspace import Workspace
 
     store = Workspace.resolve(workdir / "ws").store
     run_id = store.create_run("bench", kind="deep")
@@ -131,7 +131,7 @@ def cnn_part(args) -> list[tuple]:
     """
     from trainyard.data.images import image_batch
     from trainyard.models.image import small_resnet
-    from trainyard.training.batches import IndexedBatches, TensorBatches
+    from trainyard.engine.batches import IndexedBatches, TensorBatches
 
     X, y = fashion("train")
     n = args.images

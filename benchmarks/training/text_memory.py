@@ -59,7 +59,7 @@ def child(contender: str, path: str, max_length: int) -> None:
     import trainyard.data.texts  # noqa: F401
     import trainyard.lm.shards  # noqa: F401
     import trainyard.serve.batch  # noqa: F401
-    import trainyard.training.batches  # noqa: F401
+    import trainyard.engine.batches  # noqa: F401
 
     tokenizer = load_tokenizer("minilm")
     tokenizer(["warm up"], truncation=True, max_length=max_length)

@@ -12,8 +12,10 @@ import os
 import sys
 
 import typer
+from trainyard.commands._common import err_console
+from trainyard.errors import TrainyardError
 
-COMMAND_MODULES = ("train", "registry", "versions", "serve", "monitor", "ui", "audit", "evaluate", "deep", "lm", "rag")
+COMMAND_MODULES = ("train", "registry", "versions", "serve", "monitor", "ui", "audit", "evaluate", "lm", "rag")
 
 app = typer.Typer(
     name="trainyard",
@@ -39,9 +41,6 @@ for _name in COMMAND_MODULES:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from trainyard.commands._common import err_console
-    from trainyard.errors import TrainyardError
-
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv or os.environ.get("TRAINYARD_DEBUG") == "1"
     try:

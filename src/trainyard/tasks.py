@@ -14,7 +14,7 @@ class Task(StrEnum):
     BINARY = "binary"
     MULTICLASS = "multiclass"
     REGRESSION = "regression"
-    IMAGE_CLASSIFICATION = "image-classification"  # neural tasks: trainyard.training.deep
+    IMAGE_CLASSIFICATION = "image-classification"  # neural tasks: trainyard.runs.neural
     TEXT_CLASSIFICATION = "text-classification"
     TEXT_REGRESSION = "text-regression"
 

@@ -33,7 +33,7 @@ def test_fine_tuning_learns_the_pairs_and_registers_an_encoder_an_index_can_use(
     m = result.metrics
     assert result.version == 1 and result.steps == 4 * -(-m["train_pairs"] // 16)
     assert {"before_mrr@10", "after_mrr@10", "mrr@10_gain", "held_out_queries"} <= set(m) and m["held_out_queries"] >= 2
-    from trainyard.workspace import Workspace
+    from trainyard.registry.workspace import Workspace
 
     tuned = resolve_encoder("enc", Workspace.resolve(workspace))
     assert tuned.label == "enc@1" and tuned.id != resolve_encoder(str(random_encoder)).id

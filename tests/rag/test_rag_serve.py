@@ -54,7 +54,7 @@ def test_search_and_streamed_ask_with_citations_validation_and_log(built):
         assert indexes[0]["name"] == "docs" and indexes[0]["chunks"] == len(ids)
         assert 'endpoint="search"' in httpx.get(f"{base}/metrics", timeout=30).text
         assert {"/v1/search", "/v1/ask"} <= set(httpx.get(f"{base}/openapi.json", timeout=30).json()["paths"])
-    from trainyard.workspace import Workspace
+    from trainyard.registry.workspace import Workspace
 
     logged = Workspace.resolve(home).store.list_predictions("docs")
     assert len(logged) == 4

@@ -8,6 +8,7 @@ from datetime import datetime
 
 from rich.console import Console
 from rich.table import Table
+from trainyard.errors import ConfigError
 
 console = Console()
 err_console = Console(stderr=True)
@@ -25,7 +26,6 @@ def parse_duration(text: str | None) -> float | None:
     """--time-limit 90, 90s, 30m, 1.5h or 1h30m -> seconds."""
     import re
 
-    from trainyard.errors import ConfigError
 
     if text is None:
         return None
@@ -82,3 +82,8 @@ def table(title: str, columns: list[str], rows: list[list], justify_numbers: boo
     for r in rows:
         tab.add_row(*[fmt(v) for v in r])
     return tab
+
+
+def unescape(text: str | None) -> str | None:
+    """'\\n%\\n' as typed in a shell (--doc-separator, --stop): the escapes become the characters."""
+    return None if text is None else text.replace("\\n", "\n").replace("\\t", "\t")

@@ -11,6 +11,7 @@ from pathlib import Path
 import typer
 
 from trainyard.commands._common import console, err_console, print_json, split_list
+from trainyard.errors import ConfigError
 
 STYLE = {"blocking": "bold red", "warning": "yellow", "info": "cyan"}
 FAIL_ON = ("blocking", "warning", "never")
@@ -38,7 +39,6 @@ def audit(
 ) -> None:
     """Audit a table: missing values, duplicates, leakage, label noise, outliers, types, groups. Exit 1 on blocking findings."""
     from trainyard.data.audit import audit as run_audit
-    from trainyard.errors import ConfigError
 
     if fail_on not in FAIL_ON:
         raise ConfigError(f"'{fail_on}' is not a --fail-on level.", "use blocking, warning or never.")

@@ -6,34 +6,17 @@ from pathlib import Path
 
 import typer
 
-from trainyard.commands._common import console, print_json, split_list, table
+from trainyard.commands._common import console, print_json, split_list
+from trainyard.commands._results import metrics_table, print_findings
+from trainyard.commands.lm import evaluate_lm, evaluate_reward
+from trainyard.commands.rag import evaluate_index
+from trainyard.errors import ConfigError
+from trainyard.registry.workspace import Workspace
 
 
 def register(app: typer.Typer) -> None:
     app.command("evaluate")(evaluate)
     app.command("report")(report)
-
-
-def metrics_table(title: str, rows: list[dict]):
-    """metric | value | 95% CI | baseline | better than baseline: the table `train` and `evaluate` print."""
-    from trainyard.evaluation.render import ci, num
-
-    return table(title, ["metric", "value", "95% CI", "baseline", "better than baseline"],
-                 [[r["metric"], num(r["value"]), ci(r["ci_low"], r["ci_high"]), num(r.get("baseline")), num(r.get("beats_baseline"))] for r in rows])
-
-
-def print_findings(data: dict) -> None:
-    over = data.get("overfitting") or {}
-    if over.get("verdict"):
-        console.print(f"Overfitting: [bold]{over['verdict']}[/] (" + ", ".join(f"{k} {v:.4g}" for k, v in over["scores"].items() if v is not None) + ")", highlight=False)
-    rel = (data.get("calibration") or {}).get("reliability")
-    if rel:
-        console.print(f"Calibration: ECE {rel['ece']:.4f}", highlight=False)
-    for col in (data.get("fairness") or {}).get("columns", []):
-        for flag in col["flags"]:
-            console.print(f"[bold red]fairness flag[/] {flag}", highlight=False)
-        if not col["flags"]:
-            console.print(f"Fairness by {col['column']}: no measure out of bounds", highlight=False)
 
 
 def evaluate(
@@ -55,22 +38,15 @@ def evaluate(
     from trainyard.api import load_with_meta
     from trainyard.evaluation.card import card_dir
     from trainyard.evaluation.core import evaluate as run_evaluate
-    from trainyard.workspace import Workspace
 
     ws = Workspace.resolve()
     model, meta = load_with_meta(ref, ws.home)
     if meta.get("kind") == "rag-index":  # recall@k, MRR, nDCG@10 by retrieval mode, answer support: trainyard.rag.evaluate
-        from trainyard.commands.rag import evaluate_index
-
         return evaluate_index(ref, _required(queries, "--queries"), n_boot=n_boot, seed=seed, as_json=as_json)
     data = _required(data, "--data")
     if meta.get("kind") == "language-model":  # perplexity, accuracy, samples, before/after: trainyard.lm.evaluate
-        from trainyard.commands.lm import evaluate_lm
-
         return evaluate_lm(model, data, ref=ref, as_json=as_json)
     if meta.get("kind") == "reward-model":  # ranking of chosen/rejected pairs: trainyard.lm.reward
-        from trainyard.commands.lm import evaluate_reward
-
         return evaluate_reward(model, data, ref=ref, as_json=as_json)
     report_ = run_evaluate(model, data, split_list(sensitive), slices=list(slice_ or []), validation=validation, learning_curve=learning_curve,
                            n_boot=n_boot, seed=seed, _meta=meta)
@@ -86,8 +62,6 @@ def evaluate(
 
 
 def _required(value, flag: str):
-    from trainyard.errors import ConfigError
-
     if value is None:
         raise ConfigError(f"This model needs {flag}.", f"pass {flag} FILE ({'labelled rows' if flag == '--data' else 'JSONL queries'}).")
     return value
@@ -102,7 +76,6 @@ def report(
     """Write the model card of a version (from its stored test evaluation): HTML that opens offline, JSON and Markdown."""
     from trainyard.api import load_with_meta
     from trainyard.evaluation.card import CARD_STEM, stored_evaluation, write_model_card
-    from trainyard.workspace import Workspace
 
     ws = Workspace.resolve()
     _, meta = load_with_meta(ref, ws.home)

@@ -6,8 +6,13 @@ from pathlib import Path
 
 import typer
 
-from trainyard.commands._common import console, err_console, print_json, process_started
-from trainyard.commands.deep import DeepLive
+from trainyard.commands._common import console, err_console, print_json, table, unescape
+from trainyard.errors import ConfigError
+from trainyard.lm.artifact import load_base, register_language_model
+from trainyard.lm.corpus import CorpusReport, clean_documents, read_documents
+from trainyard.lm.generate import Sampling, stream
+from trainyard.lm.tokenizer import train_tokenizer
+from trainyard.registry.workspace import Workspace
 
 tokenizer_app = typer.Typer(help="Train byte-level BPE tokenizers.", no_args_is_help=True)
 
@@ -29,11 +34,8 @@ def tokenizer_train(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Learn a byte-level BPE vocabulary from a corpus (deduplicated and quality-filtered first)."""
-    from trainyard.lm.corpus import CorpusReport, clean_documents, read_documents
-    from trainyard.lm.tokenizer import train_tokenizer
-
     report = CorpusReport()
-    docs = clean_documents(read_documents(corpus, _unescape(separator), text_field), report=report)
+    docs = clean_documents(read_documents(corpus, unescape(separator), text_field), report=report)
     tok = train_tokenizer(docs, vocab_size=vocab_size, min_frequency=min_frequency)
     tok.save_pretrained(out)
     summary = {"out": str(out), "vocab_size": len(tok), **report.to_dict()}
@@ -60,12 +62,10 @@ def generate(
     no_cache: bool = typer.Option(False, "--no-cache", help="Recompute every step without the KV cache (slower; for checking)."),
 ) -> None:
     """Generate text from a language model, streamed to the terminal as it is produced."""
-    from trainyard.lm.artifact import load_base
-    from trainyard.lm.generate import Sampling, stream
     from trainyard.lm.sft import chat_prompt
 
     lm = load_base(model)
-    s = Sampling(max_tokens=max_tokens, temperature=temperature, top_k=top_k, top_p=top_p, stop=tuple(_unescape(x) for x in stop or ()),
+    s = Sampling(max_tokens=max_tokens, temperature=temperature, top_k=top_k, top_p=top_p, stop=tuple(unescape(x) for x in stop or ()),
                  seed=seed, use_cache=not no_cache, repetition_penalty=repetition_penalty, no_repeat_ngram=no_repeat_ngram)
     text = chat_prompt(lm.tokenizer, prompt) if chat else prompt
     info: dict = {}
@@ -86,10 +86,6 @@ def merge(
     name: str = typer.Option(None, "--name", "-n", help="Registry name for the merged model (default: the same name)."),
 ) -> None:
     """Fold a LoRA adapter into its base weights and register the result as a new, plain model version."""
-    from trainyard.errors import ConfigError
-    from trainyard.lm.artifact import load_base, register_language_model
-    from trainyard.workspace import Workspace
-
     lm = load_base(model)
     if not lm.is_adapter:
         raise ConfigError(f"'{model}' is not a LoRA adapter; there is nothing to merge.", "pass a model trained with --lora.")
@@ -102,45 +98,9 @@ def merge(
     console.print(f"Merged the adapter of [bold]{model}[/] into its base: registered [bold]{target}@{version}[/].")
 
 
-def train_language(data, *, as_json: bool = False, clock_started: float | None = None, **settings) -> None:
-    """What `trainyard train` runs for --task causal-lm / sft / preference."""
-    from trainyard.lm.train import LMSettings, train_language_model
-
-    s = LMSettings.from_dict({k: (_unescape(v) if k == "separator" else v) for k, v in settings.items() if v is not None})
-    with _live(as_json) as live:
-        result = train_language_model(data, s, progress=live.update, clock_started=clock_started)
-    show_lm_result(result, as_json)
-
-
-def resume_language(run_id: str, *, as_json: bool = False) -> None:
-    """What `trainyard resume` runs for a language-model run."""
-    from trainyard.lm.train import resume_language_model
-
-    with _live(as_json) as live:
-        result = resume_language_model(run_id, progress=live.update, clock_started=process_started())
-    show_lm_result(result, as_json)
-
-
-def show_lm_result(result, as_json: bool) -> None:
-    from trainyard.commands._common import table
-
-    if as_json:
-        print_json({"run_id": result.run_id, "name": result.name, "version": result.version, "metrics": result.metrics,
-                    "steps": result.steps, "seconds": result.seconds, "tokens_per_second": result.tokens_per_second, "samples": result.samples,
-                    "timed_out": result.timed_out})
-        return
-    console.print(table("Held-out evaluation", ["metric", "value"], [[k, v] for k, v in result.metrics.items()]))
-    for s in result.samples:
-        console.print(f"[bold]{s['prompt']!r}[/]\n  before: {s['before']!r}\n  after:  {s['after']!r}", highlight=False)
-    why = " (stopped by --time-limit)" if result.timed_out else ""
-    console.print(f"Registered [bold]{result.name}@{result.version}[/] after {result.steps} steps{why} ({result.seconds:.0f}s), run {result.run_id}.")
-
-
 def evaluate_lm(lm, data: Path, *, ref: str, compare: str | None = None, as_json: bool = False) -> None:
     """What `trainyard evaluate` runs for a language model: held-out perplexity, accuracy, samples, and for a
     fine-tuned model the same next to its base (before/after)."""
-    from trainyard.commands._common import table
-    from trainyard.lm.artifact import load_base
     from trainyard.lm.evaluate import evaluate_language_model
 
     compare = compare or lm.meta.get("base_model")
@@ -160,7 +120,6 @@ def evaluate_lm(lm, data: Path, *, ref: str, compare: str | None = None, as_json
 
 def evaluate_reward(rm, data: Path, *, ref: str, as_json: bool = False) -> None:
     """What `trainyard evaluate` runs for a reward model: how it ranks the chosen/rejected pairs of a JSONL file."""
-    from trainyard.commands._common import table
     from trainyard.lm.reward import evaluate_pairs
 
     report = evaluate_pairs(rm, data)
@@ -168,21 +127,3 @@ def evaluate_reward(rm, data: Path, *, ref: str, as_json: bool = False) -> None:
         print_json(report)
         return
     console.print(table(f"{ref} on {data} ({report['pairs']} pairs)", ["metric", "value"], [[k, v] for k, v in report.items() if k != "pairs"]))
-
-
-def _live(as_json: bool) -> "LMLive":
-    return LMLive(enabled=not as_json)
-
-
-class LMLive(DeepLive):
-    """The neural progress bar (steps, loss, sparkline, evaluations), with a run line that fits language models."""
-
-    def update(self, kind: str, info: dict) -> None:
-        if self.enabled and kind == "run":
-            console.print(f"Run [bold]{info['run_id']}[/]: {info['task']} with {info['family']} ({info['sizes']})")
-        else:
-            super().update(kind, info)
-
-
-def _unescape(text: str | None) -> str | None:
-    return None if text is None else text.replace("\\n", "\n").replace("\\t", "\t")

@@ -7,6 +7,9 @@ from pathlib import Path
 import typer
 
 from trainyard.commands._common import console, fmt, print_json, split_list, table
+from trainyard.commands.rag import is_index, monitor_index
+from trainyard.errors import ConfigError, suggest
+from trainyard.monitor.report import print_summary, to_jsonable
 
 PERIODS = {"day": "D", "hour": "h", "week": "W"}
 
@@ -35,16 +38,12 @@ def monitor(
     """Compare new rows with the model's training data: drift per feature, in predictions and jointly; metrics once labels arrive.
 
     Exit code: 0 ok, 1 warn, 2 drift (errors also exit 2, with an 'error:' line)."""
-    from trainyard.errors import ConfigError, suggest
     from trainyard.monitor.check import monitor as run_monitor
     from trainyard.monitor.check import write_outputs
     from trainyard.monitor.drift import Thresholds
-    from trainyard.monitor.report import print_summary, to_jsonable
 
     if by not in PERIODS:
         raise ConfigError(f"--by '{by}' is not a period.", suggest(by, PERIODS))
-    from trainyard.commands.rag import is_index, monitor_index
-
     if data is None and is_index(ref):  # a document index: unanswered share and query drift from its query log
         raise typer.Exit(monitor_index(ref, since=since, last=last, as_json=as_json))
     report = run_monitor(ref, data=data, since=since, last=last, labels=labels, label_col=label_col, keys=split_list(key),
@@ -71,7 +70,6 @@ def retrain(
 ) -> None:
     """Train a challenger on fresh data with the champion's recorded spec, compare both on the same fresh holdout, promote only if it wins."""
     from trainyard.monitor.retrain import retrain as run_retrain
-    from trainyard.monitor.report import to_jsonable
 
     result = run_retrain(ref, data, promote_if_better=promote_if_better, margin=margin, alias=alias, seed=seed,
                          progress=None if as_json else lambda msg: console.print(f"  {msg}", highlight=False))

@@ -7,11 +7,26 @@ one `monitor_index`. A generator (a registered language model or a Hugging Face 
 
 from __future__ import annotations
 
+import contextlib
+import json
 from pathlib import Path
 
 import typer
 
 from trainyard.commands._common import console, err_console, print_json, table
+from trainyard.errors import ConfigError
+from trainyard.evaluation.render import ci, num
+from trainyard.monitor.window import parse_since
+from trainyard.rag.answer import stream_ask
+from trainyard.rag.build import IndexSettings, build_index
+from trainyard.rag.card import write_card
+from trainyard.rag import evaluate as rag_evaluate
+from trainyard.rag import finetune as rag_finetune
+from trainyard.rag.monitor import query_report
+from trainyard.rag.retrieve import open_retriever
+from trainyard.rag.serving import is_rag_index
+from trainyard.registry.workspace import Workspace
+from trainyard.serve.answering import lm_generator
 
 
 def register(app: typer.Typer) -> None:
@@ -33,20 +48,13 @@ def index(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Index a folder of documents for retrieval (BM25 + dense vectors) and register it as a versioned artifact."""
-    from trainyard.rag.build import IndexSettings, build_index
-
     settings = IndexSettings(encoder=encoder, chunk=chunk, overlap=overlap, headings=headings, threads=threads, batch_size=batch_size)
-    import contextlib
-
     with (contextlib.nullcontext() if as_json else console.status("indexing", spinner="dots")) as status:
         def progress(kind: str, info: dict) -> None:
             if status is not None:
                 status.update(info["message"] if kind == "stage" else f"embedding {info['done']}/{info['total']} passages")
 
         result = build_index(name, folder, settings, update=update, progress=progress)
-    from trainyard.rag.card import write_card
-    from trainyard.workspace import Workspace
-
     problems = [{"path": p.path, "reason": p.reason} for p in result.problems]
     write_card(Workspace.resolve().home, result.name, result.version, {**result.index.meta, "problems": problems})
     if as_json:
@@ -74,8 +82,6 @@ def search(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """The passages of an index that best match a query."""
-    from trainyard.rag.retrieve import open_retriever
-
     _check_k(k)
     retriever = open_retriever(name, encoder=encoder)
     hits = retriever.search(query, k=k, mode=mode, path=path)
@@ -99,10 +105,6 @@ def ask(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Answer a question from an index, citing the passages used; says so when nothing relevant is found."""
-    from trainyard.rag.answer import stream_ask
-    from trainyard.rag.retrieve import open_retriever
-    from trainyard.serve.answering import lm_generator
-
     _check_k(k)
     retriever = open_retriever(name, encoder=encoder)
     gen = lm_generator(generator, max_tokens) if generator else None
@@ -128,27 +130,16 @@ def ask(
 def evaluate_index(ref: str, queries: Path, *, k: int = 10, generator: str | None = None, n_boot: int = 1000, seed: int = 0,
                    answers: bool = True, as_json: bool = False) -> None:
     """What `trainyard evaluate` runs for a document index."""
-    import json
-
-    from trainyard.rag.evaluate import evaluate_index as run
-    from trainyard.rag.retrieve import open_retriever
-    from trainyard.serve.answering import lm_generator
-    from trainyard.workspace import Workspace
-
     retriever = open_retriever(ref)
-    report = run(retriever, queries, k=k, generator=lm_generator(generator) if generator else None, answers=answers,
+    report = rag_evaluate.evaluate_index(retriever, queries, k=k, generator=lm_generator(generator) if generator else None, answers=answers,
                  n_boot=n_boot, seed=seed)
     folder = Workspace.resolve().home / "reports" / retriever.name / f"v{retriever.version}"
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"retrieval-{Path(queries).stem}.json").write_text(json.dumps(report, indent=2))
-    from trainyard.rag.card import write_card
-
     card = write_card(Workspace.resolve().home, retriever.name, retriever.version, retriever.index.meta, report)
     if as_json:
         print_json(report)
         return
-    from trainyard.evaluation.render import ci, num
-
     rows = [[mode, metric, num(v["value"]), ci(v["ci_low"], v["ci_high"])] for mode, ms in report["retrieval"].items() for metric, v in ms.items()]
     console.print(table(f"{retriever.ref} on {queries} ({report['answerable']} labelled of {report['queries']} queries)",
                         ["retrieval", "metric", "value", "95% CI"], rows))
@@ -164,25 +155,19 @@ def _source(chunk) -> str:
 
 
 def _check_k(k: int) -> None:
-    from trainyard.errors import ConfigError
-
     if not 1 <= k <= 100:
         raise ConfigError(f"--k {k} is out of range.", "ask for 1 to 100 passages.")
 
 
 def train_encoder(data: Path, *, as_json: bool = False, **settings) -> None:
     """What `trainyard train pairs.jsonl --task embedding` runs: fine-tune, measure the held-out gain, register."""
-    from trainyard.rag.finetune import EmbeddingSettings, train_encoder as run
-
-    s = EmbeddingSettings(**{k: v for k, v in settings.items() if v is not None})
-    import contextlib
-
+    s = rag_finetune.EmbeddingSettings(**{k: v for k, v in settings.items() if v is not None})
     with (contextlib.nullcontext() if as_json else console.status("fine-tuning the encoder", spinner="dots")) as status:
         def progress(kind: str, info: dict) -> None:
             if kind == "eval" and status is not None:
                 status.update(f"step {info['step']}: held-out MRR@10 {info['metrics']['val_mrr@10']:.3f}")
 
-        result = run(data, s, progress=progress)
+        result = rag_finetune.train_encoder(data, s, progress=progress)
     if as_json:
         print_json({"run_id": result.run_id, "name": result.name, "version": result.version, "metrics": result.metrics,
                     "steps": result.steps, "seconds": result.seconds})
@@ -196,19 +181,11 @@ def train_encoder(data: Path, *, as_json: bool = False, **settings) -> None:
 
 
 def is_index(ref: str) -> bool:
-    from trainyard.rag.serving import is_rag_index
-    from trainyard.workspace import Workspace
-
     return is_rag_index(Workspace.resolve(), ref)
 
 
 def monitor_index(ref: str, *, since: str | None = None, last: int | None = None, as_json: bool = False) -> int:
     """What `trainyard monitor` runs for a document index: unanswered share and query drift from the query log."""
-    from trainyard.monitor.window import parse_since
-    from trainyard.rag.monitor import query_report
-    from trainyard.rag.retrieve import open_retriever
-    from trainyard.workspace import Workspace
-
     retriever = open_retriever(ref)
     report = query_report(Workspace.resolve().store, retriever.index, retriever.name, since=parse_since(since), last=last)
     if as_json:

@@ -7,6 +7,8 @@ from pathlib import Path
 import typer
 
 from trainyard.commands._common import console, print_json, table
+from trainyard.commands.versions import show_model
+from trainyard.registry.workspace import Workspace
 
 
 def register(app: typer.Typer) -> None:
@@ -21,11 +23,7 @@ def models(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Model versions in the registry with their test metric; with NAME: aliases, tags, metrics and lineage."""
-    from trainyard.workspace import Workspace
-
     if name:
-        from trainyard.commands.versions import show_model
-
         show_model(name, as_json)
         return
     rows = Workspace.resolve().store.list_models()
@@ -44,8 +42,6 @@ def runs(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Runs with their status, duration and best validation score."""
-    from trainyard.workspace import Workspace
-
     rows = Workspace.resolve().store.list_runs(limit=limit)
     for r in rows:
         end = r["finished_at"] or r["updated_at"]
@@ -69,7 +65,7 @@ def runs(
 
 def families(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Model families trainyard can train, and whether their packages are installed."""
-    from trainyard.models.registry import all_families
+    from trainyard.models.families import all_families
 
     rows = [{"name": f.name, "tasks": sorted(t.value for t in f.tasks), "preprocessing": f.prep, "available": f.available(),
              "requires": list(f.requires), "description": f.description} for f in all_families().values()]

@@ -7,6 +7,9 @@ from pathlib import Path
 import typer
 
 from trainyard.commands._common import console, err_console
+from trainyard.errors import ConfigError
+from trainyard.registry.workspace import Workspace
+from trainyard.serve.security import check_bind, read_token
 
 
 def register(app: typer.Typer) -> None:
@@ -35,10 +38,7 @@ def serve(
 
     import uvicorn
 
-    from trainyard.errors import ConfigError
     from trainyard.serve.app import SETTINGS_ENV, ServeSettings, create_app
-    from trainyard.serve.security import check_bind, read_token
-    from trainyard.workspace import Workspace
 
     token = read_token(token_file) if token_file else None
     check_bind(host, token)

@@ -1,4 +1,4 @@
-"""`trainyard train`: a table in, a registered model out, with live progress."""
+"""`trainyard train` and `trainyard resume`: data in, a registered model out, with live progress (every kind of run)."""
 
 from __future__ import annotations
 
@@ -6,11 +6,15 @@ from pathlib import Path
 
 import typer
 
-from trainyard.commands._common import console, fmt, parse_duration, print_json, process_started, split_list, table
+from trainyard.commands._common import parse_duration, process_started, split_list, unescape
+from trainyard.commands._live import live_for
+from trainyard.commands._results import show_result
+from trainyard.registry.workspace import Workspace
 
 
 def register(app: typer.Typer) -> None:
     app.command("train")(train)
+    app.command("resume")(resume)
 
 
 def train(
@@ -86,151 +90,50 @@ def train(
     JSONL, `--task preference --base lm@3` runs DPO on prompt/chosen/rejected JSONL, `--task reward --base lm@3` trains a
     reward model on the same pairs and `--task preference --method rloo --reward-model rm@1` a policy against it; options marked \\[lm] and the
     \\[neural] ones apply (--lora, --epochs, --batch-size, --lr, ...)."""
-    from trainyard.lm.train import TASKS as LM_TASKS
-    from trainyard.training.deep import is_deep
+    from trainyard import api
+    from trainyard.runs.dispatch import kind_of
 
-    time_limit = parse_duration(time_limit)
     if task == "embedding":  # a retrieval encoder on (query, passage) pairs: trainyard.rag.finetune
         from trainyard.commands.rag import train_encoder
 
         return train_encoder(data, base=base or "minilm", name=name, epochs=epochs, max_steps=max_steps, batch_size=batch_size, lr=lr,
                              max_length=max_length, seed=seed, device=device, val_fraction=val_fraction, lora=lora, lora_r=lora_r,
                              as_json=as_json)
-    if task in LM_TASKS:
-        from trainyard.commands.lm import train_language
-
-        train_language(data, as_json=as_json, task=task, name=name, base=base, tokenizer=tokenizer, vocab_size=vocab_size, size=size,
-                       arch=arch, experts=experts, context=context, batch_size=batch_size, epochs=epochs, max_steps=max_steps,
-                       time_limit=time_limit, lr=lr, warmup=warmup, eval_every=eval_every, checkpoint_every=checkpoint_every,
-                       lora=lora, lora_r=lora_r, method=method, beta=beta, reward_model=reward_model, rollouts=rollouts,
-                       max_new_tokens=max_new_tokens, seed=seed, val_fraction=val_fraction, separator=separator,
-                       text_field=text_field, device=device, loop={"precision": precision} if precision else None,
-                       clock_started=process_started())
-        return
-
-    if is_deep(task, text_col, model):
-        from trainyard.commands.deep import train_neural
-
-        train_neural(data, as_json=as_json, task=task, target=target, text_col=text_col, model=model, name=name, seed=seed,
-                     test_size=test_size, lora=lora, lora_r=lora_r, epochs=epochs, batch_size=batch_size, lr=lr, device=device,
-                     precision=precision, image_size=image_size, augment=augment, width=width, max_length=max_length,
-                     loop={"checkpoint_every": checkpoint_every} if checkpoint_every else None)
-        return
-    train_table(data, target, as_json=as_json, time_limit=time_limit, name=name, preset=preset, resume=resume,
-                task=task, metric=metric, include=split_list(include), exclude=split_list(exclude),
-                ignore=split_list(ignore), categorical=split_list(categorical), seed=seed, max_trials=max_trials,
-                test_size=test_size, group_col=group_col, time_col=time_col, force=force,
-                sensitive=split_list(sensitive) or None, class_weight=class_weight,
-                calibrate=calibrate, threshold_metric=threshold_metric, cost_fp=cost_fp, cost_fn=cost_fn, learning_curve=learning_curve or None,
-                max_predict_ms_per_row=max_predict_ms_per_row, memory_limit_mb=memory_limit_mb, weight_col=weight_col,
-                bag_folds=bag_folds)
+    kind, limit = kind_of(task, text_col, model), parse_duration(time_limit)
+    if kind == "language-model":
+        settings = dict(task=task, base=base, tokenizer=tokenizer, vocab_size=vocab_size, size=size, arch=arch, experts=experts,
+                        context=context, batch_size=batch_size, epochs=epochs, max_steps=max_steps, lr=lr, warmup=warmup,
+                        eval_every=eval_every, checkpoint_every=checkpoint_every, lora=lora, lora_r=lora_r, method=method, beta=beta,
+                        reward_model=reward_model, rollouts=rollouts, max_new_tokens=max_new_tokens, seed=seed,
+                        val_fraction=val_fraction, separator=unescape(separator), text_field=text_field, device=device,
+                        loop={"precision": precision} if precision else None)
+    elif kind == "deep":
+        settings = dict(task=task, text_col=text_col, model=model, seed=seed, test_size=test_size, lora=lora, lora_r=lora_r,
+                        epochs=epochs, batch_size=batch_size, lr=lr, device=device, precision=precision, image_size=image_size,
+                        augment=augment, width=width, max_length=max_length,
+                        loop={"checkpoint_every": checkpoint_every} if checkpoint_every else None)
+    else:
+        settings = dict(preset=preset, resume=resume, task=task, metric=metric, include=split_list(include), exclude=split_list(exclude),
+                        ignore=split_list(ignore), categorical=split_list(categorical), seed=seed, max_trials=max_trials,
+                        test_size=test_size, group_col=group_col, time_col=time_col, force=force,
+                        sensitive=split_list(sensitive) or None, class_weight=class_weight, calibrate=calibrate,
+                        threshold_metric=threshold_metric, cost_fp=cost_fp, cost_fn=cost_fn, learning_curve=learning_curve or None,
+                        max_predict_ms_per_row=max_predict_ms_per_row, memory_limit_mb=memory_limit_mb, weight_col=weight_col,
+                        bag_folds=bag_folds)
+    with live_for(kind, enabled=not as_json, time_limit=limit) as live:
+        result = api.train(data, target, time_limit=limit, name=name, progress=live.update, clock_started=process_started(), **settings)
+    show_result(result, as_json)
 
 
-def train_table(data, target, *, as_json: bool = False, time_limit: float | None = None, **settings) -> None:
-    """The table search (or its resume, with `resume=RUN_ID`) with a live display, then the leaderboard and test metrics."""
+def resume(
+    run_id: str = typer.Argument(..., help="The run to continue (see `trainyard runs`), or 'last'."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Continue a killed or interrupted run: a neural or language-model run from its last checkpoint (it ends as the
+    uninterrupted run would), a table search from its recorded trials (reading its data file again)."""
     from trainyard import api
 
-    with _Live(enabled=not as_json, time_limit=time_limit) as live:
-        result = api.train(data, target, time_limit=time_limit, progress=live.update, clock_started=process_started(), **settings)
-    if as_json:
-        print_json({
-            "run_id": result.run_id, "name": result.name, "version": result.version, "task": result.task,
-            "metric": result.metric, "test": result.metrics, "baseline": result.baseline, "split": result.split,
-            "leaderboard": result.leaderboard.reset_index(names="rank").to_dict(orient="records"),
-            "evaluation": result.evaluation.to_dict() if result.evaluation else None, "model_card": str(result.card_dir) if result.card_dir else None,
-        })
-        return
-    board = result.leaderboard
-    shown = [c for c in board.columns if c not in ("params", "message")]
-    console.print(table(f"Leaderboard (validation {result.metric})", ["rank", *shown, "note"],
-                        [[i, *[row[c] for c in shown], _note(row)] for i, row in board.head(25).iterrows()]))
-    if len(board) > 25:
-        console.print(f"... {len(board)} trials in all; `trainyard runs` and the workspace database keep every one.")
-    from trainyard.commands.evaluate import metrics_table, print_findings
-
-    console.print(metrics_table(f"Held-out test set ({result.split['test']} rows, scored once)", result.evaluation["metrics"]))
-    print_findings(result.evaluation.data)
-    console.print(f"Model card: {result.card_dir / 'model_card.html'}", highlight=False)
-    console.print(f"Registered [bold]{result.name}@{result.version}[/] ({result.model.family}), run {result.run_id}. "
-                  f"Test {result.metric} = {fmt(result.test_score)}.")
-
-
-def _note(row) -> str:
-    if row["message"]:
-        return row["message"][:80]
-    params = row.get("params") or ""
-    return params if len(params) <= 80 else params[:77] + "..."
-
-
-class _Live:
-    """Rich progress: a spinner with the best score so far, and one line per finished trial as it lands."""
-
-    def __init__(self, enabled: bool, time_limit: float | None = None):
-        self.enabled = enabled
-        self.time_limit = time_limit
-        self.best = None
-        self.count = 0
-        self.metric = ""
-        self.greater = True
-
-    def __enter__(self):
-        if self.enabled:
-            from rich.progress import Progress
-
-            self.progress = Progress(*self.columns(), console=console, transient=True)
-            self.progress.__enter__()
-            self.task = self.progress.add_task("starting", total=None)
-        return self
-
-    def columns(self) -> list:
-        from rich.progress import SpinnerColumn, TextColumn, TimeElapsedColumn
-
-        return [SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn()]
-
-    def update(self, kind: str, info: dict) -> None:
-        if not self.enabled:
-            return
-        if kind == "stage":
-            self.progress.update(self.task, description=info["message"])
-        elif kind == "run":
-            from trainyard.evaluation.metrics import METRICS
-
-            self.metric = info["metric"]
-            self.greater = METRICS[self.metric].greater_is_better if self.metric in METRICS else True
-            resumed = f", resuming from {info['resumed']} recorded trials" if info.get("resumed") is not None else ""
-            console.print(f"Run [bold]{info['run_id']}[/]: {info['task']} task, optimising {info['metric']}{resumed}; families {', '.join(info['families'])}")
-            console.print(f"  {'trial':>5}  {'family':<14} {'val ' + self.metric:>14} {'fit s':>7} {'ms/row':>8} {'MB':>7}  note", style="bold", highlight=False)
-        elif kind == "plan":
-            budget = "no time limit" if info["time_limit"] is None else f"{info['time_limit']:.0f}s"
-            trials = f", at most {info['max_trials']} trials" if info.get("max_trials") else ""
-            bag = f", {info['bag_folds']}-fold bagging" if info.get("bag_folds") else ", scored on the validation split"
-            console.print(f"  search budget {budget}{trials}{bag}", highlight=False)
-        elif kind == "audit":
-            report = info["report"]
-            s = report.summary()
-            console.print(f"Audit: [bold red]{s['blocking']} blocking[/], [yellow]{s['warning']} warning[/], {s['info']} info"
-                          f" ({report.timings.get('total', 0):.1f}s)")
-            from rich.markup import escape
-
-            for f in [f for f in report.findings if f.severity != "info"][:8]:
-                style = "bold red" if f.severity == "blocking" else "yellow"
-                console.print(f"  [{style}]{f.severity}[/] " + escape((f"[{f.column}] " if f.column else "") + f.what), highlight=False)
-        elif kind == "trial":
-            t = info["trial"]
-            self.count += 1
-            better = t.status == "ok" and (self.best is None or (t.val_score > self.best if self.greater else t.val_score < self.best))
-            if better:
-                self.best = t.val_score
-            note = "best so far" if better else ""
-            if t.status != "ok":
-                note = f"[yellow]{t.status}[/]: {(t.message or '').splitlines()[0] if t.message else ''}"
-            elif t.family == "ensemble":
-                note = (t.message or "") + ("; best so far" if better else "")
-            console.print(f"  {t.number:>5}  {t.family:<14} {fmt(t.val_score):>14} {fmt(t.fit_seconds, 1):>7} {fmt(t.predict_ms_per_row, 3):>8} "
-                          f"{fmt(t.memory_mb, 0):>7}  {note}", highlight=False)
-            self.progress.update(self.task, description=f"searching: {self.count} trials, best {self.metric} {fmt(self.best)}")
-
-    def __exit__(self, *exc):
-        if self.enabled:
-            self.progress.__exit__(*exc)
-        return False
+    run = Workspace.resolve().store.get_run(run_id)
+    with live_for(run["kind"], enabled=not as_json) as live:
+        result = api.resume(run["id"], progress=live.update, clock_started=process_started())
+    show_result(result, as_json)

@@ -7,6 +7,9 @@ from pathlib import Path
 import typer
 
 from trainyard.commands._common import console
+from trainyard.dashboard.auth import is_loopback, new_token, read_token
+from trainyard.errors import ConfigError
+from trainyard.registry.workspace import Workspace
 
 
 def register(app: typer.Typer) -> None:
@@ -20,10 +23,6 @@ def ui(
                                     "one is generated and printed if missing)."),
 ) -> None:
     """Open the web dashboard: runs with live curves, models (promote / roll back), data audits, monitoring, predictions."""
-    from trainyard.dashboard.auth import is_loopback, new_token, read_token
-    from trainyard.errors import ConfigError
-    from trainyard.workspace import Workspace
-
     try:
         import uvicorn
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 import typer
 
 from trainyard.commands._common import console, fmt, print_json, table
+from trainyard.errors import ConfigError
+from trainyard.registry.versions import describe_versions
+from trainyard.registry.workspace import Workspace
 
 
 def register(app: typer.Typer) -> None:
@@ -15,8 +18,6 @@ def register(app: typer.Typer) -> None:
 
 def _versioned(ref: str) -> tuple[str, int]:
     """NAME@VERSION or NAME@ALIAS -> (name, version number); a bare NAME means its latest version."""
-    from trainyard.workspace import Workspace
-
     row = Workspace.resolve().store.resolve_model(ref)
     return row["name"], row["version"]
 
@@ -26,8 +27,6 @@ def promote(
     alias: str = typer.Option("production", "--alias", "-a", help="The alias to point at it (production, staging, any name)."),
 ) -> None:
     """Point an alias at a version. Roll back by promoting an older version; running servers follow within seconds."""
-    from trainyard.workspace import Workspace
-
     name, version = _versioned(ref)
     previous = Workspace.resolve().store.set_alias(name, alias, version)
     if previous == version:
@@ -46,9 +45,6 @@ def tag(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Set or remove tags on a model version (team=growth, reviewed, ...)."""
-    from trainyard.errors import ConfigError
-    from trainyard.workspace import Workspace
-
     pairs = {}
     for item in tags or []:
         key, sep, value = item.partition("=")
@@ -70,9 +66,7 @@ def delete(
     """Delete a model version and its artifact files."""
     import shutil
 
-    from trainyard.errors import ConfigError
     from trainyard.registry.store import parse_ref
-    from trainyard.workspace import Workspace
 
     name, selector = parse_ref(ref)
     if not selector or not selector.isdigit():
@@ -90,9 +84,7 @@ def delete(
 
 def show_model(name: str, as_json: bool) -> None:
     """`trainyard models NAME`: every version with aliases, tags, metrics and lineage."""
-    from trainyard.registry.lineage import describe_versions
     from trainyard.registry.store import parse_ref
-    from trainyard.workspace import Workspace
 
     name = parse_ref(name)[0]
     rows = describe_versions(Workspace.resolve(), name)

@@ -92,24 +92,26 @@ def fairness(evals: dict[str, dict]) -> list[dict[str, Any]]:
         for col in (_dict(e.get("fairness")).get("columns") or []):
             if isinstance(col, dict) and col.get("column"):
                 columns.setdefault(col["column"], {})[label] = col
-    out = []
-    for column, by_version in columns.items():
-        groups = _union([g["group"] for g in col.get("groups", [])] for col in by_version.values())
-        metric_names = _union(list(g.get("metrics", {})) for col in by_version.values() for g in col.get("groups", []))
-        charts = []
-        for metric in metric_names:
-            per = {label: {g["group"]: _interval(g.get("metrics", {}).get(metric)) for g in col.get("groups", [])}
-                   for label, col in by_version.items()}
-            charts.append({"title": f"{metric} by {column}", "key": f"{column}-{metric}", "metric": metric, **_bars(groups, per)})
-        rows = {label: {g["group"]: g.get("rows") for g in col.get("groups", [])} for label, col in by_version.items()}
-        small = {g["group"] for col in by_version.values() for g in col.get("groups", []) if g.get("small")}
-        gaps = {label: col.get("gaps") or {} for label, col in by_version.items()}
-        out.append({"column": column, "groups": groups, "rows": rows, "small": sorted(small), "charts": charts,
-                    "gap_names": _union(list(g) for g in gaps.values()), "gaps": gaps,
-                    "flags": {label: col.get("flags") or [] for label, col in by_version.items()},
-                    "notes": {label: col.get("note") for label, col in by_version.items() if col.get("note")},
-                    "missing": [label for label in evals if label not in by_version]})
-    return out
+    return [_fairness_column(column, by_version, evals) for column, by_version in columns.items()]
+
+
+def _fairness_column(column: str, by_version: dict[str, dict], evals: dict[str, dict]) -> dict[str, Any]:
+    """One sensitive column across versions: a chart per group metric, group sizes, parity gaps, flags and notes."""
+    groups = _union([g["group"] for g in col.get("groups", [])] for col in by_version.values())
+    metric_names = _union(list(g.get("metrics", {})) for col in by_version.values() for g in col.get("groups", []))
+    charts = []
+    for metric in metric_names:
+        per = {label: {g["group"]: _interval(g.get("metrics", {}).get(metric)) for g in col.get("groups", [])}
+               for label, col in by_version.items()}
+        charts.append({"title": f"{metric} by {column}", "key": f"{column}-{metric}", "metric": metric, **_bars(groups, per)})
+    rows = {label: {g["group"]: g.get("rows") for g in col.get("groups", [])} for label, col in by_version.items()}
+    small = {g["group"] for col in by_version.values() for g in col.get("groups", []) if g.get("small")}
+    gaps = {label: col.get("gaps") or {} for label, col in by_version.items()}
+    return {"column": column, "groups": groups, "rows": rows, "small": sorted(small), "charts": charts,
+            "gap_names": _union(list(g) for g in gaps.values()), "gaps": gaps,
+            "flags": {label: col.get("flags") or [] for label, col in by_version.items()},
+            "notes": {label: col.get("note") for label, col in by_version.items() if col.get("note")},
+            "missing": [label for label in evals if label not in by_version]}
 
 
 def importance(evals: dict[str, dict], meta: dict[str, dict], top: int = 20) -> dict[str, Any] | None:

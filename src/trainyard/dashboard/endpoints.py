@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 from trainyard.dashboard import queries as q
 from trainyard.dashboard.monitoring import summarize
 from trainyard.errors import ConfigError, DataError
+from trainyard.registry.artifact import read_meta
 
 router = APIRouter(prefix="/api")
 POLL_SECONDS = 0.5
@@ -125,7 +126,6 @@ def _coerce(row: dict[str, Any], schema: dict) -> dict[str, Any]:
 def schema(request: Request, ref: str) -> dict:
     """The input columns of a version (from its hash-checked meta.json), for the try-it form."""
     from trainyard.data.schema import FEATURE_ROLES
-    from trainyard.registry.artifact import read_meta
 
     store, ws = request.app.state.store, request.app.state.workspace
     row = store.resolve_model(ref)

@@ -11,11 +11,12 @@ from fastapi.responses import FileResponse, RedirectResponse
 from starlette.background import BackgroundTask
 
 from trainyard.dashboard import queries as q
-from trainyard.dashboard.app import page
 from trainyard.dashboard.compare import side_by_side
 from trainyard.dashboard.monitoring import summarize, timeline_series
 from trainyard.dashboard.reports import card_dirs, find_reports, findings, safe_workspace_file
+from trainyard.dashboard.templating import page
 from trainyard.errors import ArtifactError, NotFoundError, TrainyardError
+from trainyard.registry.artifact import read_meta
 from trainyard.tasks import TABULAR_TASKS
 
 router = APIRouter()
@@ -89,8 +90,6 @@ def _version(request: Request, name: str, version: int) -> dict:
     row = store.resolve_model(f"{name}@{version}")
     row["meta_error"] = None
     try:
-        from trainyard.registry.artifact import read_meta
-
         row["meta"] = read_meta(ws.home / row["artifact_path"], row["meta_sha256"])
     except ArtifactError as exc:
         row["meta"], row["meta_error"] = {}, f"{exc.problem} {exc.fix}"

@@ -114,7 +114,7 @@ def models_of_run(store: Store, run_id: str) -> list[dict[str, Any]]:
 
 def greater_is_better(metric: str | None) -> bool:
     """The metric's direction from trainyard's metric table; unknown metrics: higher is better unless a loss/error/perplexity."""
-    from trainyard.evaluation.metrics import METRICS
+    from trainyard.metrics import METRICS
 
     if metric in METRICS:
         return bool(METRICS[metric].greater_is_better)

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from trainyard.workspace import Workspace
+from trainyard.registry.workspace import Workspace
 
 KINDS = {
     "audit": ("audit",),

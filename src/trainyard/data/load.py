@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -173,3 +174,46 @@ def fingerprint(df: pd.DataFrame) -> str:
     h.update("\x1f".join(map(str, df.columns)).encode())
     h.update(pd.util.hash_pandas_object(df, index=False).values.tobytes())
     return h.hexdigest()
+
+
+def iter_chunks(path: Path, chunk_rows: int, dtypes: dict | None = None) -> tuple[Iterator[pd.DataFrame], int | None, Callable[[], int] | None]:
+    """(chunks, total rows if known, bytes-read-so-far function if the size is the progress measure).
+    CSV columns get the types in `dtypes` (a model's schema, so every chunk reads alike), else pandas' inference."""
+    path = Path(path)
+    if not path.is_file():
+        raise NotFoundError(f"File not found: {path}", "check the path (it is relative to the current directory).")
+    fmt = table_format(path)
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        pf = pq.ParquetFile(path)
+        return (b.to_pandas() for b in pf.iter_batches(batch_size=chunk_rows)), pf.metadata.num_rows, None
+    if fmt in ("csv", "tsv"):
+        fh = open(path, "rb")
+        compression = "infer" if path.suffix.lower() in (".gz", ".bz2", ".zip", ".xz", ".zst") else None
+        reader = pd.read_csv(fh, sep="\t" if fmt == "tsv" else None if compression else _sep(path), chunksize=chunk_rows,
+                             dtype=dtypes, na_values=NA_VALUES, keep_default_na=True, skipinitialspace=True,
+                             compression=compression or None, engine="c" if not compression else None)
+        return _closing(reader, fh), None, fh.tell
+    if fmt == "jsonl":
+        fh = open(path, "rb")
+        return _closing(pd.read_json(fh, lines=True, chunksize=chunk_rows, dtype=False), fh), None, fh.tell
+    raise DataError(f"'{path.name}' cannot be streamed (a single JSON document).", "use JSON Lines (.jsonl), CSV or Parquet for batch prediction.")
+
+
+def _sep(path: Path) -> str:
+    with open(path, "rb") as fh:
+        head = fh.readline(65536)
+    counts = {sep: head.count(sep.encode()) for sep in (",", ";", "\t", "|")}
+    best = max(counts, key=counts.get)
+    return best if counts[best] > counts[","] else ","
+
+
+def _closing(reader, fh) -> Iterator[pd.DataFrame]:
+    try:
+        with reader:
+            for chunk in reader:
+                chunk.columns = [str(c).strip() for c in chunk.columns]
+                yield chunk
+    finally:
+        fh.close()

@@ -20,8 +20,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from trainyard.data.tokens import TokenRows
+from trainyard.data.load import load_table
+from trainyard.data.schema import infer_schema
+from trainyard.data.tokens import TokenRows, build_token_store, store_key, text_key
 from trainyard.errors import ConfigError, DataError, suggest
+from trainyard.tasks import Task, infer_task
 
 TEXT_TASKS = ("text-classification", "text-regression")
 
@@ -37,12 +40,9 @@ class TextTable:
     notes: list[str] = field(default_factory=list)
 
 
-def load_texts(data, target: str | None, text_col: str | None = None, task: str | None = None, *, tokenizer=None,
-               max_length: int = 128, cache_dir=None) -> TextTable:
-    """Labelled texts from a file, tokenised into a token store under `cache_dir` (default: the workspace's cache)."""
-    from trainyard.data.load import load_table
-    from trainyard.data.tokens import build_token_store, store_key, text_key
-
+def load_texts(data, target: str | None, text_col: str | None = None, task: str | None = None, *, tokenizer,
+               cache_dir, max_length: int = 128) -> TextTable:
+    """Labelled texts from a file, tokenised with `tokenizer` into a token store under `cache_dir`."""
     if target is None:
         raise ConfigError("Text models need --target, the column with the labels (or scores).", "e.g. --target label --text-col text.")
     head = load_table(data, nrows=2000)  # the file's own errors (missing, empty, binary, wrong delimiter) and its columns
@@ -55,14 +55,6 @@ def load_texts(data, target: str | None, text_col: str | None = None, task: str 
         raise DataError(f"No column '{text_col}' in {Path(str(data)).name}.", suggest(text_col, head.columns))
     if text_col == target:
         raise ConfigError(f"'{text_col}' is both the text and the target.", "--text-col names the text, --target the labels to predict.")
-    if tokenizer is None:
-        from trainyard.models.text import load_tokenizer
-
-        tokenizer = load_tokenizer("minilm")
-    if cache_dir is None:
-        from trainyard.workspace import Workspace
-
-        cache_dir = Workspace.resolve(None).home / "cache" / "text-tokens"
     settings = {"text_col": text_col, "target": target, "max_length": max_length}
     store = build_token_store(data, Path(cache_dir) / store_key(Path(data), tokenizer, settings), tokenizer=tokenizer,
                               max_length=max_length, text_col=text_col, target=target)
@@ -96,8 +88,6 @@ def _no_header_hint(head: pd.DataFrame) -> str | None:
 
 def find_text_column(df: pd.DataFrame, target: str, notes: list[str]) -> str:
     """The free-text column when --text-col is not given: the one the schema calls text, else the one string column."""
-    from trainyard.data.schema import infer_schema
-
     texts = infer_schema(df, target, {}).features("text")
     if len(texts) > 1:
         raise ConfigError(f"Several columns hold free text: {', '.join(texts)}.", f"name the one to learn from with --text-col (e.g. --text-col {texts[0]}).")
@@ -112,8 +102,6 @@ def find_text_column(df: pd.DataFrame, target: str, notes: list[str]) -> str:
 
 
 def _infer_text_task(y: pd.Series, notes: list[str]) -> str:
-    from trainyard.tasks import Task, infer_task
-
     if infer_task(y) is not Task.REGRESSION:
         return "text-classification"
     notes.append(f"Target '{y.name}' holds {y.nunique()} distinct numbers: training a text regression "

@@ -7,7 +7,7 @@ validation or test part) is a view that shares the ids; a batch is gathered
 and padded to its longest row with a few vectorised NumPy calls.
 
 `build_token_store` streams a CSV / TSV / JSON Lines / Parquet file in chunks
-(serve/batch.py's chunked readers), tokenises each chunk and appends its ids
+(data/load.py's chunked readers), tokenises each chunk and appends its ids
 to `ids.bin`, which is then memory-mapped: training never holds the texts,
 only the ids it is batching. The store is written to a temporary name and
 renamed when complete, and is reused when the file, the tokenizer and the
@@ -23,6 +23,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from trainyard.data.load import iter_chunks, load_table
+from trainyard.errors import DataError
 
 STORE_VERSION = 1
 
@@ -58,6 +61,11 @@ class TokenRows:
         return out, mask
 
 
+def token_dtype(vocab_size: int):
+    """uint16 ids for vocabularies up to 65,536 tokens, else uint32."""
+    return np.uint16 if vocab_size <= 1 << 16 else np.uint32
+
+
 def starts_of(lengths: np.ndarray) -> np.ndarray:
     """Where each row begins in the flat ids, from the rows' lengths."""
     return np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64) if len(lengths) else np.zeros(0, np.int64)
@@ -70,8 +78,6 @@ def as_token_rows(ids) -> TokenRows:
 def tokenize_texts(tokenizer, texts, max_length: int, batch: int = 1024) -> TokenRows:
     """Texts as TokenRows, tokenised `batch` texts at a time: the fast tokenizer's per-token objects (offsets,
     masks, type ids) are several times the size of the ids, so only one batch of them exists at once."""
-    from trainyard.lm.tokenizer import token_dtype
-
     texts, dtype = [as_text(t) for t in texts], token_dtype(len(tokenizer))
     parts = [TokenRows.from_lists(tokenizer(texts[i:i + batch], truncation=True, max_length=max_length, padding=False)["input_ids"], dtype)
              for i in range(0, len(texts), batch)]
@@ -83,9 +89,9 @@ def tokenize_texts(tokenizer, texts, max_length: int, batch: int = 1024) -> Toke
 
 def store_key(path: Path, tokenizer, settings: dict) -> str:
     """A hash of the file (path, size, modification time), the tokenizer's vocabulary and the settings."""
-    from trainyard.lm.shards import shards_key
-
-    h = hashlib.sha256(shards_key([path], tokenizer).encode())
+    st = Path(path).stat()
+    h = hashlib.sha256(f"{Path(path).resolve()}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    h.update(json.dumps(sorted(tokenizer.get_vocab().items())).encode())
     h.update(json.dumps({**settings, "version": STORE_VERSION}, sort_keys=True, default=str).encode())
     return h.hexdigest()[:32]
 
@@ -94,10 +100,6 @@ def build_token_store(path, out_dir, *, tokenizer, max_length: int, text_col: st
     """Stream `path` into `out_dir` (unless already built); returns the store: rows (TokenRows over the memory-mapped
     ids), labels (a pandas Series of the raw target), keys (a uint64 hash per text, case and spacing ignored),
     sample (the first chunk's text and target columns), text_col."""
-    from trainyard.data.load import load_table
-    from trainyard.errors import DataError
-    from trainyard.lm.tokenizer import token_dtype
-    from trainyard.serve.batch import iter_chunks
 
     path, out = Path(path), Path(out_dir)
     if (out / "meta.json").is_file():
@@ -106,7 +108,7 @@ def build_token_store(path, out_dir, *, tokenizer, max_length: int, text_col: st
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
     tmp.mkdir(parents=True, exist_ok=True)
     try:
-        found = _write(iter_chunks(path, None, chunk_rows, dtypes={})[0], tmp, tokenizer, max_length, text_col, target)
+        found = _write(iter_chunks(path, chunk_rows, dtypes={})[0], tmp, tokenizer, max_length, text_col, target)
     except (DataError, UnicodeDecodeError, ValueError, pd.errors.ParserError):
         # not streamable as is (a single JSON document, a latin-1 CSV, a malformed line): read it whole, with
         # load_table's encoding fallback and its clear errors for files that cannot be read at all

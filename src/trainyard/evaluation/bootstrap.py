@@ -11,9 +11,9 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from trainyard.evaluation.metrics import METRICS, REPORTED
 from trainyard.evaluation.scored import Scored
 from trainyard.evaluation.weighted import PER_CLASS, WEIGHTED
+from trainyard.metrics import METRICS, REPORTED
 
 MAX_CELLS = 4_000_000  # rows x resamples held in memory at once (32 MB of float64)
 

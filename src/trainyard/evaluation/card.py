@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from trainyard.evaluation.report import EvaluationReport
+from trainyard.errors import ArtifactError
+from trainyard.evaluation.report import EVALUATION_FILE, EvaluationReport
+from trainyard.registry.artifact import verify_artifact
 
 CARD_STEM = "model_card"
 
@@ -22,18 +24,32 @@ def card_dir(home: Path, name: str, version: int) -> Path:
 
 def limitations(data: dict) -> list[str]:
     """Plain statements of what a reader should not conclude from this report."""
+    out = _score_limitations(data) + _model_limitations(data)
+    out.append("Scores describe rows like the evaluation data. Performance on other populations, other time periods, or after the data drifts is not measured here; monitor the model in use.")
+    out.append("Permutation importance measures how much the model relies on a column, not whether that column causes the outcome.")
+    return out
+
+
+def _score_limitations(data: dict) -> list[str]:
+    """What the size of the evaluation and the main metric's interval and baseline allow."""
     out = []
     rows = data.get("dataset", {}).get("rows", 0)
-    main = next((r for r in data.get("metrics", []) if r["metric"] == data.get("metric")), None)
+    main = next((r for r in data.get("metrics", []) if r["metric"] == data.get("metric")), None) or {}
     if rows < 200:
         out.append(f"Only {rows} labelled rows were evaluated: every interval is wide, and small differences mean little.")
-    if main and main.get("ci_high") is not None and main.get("ci_low") is not None and main["metric"] in ("accuracy", "roc_auc", "balanced_accuracy", "f1", "r2"):
-        if main["ci_high"] - main["ci_low"] > 0.1:
-            out.append(f"The 95% interval of {main['metric']} is {main['ci_high'] - main['ci_low']:.3f} wide: the true score may be far from the estimate.")
-    if main and main.get("beats_baseline") is False:
+    low, high = main.get("ci_low"), main.get("ci_high")
+    if low is not None and high is not None and main["metric"] in ("accuracy", "roc_auc", "balanced_accuracy", "f1", "r2") and high - low > 0.1:
+        out.append(f"The 95% interval of {main['metric']} is {high - low:.3f} wide: the true score may be far from the estimate.")
+    if main.get("beats_baseline") is False:
         out.append(f"The model's {main['metric']} is not reliably better than the naive baseline ({data['baseline']['description']}).")
     if "computed from the evaluation rows" in (data.get("baseline") or {}).get("description", ""):
         out.append("The baseline was computed from the evaluation rows (the training data's was not recorded).")
+    return out
+
+
+def _model_limitations(data: dict) -> list[str]:
+    """What overfitting, calibration, fairness, slices and missing columns say about the model."""
+    out = []
     verdict = (data.get("overfitting") or {}).get("verdict")
     if verdict in ("strong overfitting", "some overfitting"):
         out.append(f"{verdict.capitalize()}: the model scores clearly better on rows it was trained on than on unseen rows.")
@@ -51,11 +67,8 @@ def limitations(data: dict) -> list[str]:
     absent = data.get("dataset", {}).get("absent_feature_columns")
     if absent:
         out.append("The evaluation data lacks some of the model's input columns (treated as missing): " + ", ".join(absent) + ".")
-    explanations = data.get("explanations") or {}
-    if explanations.get("contributions_note"):
+    if (data.get("explanations") or {}).get("contributions_note"):
         out.append("Per-prediction contributions are not available for this model family.")
-    out.append("Scores describe rows like the evaluation data. Performance on other populations, other time periods, or after the data drifts is not measured here; monitor the model in use.")
-    out.append("Permutation importance measures how much the model relies on a column, not whether that column causes the outcome.")
     return out
 
 
@@ -115,10 +128,6 @@ def write_model_card(ws, name: str, version: int, evaluation: dict, meta: dict, 
 def stored_evaluation(ws, ref: str) -> dict:
     """The test evaluation saved inside a version's artifact (its hash is checked like every artifact file)."""
     import json
-
-    from trainyard.errors import ArtifactError
-    from trainyard.evaluation.core import EVALUATION_FILE
-    from trainyard.registry.artifact import verify_artifact
 
     row = ws.store.resolve_model(ref)
     directory = ws.home / row["artifact_path"]

@@ -15,14 +15,18 @@ from datetime import datetime, timezone
 import numpy as np
 import pandas as pd
 
+from trainyard.data.load import load_table
 from trainyard.errors import ConfigError, DataError
-from trainyard.evaluation import calibration as cal
-from trainyard.evaluation import diagnostics, explain, fairness, overfit, slices
+from trainyard.evaluation import calibration as cal, diagnostics, explain, fairness, overfit, slices
 from trainyard.evaluation.bootstrap import metric_intervals, per_class_intervals, point_metrics
-from trainyard.evaluation.metrics import get_metric
-from trainyard.evaluation.report import EvaluationReport
+from trainyard.evaluation.card import limitations
+from trainyard.evaluation.holdout import encode_labels
 from trainyard.evaluation.scored import Scored, baseline_reference
+from trainyard.metrics import get_metric, score_pipeline
+from trainyard.registry.loading import load_with_meta
 from trainyard.tasks import DEFAULT_METRIC
+from trainyard.evaluation.report import EVALUATION_FILE, EvaluationReport  # noqa: F401  (EVALUATION_FILE: where callers find it)
+import trainyard.kinds  # noqa: F401  (artifact loaders: evaluate takes any registered model's ref)
 
 
 @dataclass
@@ -122,8 +126,6 @@ def evaluate_frame(model, frame: pd.DataFrame, *, meta: dict | None = None, opti
                             "sensitive_used_as_features": used}
     data["slices"] = {"user": slices.user_slices(scored, frame, options.slices, metric.name, **boot) if options.slices else [],
                       "worst": slices.worst_slices(scored, X, features, metric.name, **boot)}
-    from trainyard.evaluation.card import limitations
-
     data["limitations"] = limitations(data)
     return EvaluationReport(data)
 
@@ -159,8 +161,6 @@ def _calibration(model, scored: Scored, training: Training | None, validation: V
     if training is not None and training.calibrated_with:
         out["applied"] = training.calibrated_with
     if validation is not None:
-        from trainyard.evaluation.holdout import encode_labels
-
         y_val = encode_labels(np.asarray(validation.y), model.classes)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -230,11 +230,7 @@ def evaluate(model_or_ref, data, sensitive=None, *, workspace=None, slices=None,
     by; `slices` are pandas queries or column=value; `validation` (labelled rows the model did not learn from)
     enables the calibrator choice and, for binary tasks, threshold tuning.
     """
-    from trainyard.data.load import load_table
-
     if isinstance(model_or_ref, str):
-        from trainyard.api import load_with_meta
-
         model, meta = load_with_meta(model_or_ref, workspace)
     else:
         model, meta = model_or_ref, dict(_meta or {})
@@ -251,7 +247,6 @@ def evaluate(model_or_ref, data, sensitive=None, *, workspace=None, slices=None,
     return evaluate_frame(model, frame, meta=meta, options=options, validation=val, dataset=name)
 
 
-EVALUATION_FILE = "evaluation.json"  # inside the artifact, hashed with the model
 
 
 def calibrate_on_validation(model, X_val: pd.DataFrame, y_val_codes: np.ndarray, method: str, seed: int = 0):
@@ -269,9 +264,6 @@ def test_evaluation(model, trial_model, parts, cfg, metric, data, val_score: flo
                     calibrated_with: str | None, explain_seconds: float | None = None) -> EvaluationReport:
     """The one evaluation of the final model on the held-out test rows, at the end of `train`.
     `explain_seconds` bounds permutation importance, so the run stays inside its time limit."""
-    from trainyard.evaluation.scored import baseline_reference
-    from trainyard.training.search import score_pipeline
-
     options = Options(sensitive=list(cfg.sensitive), n_boot=cfg.n_boot, seed=cfg.seed, learning_curve=cfg.learning_curve,
                       threshold_metric=cfg.threshold_metric, cost_fp=cfg.cost_fp, cost_fn=cfg.cost_fn,
                       explain_seconds=explain_seconds)

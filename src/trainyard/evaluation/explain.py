@@ -13,8 +13,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from trainyard.evaluation.metrics import Metric
-from trainyard.training.search import score_pipeline
+from trainyard.metrics import Metric, score_pipeline
+from trainyard.models.unwrap import tree_parts
 
 
 def permutation_importance(model, X: pd.DataFrame, y_codes: np.ndarray, metric: Metric, *, n_repeats: int = 5,
@@ -58,8 +58,6 @@ def permutation_importance(model, X: pd.DataFrame, y_codes: np.ndarray, metric: 
 def tree_library(model) -> str | None:
     """'lightgbm' or 'xgboost' when every model inside (a plain pipeline, or an AutoML ensemble of boosted
     members, bagged or not) is of that one library, which can explain its own predictions; else None."""
-    from trainyard.models.unwrap import tree_parts
-
     parts = tree_parts(model)
     if parts is None or len(parts.libraries) != 1:
         return None
@@ -87,8 +85,6 @@ def contributions(model, X: pd.DataFrame, class_index: np.ndarray | int | None =
     this is the members' log-odds averaged with the ensemble's weights. None unless the model is LightGBM or
     XGBoost throughout.
     """
-    from trainyard.models.unwrap import tree_parts
-
     lib = tree_library(model)
     if lib is None:
         return None

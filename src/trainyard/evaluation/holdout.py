@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from trainyard.evaluation.metrics import score_all
+from trainyard.errors import DataError
+from trainyard.metrics import score_all
 from trainyard.tasks import Task
 
 
@@ -39,8 +40,6 @@ def encode_labels(y: np.ndarray, classes: np.ndarray) -> np.ndarray:
     try:
         return np.fromiter((lookup[str(v)] for v in y), dtype=np.int64, count=len(y))
     except KeyError as exc:
-        from trainyard.errors import DataError
-
         raise DataError(f"Label {exc.args[0]!r} was never seen in training.", f"the model knows {', '.join(map(str, classes))}.") from None
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from trainyard.evaluation.metrics import Metric
+from trainyard.metrics import Metric, score_pipeline
 
 
 def overfitting_verdict(metric: Metric, scores: dict[str, float | None], test_interval: tuple[float, float] | None = None,
@@ -53,9 +53,6 @@ def learning_curve(model, X: pd.DataFrame, y_codes: np.ndarray, metric: Metric, 
     from sklearn.base import clone
     from sklearn.model_selection import KFold, StratifiedKFold
     from sklearn.model_selection import learning_curve as sk_learning_curve
-
-    from trainyard.training.search import score_pipeline
-
     classes = model.classes if model.task.is_classification else None
 
     def scorer(estimator, X_part, y_part):

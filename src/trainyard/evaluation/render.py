@@ -215,24 +215,38 @@ def _fairness_blocks(d: dict, with_plots: bool) -> list[tuple]:
     if f.get("sensitive_used_as_features"):
         out.append((P, "Sensitive columns the model uses as inputs: " + ", ".join(f["sensitive_used_as_features"]) + "."))
     for col in f["columns"]:
-        out.append((H, 3, f"By {col['column']}"))
-        metric_names = sorted({m for g in col["groups"] for m in g["metrics"]})
-        has_rate = any("selection_rate" in g for g in col["groups"])
-        head = ["group", "rows", *(["positive rate"] if has_rate else []), *[f"{m} (95% CI)" for m in metric_names]]
-        rows = [[g["group"] + (" (small)" if g["small"] else ""), g["rows"], *([num(g.get("selection_rate"))] if has_rate else []),
-                 *[f"{num(g['metrics'][m]['value'])} ({ci(g['metrics'][m]['ci_low'], g['metrics'][m]['ci_high'])})" if m in g["metrics"] else "-" for m in metric_names]]
-                for g in col["groups"]]
-        out.append((TABLE, head, rows))
-        gaps = col.get("gaps") or {}
-        if gaps:
-            out.append((TABLE, ["measure", "value", "95% CI", "bound", "flagged"],
-                        [[k, num(v["value"]), ci(v.get("ci_low"), v.get("ci_high")), num(v.get("bound")), "FLAGGED" if v.get("flagged") else "ok"] for k, v in gaps.items()]))
-        if col.get("note"):
-            out.append((P, col["note"]))
-        out.append((LIST, col["flags"]) if col["flags"] else (P, "No fairness measure out of bounds for this column."))
-        if with_plots and has_rate:
-            big = [g for g in col["groups"] if "selection_rate" in g]
-            out.append((IMG, plots.bars([g["group"] for g in big], [g["selection_rate"] for g in big], f"Positive-prediction rate by {col['column']}", "share predicted positive"), "positive rate by group"))
+        out += _fairness_column_blocks(col, with_plots)
+    return out
+
+
+def _fairness_column_blocks(col: dict, with_plots: bool) -> list[tuple]:
+    """One sensitive column: each group's metrics with intervals, the gaps against their bounds, the flags."""
+    out = [(H, 3, f"By {col['column']}")]
+    metric_names = sorted({m for g in col["groups"] for m in g["metrics"]})
+    has_rate = any("selection_rate" in g for g in col["groups"])
+
+    def cell(g: dict, m: str) -> str:
+        if m not in g["metrics"]:
+            return "-"
+        v = g["metrics"][m]
+        return f"{num(v['value'])} ({ci(v['ci_low'], v['ci_high'])})"
+
+    head = ["group", "rows", *(["positive rate"] if has_rate else []), *[f"{m} (95% CI)" for m in metric_names]]
+    rows = [[g["group"] + (" (small)" if g["small"] else ""), g["rows"], *([num(g.get("selection_rate"))] if has_rate else []),
+             *[cell(g, m) for m in metric_names]] for g in col["groups"]]
+    out.append((TABLE, head, rows))
+    gaps = col.get("gaps") or {}
+    if gaps:
+        out.append((TABLE, ["measure", "value", "95% CI", "bound", "flagged"],
+                    [[k, num(v["value"]), ci(v.get("ci_low"), v.get("ci_high")), num(v.get("bound")), "FLAGGED" if v.get("flagged") else "ok"]
+                     for k, v in gaps.items()]))
+    if col.get("note"):
+        out.append((P, col["note"]))
+    out.append((LIST, col["flags"]) if col["flags"] else (P, "No fairness measure out of bounds for this column."))
+    if with_plots and has_rate:
+        big = [g for g in col["groups"] if "selection_rate" in g]
+        out.append((IMG, plots.bars([g["group"] for g in big], [g["selection_rate"] for g in big],
+                                    f"Positive-prediction rate by {col['column']}", "share predicted positive"), "positive rate by group"))
     return out
 
 

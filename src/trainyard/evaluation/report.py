@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+from trainyard.evaluation.render import to_html, to_markdown
 
 
 def jsonable(obj):
@@ -24,6 +25,9 @@ def jsonable(obj):
     if obj is None or isinstance(obj, (bool, int, float, str)):
         return obj
     return str(obj)
+
+
+EVALUATION_FILE = "evaluation.json"  # inside the artifact, hashed with the model
 
 
 class EvaluationReport:
@@ -50,13 +54,9 @@ class EvaluationReport:
         return json.dumps(self.data, indent=indent, allow_nan=False)
 
     def to_markdown(self) -> str:
-        from trainyard.evaluation.render import to_markdown
-
         return to_markdown(self.data)
 
     def to_html(self) -> str:
-        from trainyard.evaluation.render import to_html
-
         return to_html(self.data)
 
     def save(self, directory, stem: str = "report") -> dict[str, Path]:

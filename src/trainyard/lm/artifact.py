@@ -18,7 +18,10 @@ import tempfile
 from pathlib import Path
 
 from trainyard.errors import NotFoundError
-from trainyard.registry.artifact import register_loader
+from trainyard.lm.generate import Sampling, generate, stream
+from trainyard.lm.tokenizer import load_tokenizer
+from trainyard.registry.artifact import register_loader, save_artifact
+from trainyard.registry.loading import load_with_meta
 
 KIND = "language-model"
 
@@ -39,7 +42,6 @@ class LanguageModel:
         """A Hugging Face model directory (config + safetensors + tokenizer), or a trainyard LoRA artifact."""
         from transformers import AutoModelForCausalLM
 
-        from trainyard.lm.tokenizer import load_tokenizer
 
         quiet_transformers()
         path = Path(path)
@@ -79,13 +81,9 @@ class LanguageModel:
         return LanguageModel(model, self.tokenizer, {**self.meta, "merged_from_adapter": True})
 
     def generate(self, prompt: str, **sampling):
-        from trainyard.lm.generate import Sampling, generate
-
         return generate(self.model, self.tokenizer, prompt, Sampling(**sampling))
 
     def stream(self, prompt: str, **sampling):
-        from trainyard.lm.generate import Sampling, stream
-
         return stream(self.model, self.tokenizer, prompt, Sampling(**sampling))
 
 
@@ -117,8 +115,6 @@ def load_base(ref_or_dir: str, workspace: str | os.PathLike | None = None) -> La
     """A registry ref (lm, lm@2, lm@production) or a local Hugging Face directory."""
     if Path(ref_or_dir).is_dir():
         return LanguageModel.from_directory(ref_or_dir, {"source": str(Path(ref_or_dir).resolve())})
-    from trainyard.api import load_with_meta
-
     model, meta = load_with_meta(ref_or_dir, workspace)
     if not isinstance(model, LanguageModel):
         raise NotFoundError(f"'{ref_or_dir}' is a {meta.get('task', 'tabular')} model, not a language model.",
@@ -133,7 +129,6 @@ def register_language_model(ws, name: str, run_id: str, lm: LanguageModel, meta:
     `arrays` ({file name: numpy array}) are saved next to it (.npy)."""
     import numpy as np
 
-    from trainyard.registry.artifact import save_artifact
 
     ws.ensure()
     artifact_dir = ws.artifacts / name / run_id

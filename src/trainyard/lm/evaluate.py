@@ -18,12 +18,17 @@ from pathlib import Path
 import numpy as np
 
 from trainyard.errors import DataError
+from trainyard.lm.corpus import iter_jsonl, read_documents
+from trainyard.lm.finetune import response_loss
+from trainyard.lm.generate import Sampling, generate
+from trainyard.lm.model import context_length
+from trainyard.lm.preference import pair_logps
+from trainyard.lm.pretrain import UNIGRAM_FILE, held_out_loss, unigram_perplexity
+from trainyard.lm.sft import PROMPT_KEYS, RESPONSE_KEYS, chat_prompt, encode_example, read_pairs
 
 
 def evaluate_language_model(lm, data, *, compare=None, context: int | None = None, batch_size: int = 8, prompts: list[str] | None = None,
                             max_tokens: int = 40, n_samples: int = 3, max_windows: int = 2000) -> dict:
-    from trainyard.lm.generate import Sampling, generate
-
     report = {"data": str(data), "model": _score(lm, data, context, batch_size, max_windows)}
     prompts = prompts or report["model"].pop("prompts")[:n_samples]
     report["model"].pop("prompts", None)
@@ -38,14 +43,9 @@ def evaluate_language_model(lm, data, *, compare=None, context: int | None = Non
 
 
 def _score(lm, data, context, batch_size, max_windows) -> dict:
-    from trainyard.lm.model import context_length
-
     ctx = min(context or 10**9, context_length(lm.model.config))
     triples = _pairs(data, preference=True)
     if triples is not None:
-        from trainyard.lm.preference import pair_logps
-        from trainyard.lm.sft import chat_prompt, encode_example
-
         logps = pair_logps(lm.model, [(encode_example(lm.tokenizer, p, c, ctx), encode_example(lm.tokenizer, p, r, ctx)) for p, c, r in triples],
                            lm.tokenizer.pad_token_id, batch_size)
         margin = logps[:, 0] - logps[:, 1]
@@ -54,15 +54,10 @@ def _score(lm, data, context, batch_size, max_windows) -> dict:
                 "prompts": [chat_prompt(lm.tokenizer, p) for p, _, _ in triples]}
     pairs = _pairs(data)
     if pairs is not None:
-        from trainyard.lm.finetune import response_loss
-        from trainyard.lm.sft import chat_prompt, encode_example
-
         rows = [encode_example(lm.tokenizer, p, r, ctx) for p, r in pairs]
         scores = response_loss(lm.model, rows, lm.tokenizer.pad_token_id, batch_size)
         return {"perplexity": scores["val_perplexity"], "loss": scores["val_loss"], "accuracy": scores["val_accuracy"],
                 "scored": "responses", "examples": len(rows), "prompts": [chat_prompt(lm.tokenizer, p) for p, _ in pairs]}
-    from trainyard.lm.corpus import read_documents
-    from trainyard.lm.pretrain import UNIGRAM_FILE, held_out_loss, unigram_perplexity
     from trainyard.lm.shards import windows
 
     docs = [d.strip() for d in read_documents([data]) if d.strip()]
@@ -88,9 +83,6 @@ def _score(lm, data, context, batch_size, max_windows) -> dict:
 
 def _pairs(data, preference: bool = False):
     """Prompt/response pairs (or with `preference`, prompt/chosen/rejected triples) when `data` is such a JSONL file, else None."""
-    from trainyard.lm.corpus import iter_jsonl
-    from trainyard.lm.sft import PROMPT_KEYS, RESPONSE_KEYS, read_pairs
-
     path = Path(data)
     if path.suffix != ".jsonl" or not path.is_file():
         return None

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from trainyard.lm.train import Plan
+from trainyard.errors import DataError
+from trainyard.lm.artifact import LanguageModel, load_base, quiet_transformers
+from trainyard.lm.model import context_length
+from trainyard.lm.settings import TaskSetup
+from trainyard.lm.sft import IGNORE, chat_prompt, encode_example, pad_batch, read_pairs, token_loss
 
 
-def plan(data, s, ws, run_dir, emit) -> Plan:
-    from trainyard.lm.artifact import load_base
-    from trainyard.lm.model import context_length
-    from trainyard.lm.sft import chat_prompt, encode_example, pad_batch, read_pairs, token_loss
-    from trainyard.training.batches import IndexedBatches
+def plan(data, s, ws, run_dir, emit) -> TaskSetup:
+    from trainyard.engine.batches import IndexedBatches
 
     base = load_base(s.base, ws.home).merged()  # an adapter as the base: start from its merged weights
     tok = base.tokenizer
@@ -34,14 +35,13 @@ def plan(data, s, ws, run_dir, emit) -> Plan:
     def evaluate(model) -> dict:
         return response_loss(model, val_rows, pad, s.batch_size)
 
-    return Plan(lm, batches, token_loss, evaluate, [chat_prompt(tok, p) for p, _ in val_pairs[:s.samples]],
+    return TaskSetup(lm, batches, token_loss, evaluate, [chat_prompt(tok, p) for p, _ in val_pairs[:s.samples]],
                 meta={"family": base.meta.get("family") or type(base.model).__name__, "artifact": base_info(base, s)})
 
 
 def with_lora(base, s):
     from peft import LoraConfig, get_peft_model
 
-    from trainyard.lm.artifact import LanguageModel, quiet_transformers
 
     quiet_transformers()
     cfg = LoraConfig(r=s.lora_r, lora_alpha=s.lora_alpha or 2 * s.lora_r, lora_dropout=0.0, target_modules="all-linear",
@@ -61,8 +61,6 @@ def base_info(base, s) -> dict:
 def split_rows(rows: list, fraction: float, seed: int) -> tuple[list, list]:
     """A seeded shuffle, then at least one row (and `fraction` of them) held out for validation."""
     if len(rows) < 2:
-        from trainyard.errors import DataError
-
         raise DataError(f"Only {len(rows)} example: need at least 2 (one to train on, one to check on).", "add more examples.")
     order = np.random.default_rng(seed).permutation(len(rows))
     n_val = min(len(rows) - 1, max(1, round(fraction * len(rows))))
@@ -76,7 +74,6 @@ def response_loss(model, rows, pad_id: int, batch_size: int) -> dict:
     import torch
     import torch.nn.functional as F
 
-    from trainyard.lm.sft import IGNORE, pad_batch
 
     device = next(model.parameters()).device
     total, correct, count = 0.0, 0, 0

@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from trainyard.errors import ConfigError
+from trainyard.lm.model import context_length
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,6 @@ def next_token_ids(model, prompt_ids: list[int], s: Sampling, eos_id: int | None
     """Token ids one at a time (stops at EOS, which is yielded, or after max_tokens)."""
     import torch
 
-    from trainyard.lm.model import context_length
 
     limit = context_length(model.config)
     device = next(model.parameters()).device

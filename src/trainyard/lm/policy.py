@@ -22,20 +22,20 @@ from __future__ import annotations
 import numpy as np
 
 from trainyard.errors import ConfigError
-from trainyard.lm.train import Plan
+from trainyard.lm.artifact import hf_errors_only, load_base
+from trainyard.lm.finetune import base_info, split_rows, with_lora
+from trainyard.lm.model import context_length
+from trainyard.lm.reward import load_reward_model
+from trainyard.lm.settings import TaskSetup
+from trainyard.lm.sft import PROMPT_KEYS, chat_prompt, read_pairs
 
 
-def plan(data, s, ws, run_dir, emit) -> Plan:
+def plan(data, s, ws, run_dir, emit) -> TaskSetup:
     import copy
 
     import torch
 
-    from trainyard.lm.artifact import load_base
-    from trainyard.lm.finetune import base_info, split_rows, with_lora
-    from trainyard.lm.model import context_length
-    from trainyard.lm.reward import load_reward_model
-    from trainyard.lm.sft import PROMPT_KEYS, chat_prompt, read_pairs
-    from trainyard.training.batches import IndexedBatches
+    from trainyard.engine.batches import IndexedBatches
 
     if not s.reward_model:
         raise ConfigError("--method rloo scores samples with a reward model, but no --reward-model was given.",
@@ -74,7 +74,7 @@ def plan(data, s, ws, run_dir, emit) -> Plan:
 
     with torch.no_grad():
         before = evaluate(lm.model)  # the policy at step 0 (with --lora: the adapter starts as a no-op)
-    return Plan(lm, IndexedBatches(len(train_ids), s.batch_size, load), loss_fn, evaluate, [chat_prompt(tok, p) for p in val_p[:s.samples]],
+    return TaskSetup(lm, IndexedBatches(len(train_ids), s.batch_size, load), loss_fn, evaluate, [chat_prompt(tok, p) for p in val_p[:s.samples]],
                 meta={"family": base.meta.get("family") or type(base.model).__name__,
                       "baseline": {"val_reward_before": before["val_reward"]},
                       "artifact": {**base_info(base, s), "method": s.method, "beta": s.beta, "reward_model": s.reward_model,
@@ -93,7 +93,6 @@ class Rollouts:
         """(k, prompt + new) token ids and the (k, same) mask of the completion tokens (through the first EOS)."""
         import torch
 
-        from trainyard.lm.artifact import hf_errors_only
 
         device = next(model.parameters()).device
         x = torch.tensor([prompt_ids] * self.k, device=device)

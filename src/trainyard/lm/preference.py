@@ -14,25 +14,24 @@ from __future__ import annotations
 import numpy as np
 
 from trainyard.errors import ConfigError
-from trainyard.lm.train import Plan
+from trainyard.lm import policy
+from trainyard.lm.artifact import load_base
+from trainyard.lm.finetune import base_info, split_rows, with_lora
+from trainyard.lm.model import context_length
+from trainyard.lm.settings import TaskSetup
+from trainyard.lm.sft import IGNORE, PROMPT_KEYS, chat_prompt, encode_example, pad_batch, read_pairs
 
 METHODS = ("dpo", "rloo")
 
 
-def plan(data, s, ws, run_dir, emit) -> Plan:
+def plan(data, s, ws, run_dir, emit) -> TaskSetup:
     import torch
 
-    from trainyard.lm.artifact import load_base
-    from trainyard.lm.finetune import base_info, split_rows, with_lora
-    from trainyard.lm.model import context_length
-    from trainyard.lm.sft import PROMPT_KEYS, chat_prompt, encode_example, read_pairs
-    from trainyard.training.batches import IndexedBatches
+    from trainyard.engine.batches import IndexedBatches
 
     if s.method not in METHODS:
         raise ConfigError(f"'{s.method}' is not a preference method.", f"use one of {', '.join(METHODS)}.")
     if s.method == "rloo":
-        from trainyard.lm import policy
-
         return policy.plan(data, s, ws, run_dir, emit)
     base = load_base(s.base, ws.home).merged()  # an adapter as the base: start from its merged weights
     tok = base.tokenizer
@@ -69,7 +68,7 @@ def plan(data, s, ws, run_dir, emit) -> Plan:
         return {"val_loss": float(loss), **stats}
 
     before = evaluate(base.model)
-    return Plan(lm, batches, loss_fn, evaluate, [chat_prompt(tok, p) for p, _, _ in val_t[:s.samples]],
+    return TaskSetup(lm, batches, loss_fn, evaluate, [chat_prompt(tok, p) for p, _, _ in val_t[:s.samples]],
                 meta={"family": base.meta.get("family") or type(base.model).__name__,
                       "baseline": {"val_margin_before": before["val_margin"], "val_win_rate_before": before["val_win_rate"]},
                       "artifact": {**base_info(base, s), "method": s.method, "beta": s.beta}})
@@ -94,7 +93,6 @@ def pair_logps(model, pairs, pad_id: int, batch_size: int, grad: bool = False):
 
     import torch
 
-    from trainyard.lm.sft import IGNORE, pad_batch
 
     device = next(model.parameters()).device
     out = []

@@ -16,16 +16,18 @@ import math
 import numpy as np
 
 from trainyard.errors import DataError
-from trainyard.lm.train import Plan
+from trainyard.lm.artifact import LanguageModel, load_base
+from trainyard.lm.corpus import clean_documents, read_documents
+from trainyard.lm.model import build_model, context_length
+from trainyard.lm.settings import TaskSetup
+from trainyard.lm.tokenizer import load_tokenizer, train_tokenizer
 
 UNIGRAM_FILE = "unigram_counts.npy"  # in a pre-trained model's artifact: token counts of its training corpus
 
 
-def plan(data, s, ws, run_dir, emit) -> Plan:
-    from trainyard.lm.artifact import LanguageModel, load_base
-    from trainyard.lm.model import build_model, context_length
+def plan(data, s, ws, run_dir, emit) -> TaskSetup:
     from trainyard.lm.shards import n_windows, open_tokens, prepare_shards, shards_key
-    from trainyard.training.batches import IndexedBatches
+    from trainyard.engine.batches import IndexedBatches
 
     base = load_base(s.base, ws.home) if s.base else None
     tok = base.tokenizer if base else _tokenizer(data, s, run_dir, emit)
@@ -55,7 +57,7 @@ def plan(data, s, ws, run_dir, emit) -> Plan:
     prompts = _prompts(tok, val, s.samples)
     family = type(model).__name__.replace("ForCausalLM", "").replace("LMHeadModel", "").lower()
     counts = unigram_counts(train, len(tok))
-    return Plan(LanguageModel(model, tok), batches, lm_loss, evaluate, prompts,
+    return TaskSetup(LanguageModel(model, tok), batches, lm_loss, evaluate, prompts,
                 meta={"tokens_per_step": s.batch_size * context, "family": family,
                       "baseline": {"unigram_perplexity": unigram_perplexity(counts, val)},
                       "files": {UNIGRAM_FILE: counts},  # kept with the model: `trainyard evaluate` reports the same baseline
@@ -117,9 +119,6 @@ def unigram_perplexity(counts: np.ndarray, tokens) -> float:
 
 
 def _tokenizer(data, s, run_dir, emit):
-    from trainyard.lm.corpus import clean_documents, read_documents
-    from trainyard.lm.tokenizer import load_tokenizer, train_tokenizer
-
     if s.tokenizer:
         return load_tokenizer(s.tokenizer)
     path = run_dir / "tokenizer"

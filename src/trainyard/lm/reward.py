@@ -19,9 +19,15 @@ from pathlib import Path
 
 import numpy as np
 
-from trainyard.errors import NotFoundError
+from trainyard.errors import ConfigError, NotFoundError
+from trainyard.lm.artifact import LanguageModel, hf_errors_only, load_base, quiet_transformers
+from trainyard.lm.finetune import base_info, split_rows
+from trainyard.lm.model import context_length
+from trainyard.lm.settings import TaskSetup
+from trainyard.lm.sft import PROMPT_KEYS, encode_example, pad_batch, read_pairs
+from trainyard.lm.tokenizer import load_tokenizer
 from trainyard.registry.artifact import register_loader
-from trainyard.lm.train import Plan
+from trainyard.registry.loading import load_with_meta
 
 KIND = "reward-model"
 
@@ -40,8 +46,6 @@ class RewardModel:
     def from_artifact(cls, directory: Path, meta: dict) -> "RewardModel":
         from transformers import AutoModelForSequenceClassification
 
-        from trainyard.lm.artifact import quiet_transformers
-        from trainyard.lm.tokenizer import load_tokenizer
 
         quiet_transformers()
         model = AutoModelForSequenceClassification.from_pretrained(str(directory))
@@ -52,8 +56,6 @@ class RewardModel:
         """The reward of each response to its prompt (the prompt goes through the chat template, as in training)."""
         import torch
 
-        from trainyard.lm.model import context_length
-        from trainyard.lm.sft import encode_example
 
         max_len = context_length(self.model.config)
         rows = [encode_example(self.tokenizer, p, r, max_len) for p, r in zip(prompts, responses)]
@@ -63,8 +65,6 @@ class RewardModel:
 
 def evaluate_pairs(rm: RewardModel, path: str | os.PathLike, batch_size: int = 16) -> dict:
     """How a reward model ranks the chosen/rejected pairs of a JSONL file: accuracy and mean margin."""
-    from trainyard.lm.sft import PROMPT_KEYS, read_pairs
-
     rows = read_pairs(path, (PROMPT_KEYS, ("chosen",), ("rejected",)))
     chosen = rm.score([p for p, _, _ in rows], [c for _, c, _ in rows], batch_size)
     rejected = rm.score([p for p, _, _ in rows], [r for _, _, r in rows], batch_size)
@@ -74,8 +74,6 @@ def evaluate_pairs(rm: RewardModel, path: str | os.PathLike, batch_size: int = 1
 
 
 def load_reward_model(ref: str, workspace: str | os.PathLike | None = None) -> RewardModel:
-    from trainyard.api import load_with_meta
-
     model, meta = load_with_meta(ref, workspace)
     if not isinstance(model, RewardModel):
         raise NotFoundError(f"'{ref}' is not a reward model.", "train one with `trainyard train prefs.jsonl --task reward --base lm@1` and pass its ref.")
@@ -89,7 +87,6 @@ def reward_head_model(base, seed: int):
     import torch
     from transformers import AutoModelForSequenceClassification
 
-    from trainyard.lm.artifact import hf_errors_only
 
     with tempfile.TemporaryDirectory(prefix="trainyard-rm-") as tmp:
         base.model.save_pretrained(tmp, safe_serialization=True)
@@ -104,7 +101,6 @@ def scores(model, rows, pad_id: int, batch_size: int):
     """One scalar per (ids, labels) row: the head on the hidden state of the row's last token (right padding)."""
     import torch
 
-    from trainyard.lm.sft import pad_batch
 
     device = next(model.parameters()).device
     out = []
@@ -116,19 +112,13 @@ def scores(model, rows, pad_id: int, batch_size: int):
     return torch.cat(out) if out else torch.zeros(0)
 
 
-def plan(data, s, ws, run_dir, emit) -> Plan:
+def plan(data, s, ws, run_dir, emit) -> TaskSetup:
     import torch
     import torch.nn.functional as F
 
-    from trainyard.lm.artifact import LanguageModel, load_base
-    from trainyard.lm.finetune import base_info, split_rows
-    from trainyard.lm.model import context_length
-    from trainyard.lm.sft import PROMPT_KEYS, encode_example, read_pairs
-    from trainyard.training.batches import IndexedBatches
+    from trainyard.engine.batches import IndexedBatches
 
     if s.lora:
-        from trainyard.errors import ConfigError
-
         raise ConfigError("--task reward trains every weight; --lora is not supported for reward models.", "drop --lora.")
     base = load_base(s.base, ws.home).merged()
     tok = base.tokenizer
@@ -161,7 +151,7 @@ def plan(data, s, ws, run_dir, emit) -> Plan:
 
     with torch.no_grad():
         before = evaluate(model)
-    return Plan(LanguageModel(model, tok, base.meta), IndexedBatches(len(train_rows), s.batch_size, load), loss_fn, evaluate, [],
+    return TaskSetup(LanguageModel(model, tok, base.meta), IndexedBatches(len(train_rows), s.batch_size, load), loss_fn, evaluate, [],
                 meta={"family": base.meta.get("family") or type(base.model).__name__,
                       "baseline": {"val_accuracy_before": before["val_accuracy"]},
                       "artifact": {**base_info(base, s), "kind": KIND}})

@@ -15,19 +15,18 @@ import threading
 import time
 
 from trainyard.errors import ConfigError
+from trainyard.lm.artifact import KIND, load_base
+from trainyard.lm.generate import Sampling, stream
+from trainyard.registry.artifact import read_meta
 
 
 def is_language_model(ws, ref: str) -> bool:
-    from trainyard.lm.artifact import KIND
-    from trainyard.registry.artifact import read_meta
-
     row = ws.store.resolve_model(ref)
     return read_meta(ws.home / row["artifact_path"]).get("kind") == KIND
 
 
 def add_language_models(app, ws, refs: list[str]) -> dict:
     """Load each language model (hashes verified) and add the generation routes; returns {name: LanguageModel}."""
-    from trainyard.lm.artifact import load_base
     from trainyard.registry.store import parse_ref
 
     models = {}
@@ -46,7 +45,6 @@ def add_generate_routes(app, models: dict) -> None:
     from fastapi.responses import JSONResponse, StreamingResponse
     from pydantic import BaseModel, Field
 
-    from trainyard.lm.generate import Sampling, stream
     from trainyard.lm.sft import chat_prompt
 
     locks = {name: threading.Lock() for name in models}

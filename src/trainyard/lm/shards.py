@@ -22,9 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
+from trainyard.data.tokens import token_dtype
 from trainyard.errors import DataError
 from trainyard.lm.corpus import CorpusReport, QualityRules, clean_documents, corpus_files, read_documents
-from trainyard.lm.tokenizer import token_dtype
 
 META = "meta.json"
 

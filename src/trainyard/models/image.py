@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from trainyard.data.images import image_batch
 from trainyard.errors import ConfigError, DataError
 from trainyard.models.neural import NeuralEstimator, holdout_rows
 from trainyard.models.registry import register
@@ -138,7 +139,7 @@ class ImageClassifier(NeuralEstimator):
         import torch
         import torch.nn.functional as F
 
-        from trainyard.training.batches import IndexedBatches
+        from trainyard.engine.batches import IndexedBatches
 
         if self.arch not in ARCHS:
             raise ConfigError(f"'{self.arch}' is not an image architecture.", f"use one of {', '.join(ARCHS)}.")
@@ -220,8 +221,6 @@ class ImageClassifier(NeuralEstimator):
 
 
 def image_batch_for(model: ImageClassifier, X, rows, augment: bool, generator=None):
-    from trainyard.data.images import image_batch
-
     return image_batch(X, rows, size=model.image_size_, channels=model.channels_, mean=model.mean_, std=model.std_,
                        augment=augment, generator=generator)
 

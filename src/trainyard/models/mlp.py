@@ -114,7 +114,7 @@ class MLP(NeuralEstimator):
                 return {"val_loss": mse.item(), "val_rmse": (mse.sqrt() * self.y_std_).item()}
             return {"val_loss": F.cross_entropy(out, t).item(), "val_accuracy": (out.argmax(1) == t).float().mean().item()}
 
-        from trainyard.training.batches import TensorBatches
+        from trainyard.engine.batches import TensorBatches
 
         if self.time_budget_s:  # AutoML's budget: the loop stops cleanly (a whole model, fewer epochs)
             run = {"time_limit": float(self.time_budget_s), **run}

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from trainyard.data.schema import Schema
+from trainyard.models.rowpath import compile_rows
 from trainyard.tasks import Task
 
 
@@ -70,8 +71,6 @@ class TrainyardModel:
         None when the model's parts have no row path. `trainyard serve` predicts small requests with it."""
         fn = self.__dict__.get("_rows_fn", False)
         if fn is False:
-            from trainyard.models.rowpath import compile_rows
-
             try:
                 fn = compile_rows(self)
             except Exception:  # an unusual model shape: the pipeline path is always right
@@ -106,3 +105,17 @@ class TrainyardModel:
 
     def __repr__(self) -> str:
         return f"TrainyardModel(task={self.task.value}, family={self.family!r}, target={self.target!r}, features={len(self.features)})"
+
+
+def prediction_frame(model: TrainyardModel, X: pd.DataFrame) -> pd.DataFrame:
+    """The predicted value (and each class's probability) for every row of X, indexed like X."""
+    out = pd.DataFrame(index=X.index)
+    column = f"{model.target}_predicted" if model.target else "prediction"
+    if model.task.is_classification:
+        proba = model.predict_proba_array(X)
+        out[column] = model.classes[proba.argmax(axis=1)]
+        for i, c in enumerate(model.classes):
+            out[f"proba_{c}"] = proba[:, i]
+    else:
+        out[column] = model.predict(X)
+    return out

@@ -2,7 +2,7 @@
 
 A neural family is a scikit-learn estimator: its constructor stores the
 hyperparameters (the common ones below plus its own), `fit(X, y, eval_set=...,
-**run)` trains with `trainyard.training.loop.fit`, and learned state ends in `_`.
+**run)` trains with `trainyard.engine.loop.fit`, and learned state ends in `_`.
 `run` is how a caller connects a fit to the workspace: `log` (a RunLog),
 `progress` (a callback for the CLI), `checkpoint_dir` and `resume`. Without a
 `checkpoint_dir` the checkpoints go to a temporary directory removed after fit.
@@ -41,7 +41,7 @@ class NeuralEstimator(BaseEstimator):
                 setattr(self, name, value)
 
     def loop_config(self, monitor: str = "val_loss", **overrides):
-        from trainyard.training.loop import LoopConfig
+        from trainyard.engine.loop import LoopConfig
 
         values = {name: getattr(self, name) for name in LOOP_PARAMS if name != "batch_size"}
         values.update(seed=int(self.random_state or 0), monitor=monitor)
@@ -59,7 +59,7 @@ class NeuralEstimator(BaseEstimator):
 
     def _train(self, batches, loss_fn, evaluate, *, monitor="val_loss", checkpoint_dir=None, resume=False, log=None,
                progress=None, param_groups=None, **overrides):
-        from trainyard.training.loop import fit
+        from trainyard.engine.loop import fit
 
         with self._checkpoint_dir(checkpoint_dir) as directory:
             result = fit(self.module_, batches, loss_fn, config=self.loop_config(monitor, **overrides), evaluate=evaluate,

@@ -7,8 +7,8 @@ rough prior of its fit time and memory (used before it has been fitted once),
 and which packages it requires. `trainyard families` lists them.
 
 Built-in families live in one module per group (models/linear.py, neighbors.py,
-trees.py, boosting.py); models/families.py imports them. A new family (the
-PyTorch MLP, a user's own) only needs `@register` in a module that is imported.
+trees.py, boosting.py, mlp.py, image.py, text.py); models/families.py imports them all and answers
+lookups. A new family only needs `@register` in a module that families.py imports.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from sklearn.pipeline import Pipeline
 
 from trainyard.data.prepare import make_preprocessor
 from trainyard.data.schema import Schema
-from trainyard.errors import ConfigError, suggest
 from trainyard.tasks import TABULAR_TASKS, Task
 
 ALL_TASKS = TABULAR_TASKS  # families serve tables unless they say otherwise
@@ -74,35 +73,3 @@ def register(name: str, *, prep: str, defaults: dict | None = None, space: Calla
         return make
 
     return decorator
-
-
-def get_family(name: str) -> Family:
-    _load_builtin()
-    if name not in FAMILIES:
-        raise ConfigError(f"'{name}' is not a model family.", suggest(name, FAMILIES) + " See `trainyard families`.")
-    return FAMILIES[name]
-
-
-def all_families() -> dict[str, Family]:
-    _load_builtin()
-    return dict(FAMILIES)
-
-
-def choose_families(task: Task, preset_families: list[str], include: list[str] | None, exclude: list[str] | None) -> list[Family]:
-    """The families to try, in order: --include replaces the preset's list, --exclude removes from it."""
-    for name in [*(include or []), *(exclude or [])]:
-        get_family(name)  # a misspelt name is an error with suggestions
-    # A preset may name families from optional modules (the PyTorch MLP): those not registered are left out.
-    names = list(include) if include else [n for n in preset_families if n in all_families()]
-    names = [n for n in names if n not in set(exclude or [])]
-    chosen = [FAMILIES[n] for n in names if task in FAMILIES[n].tasks and FAMILIES[n].available()]
-    if not chosen:
-        raise ConfigError(
-            f"No model family left to train for a {task.value} task.",
-            "check --include/--exclude, and that the families' packages are installed (`trainyard families`).",
-        )
-    return chosen
-
-
-def _load_builtin() -> None:
-    from trainyard.models import families, image, mlp, text  # noqa: F401  (register on import)

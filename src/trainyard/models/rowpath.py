@@ -3,7 +3,7 @@
 A single-row call through scikit-learn's ColumnTransformer and pandas categoricals costs milliseconds, most
 of it bookkeeping. `compile_rows(model)` precomputes, once per loaded model, how a row (a dict) becomes the
 "tree" preprocessing's feature vector (numbers as floats, categories as their codes, rare and unseen values
-as the `__rare__` code: `trainyard.serve.fastpath`'s plan) and how each ensemble member takes that vector
+as the `__rare__` code: `trainyard.models.fastpath`'s plan) and how each ensemble member takes that vector
 directly: LightGBM through its single-row C API, XGBoost through `inplace_predict` on one thread, CatBoost
 with its category strings, scikit-learn trees with the codes. Members behind another preprocessing (linear
 models: scaling, one-hot, target encoding) or of another kind keep the pipeline path for their part only.
@@ -19,6 +19,16 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
+from trainyard.data.schema import as_datetime
+from trainyard.models.fastpath import (
+    NAN,
+    SINGLE_ROW_LIMIT,
+    SingleRowBooster,
+    as_bool,
+    as_float,
+    is_missing,
+    is_passthrough,
+)
 from trainyard.tasks import Task
 
 Rows = list  # list of dicts
@@ -27,7 +37,7 @@ Predictor = Callable[[np.ndarray], np.ndarray]
 
 def compile_rows(model) -> Callable[[Rows], np.ndarray] | None:
     """A function rows -> model output, or None when nothing in the model can skip pandas."""
-    from trainyard.training.ensemble import predictions
+    from trainyard.models.ensemble import predictions
 
     task = model.task
     n_classes = len(model.classes) if task.is_classification else None
@@ -74,7 +84,7 @@ def _parts(pipe):
     WeightedEnsemble (bagged members are split into their fold models, each with its share of the weight)."""
     from sklearn.pipeline import Pipeline
 
-    from trainyard.training.ensemble import Bag, WeightedEnsemble
+    from trainyard.models.ensemble import Bag, WeightedEnsemble
 
     if isinstance(pipe, Pipeline) and len(pipe.steps) == 2:
         return {"tree": pipe.steps[0][1]}, [("tree", 1.0, pipe.steps[1][1])]
@@ -116,8 +126,6 @@ def _coercer_and_columns(prep):
 
 def _tree_encoder(prep) -> _TreeEncoder | None:
     from trainyard.data.prepare import RARE, CategoricalCodes, DatetimeFeatures
-    from trainyard.serve.fastpath import NAN, _as_bool, _as_float, _is_passthrough, _missing
-
     found = _coercer_and_columns(prep)
     if found is None:
         return None
@@ -133,21 +141,21 @@ def _tree_encoder(prep) -> _TreeEncoder | None:
                 grouped = getattr(transformer, "group_rare_", False)
                 other = float(len(codes)) if grouped else NAN  # rare and unseen values share '__rare__' (last code)
                 features.append(col)
-                fns.append(lambda v, codes=codes, other=other: NAN if _missing(v) else codes.get(str(v).strip(), other))
+                fns.append(lambda v, codes=codes, other=other: NAN if is_missing(v) else codes.get(str(v).strip(), other))
                 categories.append(cats + [RARE] if grouped else cats)
-        elif _is_passthrough(transformer):
+        elif is_passthrough(transformer):
             for col in cols:
                 role = coercer.roles_.get(col)
                 if role not in ("numeric", "boolean"):
                     return None
                 features.append(col)
-                fns.append(_as_float if role == "numeric" else _as_bool)
+                fns.append(as_float if role == "numeric" else as_bool)
                 categories.append(None)
         elif isinstance(transformer, DatetimeFeatures):
             for col in transformer.columns_:
                 for i, _ in enumerate((*DatetimeFeatures.PARTS, "days")):
                     features.append(col)
-                    fns.append(lambda v, i=i: NAN if _missing(v) else _date_parts(v)[i])
+                    fns.append(lambda v, i=i: NAN if is_missing(v) else _date_parts(v)[i])
                     categories.append(None)
         else:  # text: no row path
             return None
@@ -162,7 +170,6 @@ def _tree_encoder(prep) -> _TreeEncoder | None:
 def _date_parts(value) -> tuple:
     """DatetimeFeatures' numbers for one value, parsed as the pipeline parses it (`as_datetime`)."""
     from trainyard.data.prepare import DatetimeFeatures
-    from trainyard.data.schema import as_datetime
 
     d = as_datetime(pd.Series([value])).iloc[0]
     if pd.isna(d):
@@ -196,19 +203,15 @@ class _PartsEncoder:
 def _as_text(value):
     """SchemaCoercer's categorical coercion, as the imputer then sees it: NaN for missing (scikit-learn reads the
     DataFrame's None as missing, but not a None inside a numpy object array), else the stripped text."""
-    from trainyard.serve.fastpath import _missing
-
-    return np.nan if _missing(value) or value is pd.NA else str(value).strip()
+    return np.nan if is_missing(value) or value is pd.NA else str(value).strip()
 
 
 def _parts_encoder(prep) -> _PartsEncoder | None:
-    from trainyard.serve.fastpath import _as_bool, _as_float
-
     found = _coercer_and_columns(prep)
     if found is None:
         return None
     coercer, columns = found
-    coerce = {"numeric": _as_float, "boolean": _as_bool, "categorical": _as_text}
+    coerce = {"numeric": as_float, "boolean": as_bool, "categorical": _as_text}
     parts = []
     for name, transformer, cols in columns.transformers_:
         if transformer == "drop" or (name == "remainder" and len(cols) == 0):
@@ -261,8 +264,6 @@ def _two_columns(p: np.ndarray) -> np.ndarray:
 
 
 def _lightgbm(model, encoder, task) -> Predictor | None:
-    from trainyard.serve.fastpath import SINGLE_ROW_LIMIT, SingleRowBooster
-
     booster = model.booster_
     if booster.num_feature() != len(encoder.features):
         return None

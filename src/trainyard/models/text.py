@@ -59,7 +59,7 @@ def token_batches(ids, labels, batch_size: int, pad_id: int, *, bucket: bool = T
     """The training batches of tokenised texts: length-bucketed (rows of similar length together, the batches
     shuffled; the order a function of (seed, epoch) alone, so resume is exact), dynamically padded, built one
     batch ahead in a background thread. `bucket=False`: plain shuffled rows."""
-    from trainyard.training.batches import IndexedBatches
+    from trainyard.engine.batches import IndexedBatches
 
     ids = as_token_rows(ids)
 

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, clone
 
+from trainyard.models.boosting import n_threads
 from trainyard.models.registry import Estimate, register
 from trainyard.tasks import Task
 
@@ -37,8 +38,6 @@ class CodedTrees(BaseEstimator):
         return X.to_numpy(dtype=np.float32)
 
     def fit(self, X, y, sample_weight=None):
-        from trainyard.models.boosting import n_threads
-
         Xn = self._numeric(X)
         model = clone(self.estimator)
         if "n_jobs" in model.get_params():

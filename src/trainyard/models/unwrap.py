@@ -35,7 +35,7 @@ def _library(estimator) -> str | None:
 def _unpack(estimator, n_classes: int) -> tuple[list[tuple[float, str, object]] | None, str]:
     """[(weight within this member, library, model)] for a Boosted / library model / Bag of them, or (None, why)."""
     from trainyard.models.boosting import Boosted
-    from trainyard.training.ensemble import Bag
+    from trainyard.models.ensemble import Bag
 
     inner = list(estimator.estimators_) if isinstance(estimator, Bag) else [estimator]
     out = []
@@ -55,7 +55,7 @@ def _unpack(estimator, n_classes: int) -> tuple[list[tuple[float, str, object]] 
 def _find(model) -> tuple[TreeParts | None, str]:
     from sklearn.pipeline import Pipeline
 
-    from trainyard.training.ensemble import WeightedEnsemble
+    from trainyard.models.ensemble import WeightedEnsemble
 
     pipe = model.pipeline
     n_classes = len(model.classes) if model.task.is_classification and model.classes is not None else 0

@@ -13,13 +13,31 @@ from pathlib import Path
 import pandas as pd
 
 from trainyard.data.load import load_table
+from trainyard.data.profile import (
+    build_reference,
+    count_frame,
+    monitored_frame,
+    prediction_columns,
+    read_reference,
+    reference_sample,
+)
 from trainyard.errors import ArtifactError, ConfigError, DataError, suggest
 from trainyard.monitor.domain import domain_check
-from trainyard.monitor.drift import LEVELS, Thresholds, compare_profiles, feature_drift, layout, prediction_drift, status_of
+from trainyard.monitor.drift import (
+    LEVELS,
+    Thresholds,
+    compare_profiles,
+    feature_drift,
+    layout,
+    prediction_drift,
+    status_of,
+)
 from trainyard.monitor.performance import attach_labels, performance_report
-from trainyard.monitor.profile import build_reference, count_frame, monitored_frame, prediction_columns, read_reference, reference_sample
+from trainyard.monitor.report import to_html, to_jsonable
 from trainyard.monitor.window import day_buckets, log_window, logged_prediction_columns, parse_since
-from trainyard.workspace import Workspace
+from trainyard.registry.artifact import load_artifact
+from trainyard.registry.workspace import Workspace
+import trainyard.kinds  # noqa: F401  (artifact loaders)
 
 MAX_PERIODS = 90
 
@@ -36,9 +54,6 @@ def resolve_monitored(store, ref: str) -> dict:
 
 def load_reference(ws: Workspace, row: dict, reference=None):
     """(model, meta, profile, sample): the verified artifact and its stored reference (or one built from `reference`)."""
-    import trainyard.kinds  # noqa: F401  (artifact loaders)
-    from trainyard.registry.artifact import load_artifact
-
     directory = ws.home / row["artifact_path"]
     model, meta = load_artifact(directory, row["meta_sha256"])
     meta["version"] = row["version"]
@@ -67,35 +82,10 @@ def monitor(ref: str, *, data=None, since: str | None = None, last: int | None =
     pred_kinds = {n: c["kind"] for n, c in (profile.get("predictions") or {}).get("columns", {}).items()}
     since_at = parse_since(since)
     window: dict = {"since": since_at.isoformat() if since_at else None, "last": last}
-    meta_df = None
     if data is not None:
-        current = load_table(data)
-        window["source"] = "<DataFrame>" if isinstance(data, pd.DataFrame) else str(data)
-        times = None
-        if time_col:
-            if time_col not in current.columns:
-                raise ConfigError(f"--time-col '{time_col}' is not in the data.", suggest(time_col, current.columns))
-            times = pd.to_datetime(current[time_col], utc=True, errors="coerce")
-            if since_at is not None:
-                current, times = current[times >= since_at], times[times >= since_at]
-        elif since:
-            raise ConfigError("--since with --data needs a time column to filter on.", "add --time-col COLUMN, or drop --since.")
-        if last:
-            current = current.tail(last)
-            times = times.loc[current.index] if times is not None else None
-        _check_overlap(current, kinds)
-        preds = prediction_columns(model, current)[0]
+        current, times, preds, meta_df = _window_from_data(model, data, kinds, since, since_at, last, time_col, window)
     else:
-        window["source"] = "prediction log"
-        current, outputs, meta_df = log_window(store, row["name"], since=since_at, last=last)
-        _check_overlap(current, kinds)
-        times = meta_df["created_at"]
-        served = (meta_df["version"] == row["version"]).to_numpy()
-        preds = logged_prediction_columns(outputs, pred_kinds, model.target)[served]
-        if preds.shape[1] == 0 or len(preds) == 0 or preds.isna().all().all():
-            # outputs not in a known form, or served by other versions: what the monitored version says of these inputs
-            preds = prediction_columns(model, current)[0]
-        window["versions"] = sorted(int(v) for v in meta_df["version"].dropna().unique())
+        current, times, preds, meta_df = _window_from_log(store, row, model, kinds, pred_kinds, since_at, last, window)
     if len(current) == 0:
         raise DataError("The window has no rows.", "widen --since / --last, or check --data.")
     window["rows"] = len(current)
@@ -126,6 +116,40 @@ def monitor(ref: str, *, data=None, since: str | None = None, last: int | None =
         "thresholds": th.to_dict(), "summary": _summary(features, predictions, dom),
         "features": features, "predictions": predictions, "domain": dom, "timeline": timeline, "performance": perf,
     }
+
+
+def _window_from_data(model, data, kinds: dict, since, since_at, last, time_col, window: dict):
+    """(rows, their times or None, the model's predictions, None) of a file or DataFrame, filtered by --since/--last."""
+    current = load_table(data)
+    window["source"] = "<DataFrame>" if isinstance(data, pd.DataFrame) else str(data)
+    times = None
+    if time_col:
+        if time_col not in current.columns:
+            raise ConfigError(f"--time-col '{time_col}' is not in the data.", suggest(time_col, current.columns))
+        times = pd.to_datetime(current[time_col], utc=True, errors="coerce")
+        if since_at is not None:
+            current, times = current[times >= since_at], times[times >= since_at]
+    elif since:
+        raise ConfigError("--since with --data needs a time column to filter on.", "add --time-col COLUMN, or drop --since.")
+    if last:
+        current = current.tail(last)
+        times = times.loc[current.index] if times is not None else None
+    _check_overlap(current, kinds)
+    return current, times, prediction_columns(model, current)[0], None
+
+
+def _window_from_log(store, row: dict, model, kinds: dict, pred_kinds: dict, since_at, last, window: dict):
+    """(rows, their times, the predictions served for them, the log's metadata) of the prediction log's window."""
+    window["source"] = "prediction log"
+    current, outputs, meta_df = log_window(store, row["name"], since=since_at, last=last)
+    _check_overlap(current, kinds)
+    served = (meta_df["version"] == row["version"]).to_numpy()
+    preds = logged_prediction_columns(outputs, pred_kinds, model.target)[served]
+    if preds.shape[1] == 0 or len(preds) == 0 or preds.isna().all().all():
+        # outputs not in a known form, or served by other versions: what the monitored version says of these inputs
+        preds = prediction_columns(model, current)[0]
+    window["versions"] = sorted(int(v) for v in meta_df["version"].dropna().unique())
+    return current, meta_df["created_at"], preds, meta_df
 
 
 def _check_overlap(current: pd.DataFrame, kinds: dict[str, str]) -> None:
@@ -167,7 +191,6 @@ def write_outputs(report: dict, directory: Path) -> dict[str, Path]:
     """report.json and report.html in `directory`."""
     import json
 
-    from trainyard.monitor.report import to_html, to_jsonable
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)

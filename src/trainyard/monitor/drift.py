@@ -12,9 +12,9 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
+from trainyard.data.profile import count_frame
 from trainyard.errors import ConfigError, suggest
 from trainyard.monitor import stats
-from trainyard.monitor.profile import count_frame
 
 LEVELS = {"ok": 0, "warn": 1, "drift": 2}
 

@@ -13,9 +13,10 @@ import numpy as np
 import pandas as pd
 
 from trainyard.data.load import load_table
-from trainyard.errors import DataError
-from trainyard.evaluation.holdout import holdout_metrics
-from trainyard.monitor.profile import category_key
+from trainyard.data.profile import category_key
+from trainyard.errors import ConfigError, DataError, suggest
+from trainyard.evaluation.holdout import encode_labels, holdout_metrics
+from trainyard.metrics import METRICS
 from trainyard.monitor.window import day_buckets
 
 MIN_ROWS_PER_PERIOD = 20
@@ -59,7 +60,6 @@ def _label_column(table: pd.DataFrame, label_col: str | None, target: str | None
     for c in [label_col, "label", target]:
         if c and c in table.columns:
             return c
-    from trainyard.errors import ConfigError, suggest
 
     raise ConfigError("The labels file has no label column" + (f" '{label_col}'" if label_col else " ('label' or the target name)") + ".",
                       "name it with --label-col; " + suggest(label_col or "label", table.columns))
@@ -123,8 +123,6 @@ def performance_report(model, meta: dict, current: pd.DataFrame, labels: pd.Seri
     now, ref = out["overall"].get(metric), test.get(metric)
     out["status"] = None
     if now is not None and ref:
-        from trainyard.evaluation.metrics import METRICS
-
         higher = METRICS[metric].greater_is_better
         degradation = (ref - now) / abs(ref) if higher else (now - ref) / abs(ref)
         # both scores are estimates: the drop must also exceed their combined noise (one-sided z >= Z_GATE)
@@ -140,9 +138,6 @@ def performance_report(model, meta: dict, current: pd.DataFrame, labels: pd.Seri
 
 def _bootstrap_se(model, X: pd.DataFrame, y: pd.Series, metric: str, rounds: int = 100, seed: int = 0) -> float | None:
     """Standard error of the metric on these rows, by resampling them (the model is run once)."""
-    from trainyard.evaluation.holdout import encode_labels
-    from trainyard.evaluation.metrics import METRICS
-
     fn = METRICS[metric]
     if model.task.is_classification:
         codes, proba = encode_labels(np.asarray(y), model.classes), model.predict_proba_array(X)

@@ -116,61 +116,82 @@ def plots(report: dict) -> dict[str, str]:
         import matplotlib.pyplot as plt
     except ImportError:
         return {}
-    out = {}
+    drawn = {name: draw(plt, report) for name, draw in (("features", _feature_plot), ("distributions", _distribution_plot),
+                                                        ("timeline", _timeline_plot), ("performance", _performance_plot),
+                                                        ("domain", _domain_plot))}
+    return {name: png for name, png in drawn.items() if png is not None}
+
+
+def _feature_plot(plt, report: dict) -> str | None:
     feats = report["features"][:25]
-    if feats:
-        fig, ax = plt.subplots(figsize=(8, 0.3 * len(feats) + 1))
-        ax.barh([r["column"] for r in feats][::-1], [r.get("score") or 0 for r in feats][::-1],
-                color=[STATUS_COLOUR.get(r["status"], "#888") for r in feats][::-1])
-        ax.axvline(1.0, color="#c62828", ls="--", lw=1)
-        ax.set_xlabel("drift score (1 = drift threshold)")
-        ax.set_title("Feature drift")
-        out["features"] = _png(fig)
+    if not feats:
+        return None
+    fig, ax = plt.subplots(figsize=(8, 0.3 * len(feats) + 1))
+    ax.barh([r["column"] for r in feats][::-1], [r.get("score") or 0 for r in feats][::-1],
+            color=[STATUS_COLOUR.get(r["status"], "#888") for r in feats][::-1])
+    ax.axvline(1.0, color="#c62828", ls="--", lw=1)
+    ax.set_xlabel("drift score (1 = drift threshold)")
+    ax.set_title("Feature drift")
+    return _png(fig)
+
+
+def _distribution_plot(plt, report: dict) -> str | None:
     shown = [r for r in report["features"] if r.get("histogram")][:6]
-    if shown:
-        fig, axes = plt.subplots(len(shown), 1, figsize=(8, 2.2 * len(shown)))
-        for ax, r in zip(list(getattr(axes, "flat", [axes])), shown):
-            h = r["histogram"]
-            x = range(len(h["labels"]))
-            ax.bar([i - 0.2 for i in x], h["reference"], width=0.4, label="reference", color="#90a4ae")
-            ax.bar([i + 0.2 for i in x], h["current"], width=0.4, label="current", color=STATUS_COLOUR.get(r["status"], "#555"))
-            ax.set_xticks(list(x), h["labels"], rotation=30, ha="right", fontsize=7)
-            ax.set_title(f"{r['column']} ({r['status']})", fontsize=9)
-            ax.legend(fontsize=7)
-        fig.tight_layout()
-        out["distributions"] = _png(fig)
+    if not shown:
+        return None
+    fig, axes = plt.subplots(len(shown), 1, figsize=(8, 2.2 * len(shown)))
+    for ax, r in zip(list(getattr(axes, "flat", [axes])), shown):
+        h = r["histogram"]
+        x = range(len(h["labels"]))
+        ax.bar([i - 0.2 for i in x], h["reference"], width=0.4, label="reference", color="#90a4ae")
+        ax.bar([i + 0.2 for i in x], h["current"], width=0.4, label="current", color=STATUS_COLOUR.get(r["status"], "#555"))
+        ax.set_xticks(list(x), h["labels"], rotation=30, ha="right", fontsize=7)
+        ax.set_title(f"{r['column']} ({r['status']})", fontsize=9)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def _timeline_plot(plt, report: dict) -> str | None:
     tl = report.get("timeline")
-    if tl and tl.get("periods"):
-        periods = [p["period"] for p in tl["periods"]]
-        top = [r["column"] for r in report["features"][:6]]
-        fig, ax = plt.subplots(figsize=(8, 3.2))
-        for col in top:
-            ax.plot(periods, [p["scores"].get(col, 0) for p in tl["periods"]], marker="o", label=col)
-        ax.axhline(1.0, color="#c62828", ls="--", lw=1)
-        ax.set_ylabel("drift score")
-        ax.set_title(f"Drift over time (by {tl['by']})")
-        ax.tick_params(axis="x", rotation=30, labelsize=7)
-        ax.legend(fontsize=7)
-        out["timeline"] = _png(fig)
+    if not tl or not tl.get("periods"):
+        return None
+    periods = [p["period"] for p in tl["periods"]]
+    fig, ax = plt.subplots(figsize=(8, 3.2))
+    for col in [r["column"] for r in report["features"][:6]]:
+        ax.plot(periods, [p["scores"].get(col, 0) for p in tl["periods"]], marker="o", label=col)
+    ax.axhline(1.0, color="#c62828", ls="--", lw=1)
+    ax.set_ylabel("drift score")
+    ax.set_title(f"Drift over time (by {tl['by']})")
+    ax.tick_params(axis="x", rotation=30, labelsize=7)
+    ax.legend(fontsize=7)
+    return _png(fig)
+
+
+def _performance_plot(plt, report: dict) -> str | None:
     perf = report.get("performance") or {}
-    if perf.get("by_period"):
-        m = perf["metric"]
-        fig, ax = plt.subplots(figsize=(8, 3))
-        ax.plot([p["period"] for p in perf["by_period"]], [p["metrics"].get(m) for p in perf["by_period"]], marker="o", label=m)
-        if perf["test"].get(m) is not None:
-            ax.axhline(perf["test"][m], color="#607d8b", ls="--", lw=1, label=f"test {m}")
-        ax.set_title("Performance over time")
-        ax.tick_params(axis="x", rotation=30, labelsize=7)
-        ax.legend(fontsize=7)
-        out["performance"] = _png(fig)
+    if not perf.get("by_period"):
+        return None
+    m = perf["metric"]
+    fig, ax = plt.subplots(figsize=(8, 3))
+    ax.plot([p["period"] for p in perf["by_period"]], [p["metrics"].get(m) for p in perf["by_period"]], marker="o", label=m)
+    if perf["test"].get(m) is not None:
+        ax.axhline(perf["test"][m], color="#607d8b", ls="--", lw=1, label=f"test {m}")
+    ax.set_title("Performance over time")
+    ax.tick_params(axis="x", rotation=30, labelsize=7)
+    ax.legend(fontsize=7)
+    return _png(fig)
+
+
+def _domain_plot(plt, report: dict) -> str | None:
     dom = report.get("domain") or {}
-    if dom.get("importance"):
-        imp = dom["importance"][:15]
-        fig, ax = plt.subplots(figsize=(8, 0.3 * len(imp) + 1))
-        ax.barh([r["column"] for r in imp][::-1], [r["importance"] for r in imp][::-1], color="#5c6bc0")
-        ax.set_title(f"Domain classifier: what tells new rows from training rows (AUC {dom['auc']:.3f})")
-        out["domain"] = _png(fig)
-    return out
+    if not dom.get("importance"):
+        return None
+    imp = dom["importance"][:15]
+    fig, ax = plt.subplots(figsize=(8, 0.3 * len(imp) + 1))
+    ax.barh([r["column"] for r in imp][::-1], [r["importance"] for r in imp][::-1], color="#5c6bc0")
+    ax.set_title(f"Domain classifier: what tells new rows from training rows (AUC {dom['auc']:.3f})")
+    return _png(fig)
 
 
 def _table(columns: list[str], rows: list[list], status_col: int | None = None) -> str:

@@ -17,18 +17,20 @@ from pathlib import Path
 import pandas as pd
 
 from trainyard.data.load import fingerprint, load_table, source_name
+from trainyard.data.profile import write_reference
 from trainyard.data.schema import check_target, infer_schema
 from trainyard.data.split import split
-from trainyard.errors import DataError
+from trainyard.errors import ConfigError, DataError
 from trainyard.evaluation.holdout import baseline_metrics, encode_labels, holdout_metrics
-from trainyard.evaluation.metrics import get_metric
+from trainyard.metrics import get_metric
+from trainyard.models.families import get_family
 from trainyard.models.model import TrainyardModel
 from trainyard.monitor.check import load_reference
-from trainyard.monitor.profile import write_reference
-from trainyard.registry.artifact import save_artifact
+from trainyard.registry.artifact import load_artifact, save_artifact
 from trainyard.registry.store import parse_ref
+from trainyard.registry.workspace import Workspace
 from trainyard.tasks import Task
-from trainyard.workspace import Workspace
+import trainyard.kinds  # noqa: F401  (artifact loaders)
 
 
 def champion_row(store, ref: str, alias: str) -> dict:
@@ -57,8 +59,6 @@ def build_challenger(meta: dict, champion: TrainyardModel, schema, seed: int):
     """The champion's family and hyperparameters, unfitted; its own pipeline cloned when the family is not registered."""
     from sklearn.base import clone
 
-    from trainyard.errors import ConfigError
-    from trainyard.models.registry import get_family
 
     try:
         return get_family(meta["family"]).build(schema, champion.task, meta.get("params") or {}, seed=seed)
@@ -136,8 +136,6 @@ def _load(ws, row):
     try:
         return load_reference(ws, row)
     except Exception:  # a champion without a reference profile can still be retrained
-        import trainyard.kinds  # noqa: F401  (artifact loaders)
-        from trainyard.registry.artifact import load_artifact
 
         model, meta = load_artifact(ws.home / row["artifact_path"], row["meta_sha256"])
         return model, meta, None, None

@@ -24,7 +24,7 @@ from trainyard.rag.encoder import Encoder, resolve_encoder
 from trainyard.rag.index import INDEX_KIND, RagIndex, build_bm25
 from trainyard.rag.ingest import file_hash, list_files, read_folder, relative_name
 from trainyard.registry.artifact import load_artifact, save_artifact
-from trainyard.workspace import Workspace
+from trainyard.registry.workspace import Workspace
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ import numpy as np
 from trainyard.errors import DataError
 from trainyard.rag.encoder import ENCODER_KIND, Encoder, resolve_encoder
 from trainyard.registry.artifact import save_artifact
-from trainyard.workspace import Workspace
+from trainyard.registry.workspace import Workspace
 
 
 @dataclass(frozen=True)
@@ -103,9 +103,9 @@ def train_encoder(data: Path, s: EmbeddingSettings = EmbeddingSettings(), *, wor
                   progress=None) -> EncoderResult:
     import torch
 
-    from trainyard.training.batches import IndexedBatches  # (the engine imports torch: deferred like it)
-    from trainyard.training.loop import LoopConfig, fit
-    from trainyard.training.tracking import RunLog
+    from trainyard.engine.batches import IndexedBatches  # (the engine imports torch: deferred like it)
+    from trainyard.engine.loop import LoopConfig, fit
+    from trainyard.registry.tracking import RunLog
 
     ws = Workspace.resolve(workspace)
     pairs = read_pairs(data)

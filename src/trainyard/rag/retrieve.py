@@ -19,7 +19,7 @@ from trainyard.errors import ConfigError, NotFoundError
 from trainyard.rag.encoder import Encoder, resolve_encoder
 from trainyard.rag.index import INDEX_KIND, Hit, RagIndex
 from trainyard.registry.artifact import load_artifact
-from trainyard.workspace import Workspace
+from trainyard.registry.workspace import Workspace
 
 
 class EncoderMismatch(ConfigError):

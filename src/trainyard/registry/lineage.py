@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 from functools import lru_cache
+from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
@@ -11,9 +12,11 @@ from typing import Any
 @lru_cache(maxsize=1)
 def code_version() -> dict[str, Any]:
     """trainyard's version, plus the git commit (and whether the tree was dirty) when running from a checkout."""
-    from trainyard import __version__
-
-    out: dict[str, Any] = {"trainyard": __version__}
+    try:
+        version = importlib_metadata.version("trainyard")
+    except importlib_metadata.PackageNotFoundError:  # running from a source tree that was never installed
+        version = "unknown"
+    out: dict[str, Any] = {"trainyard": version}
     root = Path(__file__).resolve().parents[3]
     if not (root / ".git").exists():
         return out
@@ -43,25 +46,3 @@ def lineage(row: dict[str, Any], meta: dict[str, Any], run: dict[str, Any] | Non
         "artifact_path": row.get("artifact_path"),
         "meta_sha256": row.get("meta_sha256"),
     }
-
-
-def describe_versions(ws, name: str) -> list[dict[str, Any]]:
-    """Every version of `name`, newest first, with aliases, tags, metrics and lineage (meta.json is hash-checked)."""
-    from trainyard.errors import ArtifactError
-    from trainyard.registry.artifact import read_meta
-
-    store = ws.store
-    store.resolve_model(name)  # clear error for an unknown name
-    out = []
-    for row in store.list_models(name):
-        try:
-            meta = read_meta(ws.home / row["artifact_path"], row["meta_sha256"])
-            problem = None
-        except ArtifactError as exc:
-            meta, problem = {}, exc.problem
-        try:
-            run = store.get_run(row["run_id"]) if row.get("run_id") else None
-        except Exception:  # the run may have been pruned; lineage still comes from meta.json
-            run = None
-        out.append({**row, "tags": row.get("tags") or {}, "lineage": lineage(row, meta, run), "artifact_problem": problem})
-    return out

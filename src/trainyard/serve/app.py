@@ -18,10 +18,17 @@ import time
 import uuid
 from dataclasses import asdict, dataclass, field
 
+from trainyard.errors import ConfigError, suggest
+from trainyard.lm.serving import add_language_models, is_language_model
+from trainyard.rag.serving import add_indexes, is_rag_index
+from trainyard.registry.lineage import code_version
+from trainyard.registry.workspace import Workspace
+from trainyard.serve.answering import lm_generator
 from trainyard.serve.bodies import BadCsv, TooLarge, csv_bytes, csv_rows, outputs_csv, read_body
+from trainyard.serve.metrics import Metrics
 from trainyard.serve.predlog import PredictionLogger, row_ids
 from trainyard.serve.runtime import ModelSlot, Poller, ServedModel
-from trainyard.serve.security import OPEN_PATHS, token_matches
+from trainyard.serve.security import OPEN_PATHS, read_token, token_matches
 from trainyard.serve.validate import ValidationPolicy, describe_errors
 
 SETTINGS_ENV = "TRAINYARD_SERVE_SETTINGS"
@@ -78,17 +85,10 @@ def create_app(settings: ServeSettings):
 
     from fastapi import FastAPI
 
-    from trainyard.errors import ConfigError
-    from trainyard.serve.metrics import Metrics
-    from trainyard.serve.security import read_token
-    from trainyard.workspace import Workspace
 
     ws = Workspace.resolve(settings.workspace)
     policy = settings.policy()
     slots: dict[str, ModelSlot] = {}
-    from trainyard.lm.serving import add_language_models, is_language_model
-
-    from trainyard.rag.serving import add_indexes, is_rag_index
 
     lm_refs = [ref for ref in settings.refs if is_language_model(ws, ref)]  # served by /v1/generate (trainyard.lm.serving)
     rag_refs = [ref for ref in settings.refs if ref not in lm_refs and is_rag_index(ws, ref)]  # /v1/search, /v1/ask (trainyard.rag.serving)
@@ -117,15 +117,11 @@ def create_app(settings: ServeSettings):
         if logger:
             logger.stop()
 
-    from trainyard import __version__
-
-    app = FastAPI(title="trainyard model server", version=__version__, lifespan=lifespan,
+    app = FastAPI(title="trainyard model server", version=code_version()["trainyard"], lifespan=lifespan,
                   description="Predictions from trainyard models. Request bodies are checked against each model's training schema.")
     app.state.trainyard = state
     _add_routes(app, state)
     add_language_models(app, ws, lm_refs)
-    from trainyard.serve.answering import lm_generator
-
     generator = lm_generator(settings.rag_generator, workspace=ws.home) if rag_refs and settings.rag_generator else None
     app.state.rag_indexes = add_indexes(app, ws, rag_refs, observe=state.metrics.observe, log=settings.log_predictions, generator=generator)
     app.openapi = lambda: _openapi(app, state)
@@ -313,8 +309,6 @@ def _add_routes(app, state: _State) -> None:
     @app.post("/v1/models/{name}/predict/csv", include_in_schema=False)
     @app.get("/v1/models/{name}", include_in_schema=False)
     async def unknown_model(name: str):
-        from trainyard.errors import suggest
-
         return json_response({"detail": f"no model '{name}' is served here; {suggest(name, names)}"}, 404)
 
     @app.get("/v1/models", summary="Served models: version, schema, metrics, validation policy")

@@ -8,62 +8,20 @@ every chunk has the same types (a chunk without a decimal point still reads its 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 
-from trainyard.data.load import NA_VALUES, table_format
-from trainyard.errors import ConfigError, DataError, NotFoundError
+from trainyard.data.load import iter_chunks, table_format
+from trainyard.errors import ConfigError, DataError
+from trainyard.models.model import prediction_frame
 
 TEXT_ROLES = ("categorical", "text", "boolean", "datetime", "id", "ignore", "target")
 
 
 def _dtypes(model) -> dict[str, object]:
     return {c.name: (str if c.role in TEXT_ROLES else "float64") for c in model.schema.columns}
-
-
-def iter_chunks(path: Path, model, chunk_rows: int, dtypes: dict | None = None) -> tuple[Iterator[pd.DataFrame], int | None, Callable[[], int] | None]:
-    """(chunks, total rows if known, bytes-read-so-far function if the size is the progress measure).
-    CSV column types come from the model's schema, or from `dtypes` when given."""
-    path = Path(path)
-    if not path.is_file():
-        raise NotFoundError(f"File not found: {path}", "check the path (it is relative to the current directory).")
-    fmt = table_format(path)
-    if fmt == "parquet":
-        import pyarrow.parquet as pq
-
-        pf = pq.ParquetFile(path)
-        return (b.to_pandas() for b in pf.iter_batches(batch_size=chunk_rows)), pf.metadata.num_rows, None
-    if fmt in ("csv", "tsv"):
-        fh = open(path, "rb")
-        compression = "infer" if path.suffix.lower() in (".gz", ".bz2", ".zip", ".xz", ".zst") else None
-        reader = pd.read_csv(fh, sep="\t" if fmt == "tsv" else None if compression else _sep(path), chunksize=chunk_rows,
-                             dtype=_dtypes(model) if dtypes is None else dtypes, na_values=NA_VALUES, keep_default_na=True, skipinitialspace=True,
-                             compression=compression or None, engine="c" if not compression else None)
-        return _closing(reader, fh), None, fh.tell
-    if fmt == "jsonl":
-        fh = open(path, "rb")
-        return _closing(pd.read_json(fh, lines=True, chunksize=chunk_rows, dtype=False), fh), None, fh.tell
-    raise DataError(f"'{path.name}' cannot be streamed (a single JSON document).", "use JSON Lines (.jsonl), CSV or Parquet for batch prediction.")
-
-
-def _sep(path: Path) -> str:
-    with open(path, "rb") as fh:
-        head = fh.readline(65536)
-    counts = {sep: head.count(sep.encode()) for sep in (",", ";", "\t", "|")}
-    best = max(counts, key=counts.get)
-    return best if counts[best] > counts[","] else ","
-
-
-def _closing(reader, fh) -> Iterator[pd.DataFrame]:
-    try:
-        with reader:
-            for chunk in reader:
-                chunk.columns = [str(c).strip() for c in chunk.columns]
-                yield chunk
-    finally:
-        fh.close()
 
 
 class _Writer:
@@ -106,15 +64,13 @@ def predict_file(model, source: Path, output: Path, *, chunk_rows: int = 100_000
     """Score `source` into `output` chunk by chunk; returns the number of rows. The output appears only when complete.
 
     on_progress(rows_done, total_rows_or_None, bytes_done_or_None, total_bytes_or_None) is called after each chunk."""
-    from trainyard.api import prediction_frame
-
     try:
         table_format(output)
     except DataError:
         raise ConfigError(f"Cannot write predictions to '{output.name}': unknown extension.", "use .csv, .tsv, .parquet or .jsonl.") from None
     if chunk_rows < 1:
         raise ConfigError("--chunk-rows must be at least 1.", "pass a positive number, e.g. --chunk-rows 100000.")
-    chunks, total_rows, tell = iter_chunks(source, model, chunk_rows)
+    chunks, total_rows, tell = iter_chunks(source, chunk_rows, _dtypes(model))
     total_bytes = Path(source).stat().st_size if tell else None
     output.parent.mkdir(parents=True, exist_ok=True)
     writer = _Writer(output)

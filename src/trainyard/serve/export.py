@@ -27,6 +27,11 @@ import numpy as np
 import pandas as pd
 
 from trainyard.errors import ConfigError, TrainyardError
+from trainyard.models.fastpath import as_bool, as_float, is_passthrough
+from trainyard.models.unwrap import tree_parts, why_not
+from trainyard.registry.artifact import load_artifact
+from trainyard.registry.workspace import Workspace
+import trainyard.kinds  # noqa: F401  (artifact loaders)
 
 
 class ExportError(TrainyardError):
@@ -72,9 +77,6 @@ def _tree_plan(model):
     from sklearn.pipeline import Pipeline
 
     from trainyard.data.prepare import CategoricalCodes, SchemaCoercer
-    from trainyard.models.unwrap import tree_parts, why_not
-    from trainyard.serve.fastpath import _is_passthrough
-
     fix = "export with --format mlflow instead (any model), or retrain with --include lightgbm."
     odd = sorted({model.schema.role(c) for c in model.features if model.schema.role(c) in ("datetime", "text")})
     if odd:
@@ -96,7 +98,7 @@ def _tree_plan(model):
             continue
         if isinstance(transformer, CategoricalCodes):
             plan += [(c, "categorical", [str(v) for v in transformer.categories_[c]]) for c in cols]
-        elif _is_passthrough(transformer) and all(roles.get(c) in ("numeric", "boolean") for c in cols):
+        elif is_passthrough(transformer) and all(roles.get(c) in ("numeric", "boolean") for c in cols):
             plan += [(c, "boolean" if roles[c] == "boolean" else "number", None) for c in cols]
         else:
             raise ExportError(f"ONNX export cannot translate the preprocessing step '{name}' ({type(transformer).__name__}).", fix)
@@ -144,15 +146,13 @@ def _trees_graph(members, k: int, classification: bool):
 
 def onnx_inputs(df: pd.DataFrame, plan) -> dict[str, np.ndarray]:
     """The ONNX model's input feed for a DataFrame of raw rows (what a client of the .onnx file sends)."""
-    from trainyard.serve.fastpath import _as_bool, _as_float
-
     feed = {}
     for col, kind, _ in plan:
         s = df[col] if col in df.columns else pd.Series([None] * len(df), dtype=object)
         if kind == "categorical":
             feed[col] = np.array([["" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v).strip()] for v in s], dtype=object)
         else:
-            conv = _as_bool if kind == "boolean" else _as_float
+            conv = as_bool if kind == "boolean" else as_float
             feed[col] = np.array([[conv(None if v is None or (isinstance(v, float) and math.isnan(v)) else v)] for v in s], dtype=np.float32)
     return feed
 
@@ -253,11 +253,9 @@ def _mlflow_type(col) -> str:
 def export_mlflow(model, meta: dict, artifact_dir: Path, out: Path) -> dict:
     import platform
 
-    import trainyard
-
     libs = meta.get("libraries", {})
     shutil.copytree(artifact_dir, out / "artifact")
-    package = Path(trainyard.__file__).resolve().parent
+    package = Path(__file__).resolve().parents[1]  # the trainyard package
     shutil.copytree(package, out / "code" / "trainyard", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     (out / "code" / "trainyard_mlflow.py").write_text(LOADER)
     needed = ["scikit-learn", "lightgbm", "pandas", "numpy"] + [lib for lib in ("xgboost", "catboost") if lib in (model.family or "")]
@@ -299,10 +297,6 @@ def _yaml(obj, indent: int = 0) -> str:
 
 
 def export(ref: str, fmt: str, out: Path, *, workspace=None, force: bool = False) -> dict:
-    import trainyard.kinds  # noqa: F401  (artifact loaders)
-    from trainyard.registry.artifact import load_artifact
-    from trainyard.workspace import Workspace
-
     if fmt not in ("onnx", "mlflow"):
         raise ConfigError(f"Unknown export format '{fmt}'.", "use --format onnx or --format mlflow.")
     ws = Workspace.resolve(workspace)

@@ -18,8 +18,10 @@ from typing import Any
 
 import numpy as np
 
+from trainyard.registry.artifact import load_artifact
 from trainyard.registry.store import parse_ref
 from trainyard.serve.validate import RowValidator, ValidationPolicy, build_validator
+import trainyard.kinds  # noqa: F401  (artifact loaders)
 
 
 @dataclass
@@ -88,9 +90,6 @@ def schema_title(name: str) -> str:
 
 def load_served(ws, name: str, version: int, policy: ValidationPolicy) -> ServedModel:
     """Load and verify one version (hashes checked before unpickling) and compile its fast path."""
-    import trainyard.kinds  # noqa: F401  (artifact loaders)
-    from trainyard.registry.artifact import load_artifact
-
     row = ws.store.get_model(name, version)
     model, meta = load_artifact(ws.home / row["artifact_path"], row["meta_sha256"])
     single_threaded(model.pipeline)

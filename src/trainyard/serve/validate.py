@@ -148,44 +148,49 @@ def describe_errors(exc: ValidationError, schema: Schema, *, rows_prefix: bool =
 
 def _problem(err: dict, row, column, schema: Schema, known: list[str]) -> str:
     kind, value = err["type"], err.get("input")
-    where = f"row {row}, column '{column}'" if column is not None else (f"row {row}" if row is not None else "request")
     if kind == "json_invalid":
         return f"the body is not valid JSON ({err['msg'].split(',', 1)[-1].strip()})"
     if row is None:
-        if kind == "missing":
-            return "the body needs a 'rows' list: {\"rows\": [{...}, ...]}"
-        if kind == "extra_forbidden":
-            return f"unknown field '{err['loc'][-1]}' in the body: send {{\"rows\": [...]}}"
-        if kind == "too_long":
-            return f"too many rows: at most {err['ctx']['max_length']} per request (split the batch or use `trainyard predict` on a file)"
-        if kind == "too_short":
-            return "'rows' is empty: send at least one row"
-        return f"{err['msg']}"
+        return _body_problem(err)
     if kind == "extra_forbidden":
         close = difflib.get_close_matches(str(column), known, n=1, cutoff=0.6)
         hint = f" (did you mean '{close[0]}'?)" if close else ""
         return f"row {row}: unknown column '{column}'{hint}; the model was trained on {', '.join(schema.features())}"
     if kind == "missing":
         return f"row {row}: missing required column '{column}' (it was never missing in training)"
-    col = _column(schema, column)
+    where = f"row {row}, column '{column}'" if column is not None else f"row {row}"
     if value is None:
         return f"{where}: missing value, but this column was never missing in training (required)"
+    return _value_problem(err, where, _column(schema, column))
+
+
+def _body_problem(err: dict) -> str:
+    """A problem with the request as a whole (not one row)."""
+    kind = err["type"]
+    if kind == "missing":
+        return "the body needs a 'rows' list: {\"rows\": [{...}, ...]}"
+    if kind == "extra_forbidden":
+        return f"unknown field '{err['loc'][-1]}' in the body: send {{\"rows\": [...]}}"
+    if kind == "too_long":
+        return f"too many rows: at most {err['ctx']['max_length']} per request (split the batch or use `trainyard predict` on a file)"
+    if kind == "too_short":
+        return "'rows' is empty: send at least one row"
+    return f"{err['msg']}"
+
+
+def _value_problem(err: dict, where: str, col: ColumnSchema | None) -> str:
+    """A value of one row that the training schema refuses."""
+    kind, value = err["type"], err.get("input")
     if kind in ("greater_than_equal", "less_than_equal"):
         return f"{where}: {value!r} is outside the range seen in training [{col.min:g}, {col.max:g}]"
     if kind == "literal_error":
         seen = ", ".join(repr(c) for c in (col.categories or [])[:20])
         more = " ..." if col and col.categories and len(col.categories) > 20 else ""
         return f"{where}: unknown category {value!r}; seen in training: {seen}{more}"
-    if kind in ("float_type", "float_parsing", "finite_number"):
-        if value is None:
-            return f"{where}: missing value, but this column was never missing in training"
-        return f"{where}: expected a finite number, got {value!r}"
-    if kind in ("bool_type", "bool_parsing"):
-        return f"{where}: expected true/false, got {value!r}"
-    if kind in ("string_type",):
-        if value is None:
-            return f"{where}: missing value, but this column was never missing in training"
-        return f"{where}: expected text, got {value!r}"
+    expected = {"float_type": "a finite number", "float_parsing": "a finite number", "finite_number": "a finite number",
+                "bool_type": "true/false", "bool_parsing": "true/false", "string_type": "text"}
+    if kind in expected:
+        return f"{where}: expected {expected[kind]}, got {value!r}"
     if kind.startswith("datetime"):
         return f"{where}: expected a date/time (ISO 8601), got {value!r}"
     if kind in ("dict_type", "model_type", "typed_dict_type"):

@@ -19,11 +19,19 @@ import pandas as pd
 from trainyard.data.audit.columns import check_constant, check_id_like, check_missing, check_outliers, check_types
 from trainyard.data.audit.context import Context, Settings, build_context
 from trainyard.data.audit.noise import check_label_noise, check_poisoning
-from trainyard.data.audit.report import SEVERITIES, AuditReport, Finding
+from trainyard.data.audit.report import AuditReport, Finding, SEVERITIES
 from trainyard.data.audit.rows import check_duplicates, check_near_duplicates
 from trainyard.data.audit.splits import compare_splits
-from trainyard.data.audit.target import association, check_class_balance, check_leakage, check_sensitive, class_weight_for
+from trainyard.data.audit.target import (
+    association,
+    check_class_balance,
+    check_leakage,
+    check_sensitive,
+    class_weight_for,
+)
+from trainyard.data.load import load_table
 from trainyard.errors import ConfigError, DataError, suggest
+from trainyard.tasks import infer_task, parse_task
 
 __all__ = ["audit", "compare_splits", "AuditReport", "Finding", "Settings", "CHECKS", "SEVERITIES", "class_weight_for"]
 
@@ -66,54 +74,21 @@ def audit(
     else the most common value, are compared with each other value); `checks` limits which checks run (names in CHECKS); `options` override Settings fields
     (e.g. missing_threshold=0.3, label_noise=False).
     """
-    from trainyard.data.load import load_table
-    from trainyard.tasks import infer_task, parse_task
-
     df = load_table(data)
-    settings = settings or Settings()
-    unknown = set(options) - set(Settings.__dataclass_fields__)
-    if unknown:
-        raise ConfigError(f"Unknown audit option(s): {', '.join(sorted(unknown))}.", suggest(sorted(unknown)[0], Settings.__dataclass_fields__))
-    for k, v in options.items():
-        setattr(settings, k, v)
+    settings = _settings(settings, options)
     sensitive = [sensitive] if isinstance(sensitive, str) else list(sensitive or ())
     _check_columns(df, target, sensitive, time_col, group_col, split_col)
-    if target is not None and df[target].notna().sum() == 0:
-        raise DataError(f"Target column '{target}' is empty (every value is missing).",
-                        "pick the column that holds the outcome (`trainyard audit DATA` without --target audits the columns alone).")
-    if target is not None and df.shape[1] == 1:
-        raise DataError(f"The table has only one column, the target '{target}': there are no features to audit.",
-                        "check the file's delimiter, or pass the table that holds the feature columns too.")
+    _check_target_column(df, target)
     roles = {**(roles or {}), **({split_col: "ignore"} if split_col else {})} or None
     names = list(CHECKS) if checks is None else list(checks)
     for name in names:
         if name not in CHECKS:
             raise ConfigError(f"'{name}' is not an audit check.", suggest(name, CHECKS))
     started = time.perf_counter()
-    inferred_task, notes = None, []
-    if target is not None:
-        try:
-            labelled = df[target].dropna()
-            inferred_task = parse_task(task) or (infer_task(df[target]) if labelled.nunique() >= 2 else None)
-        except DataError as exc:
-            notes.append(Finding("target", "warning", exc.problem, "the task cannot be inferred, so target checks are skipped.", exc.fix, column=target))
-        if df[target].notna().sum() and df[target].nunique(dropna=True) < 2:
-            notes.append(Finding("target", "blocking", f"the target has a single value ({df[target].dropna().iloc[0]!r})",
-                                 "there is nothing to learn.", "check the target column, or add rows of the other class(es).", column=target))
+    inferred_task, notes = _target_task(df, target, task)
     ctx = build_context(df, target, inferred_task, sensitive, time_col, group_col, settings, roles)
-    findings, timings = list(notes), {"setup": time.perf_counter() - started}
-    for name in names:
-        t0 = time.perf_counter()
-        try:
-            findings += CHECKS[name](ctx)
-        except (MemoryError, KeyboardInterrupt):
-            raise
-        except Exception as exc:  # one broken check must not hide the others' findings; it is reported, not swallowed
-            if os.environ.get("TRAINYARD_DEBUG") == "1":
-                raise
-            findings.append(Finding("check_error", "info", f"the {name} check could not run: {type(exc).__name__}: {exc}"[:300],
-                                    "this part of the audit is missing.", "rerun with TRAINYARD_DEBUG=1 for the traceback and please report it."))
-        timings[name] = time.perf_counter() - t0
+    timings = {"setup": time.perf_counter() - started}
+    findings = notes + _run_checks(ctx, names, timings)
     if test is not None:
         t0 = time.perf_counter()
         test_df = load_table(test)
@@ -127,11 +102,64 @@ def audit(
         findings += _compare_split_column(ctx, split_col, settings.seed)
         timings["splits"] = timings.get("splits", 0) + time.perf_counter() - t0
     timings["total"] = time.perf_counter() - started
-    report = AuditReport(len(df), df.shape[1], target, inferred_task.value if inferred_task else None, findings,
-                         columns=_profile(ctx), plots=_plots(ctx), timings={k: round(v, 3) for k, v in timings.items()},
-                         settings={"sensitive": sensitive, "time_col": time_col, "group_col": group_col,
-                                   "checks": names, "sampled_rows": len(ctx.sample), **settings.__dict__})
-    return report
+    return AuditReport(len(df), df.shape[1], target, inferred_task.value if inferred_task else None, findings,
+                       columns=_profile(ctx), plots=_plots(ctx), timings={k: round(v, 3) for k, v in timings.items()},
+                       settings={"sensitive": sensitive, "time_col": time_col, "group_col": group_col,
+                                 "checks": names, "sampled_rows": len(ctx.sample), **settings.__dict__})
+
+
+def _settings(settings: Settings | None, options: dict) -> Settings:
+    """The audit's settings with the caller's overrides (names checked)."""
+    settings = settings or Settings()
+    unknown = set(options) - set(Settings.__dataclass_fields__)
+    if unknown:
+        raise ConfigError(f"Unknown audit option(s): {', '.join(sorted(unknown))}.", suggest(sorted(unknown)[0], Settings.__dataclass_fields__))
+    for k, v in options.items():
+        setattr(settings, k, v)
+    return settings
+
+
+def _check_target_column(df: pd.DataFrame, target: str | None) -> None:
+    if target is not None and df[target].notna().sum() == 0:
+        raise DataError(f"Target column '{target}' is empty (every value is missing).",
+                        "pick the column that holds the outcome (`trainyard audit DATA` without --target audits the columns alone).")
+    if target is not None and df.shape[1] == 1:
+        raise DataError(f"The table has only one column, the target '{target}': there are no features to audit.",
+                        "check the file's delimiter, or pass the table that holds the feature columns too.")
+
+
+def _target_task(df: pd.DataFrame, target: str | None, task: str | None) -> tuple[object, list[Finding]]:
+    """The task the target implies (None when it cannot be told) and findings about the target itself."""
+    inferred_task, notes = None, []
+    if target is None:
+        return None, notes
+    try:
+        labelled = df[target].dropna()
+        inferred_task = parse_task(task) or (infer_task(df[target]) if labelled.nunique() >= 2 else None)
+    except DataError as exc:
+        notes.append(Finding("target", "warning", exc.problem, "the task cannot be inferred, so target checks are skipped.", exc.fix, column=target))
+    if df[target].notna().sum() and df[target].nunique(dropna=True) < 2:
+        notes.append(Finding("target", "blocking", f"the target has a single value ({df[target].dropna().iloc[0]!r})",
+                             "there is nothing to learn.", "check the target column, or add rows of the other class(es).", column=target))
+    return inferred_task, notes
+
+
+def _run_checks(ctx, names: list[str], timings: dict) -> list[Finding]:
+    """Each check's findings; a check that breaks is reported as such, never hiding the others."""
+    findings = []
+    for name in names:
+        t0 = time.perf_counter()
+        try:
+            findings += CHECKS[name](ctx)
+        except (MemoryError, KeyboardInterrupt):
+            raise
+        except Exception as exc:
+            if os.environ.get("TRAINYARD_DEBUG") == "1":
+                raise
+            findings.append(Finding("check_error", "info", f"the {name} check could not run: {type(exc).__name__}: {exc}"[:300],
+                                    "this part of the audit is missing.", "rerun with TRAINYARD_DEBUG=1 for the traceback and please report it."))
+        timings[name] = time.perf_counter() - t0
+    return findings
 
 
 def _check_columns(df: pd.DataFrame, target, sensitive, time_col, group_col, split_col=None) -> None:

@@ -12,6 +12,7 @@ import pandas as pd
 from trainyard.data.audit.context import Context, share
 from trainyard.data.audit.report import Finding
 from trainyard.data.audit.rows import feature_columns, feature_keys
+from trainyard.data.audit.target import association
 from trainyard.data.schema import FEATURE_ROLES, Schema, as_numeric
 
 NOISE_WARNING = 0.05  # share of rows flagged above which label noise is a warning, when the model has real signal ...
@@ -35,8 +36,6 @@ def model_schema(ctx: Context, max_features: int | None = None) -> Schema:
     keep = None
     features = [c["name"] for c in d["columns"] if c["role"] in FEATURE_ROLES and c["name"] != ctx.target]
     if max_features is not None and len(features) > max_features:
-        from trainyard.data.audit.target import association
-
         scores = association(ctx)
         keep = set(sorted(features, key=lambda c: -scores.get(c, {}).get("score", 0.0))[:max_features])
     for c in d["columns"]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict, dataclass, field
+from trainyard.data.audit.html import render_html
 
 SEVERITIES = ("blocking", "warning", "info")
 _RANK = {s: i for i, s in enumerate(SEVERITIES)}
@@ -91,8 +92,6 @@ class AuditReport:
         return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
 
     def to_html(self) -> str:
-        from trainyard.data.audit.html import render_html
-
         return render_html(self)
 
     def save(self, directory) -> dict:

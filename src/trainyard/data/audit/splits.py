@@ -6,8 +6,10 @@ import numpy as np
 import pandas as pd
 
 from trainyard.data.audit.context import row_hash, share
+from trainyard.data.audit.noise import make_estimator
 from trainyard.data.audit.report import Finding
-from trainyard.data.schema import FEATURE_ROLES, ColumnSchema, Schema, as_datetime, as_numeric, infer_schema
+from trainyard.data.audit.rows import normalised
+from trainyard.data.schema import ColumnSchema, FEATURE_ROLES, Schema, as_datetime, as_numeric, infer_schema
 
 PSI_WARNING = 0.25  # population stability index: > 0.25 is a large shift, 0.1-0.25 a moderate one
 PSI_INFO = 0.10
@@ -41,7 +43,6 @@ def compare_splits(train: pd.DataFrame, test: pd.DataFrame, target: str | None =
 def contamination(train: pd.DataFrame, test: pd.DataFrame, columns: list[str], target: str | None = None) -> list[Finding]:
     if not columns or len(test) == 0:
         return []
-    from trainyard.data.audit.rows import normalised
 
     a, b = _aligned(train, columns), _aligned(test, columns)
     shared = np.isin(row_hash(b), row_hash(a))
@@ -142,7 +143,6 @@ def domain_shift(train: pd.DataFrame, test: pd.DataFrame, columns: list[str], ro
     from sklearn.metrics import roc_auc_score
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
-    from trainyard.data.audit.noise import make_estimator
     from trainyard.data.prepare import make_preprocessor
 
     if not columns or min(len(train), len(test)) < 50:

@@ -270,36 +270,51 @@ def check_sensitive(ctx: Context) -> list[Finding]:
         counts = y.dropna().astype(str).value_counts()
         positive = counts.index[-1]  # the minority class: the rate people usually ask about
     for col in ctx.sensitive:
-        s = ctx.df[col].astype("string").fillna("<missing>")
-        groups = s.value_counts()
-        table = []
-        for g, n in groups.head(50).items():
-            row = {"group": g, "rows": int(n), "share": float(n / ctx.n)}
-            if y is not None:
-                yg = y[(s == g).to_numpy()].dropna()
-                if len(yg):
-                    row["label_rate" if classification else "target_mean"] = float((yg.astype(str) == positive).mean()) if classification else float(as_numeric(yg).mean())
-            table.append(row)
-        key = "label_rate" if classification else "target_mean"
-        rates = [r[key] for r in table if key in r and r["rows"] >= ctx.settings.min_group_size]
-        summary = ", ".join(f"{r['group']}: {r['rows']:,} rows" + (f", {r[key]:.0%} {positive!r}" if classification and key in r else
-                                                                   (f", mean {r[key]:.3g}" if key in r else "")) for r in table[:6])
-        gap = ""
-        if len(rates) >= 2 and max(rates) > 0:
-            low, high = min(rates), max(rates)
-            gap = (f"; label rates range from {low:.0%} to {high:.0%} (ratio {low / high:.2f})" if classification
-                   else f"; target means range from {low:.3g} to {high:.3g}")
-        out.append(Finding("sensitive_groups", "info", f"{len(groups)} group(s): {summary}{gap}",
-                           "a model is only as fair as its data: small groups get worse models and no trustworthy evaluation, "
-                           "and different label rates are learned as they are.",
-                           "check the per-group results in the evaluation report; collect more rows for small groups.",
-                           column=col, data={"groups": table, "positive_class": positive}))
-        small = [r for r in table if r["rows"] < ctx.settings.min_group_size]
-        if small:
-            out.append(Finding("small_groups", "warning",
-                               f"group(s) too small to evaluate (under {ctx.settings.min_group_size} rows): "
-                               + fmt_values([f"{r['group']} ({r['rows']})" for r in small]),
-                               "with so few rows, per-group metrics are noise and the model has barely seen these people.",
-                               "collect more rows for these groups, or merge them for evaluation, and say so in the model card.",
-                               column=col, score=1 - min(r["rows"] for r in small) / ctx.settings.min_group_size, data={"groups": small}))
+        out += _sensitive_column(ctx, col, y, classification, positive)
+    return out
+
+
+def _group_table(ctx: Context, s, y, classification: bool, positive) -> list[dict]:
+    """Rows, share and label rate (or target mean) of each of the column's 50 largest groups."""
+    table = []
+    for g, n in s.value_counts().head(50).items():
+        row = {"group": g, "rows": int(n), "share": float(n / ctx.n)}
+        yg = y[(s == g).to_numpy()].dropna() if y is not None else ()
+        if len(yg):
+            row["label_rate" if classification else "target_mean"] = (float((yg.astype(str) == positive).mean()) if classification
+                                                                      else float(as_numeric(yg).mean()))
+        table.append(row)
+    return table
+
+
+def _sensitive_column(ctx: Context, col: str, y, classification: bool, positive) -> list[Finding]:
+    s = ctx.df[col].astype("string").fillna("<missing>")
+    n_groups = s.nunique(dropna=False)
+    table = _group_table(ctx, s, y, classification, positive)
+    key = "label_rate" if classification else "target_mean"
+    rates = [r[key] for r in table if key in r and r["rows"] >= ctx.settings.min_group_size]
+
+    def describe(r: dict) -> str:
+        if key not in r:
+            return f"{r['group']}: {r['rows']:,} rows"
+        return f"{r['group']}: {r['rows']:,} rows" + (f", {r[key]:.0%} {positive!r}" if classification else f", mean {r[key]:.3g}")
+
+    gap = ""
+    if len(rates) >= 2 and max(rates) > 0:
+        low, high = min(rates), max(rates)
+        gap = (f"; label rates range from {low:.0%} to {high:.0%} (ratio {low / high:.2f})" if classification
+               else f"; target means range from {low:.3g} to {high:.3g}")
+    out = [Finding("sensitive_groups", "info", f"{n_groups} group(s): {', '.join(describe(r) for r in table[:6])}{gap}",
+                   "a model is only as fair as its data: small groups get worse models and no trustworthy evaluation, "
+                   "and different label rates are learned as they are.",
+                   "check the per-group results in the evaluation report; collect more rows for small groups.",
+                   column=col, data={"groups": table, "positive_class": positive})]
+    small = [r for r in table if r["rows"] < ctx.settings.min_group_size]
+    if small:
+        out.append(Finding("small_groups", "warning",
+                           f"group(s) too small to evaluate (under {ctx.settings.min_group_size} rows): "
+                           + fmt_values([f"{r['group']} ({r['rows']})" for r in small]),
+                           "with so few rows, per-group metrics are noise and the model has barely seen these people.",
+                           "collect more rows for these groups, or merge them for evaluation, and say so in the model card.",
+                           column=col, score=1 - min(r["rows"] for r in small) / ctx.settings.min_group_size, data={"groups": small}))
     return out

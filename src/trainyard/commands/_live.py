@@ -1,0 +1,143 @@
+"""Live progress in the terminal (rich): trials of a table search, steps of a neural or language-model run."""
+
+from __future__ import annotations
+
+from trainyard.commands._common import console, fmt
+
+SPARK = "▁▂▃▄▅▆▇█"
+
+
+def live_for(kind: str, enabled: bool, time_limit: float | None = None):
+    """The progress display of a kind of run (tabular, deep, language-model)."""
+    if kind in ("language-model", "deep"):
+        return StepLive(enabled, language_model=kind == "language-model")
+    return TableLive(enabled, time_limit)
+
+
+class TableLive:
+    """Rich progress: a spinner with the best score so far, and one line per finished trial as it lands."""
+
+    def __init__(self, enabled: bool, time_limit: float | None = None):
+        self.enabled = enabled
+        self.time_limit = time_limit
+        self.best = None
+        self.count = 0
+        self.metric = ""
+        self.greater = True
+
+    def __enter__(self):
+        if self.enabled:
+            from rich.progress import Progress
+
+            self.progress = Progress(*self.columns(), console=console, transient=True)
+            self.progress.__enter__()
+            self.task = self.progress.add_task("starting", total=None)
+        return self
+
+    def columns(self) -> list:
+        from rich.progress import SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        return [SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn()]
+
+    def update(self, kind: str, info: dict) -> None:
+        handler = getattr(self, f"on_{kind}", None)
+        if self.enabled and handler is not None:
+            handler(info)
+
+    def on_stage(self, info: dict) -> None:
+        self.progress.update(self.task, description=info["message"])
+
+    def on_run(self, info: dict) -> None:
+        from trainyard.metrics import METRICS
+
+        self.metric = info["metric"]
+        self.greater = METRICS[self.metric].greater_is_better if self.metric in METRICS else True
+        resumed = f", resuming from {info['resumed']} recorded trials" if info.get("resumed") is not None else ""
+        console.print(f"Run [bold]{info['run_id']}[/]: {info['task']} task, optimising {info['metric']}{resumed}; families {', '.join(info['families'])}")
+        console.print(f"  {'trial':>5}  {'family':<14} {'val ' + self.metric:>14} {'fit s':>7} {'ms/row':>8} {'MB':>7}  note", style="bold", highlight=False)
+
+    def on_plan(self, info: dict) -> None:
+        budget = "no time limit" if info["time_limit"] is None else f"{info['time_limit']:.0f}s"
+        trials = f", at most {info['max_trials']} trials" if info.get("max_trials") else ""
+        bag = f", {info['bag_folds']}-fold bagging" if info.get("bag_folds") else ", scored on the validation split"
+        console.print(f"  search budget {budget}{trials}{bag}", highlight=False)
+
+    def on_audit(self, info: dict) -> None:
+        from rich.markup import escape
+
+        report = info["report"]
+        s = report.summary()
+        console.print(f"Audit: [bold red]{s['blocking']} blocking[/], [yellow]{s['warning']} warning[/], {s['info']} info"
+                      f" ({report.timings.get('total', 0):.1f}s)")
+        for f in [f for f in report.findings if f.severity != "info"][:8]:
+            style = "bold red" if f.severity == "blocking" else "yellow"
+            console.print(f"  [{style}]{f.severity}[/] " + escape((f"[{f.column}] " if f.column else "") + f.what), highlight=False)
+
+    def on_trial(self, info: dict) -> None:
+        t = info["trial"]
+        self.count += 1
+        better = t.status == "ok" and (self.best is None or (t.val_score > self.best if self.greater else t.val_score < self.best))
+        if better:
+            self.best = t.val_score
+        note = "best so far" if better else ""
+        if t.status != "ok":
+            note = f"[yellow]{t.status}[/]: {(t.message or '').splitlines()[0] if t.message else ''}"
+        elif t.family == "ensemble":
+            note = (t.message or "") + ("; best so far" if better else "")
+        console.print(f"  {t.number:>5}  {t.family:<14} {fmt(t.val_score):>14} {fmt(t.fit_seconds, 1):>7} {fmt(t.predict_ms_per_row, 3):>8} "
+                      f"{fmt(t.memory_mb, 0):>7}  {note}", highlight=False)
+        self.progress.update(self.task, description=f"searching: {self.count} trials, best {self.metric} {fmt(self.best)}")
+
+    def __exit__(self, *exc):
+        if self.enabled:
+            self.progress.__exit__(*exc)
+        return False
+
+
+def sparkline(values: list[float], width: int = 30) -> str:
+    values = values[-width:]
+    if not values:
+        return ""
+    lo, hi = min(values), max(values)
+    span = (hi - lo) or 1.0
+    return "".join(SPARK[min(len(SPARK) - 1, int((v - lo) / span * (len(SPARK) - 1)))] for v in values)
+
+
+class StepLive(TableLive):
+    """A progress bar over optimizer steps with the latest loss, a loss sparkline and the last validation scores
+    (neural and language-model runs; `language_model` picks the run line that fits them)."""
+
+    def __init__(self, enabled: bool, language_model: bool = False):
+        super().__init__(enabled)
+        self.language_model = language_model
+        self.losses: list[float] = []
+        self.val = ""
+
+    def columns(self) -> list:
+        from rich.progress import BarColumn, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        return [SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} steps"), TimeElapsedColumn()]
+
+    def on_run(self, info: dict) -> None:
+        if self.language_model:
+            console.print(f"Run [bold]{info['run_id']}[/]: {info['task']} with {info['family']} ({info['sizes']})")
+        else:
+            console.print(f"Run [bold]{info['run_id']}[/]: {info['task']} with {info['family']}, split {info['sizes']}")
+
+    def on_step(self, info: dict) -> None:
+        self.losses.append(info["loss"])
+        self.progress.update(self.task, completed=info["step"], total=info["total"],
+                             description=f"epoch {info['epoch'] + 1} loss {info['loss']:.4f} {sparkline(self.losses)} {self.val}")
+
+    def on_eval(self, info: dict) -> None:
+        self.val = " ".join(f"{k} {v:.4f}" for k, v in info["metrics"].items())
+        mark = " [green]best[/]" if info["improved"] else ""
+        console.print(f"  step {info['step']:>6} epoch {info['epoch'] + 1}: {self.val}{mark}", highlight=False)
+
+    def on_note(self, info: dict) -> None:
+        from rich.markup import escape
+
+        console.print(f"  [yellow]note[/]: {escape(info['message'])}", highlight=False)
+
+    def on_rollback(self, info: dict) -> None:
+        console.print(f"  [yellow]rollback[/]: {info['message']}", highlight=False)

@@ -1,0 +1,86 @@
+"""What the terminal shows when a run ends: the leaderboard and test metrics of each kind of run."""
+
+from __future__ import annotations
+
+from trainyard.commands._common import console, fmt, print_json, table
+from trainyard.evaluation.render import ci, num
+
+
+def show_result(result, as_json: bool) -> None:
+    """The result of any kind of run (`train` and `resume` end here)."""
+    {"tabular": show_table_result, "deep": show_neural_result, "language-model": show_lm_result}[result.kind](result, as_json)
+
+
+def metrics_table(title: str, rows: list[dict]):
+    """metric | value | 95% CI | baseline | better than baseline: the table `train` and `evaluate` print."""
+    return table(title, ["metric", "value", "95% CI", "baseline", "better than baseline"],
+                 [[r["metric"], num(r["value"]), ci(r["ci_low"], r["ci_high"]), num(r.get("baseline")), num(r.get("beats_baseline"))] for r in rows])
+
+
+def print_findings(data: dict) -> None:
+    over = data.get("overfitting") or {}
+    if over.get("verdict"):
+        console.print(f"Overfitting: [bold]{over['verdict']}[/] (" + ", ".join(f"{k} {v:.4g}" for k, v in over["scores"].items() if v is not None) + ")", highlight=False)
+    rel = (data.get("calibration") or {}).get("reliability")
+    if rel:
+        console.print(f"Calibration: ECE {rel['ece']:.4f}", highlight=False)
+    for col in (data.get("fairness") or {}).get("columns", []):
+        for flag in col["flags"]:
+            console.print(f"[bold red]fairness flag[/] {flag}", highlight=False)
+        if not col["flags"]:
+            console.print(f"Fairness by {col['column']}: no measure out of bounds", highlight=False)
+
+
+def show_table_result(result, as_json: bool) -> None:
+    """The leaderboard, the held-out test metrics and the findings of a table run."""
+    if as_json:
+        print_json({
+            "run_id": result.run_id, "name": result.name, "version": result.version, "task": result.task,
+            "metric": result.metric, "test": result.metrics, "baseline": result.baseline, "split": result.split,
+            "leaderboard": result.leaderboard.reset_index(names="rank").to_dict(orient="records"),
+            "evaluation": result.evaluation.to_dict() if result.evaluation else None, "model_card": str(result.card_dir) if result.card_dir else None,
+        })
+        return
+    board = result.leaderboard
+    shown = [c for c in board.columns if c not in ("params", "message")]
+    console.print(table(f"Leaderboard (validation {result.metric})", ["rank", *shown, "note"],
+                        [[i, *[row[c] for c in shown], _note(row)] for i, row in board.head(25).iterrows()]))
+    if len(board) > 25:
+        console.print(f"... {len(board)} trials in all; `trainyard runs` and the workspace database keep every one.")
+    console.print(metrics_table(f"Held-out test set ({result.split['test']} rows, scored once)", result.evaluation["metrics"]))
+    print_findings(result.evaluation.data)
+    console.print(f"Model card: {result.card_dir / 'model_card.html'}", highlight=False)
+    console.print(f"Registered [bold]{result.name}@{result.version}[/] ({result.model.family}), run {result.run_id}. "
+                  f"Test {result.metric} = {fmt(result.test_score)}.")
+
+
+def _note(row) -> str:
+    if row["message"]:
+        return row["message"][:80]
+    params = row.get("params") or ""
+    return params if len(params) <= 80 else params[:77] + "..."
+
+
+def show_neural_result(result, as_json: bool) -> None:
+    if as_json:
+        print_json({"run_id": result.run_id, "name": result.name, "version": result.version, "task": result.task,
+                    "family": result.family, "metric": result.metric, "test": result.metrics, "split": result.split,
+                    "notes": result.notes, "history": result.history})
+        return
+    console.print(table(f"Held-out test set ({result.split['test']} examples, scored once)", ["metric", "value"],
+                        [[k, v] for k, v in result.metrics.items()]))
+    console.print(f"Registered [bold]{result.name}@{result.version}[/] ({result.family}), run {result.run_id}. "
+                  f"Test {result.metric} = {fmt(result.test_score)}.")
+
+
+def show_lm_result(result, as_json: bool) -> None:
+    if as_json:
+        print_json({"run_id": result.run_id, "name": result.name, "version": result.version, "metrics": result.metrics,
+                    "steps": result.steps, "seconds": result.seconds, "tokens_per_second": result.tokens_per_second, "samples": result.samples,
+                    "timed_out": result.timed_out})
+        return
+    console.print(table("Held-out evaluation", ["metric", "value"], [[k, v] for k, v in result.metrics.items()]))
+    for s in result.samples:
+        console.print(f"[bold]{s['prompt']!r}[/]\n  before: {s['before']!r}\n  after:  {s['after']!r}", highlight=False)
+    why = " (stopped by --time-limit)" if result.timed_out else ""
+    console.print(f"Registered [bold]{result.name}@{result.version}[/] after {result.steps} steps{why} ({result.seconds:.0f}s), run {result.run_id}.")
