@@ -39,6 +39,23 @@ SOURCES = Path("/usr/share/doc/python3.11/html/_sources")
 HERE = Path(__file__).resolve().parent
 
 
+def build_index(name: str, folder: Path, settings, home: Path):
+    """An index built by the run driver, as `trainyard index` builds it (RunResult; its model is the index)."""
+    from trainyard.rag.build import IndexPlan
+    from trainyard.registry.workspace import Workspace
+    from trainyard.runs.driver import execute
+
+    return execute(IndexPlan(name, folder, settings), Workspace.resolve(home))
+
+
+def train_encoder(pairs: Path, settings, home: Path):
+    from trainyard.rag.finetune import EncoderPlan
+    from trainyard.registry.workspace import Workspace
+    from trainyard.runs.driver import execute
+
+    return execute(EncoderPlan(pairs, settings), Workspace.resolve(home))
+
+
 def clean_heading(text: str) -> str:
     text = re.sub(r":[a-z:]+:`~?([^`<]*?)(?:\s*<[^>]*>)?`", r"\1", text)
     text = re.sub(r"[`*]", "", text).replace("---", "-")
@@ -145,14 +162,14 @@ def calibration_only(args) -> None:
     """--calibration-only: a smaller sample, the index, and the threshold check (no peer, no fine-tuning)."""
     import torch
 
-    from trainyard.rag.build import IndexSettings, build_index
+    from trainyard.rag.build import IndexSettings
     from trainyard.rag.retrieve import open_retriever
 
     torch.set_num_threads(1)
     print("load:", os.getloadavg(), flush=True)
     work = Path(tempfile.mkdtemp(prefix="rag-cal-"))
     docs = sample_corpus(args.chunks, args.seed, work / "docs")
-    build_index("pydocs", work / "docs", IndexSettings(headings=False, threads=1), workspace=work / "ws")
+    build_index("pydocs", work / "docs", IndexSettings(headings=False, threads=1), work / "ws")
     retriever = open_retriever("pydocs", workspace=work / "ws", threads=1)
     test, _ = make_queries(retriever.index, args.seed)
     out = {"passages": len(retriever.index), **threshold_check(retriever, [q["query"] for q in test],
@@ -187,9 +204,9 @@ def finetune_only(args) -> None:
     training half plus N pairs from pages outside the sample, then the fine-tuned index evaluated."""
     import torch
 
-    from trainyard.rag.build import IndexSettings, build_index
+    from trainyard.rag.build import IndexSettings
     from trainyard.rag.chunking import Chunk, chunk_document
-    from trainyard.rag.finetune import EmbeddingSettings, train_encoder
+    from trainyard.rag.finetune import EmbeddingSettings
     from trainyard.rag.retrieve import open_retriever
 
     torch.set_num_threads(1)
@@ -204,8 +221,8 @@ def finetune_only(args) -> None:
     pairs = pairs + other_page_pairs(docs, args.finetune_only, args.seed)
     (work / "pairs.jsonl").write_text("\n".join(json.dumps(p) for p in pairs))
     tuned, wall, cpu = timed(lambda: train_encoder(work / "pairs.jsonl", EmbeddingSettings(name="enc", epochs=1, batch_size=16, lr=5e-5,
-                                                                                           threads=1), workspace=work / "ws"))
-    build_index("tuned", work / "docs", IndexSettings(encoder="enc@1", headings=False, threads=1), workspace=work / "ws")
+                                                                                           threads=1), work / "ws"))
+    build_index("tuned", work / "docs", IndexSettings(encoder="enc@1", headings=False, threads=1), work / "ws")
     out = {"test_queries": len(test[: args.queries]), "train_pairs": tuned.metrics["train_pairs"], "steps": tuned.steps,
            "finetune_wall_s": round(wall, 1), "finetune_cpu_s": round(cpu, 1), "held_out_pairs": tuned.metrics,
            "metrics": section_metrics(open_retriever("tuned", workspace=work / "ws", threads=1), test[: args.queries], modes=("dense", "hybrid")),
@@ -270,8 +287,8 @@ def run_peer(python: str, docs, queries, workdir: Path) -> dict:
 def main() -> None:
     import torch
 
-    from trainyard.rag.build import IndexSettings, build_index
-    from trainyard.rag.finetune import EmbeddingSettings, train_encoder
+    from trainyard.rag.build import IndexSettings
+    from trainyard.rag.finetune import EmbeddingSettings
     from trainyard.rag.retrieve import open_retriever
 
     ap = argparse.ArgumentParser()
@@ -296,12 +313,13 @@ def main() -> None:
     home, corpus = work / "ws", work / "docs"
     docs = sample_corpus(args.chunks, args.seed, corpus)
     settings = IndexSettings(headings=False, threads=1)
-    built, wall, cpu = timed(lambda: build_index("pydocs", corpus, settings, workspace=home))
+    built, wall, cpu = timed(lambda: build_index("pydocs", corpus, settings, home))
+    stats = built.model.meta["stats"]
     size_mb = sum(p.stat().st_size for p in (home / "artifacts" / "pydocs").rglob("*") if p.is_file()) / 2**20
-    results = {"corpus": {"pages": len(docs), "passages": built.stats["chunks"], "index_mb": round(size_mb, 2)},
-               "index_build": {"wall_s": round(wall, 1), "cpu_s": round(cpu, 1), "embed_s": built.stats["embed_seconds"],
-                               "passages_per_s_embed": built.stats["chunks_per_second"],
-                               "passages_per_s_total": round(built.stats["chunks"] / wall, 1)}}
+    results = {"corpus": {"pages": len(docs), "passages": stats["chunks"], "index_mb": round(size_mb, 2)},
+               "index_build": {"wall_s": round(wall, 1), "cpu_s": round(cpu, 1), "embed_s": stats["embed_seconds"],
+                               "passages_per_s_embed": stats["chunks_per_second"],
+                               "passages_per_s_total": round(stats["chunks"] / wall, 1)}}
     print(json.dumps(results), flush=True)
     retriever = open_retriever("pydocs", workspace=home, threads=1)
     test, pairs = make_queries(retriever.index, args.seed)
@@ -320,10 +338,10 @@ def main() -> None:
     else:
         results["llamaindex"] = {"error": f"no peer interpreter at {args.peer}"}
     tuned, wall, cpu = timed(lambda: train_encoder(work / "pairs.jsonl", EmbeddingSettings(name="pydocs-encoder", epochs=1, batch_size=16,
-                                                                                           lr=5e-5, threads=1), workspace=home))
+                                                                                           lr=5e-5, threads=1), home))
     results["finetune"] = {"wall_s": round(wall, 1), "cpu_s": round(cpu, 1), "steps": tuned.steps, "held_out_pairs": tuned.metrics}
     tuned_build, wall, cpu = timed(lambda: build_index("pydocs-tuned", corpus, IndexSettings(encoder="pydocs-encoder@1", headings=False,
-                                                                                              threads=1), workspace=home))
+                                                                                              threads=1), home))
     tuned_retriever = open_retriever("pydocs-tuned", workspace=home, threads=1)
     results["finetuned"] = {"metrics": section_metrics(tuned_retriever, test, modes=("dense", "hybrid")),
                             "index_wall_s": round(wall, 1), "index_cpu_s": round(cpu, 1)}

@@ -76,14 +76,21 @@ def handbook(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def built(handbook, tmp_path_factory):
-    """(workspace, BuildResult) of `docs@1` over the handbook."""
+    """(workspace, RunResult) of `docs@1` over the handbook; the result's model is the index."""
     import torch
-
-    from trainyard.rag.build import IndexSettings, build_index
 
     torch.set_num_threads(1)
     home = tmp_path_factory.mktemp("ws")
-    return home, build_index("docs", handbook, IndexSettings(threads=1), workspace=home)
+    return home, build_index("docs", handbook, home)
+
+
+def build_index(name: str, folder, home, *, update: bool = False, encoder: str = "minilm"):
+    """An index built by the run driver, as `trainyard index` builds it."""
+    from trainyard.rag.build import IndexPlan, IndexSettings
+    from trainyard.registry.workspace import Workspace
+    from trainyard.runs.driver import execute
+
+    return execute(IndexPlan(name, folder, IndexSettings(encoder=encoder, threads=1), update=update), Workspace.resolve(home))
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,9 @@ import pytest
 from raghelp import handbook, random_encoder  # noqa: F401  (fixtures)
 
 from trainyard.rag.encoder import Encoder, resolve_encoder
-from trainyard.rag.finetune import EmbeddingSettings, read_pairs, retrieval_scores, train_encoder
+from trainyard.rag.finetune import EmbeddingSettings, EncoderPlan, read_pairs, retrieval_scores
+from trainyard.registry.workspace import Workspace
+from trainyard.runs.driver import execute
 
 COLOURS = ["red", "green", "blue", "amber", "violet", "silver", "golden", "black", "white", "orange"]
 THINGS = ["server", "printer", "router", "laptop", "badge", "locker", "monitor", "ticket"]
@@ -28,13 +30,11 @@ def test_fine_tuning_learns_the_pairs_and_registers_an_encoder_an_index_can_use(
     pairs = read_pairs(pairs_file)
     base = Encoder(resolve_encoder(str(random_encoder)))
     before = retrieval_scores(base, pairs)
-    result = train_encoder(pairs_file, EmbeddingSettings(base=str(random_encoder), name="enc", epochs=4, batch_size=16, lr=3e-3,
-                                                          val_fraction=0.2), workspace=workspace)
+    settings = EmbeddingSettings(base=str(random_encoder), name="enc", epochs=4, batch_size=16, lr=3e-3, val_fraction=0.2)
+    result = execute(EncoderPlan(pairs_file, settings), Workspace.resolve(workspace))
     m = result.metrics
     assert result.version == 1 and result.steps == 4 * -(-m["train_pairs"] // 16)
     assert {"before_mrr@10", "after_mrr@10", "mrr@10_gain", "held_out_queries"} <= set(m) and m["held_out_queries"] >= 2
-    from trainyard.registry.workspace import Workspace
-
     tuned = resolve_encoder("enc", Workspace.resolve(workspace))
     assert tuned.label == "enc@1" and tuned.id != resolve_encoder(str(random_encoder)).id
     after = retrieval_scores(Encoder(tuned), pairs)

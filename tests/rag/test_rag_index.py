@@ -8,10 +8,9 @@ import shutil
 
 import numpy as np
 import pytest
-from raghelp import built, handbook, random_encoder  # noqa: F401  (fixtures)
+from raghelp import build_index, built, handbook, random_encoder  # noqa: F401  (fixtures)
 
 from trainyard.rag.answer import NO_ANSWER, ask, supported_share
-from trainyard.rag.build import IndexSettings, build_index
 from trainyard.rag.retrieve import EncoderMismatch, open_retriever
 
 
@@ -23,7 +22,9 @@ def retriever(built):
 
 def test_index_is_registered_hash_verified_and_retrieves_by_every_mode(built, retriever):
     home, result = built
-    assert result.version == 1 and result.stats["files"] == 5 and {p.path for p in result.problems} == {"empty.md", "broken.txt", "ops/scan.pdf"}
+    meta = result.model.meta
+    assert result.version == 1 and meta["stats"]["files"] == 5 and {p["path"] for p in meta["problems"]} == {"empty.md", "broken.txt", "ops/scan.pdf"}
+    assert home.joinpath("trainyard.db").exists() and result.metrics["chunks"] == len(result.model)
     assert retriever.index.vectors.shape == (len(retriever.index), 384)
     assert np.allclose(np.linalg.norm(retriever.index.vectors, axis=1), 1, atol=1e-4)
     for mode in ("hybrid", "bm25", "dense"):
@@ -83,21 +84,21 @@ def test_update_embeds_only_new_and_changed_files_and_drops_deleted(built, handb
     (docs / "plants.txt").unlink()
     (docs / "hr" / "vacation.rst").write_text((docs / "hr" / "vacation.rst").read_text().replace("25 days", "30 days"))
     (docs / "ops" / "deploy.md").write_text("# Deploying\n\nDeploys go out on Tuesdays after the change review.\n")
-    result = build_index("docs", docs, IndexSettings(threads=1), workspace=home, update=True)
-    s = result.stats
+    result = build_index("docs", docs, home, update=True)
+    s = result.model.meta["stats"]
     assert result.version == 2
     assert s["added"] == ["ops/deploy.md"] and s["changed"] == ["hr/vacation.rst"] and s["removed"] == ["plants.txt"]
-    old = {c.id: c for c in first.index.chunks}
-    new = {c.id: c for c in result.index.chunks}
+    old = {c.id: c for c in first.model.chunks}
+    new = {c.id: c for c in result.model.chunks}
     assert s["embedded"] == sum(c.path in ("ops/deploy.md", "hr/vacation.rst") for c in new.values())
     assert s["reused"] == sum(c.path in ("ops/keys.md", "canteen.html", "ops/backups.pdf") for c in new.values())
     assert not any(c.path == "plants.txt" for c in new.values())
     for cid, c in new.items():  # passages of unchanged files keep their ids and their exact vectors
         if c.path in ("ops/keys.md", "canteen.html", "ops/backups.pdf"):
             assert cid in old
-            i_new = result.index.chunks.index(c)
-            i_old = first.index.chunks.index(old[cid])
-            assert np.array_equal(result.index.vectors[i_new], first.index.vectors[i_old]), (c.path, i_new, i_old, s)
+            i_new = result.model.chunks.index(c)
+            i_old = first.model.chunks.index(old[cid])
+            assert np.array_equal(result.model.vectors[i_new], first.model.vectors[i_old]), (c.path, i_new, i_old, s)
     r2 = open_retriever("docs@2", workspace=home, threads=1)
     assert "30 days" in ask(r2, "How many vacation days do employees get per year?").text
     assert open_retriever("docs@1", workspace=home, threads=1).version == 1  # the old version stays

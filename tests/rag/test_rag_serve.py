@@ -21,7 +21,7 @@ def _events(text: str) -> list[tuple[str, str]]:
 
 def test_search_and_streamed_ask_with_citations_validation_and_log(built):
     home, result = built
-    ids = {c.id for c in result.index.chunks}
+    ids = {c.id for c in result.model.chunks}
     with running_server(ServeSettings(refs=["docs"], workspace=str(home))) as (base, _app):
         r = httpx.post(f"{base}/v1/search", json={"query": "When does the canteen open?", "k": 2}, timeout=60)
         assert r.status_code == 200, r.text

@@ -16,16 +16,16 @@ import typer
 from trainyard.commands._common import console, err_console, print_json, table
 from trainyard.errors import ConfigError
 from trainyard.evaluation.render import ci, num
-from trainyard.monitor.window import parse_since
 from trainyard.rag.answer import stream_ask
-from trainyard.rag.build import IndexSettings, build_index
+from trainyard.rag.build import IndexPlan, IndexSettings
 from trainyard.rag.card import write_card
 from trainyard.rag import evaluate as rag_evaluate
-from trainyard.rag import finetune as rag_finetune
+from trainyard.rag.finetune import EmbeddingSettings, EncoderPlan
 from trainyard.rag.monitor import query_report
 from trainyard.rag.retrieve import open_retriever
 from trainyard.rag.serving import is_rag_index
 from trainyard.registry.workspace import Workspace
+from trainyard.runs.driver import execute
 from trainyard.serve.answering import lm_generator
 
 
@@ -51,22 +51,24 @@ def index(
     settings = IndexSettings(encoder=encoder, chunk=chunk, overlap=overlap, headings=headings, threads=threads, batch_size=batch_size)
     with (contextlib.nullcontext() if as_json else console.status("indexing", spinner="dots")) as status:
         def progress(kind: str, info: dict) -> None:
-            if status is not None:
+            if status is not None and kind in ("stage", "embed"):
                 status.update(info["message"] if kind == "stage" else f"embedding {info['done']}/{info['total']} passages")
 
-        result = build_index(name, folder, settings, update=update, progress=progress)
-    problems = [{"path": p.path, "reason": p.reason} for p in result.problems]
-    write_card(Workspace.resolve().home, result.name, result.version, {**result.index.meta, "problems": problems})
+        ws = Workspace.resolve()
+        result = execute(IndexPlan(name, folder, settings, update=update), ws, emit=progress)
+    meta = result.model.meta
+    problems = meta["problems"]
+    write_card(ws.home, result.name, result.version, meta)
     if as_json:
-        print_json({"name": result.name, "version": result.version, "run_id": result.run_id, "stats": result.stats, "problems": problems,
-                    "calibration": result.index.meta["calibration"]})
+        print_json({"name": result.name, "version": result.version, "run_id": result.run_id, "stats": meta["stats"], "problems": problems,
+                    "calibration": meta["calibration"]})
         return
     for p in problems:
         err_console.print(f"[yellow]skipped[/] {p['path']}: {p['reason']}", highlight=False)
-    s = result.stats
+    s = meta["stats"]
     change = f" (+{len(s['added'])} new, {len(s['changed'])} changed, -{len(s['removed'])} removed; {s['reused']} passages reused)" if update else ""
     rate = f", {s['chunks_per_second']:.0f} passages/s" if s.get("chunks_per_second") else ""
-    cal = result.index.meta["calibration"]
+    cal = meta["calibration"]
     console.print(f"Indexed {s['files']} files into {s['chunks']} passages{change}: embedded {s['embedded']} in {s['embed_seconds']:.1f}s{rate}. "
                   f"No-answer threshold: cosine {cal['threshold']} ({cal['method']}).", highlight=False)
     console.print(f"Registered [bold]{result.name}@{result.version}[/], run {result.run_id}.")
@@ -161,13 +163,13 @@ def _check_k(k: int) -> None:
 
 def train_encoder(data: Path, *, as_json: bool = False, **settings) -> None:
     """What `trainyard train pairs.jsonl --task embedding` runs: fine-tune, measure the held-out gain, register."""
-    s = rag_finetune.EmbeddingSettings(**{k: v for k, v in settings.items() if v is not None})
+    s = EmbeddingSettings(**{k: v for k, v in settings.items() if v is not None})
     with (contextlib.nullcontext() if as_json else console.status("fine-tuning the encoder", spinner="dots")) as status:
         def progress(kind: str, info: dict) -> None:
             if kind == "eval" and status is not None:
                 status.update(f"step {info['step']}: held-out MRR@10 {info['metrics']['val_mrr@10']:.3f}")
 
-        result = rag_finetune.train_encoder(data, s, progress=progress)
+        result = execute(EncoderPlan(data, s), Workspace.resolve(), emit=progress)
     if as_json:
         print_json({"run_id": result.run_id, "name": result.name, "version": result.version, "metrics": result.metrics,
                     "steps": result.steps, "seconds": result.seconds})
@@ -186,6 +188,8 @@ def is_index(ref: str) -> bool:
 
 def monitor_index(ref: str, *, since: str | None = None, last: int | None = None, as_json: bool = False) -> int:
     """What `trainyard monitor` runs for a document index: unanswered share and query drift from the query log."""
+    from trainyard.monitor.window import parse_since  # pandas: loaded only when monitoring
+
     retriever = open_retriever(ref)
     report = query_report(Workspace.resolve().store, retriever.index, retriever.name, since=parse_since(since), last=last)
     if as_json:

@@ -1,18 +1,18 @@
-"""`trainyard index NAME FOLDER`: read, chunk, embed, index, calibrate and register a new version.
+"""`trainyard index NAME FOLDER`: read, chunk, embed, index, calibrate and register a new version (`IndexPlan`).
 
 With `update=True` the latest version of NAME is the starting point: files whose content hash is unchanged
 keep their passages and vectors, new and changed files are read and embedded, deleted files are dropped;
 BM25 (cheap, and its word statistics span the whole corpus) and the calibration are redone. Every build is
-a run in the store and a version in the registry (kind "rag-index"), hash-verified when loaded.
+a run of the run driver and a version in the registry (kind "rag-index"), hash-verified when loaded:
+
+    result = execute(IndexPlan("docs", "handbook/", IndexSettings()), Workspace.resolve())   # runs.driver.execute
 """
 
 from __future__ import annotations
 
-import os
 import tempfile
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,8 +23,8 @@ from trainyard.rag.chunking import Chunk, chunk_document
 from trainyard.rag.encoder import Encoder, resolve_encoder
 from trainyard.rag.index import INDEX_KIND, RagIndex, build_bm25
 from trainyard.rag.ingest import file_hash, list_files, read_folder, relative_name
-from trainyard.registry.artifact import load_artifact, save_artifact
-from trainyard.registry.workspace import Workspace
+from trainyard.registry.artifact import load_artifact
+from trainyard.registry.plan import Registered, RunContext, RunResult, RunSpec
 
 
 @dataclass(frozen=True)
@@ -41,50 +41,66 @@ class IndexSettings:
     calibration_queries: int = 200
 
 
-@dataclass
-class BuildResult:
-    name: str
-    version: int
-    run_id: str
-    index: RagIndex
-    stats: dict
-    problems: list = field(default_factory=list)
+class IndexPlan:
+    """`trainyard index NAME FOLDER [--update]` as a plan of the run driver (runs/driver.py: the run row, its status and
+    the registration are the driver's): prepare reads, chunks and embeds, fit builds BM25 and calibrates, evaluate
+    reports the build's figures (there is no held-out data to score an index on: `trainyard evaluate --queries` does
+    that), register writes the hashed artifact and the version."""
 
+    def __init__(self, name: str, folder: Path, settings: IndexSettings = IndexSettings(), *, update: bool = False):
+        self.name, self.folder, self.settings, self.update = name, Path(folder), settings, update
+        if not self.folder.exists():
+            raise NotFoundError(f"{self.folder} does not exist.", "pass the folder (or file) holding the documents.")
 
-def build_index(name: str, folder: Path, settings: IndexSettings = IndexSettings(), *, workspace: str | os.PathLike | None = None,
-                update: bool = False, progress: Callable[[str, dict], None] | None = None) -> BuildResult:
-    emit = progress or (lambda kind, info: None)
-    folder = Path(folder)
-    if not folder.exists():
-        raise NotFoundError(f"{folder} does not exist.", "pass the folder (or file) holding the documents.")
-    ws = Workspace.resolve(workspace)
-    previous = _previous(ws, name) if update else None
-    if previous is not None:
-        settings = _update_settings(previous, settings)
-    source = resolve_encoder(settings.encoder, ws)
-    encoder = Encoder(source, batch_size=settings.batch_size, threads=settings.threads, device=settings.device)
-    run_id = ws.store.create_run(name, kind=INDEX_KIND, task="retrieval", data_source=str(folder.resolve()),
-                                 config={"rag": {**asdict(settings), "update": update}})
-    with ws.store.running(run_id):
-        started = time.perf_counter()
-        chunks, vectors, files, stats, problems = _collect(folder, settings, encoder, previous, emit)
-        if not chunks:
-            raise DataError(f"No readable text in {folder}: " + "; ".join(f"{p.path} ({p.reason})" for p in problems[:5]),
+    def spec(self) -> RunSpec:
+        return RunSpec(self.name, INDEX_KIND, "retrieval", None, data_source=str(self.folder.resolve()),
+                       config={"rag": {**asdict(self.settings), "update": self.update}})
+
+    def prepare(self, run: RunContext) -> None:
+        self.started = time.perf_counter()
+        previous = _previous(run.ws, self.name) if self.update else None
+        if previous is not None:
+            self.settings = _update_settings(previous, self.settings)
+        s = self.settings
+        self.source = resolve_encoder(s.encoder, run.ws)
+        self.encoder = Encoder(self.source, batch_size=s.batch_size, threads=s.threads, device=s.device)
+        self.chunks, self.vectors, self.files, self.stats, self.problems = _collect(self.folder, s, self.encoder, previous, run.emit)
+        if not self.chunks:
+            raise DataError(f"No readable text in {self.folder}: " + "; ".join(f"{p.path} ({p.reason})" for p in self.problems[:5]),
                             "index a folder of .md, .rst, .txt, .html or .pdf files with text in them.")
-        texts = [c.indexed_text(settings.headings) for c in chunks]
-        t_bm25 = time.perf_counter()
-        bm25 = build_bm25(texts)
-        stats["bm25_seconds"] = round(time.perf_counter() - t_bm25, 3)
-        meta = {"encoder": {"id": source.id, "label": source.label, "dim": int(vectors.shape[1])}, "settings": asdict(settings),
-                "documents": files, "source": str(folder.resolve())}
-        index = RagIndex(chunks, vectors, bm25, meta)
-        emit("stage", {"message": "calibrating the no-answer threshold"})
-        meta["calibration"] = calibrate(index, encoder, n=settings.calibration_queries)
-        stats["seconds"] = round(time.perf_counter() - started, 3)
-        meta["stats"] = stats
-        version = register_index(ws, name, run_id, index, problems)
-        ws.store.update_run(run_id, status="finished", model_version=version)
-    return BuildResult(name, version, run_id, index, stats, problems)
+
+    def fit(self, run: RunContext) -> None:
+        s, t0 = self.settings, time.perf_counter()
+        bm25 = build_bm25([c.indexed_text(s.headings) for c in self.chunks])
+        self.stats["bm25_seconds"] = round(time.perf_counter() - t0, 3)
+        meta = {"encoder": {"id": self.source.id, "label": self.source.label, "dim": int(self.vectors.shape[1])},
+                "settings": asdict(s), "documents": self.files, "source": str(self.folder.resolve()),
+                "problems": [{"path": p.path, "reason": p.reason} for p in self.problems]}
+        self.index = RagIndex(self.chunks, self.vectors, bm25, meta)
+        run.emit("stage", {"message": "calibrating the no-answer threshold"})
+        meta["calibration"] = calibrate(self.index, self.encoder, n=s.calibration_queries)
+        self.stats["seconds"] = round(time.perf_counter() - self.started, 3)
+        meta["stats"] = self.stats
+
+    def evaluate(self, run: RunContext) -> dict[str, float]:
+        figures = {k: self.stats[k] for k in ("files", "chunks", "embedded", "reused", "chunks_per_second", "seconds")
+                   if self.stats.get(k) is not None}
+        return {**figures, "calibration_balanced_accuracy": self.index.meta["calibration"].get("balanced_accuracy")}
+
+    def register(self, run: RunContext, metrics: dict[str, float]) -> Registered:
+        run.ws.ensure()
+        with tempfile.TemporaryDirectory(dir=run.ws.home, prefix=".rag-save-") as tmp:
+            self.index.write(Path(tmp))
+            files = {p.relative_to(tmp).as_posix(): p for p in Path(tmp).rglob("*") if p.is_file()}
+            version = run.register(None, {"kind": INDEX_KIND, "task": "retrieval", **self.index.meta}, task="retrieval", metric=None,
+                                   metrics={k: v for k, v in metrics.items() if v is not None}, family=self.source.label,
+                                   test_score=None, extra_files=files)
+        return Registered(version, None, self.source.label)
+
+    def result(self, run: RunContext, registered: Registered, metrics: dict[str, float]) -> RunResult:
+        return RunResult(run.run_id, self.name, registered.version, INDEX_KIND, "retrieval", None, metrics, model=self.index,
+                         family=self.source.label, notes=[f"{p.path}: {p.reason}" for p in self.problems],
+                         seconds=self.stats["seconds"])
 
 
 def _previous(ws, name: str) -> RagIndex:
@@ -150,18 +166,3 @@ def _collect(folder: Path, s: IndexSettings, encoder: Encoder, previous: RagInde
              "embed_seconds": round(embed_seconds, 3),
              "chunks_per_second": round(len(new_chunks) / embed_seconds, 2) if new_chunks and embed_seconds > 0 else None}
     return chunks, vectors, files, stats, ingested.problems
-
-
-def register_index(ws, name: str, run_id: str, index: RagIndex, problems: list) -> int:
-    ws.ensure()
-    artifact_dir = ws.artifacts / name / run_id
-    with tempfile.TemporaryDirectory(dir=ws.home, prefix=".rag-save-") as tmp:
-        index.write(Path(tmp))
-        files = {p.relative_to(tmp).as_posix(): p for p in Path(tmp).rglob("*") if p.is_file()}
-        meta = {"kind": INDEX_KIND, "name": name, "run_id": run_id, "task": "retrieval", **index.meta,
-                "problems": [{"path": p.path, "reason": p.reason} for p in problems]}
-        digest = save_artifact(None, artifact_dir, meta, extra_files=files)
-    stats = index.meta.get("stats", {})
-    metrics = {k: stats[k] for k in ("files", "chunks", "embedded", "reused", "chunks_per_second") if stats.get(k) is not None}
-    return ws.store.register_model(name, artifact_path=str(artifact_dir.relative_to(ws.home)), meta_sha256=digest, run_id=run_id,
-                                   task="retrieval", metric=None, test_score=None, metrics=metrics, family=index.meta["encoder"]["label"])

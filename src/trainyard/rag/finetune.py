@@ -14,9 +14,7 @@ and `trainyard index NAME DOCS --encoder docs-encoder` builds an index with it.
 from __future__ import annotations
 
 import json
-import os
 import tempfile
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -24,8 +22,7 @@ import numpy as np
 
 from trainyard.errors import DataError
 from trainyard.rag.encoder import ENCODER_KIND, Encoder, resolve_encoder
-from trainyard.registry.artifact import save_artifact
-from trainyard.registry.workspace import Workspace
+from trainyard.registry.plan import Registered, RunContext, RunResult, RunSpec
 
 
 @dataclass(frozen=True)
@@ -46,16 +43,6 @@ class EmbeddingSettings:
     seed: int = 0
     device: str = "cpu"
     threads: int | None = None
-
-
-@dataclass
-class EncoderResult:
-    run_id: str
-    name: str
-    version: int
-    metrics: dict
-    steps: int
-    seconds: float
 
 
 def read_pairs(path: Path) -> list[tuple[str, str]]:
@@ -99,77 +86,87 @@ def retrieval_scores(encoder: Encoder, pairs: list[tuple[str, str]]) -> dict:
             "recall@10": float((ranks < 10).mean()), "queries": len(pairs), "passages": len(passages)}
 
 
-def train_encoder(data: Path, s: EmbeddingSettings = EmbeddingSettings(), *, workspace: str | os.PathLike | None = None,
-                  progress=None) -> EncoderResult:
-    import torch
+class EncoderPlan:
+    """`trainyard train pairs.jsonl --task embedding` as a plan of the run driver (runs/driver.py): prepare reads
+    and splits the pairs and scores the base encoder on the held-out ones, fit runs the engine's loop, evaluate
+    scores the tuned encoder on the same held-out pairs, register saves it as a `text-encoder`."""
 
-    from trainyard.engine.batches import IndexedBatches  # (the engine imports torch: deferred like it)
-    from trainyard.engine.loop import LoopConfig, fit
-    from trainyard.registry.tracking import RunLog
+    def __init__(self, data: Path, settings: EmbeddingSettings = EmbeddingSettings()):
+        self.data, self.s = Path(data), settings
+        self.name = settings.name or f"{self.data.stem}-encoder"
 
-    ws = Workspace.resolve(workspace)
-    pairs = read_pairs(data)
-    train, held = split_pairs(pairs, s.val_fraction, s.seed)
-    name = s.name or f"{Path(data).stem}-encoder"
-    encoder = Encoder(resolve_encoder(s.base, ws), max_length=s.max_length, threads=s.threads, device=s.device)
-    run_id = ws.store.create_run(name, kind=ENCODER_KIND, task="embedding", metric="mrr@10", data_source=str(Path(data).resolve()),
-                                 config={"embedding": asdict(s)})
-    with ws.store.running(run_id):
-        started = time.perf_counter()
-        before = retrieval_scores(encoder, held)
-        tok = encoder.tokenizer
+    def spec(self) -> RunSpec:
+        return RunSpec(self.name, ENCODER_KIND, "embedding", "mrr@10", data_source=str(self.data.resolve()),
+                       config={"embedding": asdict(self.s)})
 
-        def load(rows, _generator):
-            enc = lambda texts: dict(tok(texts, padding=True, truncation=True, max_length=s.max_length, return_tensors="pt"))  # noqa: E731
-            return {"q": enc([train[i][0] for i in rows]), "p": enc([train[i][1] for i in rows])}
+    def prepare(self, run: RunContext) -> None:
+        s = self.s
+        self.train, self.held = split_pairs(read_pairs(self.data), s.val_fraction, s.seed)
+        self.encoder = Encoder(resolve_encoder(s.base, run.ws), max_length=s.max_length, threads=s.threads, device=s.device)
+        self.before = retrieval_scores(self.encoder, self.held)
 
-        def pooled(model, batch):
-            hidden = model(**batch).last_hidden_state
-            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-            return torch.nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9), dim=-1)
+    def fit(self, run: RunContext) -> None:
+        from trainyard.engine.batches import IndexedBatches  # the engine imports PyTorch: loaded when a model trains
+        from trainyard.engine.loop import LoopConfig, fit
 
-        def loss_fn(model, batch):
-            logits = pooled(model, batch["q"]) @ pooled(model, batch["p"]).T * s.scale
-            return torch.nn.functional.cross_entropy(logits, torch.arange(len(logits), device=logits.device))
-
-        def evaluate(model):
-            return {"val_mrr@10": retrieval_scores(encoder, held)["mrr@10"]}
-
+        s, encoder = self.s, self.encoder
         cfg = LoopConfig(epochs=s.epochs, max_steps=s.max_steps, lr=s.lr, warmup=0.1, schedule="cosine", monitor="val_mrr@10",
                          patience=None, restore_best=False, checkpoint_every=None, seed=s.seed, device=s.device, clip_norm=1.0)
         model = _with_lora(encoder.model, s.lora_r) if s.lora else encoder.model
         model.train()
-        result = fit(model, IndexedBatches(len(train), s.batch_size, load, prefetch=False), loss_fn, config=cfg, evaluate=evaluate,
-                     checkpoint_dir=ws.run_dir(run_id) / "checkpoints", log=RunLog(ws.store, run_id), progress=progress)
+        batches = IndexedBatches(len(self.train), s.batch_size, self._load_batch, prefetch=False)
+        self.fitted = fit(model, batches, self._loss, config=cfg, checkpoint_dir=run.run_dir / "checkpoints", log=run.log(),
+                          evaluate=lambda m: {"val_mrr@10": retrieval_scores(encoder, self.held)["mrr@10"]}, progress=run.emit)
         if s.lora:  # fold the adapters into the weights: the registered encoder is a plain Hugging Face model
             encoder.use(model.merge_and_unload())
         encoder.model.eval()
-        after = retrieval_scores(encoder, held)
-        metrics = {**{f"before_{k}": v for k, v in before.items() if k not in ("queries", "passages")},
-                   **{f"after_{k}": v for k, v in after.items() if k not in ("queries", "passages")},
-                   "held_out_queries": after["queries"], "held_out_passages": after["passages"], "train_pairs": len(train)}
+
+    def _load_batch(self, rows, _generator) -> dict:
+        def tokens(texts):
+            return dict(self.encoder.tokenizer(texts, padding=True, truncation=True, max_length=self.s.max_length, return_tensors="pt"))
+
+        return {"q": tokens([self.train[i][0] for i in rows]), "p": tokens([self.train[i][1] for i in rows])}
+
+    def _loss(self, model, batch):
+        """Multiple-negatives ranking: each query against every passage of the batch, its own the right answer."""
+        import torch
+
+        def pooled(inputs):
+            hidden = model(**inputs).last_hidden_state
+            mask = inputs["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            return torch.nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9), dim=-1)
+
+        logits = pooled(batch["q"]) @ pooled(batch["p"]).T * self.s.scale
+        return torch.nn.functional.cross_entropy(logits, torch.arange(len(logits), device=logits.device))
+
+    def evaluate(self, run: RunContext) -> dict[str, float]:
+        after = retrieval_scores(self.encoder, self.held)
+        skip = ("queries", "passages")
+        metrics = {**{f"before_{k}": v for k, v in self.before.items() if k not in skip},
+                   **{f"after_{k}": v for k, v in after.items() if k not in skip},
+                   "held_out_queries": after["queries"], "held_out_passages": after["passages"], "train_pairs": len(self.train)}
         metrics["mrr@10_gain"] = metrics["after_mrr@10"] - metrics["before_mrr@10"]
-        version = _register(ws, name, run_id, encoder, s, metrics)
-        ws.store.update_run(run_id, status="finished", model_version=version, best_score=metrics["after_mrr@10"])
-    return EncoderResult(run_id, name, version, metrics, result.state.step, time.perf_counter() - started)
+        return metrics
+
+    def register(self, run: RunContext, metrics: dict[str, float]) -> Registered:
+        run.ws.ensure()
+        encoder, family = self.encoder, f"encoder ({self.encoder.source.label})"
+        with tempfile.TemporaryDirectory(dir=run.ws.home, prefix=".encoder-save-") as tmp:
+            encoder.model.save_pretrained(Path(tmp) / "encoder", safe_serialization=True)
+            encoder.tokenizer.save_pretrained(Path(tmp) / "encoder")
+            files = {p.relative_to(tmp).as_posix(): p for p in Path(tmp).rglob("*") if p.is_file()}
+            meta = {"kind": ENCODER_KIND, "task": "embedding", "base": encoder.source.label, "base_id": encoder.source.id,
+                    "settings": asdict(self.s), "metrics": metrics}
+            version = run.register(None, meta, task="embedding", metric="mrr@10", metrics=metrics, family=family,
+                                   test_score=metrics["after_mrr@10"], extra_files=files)
+        return Registered(version, metrics["after_mrr@10"], family)
+
+    def result(self, run: RunContext, registered: Registered, metrics: dict[str, float]) -> RunResult:
+        return RunResult(run.run_id, self.name, registered.version, ENCODER_KIND, "embedding", "after_mrr@10", metrics,
+                         model=self.encoder, family=registered.best_family, steps=self.fitted.state.step, seconds=self.fitted.seconds)
 
 
 def _with_lora(model, r: int):
     from peft import LoraConfig, get_peft_model
 
     return get_peft_model(model, LoraConfig(r=r, lora_alpha=2 * r, lora_dropout=0.1, target_modules=["query", "value"]))
-
-
-def _register(ws, name: str, run_id: str, encoder: Encoder, s: EmbeddingSettings, metrics: dict) -> int:
-    ws.ensure()
-    artifact_dir = ws.artifacts / name / run_id
-    with tempfile.TemporaryDirectory(dir=ws.home, prefix=".encoder-save-") as tmp:
-        encoder.model.save_pretrained(Path(tmp) / "encoder", safe_serialization=True)
-        encoder.tokenizer.save_pretrained(Path(tmp) / "encoder")
-        files = {p.relative_to(tmp).as_posix(): p for p in Path(tmp).rglob("*") if p.is_file()}
-        meta = {"kind": ENCODER_KIND, "name": name, "run_id": run_id, "task": "embedding", "base": encoder.source.label,
-                "base_id": encoder.source.id, "settings": asdict(s), "metrics": metrics}
-        digest = save_artifact(None, artifact_dir, meta, extra_files=files)
-    return ws.store.register_model(name, artifact_path=str(artifact_dir.relative_to(ws.home)), meta_sha256=digest, run_id=run_id,
-                                   task="embedding", metric="mrr@10", test_score=metrics["after_mrr@10"], metrics=metrics,
-                                   family=f"encoder ({encoder.source.label})")
