@@ -163,3 +163,21 @@ def test_cli_index_ask_search_evaluate_and_bad_inputs(built, handbook, cli_inpro
     (tmp_path / "empty").mkdir()
     r = cli_inproc("index", "e", tmp_path / "empty")
     assert r.code == 2 and "No readable text" in r.output
+
+
+def test_a_failed_index_build_is_redone_by_resume(handbook, cli_inproc, workspace, tmp_path):
+    docs = tmp_path / "later"
+    docs.mkdir()
+    r = cli_inproc("index", "hb", docs, "--no-headings")
+    assert r.code == 2 and "No readable text" in r.output
+    from trainyard.registry.workspace import Workspace
+
+    store = Workspace.resolve(workspace).store
+    run = store.list_runs(name="hb")[0]
+    assert run["status"] == "failed" and run["kind"] == "rag-index"
+    shutil.copytree(handbook, docs, dirs_exist_ok=True)  # the documents arrive
+    r = cli_inproc("resume", run["id"], "--json")
+    assert r.code == 0, r.output
+    out = json.loads(r.stdout)
+    assert out["run_id"] == run["id"] and out["version"] == 1 and store.get_run(run["id"])["status"] == "finished"
+    assert open_retriever("hb@1", workspace=workspace).index.meta["settings"]["headings"] is False  # the run's own settings

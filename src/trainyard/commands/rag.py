@@ -56,19 +56,23 @@ def index(
 
         ws = Workspace.resolve()
         result = execute(IndexPlan(name, folder, settings, update=update), ws, emit=progress)
+    write_card(ws.home, result.name, result.version, result.model.meta)
+    show_index_result(result, as_json)
+
+
+def show_index_result(result, as_json: bool) -> None:
+    """What `index` (and `resume` of an index build) prints."""
     meta = result.model.meta
-    problems = meta["problems"]
-    write_card(ws.home, result.name, result.version, meta)
+    s, cal, problems = meta["stats"], meta["calibration"], meta["problems"]
     if as_json:
-        print_json({"name": result.name, "version": result.version, "run_id": result.run_id, "stats": meta["stats"], "problems": problems,
-                    "calibration": meta["calibration"]})
+        print_json({"name": result.name, "version": result.version, "run_id": result.run_id, "stats": s, "problems": problems,
+                    "calibration": cal})
         return
     for p in problems:
         err_console.print(f"[yellow]skipped[/] {p['path']}: {p['reason']}", highlight=False)
-    s = meta["stats"]
-    change = f" (+{len(s['added'])} new, {len(s['changed'])} changed, -{len(s['removed'])} removed; {s['reused']} passages reused)" if update else ""
+    change = (f" (+{len(s['added'])} new, {len(s['changed'])} changed, -{len(s['removed'])} removed; {s['reused']} passages reused)"
+              if s["reused"] or s["removed"] else "")
     rate = f", {s['chunks_per_second']:.0f} passages/s" if s.get("chunks_per_second") else ""
-    cal = meta["calibration"]
     console.print(f"Indexed {s['files']} files into {s['chunks']} passages{change}: embedded {s['embedded']} in {s['embed_seconds']:.1f}s{rate}. "
                   f"No-answer threshold: cosine {cal['threshold']} ({cal['method']}).", highlight=False)
     console.print(f"Registered [bold]{result.name}@{result.version}[/], run {result.run_id}.")
@@ -170,6 +174,11 @@ def train_encoder(data: Path, *, as_json: bool = False, **settings) -> None:
                 status.update(f"step {info['step']}: held-out MRR@10 {info['metrics']['val_mrr@10']:.3f}")
 
         result = execute(EncoderPlan(data, s), Workspace.resolve(), emit=progress)
+    show_encoder_result(result, as_json)
+
+
+def show_encoder_result(result, as_json: bool) -> None:
+    """What `train --task embedding` (and its `resume`) prints: the held-out retrieval before and after."""
     if as_json:
         print_json({"run_id": result.run_id, "name": result.name, "version": result.version, "metrics": result.metrics,
                     "steps": result.steps, "seconds": result.seconds})

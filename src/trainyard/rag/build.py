@@ -52,6 +52,13 @@ class IndexPlan:
         if not self.folder.exists():
             raise NotFoundError(f"{self.folder} does not exist.", "pass the folder (or file) holding the documents.")
 
+    @classmethod
+    def of_run(cls, run: dict) -> "IndexPlan":
+        """The plan of a recorded run (`trainyard resume`: a build is redone from the start; embeddings are not checkpointed)."""
+        config = dict(run["config"]["rag"])
+        update = config.pop("update", False)
+        return cls(run["name"], Path(run["data_source"]), IndexSettings(**config), update=update)
+
     def spec(self) -> RunSpec:
         return RunSpec(self.name, INDEX_KIND, "retrieval", None, data_source=str(self.folder.resolve()),
                        config={"rag": {**asdict(self.settings), "update": self.update}})

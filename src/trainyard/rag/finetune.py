@@ -38,6 +38,7 @@ class EmbeddingSettings:
     max_length: int = 128  # word pieces per text
     scale: float = 20.0  # cosine -> logit multiplier (temperature 0.05)
     val_fraction: float = 0.1  # held-out pairs for the before/after retrieval measure
+    checkpoint_every: int | None = 200  # optimizer steps between checkpoints (`trainyard resume` continues from the last)
     lora: bool = False  # train low-rank adapters on the attention's query and value projections, merged before saving
     lora_r: int = 8
     seed: int = 0
@@ -95,6 +96,11 @@ class EncoderPlan:
         self.data, self.s = Path(data), settings
         self.name = settings.name or f"{self.data.stem}-encoder"
 
+    @classmethod
+    def of_run(cls, run: dict) -> "EncoderPlan":
+        """The plan of a recorded run, for `trainyard resume` (the loop continues from the run's last checkpoint)."""
+        return cls(Path(run["data_source"]), EmbeddingSettings(**{**run["config"]["embedding"], "name": run["name"]}))
+
     def spec(self) -> RunSpec:
         return RunSpec(self.name, ENCODER_KIND, "embedding", "mrr@10", data_source=str(self.data.resolve()),
                        config={"embedding": asdict(self.s)})
@@ -111,11 +117,11 @@ class EncoderPlan:
 
         s, encoder = self.s, self.encoder
         cfg = LoopConfig(epochs=s.epochs, max_steps=s.max_steps, lr=s.lr, warmup=0.1, schedule="cosine", monitor="val_mrr@10",
-                         patience=None, restore_best=False, checkpoint_every=None, seed=s.seed, device=s.device, clip_norm=1.0)
+                         patience=None, restore_best=False, checkpoint_every=s.checkpoint_every, seed=s.seed, device=s.device, clip_norm=1.0)
         model = _with_lora(encoder.model, s.lora_r) if s.lora else encoder.model
         model.train()
         batches = IndexedBatches(len(self.train), s.batch_size, self._load_batch, prefetch=False)
-        self.fitted = fit(model, batches, self._loss, config=cfg, checkpoint_dir=run.run_dir / "checkpoints", log=run.log(),
+        self.fitted = fit(model, batches, self._loss, config=cfg, checkpoint_dir=run.run_dir / "checkpoints", log=run.log(), resume=run.resumed,
                           evaluate=lambda m: {"val_mrr@10": retrieval_scores(encoder, self.held)["mrr@10"]}, progress=run.emit)
         if s.lora:  # fold the adapters into the weights: the registered encoder is a plain Hugging Face model
             encoder.use(model.merge_and_unload())

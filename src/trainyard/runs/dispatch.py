@@ -17,12 +17,19 @@ from trainyard.data.load import load_table, source_name
 from trainyard.errors import ConfigError, NotFoundError
 from trainyard.lm.settings import LMSettings, TASKS as LM_TASKS
 from trainyard.lm.train import LanguageModelPlan
+from trainyard.rag.build import IndexPlan
+from trainyard.rag.encoder import ENCODER_KIND
+from trainyard.rag.finetune import EncoderPlan
+from trainyard.rag.index import INDEX_KIND
 from trainyard.registry.names import safe_stem
 from trainyard.registry.plan import Progress, RunResult, quiet
 from trainyard.registry.workspace import Workspace
 from trainyard.runs.driver import execute
 from trainyard.runs.neural import NeuralPlan, NeuralSettings, is_deep, resumable_neural_run
 from trainyard.runs.table import TablePlan
+
+
+RAG_PLANS = {INDEX_KIND: IndexPlan, ENCODER_KIND: EncoderPlan}
 
 
 def kind_of(task: str | None, text_col: str | None = None, model: str | None = None) -> str:
@@ -70,6 +77,8 @@ def resume(run_id: str, *, workspace=None, progress: Progress | None = None, sta
         plan = LanguageModelPlan.of_run(run, started=started)
     elif run["kind"] == "deep":
         plan = resumable_neural_run(run)
+    elif run["kind"] in RAG_PLANS:  # a document index (built again) or a retrieval encoder (from its last checkpoint)
+        plan = RAG_PLANS[run["kind"]].of_run(run)
     else:
         return resume_table(table_source(run), run["id"], workspace=ws, progress=progress, started=started)
     return execute(plan, ws, emit=progress, run_id=run["id"])
