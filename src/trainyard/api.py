@@ -13,6 +13,7 @@ from trainyard.config import TrainConfig, build_config
 from trainyard.data.load import load_table
 from trainyard.errors import ConfigError
 from trainyard.lm.settings import LMSettings
+from trainyard.rag.settings import EmbeddingSettings
 from trainyard.models.model import TrainyardModel, prediction_frame
 from trainyard.registry import loading as registry_loading
 from trainyard.registry.plan import RunResult
@@ -52,7 +53,9 @@ def train(
     `clock_started` (a `time.time()` stamp; the CLI passes its process's start) or from this call.
     """
     kind = kind_of(settings.get("task"), settings.get("text_col"), settings.get("model"))
-    if kind == "language-model":
+    if kind == "embedding":
+        config = EmbeddingSettings(**{k: v for k, v in {"name": name, **settings}.items() if k != "task" and v is not None})
+    elif kind == "language-model":
         config = LMSettings.from_dict({k: v for k, v in {"name": name, "time_limit": time_limit, **settings}.items() if v is not None})
     elif kind == "deep":
         limit = {} if time_limit is None else {"time_limit": time_limit, "replan": settings.get("max_steps") is None}
@@ -67,7 +70,7 @@ def train(
     return run(data, config, resume=resume, workspace=workspace, progress=progress, clock_started=clock_started)
 
 
-def run(data, settings: TrainConfig | NeuralSettings | LMSettings | None, *, resume: str | None = None,
+def run(data, settings: TrainConfig | NeuralSettings | LMSettings | EmbeddingSettings | None, *, resume: str | None = None,
         workspace: str | os.PathLike | None = None, progress: Progress | None = None, clock_started: float | None = None) -> RunResult:
     """Run the plan a config object asks for: a table search (TrainConfig; or, with `resume`, the run it continues), an
     image or text network (NeuralSettings), a language model (LMSettings)."""
@@ -75,6 +78,8 @@ def run(data, settings: TrainConfig | NeuralSettings | LMSettings | None, *, res
     ws = Workspace.resolve(workspace)
     if resume:
         return dispatch.resume_table(data, resume, workspace=ws, progress=progress, started=started)
+    if isinstance(settings, EmbeddingSettings):
+        return dispatch.train_encoder(data, settings, workspace=ws, progress=progress)
     if isinstance(settings, LMSettings):
         return dispatch.train_language_model(data, settings, workspace=ws, progress=progress, started=started)
     if isinstance(settings, NeuralSettings):

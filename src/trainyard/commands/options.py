@@ -19,12 +19,14 @@ from trainyard.engine.config import LoopConfig
 from trainyard.errors import ConfigError
 from trainyard.lm.settings import LMSettings
 from trainyard.options import cli_fields
+from trainyard.rag.settings import EmbeddingSettings
 from trainyard.runs.settings import ESTIMATOR_FIELDS, NeuralSettings
 
 GROUPS = (("", TrainConfig), ("loop", LoopConfig), ("neural", NeuralSettings), ("lm", LMSettings))
 TYPES = {"int": int, "float": float, "str": str, "bool": bool, "list": list[str], "duration": str}
 RUN_FIELDS = ("name", "task", "seed", "time_limit")  # what every kind of run takes from TrainConfig's options
-KIND_LABEL = {"tabular": "table", "deep": "image and text (neural)", "language-model": "language-model"}
+KIND_LABEL = {"tabular": "table", "deep": "image and text (neural)", "language-model": "language-model",
+              "embedding": "encoder fine-tuning (--task embedding)"}
 
 
 def option_fields() -> list:
@@ -90,6 +92,8 @@ def _allowed(kind: str) -> set[str]:
         return table
     if kind == "deep":
         return {*RUN_FIELDS, "target", "test_size", *loop, *(f.name for f in cli_fields(NeuralSettings))}
+    if kind == "embedding":
+        return {"task"} | {f.name for f in fields(EmbeddingSettings)}
     return {*RUN_FIELDS, *loop, "lora", "lora_r", "batch_size", *(f.name for f in cli_fields(LMSettings))}
 
 
@@ -114,6 +118,12 @@ def neural_settings(data, values: dict) -> NeuralSettings:
         loop.update(time_limit=parse_duration(values["time_limit"]), replan="max_steps" not in values)
     own = {k: values[k] for k in ("task", "target", "name", "seed", "test_size", "text_col", "model", *ESTIMATOR_FIELDS) if k in values}
     return NeuralSettings(str(data), **own, loop=loop)
+
+
+def embedding_settings(values: dict) -> EmbeddingSettings:
+    """An encoder fine-tuning run's settings: the options it has fields for."""
+    names = {f.name for f in fields(EmbeddingSettings)}
+    return EmbeddingSettings(**{k: v for k, v in values.items() if k in names})
 
 
 def lm_settings(values: dict) -> LMSettings:

@@ -10,7 +10,15 @@ import typer
 from trainyard.commands._common import process_started
 from trainyard.commands._live import live_for
 from trainyard.commands._results import show_result
-from trainyard.commands.options import check_applies, given, lm_settings, neural_settings, table_config, with_options
+from trainyard.commands.options import (
+    check_applies,
+    embedding_settings,
+    given,
+    lm_settings,
+    neural_settings,
+    table_config,
+    with_options,
+)
 from trainyard.registry.workspace import Workspace
 from trainyard.runs.settings import kind_of
 
@@ -29,14 +37,18 @@ def train(**values) -> None:
     Language models: `--task causal-lm` pre-trains on a corpus, `--task sft --base lm@2` instruction-tunes on prompt/response
     JSONL, `--task preference --base lm@3` runs DPO on prompt/chosen/rejected JSONL, `--task reward --base lm@3` trains a
     reward model on the same pairs and `--task preference --method rloo --reward-model rm@1` a policy against it; options marked \\[lm] and the
-    \\[neural] ones apply (--lora, --epochs, --batch-size, --lr, ...)."""
+    \\[neural] ones apply (--lora, --epochs, --batch-size, --lr, ...).
+
+    Retrieval encoders: `--task embedding --base minilm` fine-tunes an encoder on (query, passage) JSONL pairs."""
     from trainyard import api  # pandas and scikit-learn: loaded when a run starts, not for --help
 
     data, as_json, resume_ref = values.pop("data"), values.pop("as_json"), values.pop("resume")
     values = given(values)
     kind = kind_of(values.get("task"), values.get("text_col"), values.get("model"))
     check_applies(kind, values)
-    if kind == "language-model":
+    if kind == "embedding":
+        settings = embedding_settings(values)
+    elif kind == "language-model":
         settings = lm_settings(values)
     elif kind == "deep":
         settings = neural_settings(data, values)
