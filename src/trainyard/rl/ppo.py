@@ -97,7 +97,7 @@ class PPO(Agent):
                 torch.nn.utils.clip_grad_norm_(self.net.parameters(), cfg.max_grad_norm)
                 self.opt.step()
                 for key in sums:
-                    sums[key] += float(parts[key])
+                    sums[key] += float(parts[key].detach())
                 count += 1
         explained = 1.0 - float(np.var(batch["returns"] - batch["values"]) / max(np.var(batch["returns"]), 1e-12))
         return {**{k: v / max(count, 1) for k, v in sums.items()}, "explained_variance": explained, "lr": lr, "clip_range": clip}
