@@ -7,3 +7,4 @@ heavy libraries load inside its loader.
 
 from trainyard.lm import artifact as _language_models  # noqa: F401  "language-model"
 from trainyard.lm import reward as _reward_models  # noqa: F401  "reward-model"
+from trainyard.rl import artifact as _rl_policies  # noqa: F401  "rl-policy"

@@ -29,6 +29,11 @@ def resume(
     from trainyard.workspace import Workspace
 
     run = Workspace.resolve().store.get_run(run_id)
+    if run["kind"] == "rl":
+        from trainyard.commands.rl import resume_rl
+
+        resume_rl(run["id"], as_json=as_json)
+        return
     if run["kind"] == "language-model":
         from trainyard.commands.lm import resume_language
 

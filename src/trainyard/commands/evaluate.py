@@ -38,7 +38,7 @@ def print_findings(data: dict) -> None:
 
 def evaluate(
     ref: str = typer.Argument(..., help="Model: NAME (latest), NAME@VERSION or NAME@ALIAS."),
-    data: Path = typer.Option(..., "--data", "-d", help="Labelled rows (with the model's target column)."),
+    data: Path = typer.Option(None, "--data", "-d", help="Labelled rows (with the model's target column); not for RL policies."),
     sensitive: list[str] = typer.Option(None, "--sensitive", "-s", help="Columns to report fairness by (comma-separated or repeated)."),
     slice_: list[str] = typer.Option(None, "--slice", help="A slice to report: a pandas query or column=value (repeatable)."),
     validation: Path = typer.Option(None, "--validation", help="Other labelled rows the model did not learn from: enables calibrator choice and threshold tuning."),
@@ -47,6 +47,7 @@ def evaluate(
     seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap."),
     out: Path = typer.Option(None, "--output", "-o", help="Folder for report.html/.json/.md (default: the workspace's reports/NAME/vVERSION/evaluations/)."),
     as_json: bool = typer.Option(False, "--json", help="Print the whole report as JSON."),
+    episodes: int = typer.Option(None, "--episodes", help="RL policies: held-out episodes to run (default 100)."),
 ) -> None:
     """Evaluate a registered model on labelled data: metrics with 95% intervals and baselines, calibration, errors, fairness."""
     from datetime import datetime, timezone
@@ -66,6 +67,12 @@ def evaluate(
         from trainyard.commands.lm import evaluate_reward
 
         return evaluate_reward(model, data, ref=ref, as_json=as_json)
+    if meta.get("kind") == "rl-policy":  # episodes on held-out seeds beside a random policy: trainyard.rl
+        from trainyard.commands.rl import evaluate_rl
+
+        return evaluate_rl(ref, episodes, as_json=as_json)
+    if data is None:
+        raise typer.BadParameter("--data is required to evaluate this model.", param_hint="--data")
     report_ = run_evaluate(model, data, split_list(sensitive), slices=list(slice_ or []), validation=validation, learning_curve=learning_curve,
                            n_boot=n_boot, seed=seed, _meta=meta)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")

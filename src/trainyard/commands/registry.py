@@ -95,6 +95,10 @@ def predict(
     from trainyard.data.load import load_table
     from trainyard.serve.batch import predict_file
 
+    from trainyard.commands.rl import is_policy, predict_rl
+
+    if is_policy(model):  # a reinforcement-learning policy: actions for observations
+        return predict_rl(model, data, output)
     loaded = api.load(model)
     if output is None:
         X = load_table(data, nrows=50)

@@ -14,7 +14,7 @@ def register(app: typer.Typer) -> None:
 
 
 def train(
-    data: Path = typer.Argument(..., help="Table to learn from: .csv, .tsv, .parquet or .jsonl (language models: a corpus file or folder, or JSONL)."),
+    data: Path = typer.Argument(None, help="Table to learn from: .csv, .tsv, .parquet or .jsonl (language models: a corpus file or folder, or JSONL; --task rl: none)."),
     target: str = typer.Option(None, "--target", "-t", help="Column to predict (tables and texts)."),
     time_limit: str = typer.Option(None, "--time-limit", help="Time for the whole run: seconds or 30m, 1h (preset default: fast 30, balanced 60, best 300)."),
     name: str = typer.Option(None, "--name", "-n", help="Registry name for the model (default: the file name)."),
@@ -76,6 +76,10 @@ def train(
     separator: str = typer.Option(None, "--doc-separator", help="\\[lm] Split corpus files into documents on this string (e.g. '\\n%\\n')."),
     text_field: str = typer.Option(None, "--text-field", help="\\[lm] JSONL field holding the text (default: 'text')."),
     val_fraction: float = typer.Option(None, "--val-fraction", help="\\[lm] Share of documents / pairs held out (default 0.05)."),
+    env: str = typer.Option(None, "--env", help="\\[rl] Gymnasium environment id (CartPole-v1) or module:Class."),
+    algo: str = typer.Option(None, "--algo", help="\\[rl] ppo (default) or dqn."),
+    timesteps: str = typer.Option(None, "--timesteps", help="\\[rl] Environment steps: 100000, 100k, 1M (default: per environment)."),
+    hparam: list[str] = typer.Option(None, "--hparam", help="\\[rl] Override a hyperparameter: KEY=VALUE (repeatable; e.g. lr=1e-3, hidden=128,128)."),
 ) -> None:
     """Train models on a table, pick the best on validation data, test it once and register it.
 
@@ -90,6 +94,14 @@ def train(
     from trainyard.training.deep import is_deep
 
     time_limit = parse_duration(time_limit)
+    if task == "rl":  # reinforcement learning: trainyard.rl (commands/rl.py)
+        from trainyard.commands.rl import train_rl
+
+        train_rl(env=env, algo=algo, timesteps=timesteps, time_limit=time_limit, seed=seed, name=name, hparams=hparam,
+                 checkpoint_every=checkpoint_every, as_json=as_json)
+        return
+    if data is None:
+        raise typer.BadParameter("DATA is required (except with --task rl).", param_hint="DATA")
     if task in LM_TASKS:
         from trainyard.commands.lm import train_language
 

@@ -15,7 +15,7 @@ import torch
 
 from trainyard.rl import envs
 from trainyard.rl.normalize import ObsNormalizer
-from trainyard.rl.spaces import env_action
+from trainyard.rl.spaces import bounds, env_action
 
 
 class Diverged(Exception):
@@ -40,6 +40,7 @@ class Agent:
         self.returns: list[float] = []  # finished training episodes (the latest 100 kept)
         self.lengths: list[int] = []
         self.episodes = 0
+        self._bounds = None  # continuous action bounds, as arrays
         obs, _ = self.vec.reset(seed=seed)
         self.obs = self._flat(obs)
 
@@ -130,7 +131,9 @@ class Agent:
         """Network actions -> the environment's: discrete offsets, continuous clip or tanh squash into the bounds."""
         if self.info.action_kind == "discrete":
             return actions + self.info.action_start if self.info.action_start else actions
-        return env_action(actions, self.info.action_low, self.info.action_high, getattr(self.cfg, "squash", "clip"))
+        if self._bounds is None:
+            self._bounds = (bounds(self.info.action_low, -np.inf), bounds(self.info.action_high, np.inf))
+        return env_action(actions, *self._bounds, getattr(self.cfg, "squash", "clip"))
 
     def close(self) -> None:
         self.vec.close()

@@ -84,7 +84,8 @@ class EnvInfo:
 
 
 def _floats(values) -> list:
-    return [float(v) for v in np.asarray(values, dtype=np.float64).ravel()]
+    """Bounds as JSON: floats, None where unbounded (JSON has no infinity)."""
+    return [float(v) if np.isfinite(v) else None for v in np.asarray(values, dtype=np.float64).ravel()]
 
 
 def _first_step(env, spec: str) -> None:

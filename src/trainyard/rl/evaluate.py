@@ -95,8 +95,12 @@ def evaluate(act, spec: str, episodes: int, *, max_episode_steps: int | None = N
 def record_gif(act, spec: str, path: Path, *, max_episode_steps: int | None = None, seed: int = EVAL_SEED_BASE,
                max_frames: int = 200, every: int = 2, width: int = 320) -> Path | None:
     """One episode as an animated GIF (every `every`-th frame, at most `max_frames`); None when it cannot render."""
+    import os
+
     from PIL import Image
 
+    for var in ("SDL_VIDEODRIVER", "SDL_AUDIODRIVER"):  # pygame renders off-screen: no display, no sound device
+        os.environ.setdefault(var, "dummy")
     try:
         env = envs.make(spec, max_episode_steps, render_mode="rgb_array")
         obs, _ = env.reset(seed=seed)

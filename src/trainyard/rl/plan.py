@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
-from trainyard.errors import TrainyardError
+from trainyard.errors import ConfigError, TrainyardError
 from trainyard.rl.agent import Diverged
 from trainyard.rl.checkpoint import RLCheckpoints
 from trainyard.rl.config import RLSettings, algo_config
@@ -52,6 +52,8 @@ class RLPlan:
         default_steps = defaults.pop("timesteps")
         self.timesteps = settings.timesteps or default_steps
         self.config = algo_config(settings.algo, defaults, settings.hparams)
+        if getattr(self.config, "squash", "clip") == "tanh" and None in (self.info.action_low or []) + (self.info.action_high or []):
+            raise ConfigError(f"squash=tanh needs bounded actions, and {settings.env}'s are unbounded.", "use --hparam squash=clip.")
         self.checkpoints = RLCheckpoints(checkpoint_dir)
         self.checkpoint_every = settings.checkpoint_every or max(self.timesteps // 20, 1)
         self.agent = None
@@ -89,8 +91,8 @@ class RLPlan:
                 self._rollback(str(exc), run_log, emit)
                 continue
             iter_seconds = max(iter_seconds * 0.8, time.perf_counter() - t0)
-            metrics["steps_per_second"] = agent.steps / max(time.perf_counter() - started, 1e-9) if resumed is None else None
-            metrics = {k: float(v) for k, v in metrics.items() if v is not None}
+            metrics["steps_per_second"] = (agent.steps - (resumed or 0)) / max(time.perf_counter() - started, 1e-9)
+            metrics = {k: float(v) for k, v in metrics.items()}
             if run_log is not None:
                 run_log.metrics(agent.steps, metrics)
             emit("step", {"step": agent.steps, "total": self.timesteps, "metrics": metrics, "episodes": agent.episodes})

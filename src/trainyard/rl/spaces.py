@@ -11,10 +11,15 @@ import numpy as np
 from trainyard.errors import DataError
 
 
+def bounds(values, fill: float) -> np.ndarray:
+    """Saved bounds (None where unbounded) as floats, `fill` (an infinity) for None."""
+    return np.array([fill if v is None else v for v in values], dtype=np.float64)
+
+
 def env_action(actions: np.ndarray, low, high, squash: str) -> np.ndarray:
     """Continuous network outputs -> actions in the bounds: clipped, or tanh-squashed into [low, high]."""
-    low = np.asarray(low, dtype=np.float32)
-    high = np.asarray(high, dtype=np.float32)
+    low = bounds(low, -np.inf).astype(np.float32)
+    high = bounds(high, np.inf).astype(np.float32)
     if squash == "tanh":
         return (low + (np.tanh(actions) + 1.0) * 0.5 * (high - low)).astype(np.float32)
     return np.clip(actions, low, high).astype(np.float32)
@@ -37,7 +42,7 @@ def check_observations(values, space: dict, *, batch: bool) -> np.ndarray:
     arr = arr.astype(np.float64).reshape(arr.shape[0] if batch else 1, -1)
     if not np.isfinite(arr).all():
         raise DataError("The observation holds NaN or infinite values.", "send finite numbers.")
-    low, high = np.asarray(space["obs_low"]), np.asarray(space["obs_high"])
+    low, high = bounds(space["obs_low"], -np.inf), bounds(space["obs_high"], np.inf)
     tol = 1e-6 * np.maximum(1.0, np.abs(np.where(np.isfinite(low), low, 0)))
     bad = (arr < low - tol) | (arr > high + tol)
     if bad.any():

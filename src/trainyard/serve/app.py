@@ -87,9 +87,12 @@ def create_app(settings: ServeSettings):
     slots: dict[str, ModelSlot] = {}
     from trainyard.lm.serving import add_language_models, is_language_model
 
+    from trainyard.rl.serving import add_policies, is_policy
+
     lm_refs = [ref for ref in settings.refs if is_language_model(ws, ref)]  # served by /v1/generate (trainyard.lm.serving)
+    rl_refs = [ref for ref in settings.refs if ref not in lm_refs and is_policy(ws, ref)]  # served by /v1/act (trainyard.rl.serving)
     for ref in settings.refs:
-        if ref in lm_refs:
+        if ref in lm_refs or ref in rl_refs:
             continue
         slot = ModelSlot(ws, ref, policy)
         if slot.name in slots:
@@ -120,6 +123,7 @@ def create_app(settings: ServeSettings):
     app.state.trainyard = state
     _add_routes(app, state)
     add_language_models(app, ws, lm_refs)
+    add_policies(app, ws, rl_refs)
     app.openapi = lambda: _openapi(app, state)
     app.add_middleware(_Guard, state=state)
     return app
