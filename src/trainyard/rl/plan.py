@@ -14,7 +14,7 @@ rolls back to the last checkpoint with the learning rate halved (an event says s
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -27,6 +27,7 @@ from trainyard.rl.envs import EnvInfo
 
 MAX_ROLLBACKS = 3
 LR_BACKOFF = 0.5
+DEFAULT_EPISODE_LIMIT = 1000  # for environments without a time limit of their own (evaluation must end)
 
 
 class DivergenceError(TrainyardError):
@@ -46,8 +47,11 @@ class FitResult:
 
 class RLPlan:
     def __init__(self, settings: RLSettings, checkpoint_dir: Path):
-        self.settings = settings
         self.info = EnvInfo.probe(settings.env, settings.algo, settings.max_episode_steps)
+        if self.info.max_episode_steps is None:
+            settings = replace(settings, max_episode_steps=DEFAULT_EPISODE_LIMIT)
+            self.info = EnvInfo.probe(settings.env, settings.algo, settings.max_episode_steps)
+        self.settings = settings
         defaults, self.defaults_source = defaults_for(settings.env, self.info.entry_point, settings.algo)
         default_steps = defaults.pop("timesteps")
         self.timesteps = settings.timesteps or default_steps
