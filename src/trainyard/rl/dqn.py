@@ -59,7 +59,7 @@ class DQN(Agent):
         self.target = QNetwork(info.obs_dim, info.n_actions, cfg.hidden, cfg.activation)
         self.target.load_state_dict(self.q.state_dict())
         self.target.requires_grad_(False)
-        self.opt = torch.optim.Adam(self.q.parameters(), lr=cfg.lr)
+        self.opt = torch.optim.Adam(self.q.parameters(), lr=cfg.lr, foreach=True)
         self.buffer = ReplayBuffer(cfg.buffer_size, info.obs_dim)
         self.calls = 0  # vector steps (the target update counts them)
         self.updates = 0
@@ -143,7 +143,7 @@ class DQN(Agent):
             self._check(loss, current.detach())
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(self.q.parameters(), cfg.max_grad_norm)
+            torch.nn.utils.clip_grad_norm_(self.q.parameters(), cfg.max_grad_norm, foreach=True)
             self.opt.step()
             losses += float(loss.detach())
             qs += float(current.detach().mean())

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU}
+LOG_2PI = math.log(2 * math.pi)
 
 
 def mlp(n_in: int, hidden: tuple[int, ...], n_out: int, activation: str, out_gain: float) -> nn.Sequential:
@@ -37,17 +38,31 @@ class ActorCritic(nn.Module):
         if not discrete:
             self.log_std = nn.Parameter(torch.full((action_dim,), float(log_std_init)))
 
-    def dist(self, obs: torch.Tensor):
+    def sample(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(action, log-probability) sampled from the policy at `obs` (the distributions written out: cheaper
+        than torch.distributions on the small batches of a rollout)."""
         out = self.pi(obs)
         if self.discrete:
-            return torch.distributions.Categorical(logits=out, validate_args=False)
-        return torch.distributions.Normal(out, self.log_std.exp().expand_as(out), validate_args=False)
+            logp_all = torch.log_softmax(out, -1)
+            action = torch.multinomial(logp_all.exp(), 1).squeeze(-1)
+            return action, logp_all.gather(-1, action.unsqueeze(-1)).squeeze(-1)
+        std = self.log_std.exp()
+        action = out + std * torch.randn_like(out)
+        return action, self._normal_logp(out, action)
 
-    def log_prob(self, dist, action: torch.Tensor) -> torch.Tensor:
-        return dist.log_prob(action) if self.discrete else dist.log_prob(action).sum(-1)
+    def evaluate(self, obs: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(log-probability of `action`, entropy) under the current policy."""
+        out = self.pi(obs)
+        if self.discrete:
+            logp_all = torch.log_softmax(out, -1)
+            entropy = -(logp_all.exp() * logp_all).sum(-1)
+            return logp_all.gather(-1, action.unsqueeze(-1)).squeeze(-1), entropy
+        entropy = (0.5 + 0.5 * LOG_2PI + self.log_std).sum().expand(out.shape[0])
+        return self._normal_logp(out, action), entropy
 
-    def entropy(self, dist) -> torch.Tensor:
-        return dist.entropy() if self.discrete else dist.entropy().sum(-1)
+    def _normal_logp(self, mean: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        z = (action - mean) * torch.exp(-self.log_std)
+        return (-0.5 * z * z - self.log_std - 0.5 * LOG_2PI).sum(-1)
 
     def value(self, obs: torch.Tensor) -> torch.Tensor:
         return self.v(obs).squeeze(-1)

@@ -67,11 +67,14 @@ class RLPlan:
     def hyperparameters(self) -> dict:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self.config).items()}
 
-    def _make_agent(self):
+    def prepare(self):
+        """Make the agent (its environments, networks, optimizer) if not made yet; `fit` calls it."""
         from trainyard.rl.dqn import DQN
         from trainyard.rl.ppo import PPO
 
-        return (PPO if self.settings.algo == "ppo" else DQN)(self.config, self.info, self.timesteps, self.settings.seed)
+        if self.agent is None:
+            self.agent = (PPO if self.settings.algo == "ppo" else DQN)(self.config, self.info, self.timesteps, self.settings.seed)
+        return self.agent
 
     def fit(self, run_log=None, deadline: float | None = None, progress: Callable[[str, dict], None] | None = None) -> FitResult:
         """Train to `timesteps` (or until `deadline`, a time.time() stamp), continuing from the latest checkpoint."""
@@ -80,7 +83,7 @@ class RLPlan:
         torch.set_num_threads(1)
         emit = progress or (lambda kind, info: None)
         started, cpu0 = time.perf_counter(), time.process_time()
-        self.agent = agent = self.agent or self._make_agent()
+        agent = self.prepare()
         resumed, exact = self._restore(run_log)
         next_ckpt = (agent.steps // self.checkpoint_every + 1) * self.checkpoint_every
         timed_out, iter_seconds = False, 0.0

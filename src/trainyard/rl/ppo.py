@@ -23,7 +23,7 @@ class PPO(Agent):
     def __init__(self, cfg, info, total_timesteps: int, seed: int):
         super().__init__(cfg, info, total_timesteps, seed)
         self.net = ActorCritic(info.obs_dim, info.action_dim, info.action_kind == "discrete", cfg.hidden, cfg.activation, cfg.log_std_init)
-        self.opt = torch.optim.Adam(self.net.parameters(), lr=cfg.lr, eps=1e-5)
+        self.opt = torch.optim.Adam(self.net.parameters(), lr=cfg.lr, eps=1e-5, foreach=True)
         self.reward_scale = RewardScaler(cfg.n_envs, cfg.gamma, cfg.normalize_reward)
 
     def modules(self):
@@ -53,9 +53,8 @@ class PPO(Agent):
             obs = self.obs_norm(self.obs, update=True)
             with torch.no_grad():
                 x = torch.from_numpy(obs)
-                dist = self.net.dist(x)
-                action = dist.sample()
-                logp_buf[t] = self.net.log_prob(dist, action).numpy()
+                action, logp = self.net.sample(x)
+                logp_buf[t] = logp.numpy()
                 val_buf[t] = self.net.value(x).numpy()
             actions = action.numpy()
             obs_buf[t], act_buf[t] = obs, actions
@@ -94,7 +93,7 @@ class PPO(Agent):
                 self._check(loss, parts["value"])
                 self.opt.zero_grad(set_to_none=True)
                 loss.backward()
-                torch.nn.utils.clip_grad_norm_(self.net.parameters(), cfg.max_grad_norm)
+                torch.nn.utils.clip_grad_norm_(self.net.parameters(), cfg.max_grad_norm, foreach=True)
                 self.opt.step()
                 for key in sums:
                     sums[key] += float(parts[key].detach())
@@ -104,8 +103,7 @@ class PPO(Agent):
 
     def _losses(self, mb: dict, clip: float) -> dict:
         cfg = self.cfg
-        dist = self.net.dist(mb["obs"])
-        logp = self.net.log_prob(dist, mb["actions"])
+        logp, entropy = self.net.evaluate(mb["obs"], mb["actions"])
         value = self.net.value(mb["obs"])
         adv = mb["adv"]
         if cfg.normalize_advantage and adv.numel() > 1:
@@ -119,7 +117,7 @@ class PPO(Agent):
             value_loss = ((value - mb["returns"]) ** 2).mean()
         with torch.no_grad():
             clip_fraction = ((ratio - 1.0).abs() > clip).float().mean()
-        return {"policy_loss": policy_loss, "value_loss": value_loss, "entropy": self.net.entropy(dist).mean(),
+        return {"policy_loss": policy_loss, "value_loss": value_loss, "entropy": entropy.mean(),
                 "clip_fraction": clip_fraction, "value": value.detach()}
 
 
