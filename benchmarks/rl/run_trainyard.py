@@ -34,6 +34,7 @@ def main() -> None:
         # checkpoints: once at the end only, as SB3 writes none during learn()
         plan = RLPlan(RLSettings(env=args.env, algo=args.algo, timesteps=args.timesteps, seed=args.seed,
                                  checkpoint_every=10**12), Path(tmp))
+        plan.prepare()  # environments and networks made before the clock starts, as SB3's PPO(...) does
         fit = plan.fit()
         returns, _ = run_episodes(plan.policy().act, args.env, args.episodes)
     print(json.dumps({"lib": "trainyard", "env": args.env, "seed": args.seed, "steps": fit.steps, "wall": fit.seconds,

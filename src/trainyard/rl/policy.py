@@ -70,9 +70,9 @@ class RLPolicy:
 def policy_from_agent(agent, info, hyperparameters: dict, meta: dict | None = None) -> RLPolicy:
     """The acting part of a PPO or DQN agent (its actor or Q-network, its observation statistics) as an `RLPolicy`."""
     algo = agent.algo
-    net = agent.net.pi if algo == "ppo" else agent.q.q
+    state = agent.net.actor_state() if algo == "ppo" else agent.q.q.state_dict()
     prefix = "pi." if algo == "ppo" else "q."
-    tensors = {prefix + k: v.detach().clone() for k, v in net.state_dict().items()}
+    tensors = {prefix + k: v.detach().clone() for k, v in state.items()}
     if algo == "ppo" and not agent.net.discrete:
         tensors["log_std"] = agent.net.log_std.detach().clone()
     normalize_obs = bool(hyperparameters.get("normalize_obs"))

@@ -53,9 +53,9 @@ class PPO(Agent):
             obs = self.obs_norm(self.obs, update=True)
             with torch.no_grad():
                 x = torch.from_numpy(obs)
-                action, logp = self.net.sample(x)
+                action, logp, value = self.net.sample(x)
                 logp_buf[t] = logp.numpy()
-                val_buf[t] = self.net.value(x).numpy()
+                val_buf[t] = value.numpy()
             actions = action.numpy()
             obs_buf[t], act_buf[t] = obs, actions
             next_obs, reward, terminated, truncated, info = self.vec.step(self.to_env(actions))
@@ -103,8 +103,7 @@ class PPO(Agent):
 
     def _losses(self, mb: dict, clip: float) -> dict:
         cfg = self.cfg
-        logp, entropy = self.net.evaluate(mb["obs"], mb["actions"])
-        value = self.net.value(mb["obs"])
+        logp, entropy, value = self.net.evaluate(mb["obs"], mb["actions"])
         adv = mb["adv"]
         if cfg.normalize_advantage and adv.numel() > 1:
             adv = (adv - adv.mean()) / (adv.std() + 1e-8)
