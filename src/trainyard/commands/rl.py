@@ -14,7 +14,7 @@ from trainyard.commands.deep import DeepLive, sparkline
 
 
 def train_rl(*, env: str | None, algo: str | None, timesteps: str | None, time_limit: float | None, seed: int, name: str | None,
-             hparams: list[str] | None, checkpoint_every: int | None, as_json: bool = False) -> None:
+             hparams: list[str] | None, checkpoint_every: int | None, max_trials: int | None = None, as_json: bool = False) -> None:
     """What `trainyard train --task rl` runs."""
     from trainyard.errors import ConfigError
     from trainyard.rl.config import RLSettings, parse_hparams, parse_steps
@@ -23,7 +23,7 @@ def train_rl(*, env: str | None, algo: str | None, timesteps: str | None, time_l
     if not env:
         raise ConfigError("--task rl needs an environment.", "pass --env CartPole-v1 (a Gymnasium id) or --env mypkg.envs:MyEnv.")
     settings = RLSettings(env=env, algo=(algo or "ppo").lower(), timesteps=parse_steps(timesteps), time_limit=time_limit, seed=seed,
-                          name=name, hparams=parse_hparams(hparams), checkpoint_every=checkpoint_every)
+                          name=name, hparams=parse_hparams(hparams), checkpoint_every=checkpoint_every, tune_trials=max_trials)
     with RLLive(enabled=not as_json) as live:
         result = train_policy(settings, progress=live.update, clock_started=process_started())
     show_rl_result(result, as_json)

@@ -85,6 +85,9 @@ class RLSettings:
     eval_episodes: int = 100
     checkpoint_every: int | None = None  # environment steps between checkpoints (default: about 20 over the run)
     gif: bool = True  # record one episode as a GIF when the environment renders rgb arrays
+    tune_trials: int | None = None  # search hyperparameters first (trainyard.rl.tune): this many trials at most
+    trial_timesteps: int | None = None  # environment steps per trial (default: a quarter of --timesteps, or 25k)
+    tune_episodes: int = 20  # validation episodes scoring each trial (seeds apart from training and evaluation)
 
     def __post_init__(self):
         if self.algo not in ALGOS:
@@ -93,6 +96,8 @@ class RLSettings:
             raise ConfigError(f"--timesteps must be positive, got {self.timesteps}.", "pass e.g. --timesteps 100k.")
         if self.time_limit is not None and self.time_limit <= 0:
             raise ConfigError(f"--time-limit must be positive, got {self.time_limit:g}.", "give seconds or a duration: 600, 30m, 1h.")
+        if self.tune_trials is not None and self.tune_trials < 1:
+            raise ConfigError(f"--max-trials must be at least 1, got {self.tune_trials}.", "pass --max-trials 10, or leave it out to train the defaults.")
         if self.eval_episodes < 1:
             raise ConfigError("--episodes must be at least 1.", "pass --episodes 100.")
         known = {f.name for f in fields(ALGO_CONFIGS[self.algo])}

@@ -55,6 +55,8 @@ def train_policy(settings: RLSettings, *, workspace: str | os.PathLike | None = 
         run_id = store.create_run(name, kind=KIND, task="rl", metric=METRIC, data_source=settings.env,
                                   config={"rl": {**settings.to_dict(), "name": name}})
     with store.running(run_id):
+        if settings.tune_trials:
+            settings = _tune(settings, ws, run_id, name, started, emit)
         plan = RLPlan(settings, ws.run_dir(run_id) / "checkpoints")
         run = store.get_run(run_id)
         store.update_run(run_id, config={**(run.get("config") or {}), "hyperparameters": plan.hyperparameters,
@@ -77,6 +79,32 @@ def resume_policy(run_id: str, *, workspace: str | os.PathLike | None = None, pr
         raise ConfigError(f"Run {run_id} already finished (model version {run['model_version']}).", "start a new run instead.")
     ws.store.update_run(run["id"], status="running", error=None, pid=os.getpid())
     return train_policy(RLSettings.from_dict(config), workspace=ws.home, progress=progress, run_id=run["id"], clock_started=clock_started)
+
+
+TUNE_SHARE = 0.5  # of a time limit, for the search; the final training gets the rest
+
+
+def _tune(settings: RLSettings, ws, run_id: str, name: str, started: float, emit) -> RLSettings:
+    """Search hyperparameters (trainyard.rl.tune), each trial recorded in the store; the run's stored settings become
+    the tuned ones, so a resume trains the final policy without searching again."""
+    from dataclasses import replace
+
+    from trainyard.rl.tune import tune
+
+    store = ws.store
+
+    def record(trial: dict) -> None:
+        store.add_trial(run_id, trial.pop("number"), trial.pop("family"), **trial)
+
+    deadline = started + settings.time_limit * TUNE_SHARE if settings.time_limit else None
+    result = tune(settings, ws.run_dir(run_id) / "trials", max_trials=settings.tune_trials, deadline=deadline, record=record, emit=emit)
+    tuned = replace(settings, hparams={**settings.hparams, **result.best_params}, tune_trials=None)
+    run = store.get_run(run_id)
+    store.update_run(run_id, config={**(run.get("config") or {}), "rl": {**tuned.to_dict(), "name": name},
+                                     "tuning": {"trials": result.trials, "best_params": result.best_params, "best_val_return": result.best_score}})
+    store.add_event(run_id, "tuned", f"{result.trials} trials; best validation return {result.best_score:.4g} with "
+                    f"{result.best_params or 'the defaults'}", {"best_params": result.best_params})
+    return tuned
 
 
 def _run(plan: RLPlan, ws, run_id: str, name: str, started: float, emit) -> RLResult:
