@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 
 import pytest
 
 pytest.importorskip("gymnasium")
 pytest.importorskip("optuna")
 
-HERE = str(Path(__file__).parent)
 
 
 def test_tuning_records_each_trial_and_trains_the_best(cli_inproc, workspace, torch_one_thread):
