@@ -64,12 +64,10 @@ def evaluation_table(report: dict, title: str):
 
 
 def is_policy(ref: str) -> bool:
-    from trainyard.registry.artifact import read_meta
-    from trainyard.rl.artifact import KIND
+    from trainyard.rl.serving import is_policy as names_policy
     from trainyard.workspace import Workspace
 
-    ws = Workspace.resolve()
-    return read_meta(ws.home / ws.store.resolve_model(ref)["artifact_path"]).get("kind") == KIND
+    return names_policy(Workspace.resolve(), ref)
 
 
 def evaluate_rl(ref: str, episodes: int | None, *, as_json: bool = False) -> None:

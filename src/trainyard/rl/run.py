@@ -92,9 +92,10 @@ def _tune(settings: RLSettings, ws, run_id: str, name: str, started: float, emit
     from trainyard.rl.tune import tune
 
     store = ws.store
+    offset = len(store.trials(run_id))  # a resumed run that was killed while searching searches again, numbered on
 
     def record(trial: dict) -> None:
-        store.add_trial(run_id, trial.pop("number"), trial.pop("family"), **trial)
+        store.add_trial(run_id, offset + trial.pop("number"), trial.pop("family"), **trial)
 
     deadline = started + settings.time_limit * TUNE_SHARE if settings.time_limit else None
     result = tune(settings, ws.run_dir(run_id) / "trials", max_trials=settings.tune_trials, deadline=deadline, record=record, emit=emit)
