@@ -14,16 +14,18 @@ from trainyard.commands.deep import DeepLive, sparkline
 
 
 def train_rl(*, env: str | None, algo: str | None, timesteps: str | None, time_limit: float | None, seed: int, name: str | None,
-             hparams: list[str] | None, checkpoint_every: int | None, max_trials: int | None = None, as_json: bool = False) -> None:
-    """What `trainyard train --task rl` runs."""
+             hparams: list[str] | None, lr: float | None, batch_size: int | None, checkpoint_every: int | None,
+             max_trials: int | None = None, as_json: bool = False) -> None:
+    """What `trainyard train --task rl` runs (--lr and --batch-size are the hyperparameters of those names)."""
     from trainyard.errors import ConfigError
     from trainyard.rl.config import RLSettings, parse_hparams, parse_steps
     from trainyard.rl.run import train_policy
 
     if not env:
         raise ConfigError("--task rl needs an environment.", "pass --env CartPole-v1 (a Gymnasium id) or --env mypkg.envs:MyEnv.")
+    overrides = {**({"lr": lr} if lr is not None else {}), **({"batch_size": batch_size} if batch_size is not None else {}), **parse_hparams(hparams)}
     settings = RLSettings(env=env, algo=(algo or "ppo").lower(), timesteps=parse_steps(timesteps), time_limit=time_limit, seed=seed,
-                          name=name, hparams=parse_hparams(hparams), checkpoint_every=checkpoint_every, tune_trials=max_trials)
+                          name=name, hparams=overrides, checkpoint_every=checkpoint_every, tune_trials=max_trials)
     with RLLive(enabled=not as_json) as live:
         result = train_policy(settings, progress=live.update, clock_started=process_started())
     show_rl_result(result, as_json)

@@ -97,8 +97,8 @@ def train(
     if task == "rl":  # reinforcement learning: trainyard.rl (commands/rl.py)
         from trainyard.commands.rl import train_rl
 
-        train_rl(env=env, algo=algo, timesteps=timesteps, time_limit=time_limit, seed=seed, name=name, hparams=hparam,
-                 checkpoint_every=checkpoint_every, max_trials=max_trials, as_json=as_json)
+        train_rl(env=env, algo=algo, timesteps=timesteps, time_limit=time_limit, seed=seed, name=name, hparams=hparam, lr=lr,
+                 batch_size=batch_size, checkpoint_every=checkpoint_every, max_trials=max_trials, as_json=as_json)
         return
     if data is None:
         raise typer.BadParameter("DATA is required (except with --task rl).", param_hint="DATA")
