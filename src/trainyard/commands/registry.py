@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from trainyard.commands._common import console, print_json, table
+from trainyard.commands.rl import is_policy, predict_rl
 from trainyard.commands.versions import show_model
 from trainyard.registry.workspace import Workspace
 
@@ -91,6 +92,9 @@ def predict(
     from trainyard.data.load import load_table
     from trainyard.serve.batch import predict_file
 
+
+    if is_policy(model):  # a reinforcement-learning policy: actions for observations
+        return predict_rl(model, data, output)
     loaded = api.load(model)
     if output is None:
         X = load_table(data, nrows=50)

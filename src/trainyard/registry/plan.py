@@ -103,6 +103,7 @@ class RunResult:
     seconds: float | None = None
     tokens_per_second: float | None = None
     timed_out: bool = False
+    details: dict = field(default_factory=dict)  # what one kind adds (reinforcement learning: CPU seconds, resumed step, GIF)
 
     @property
     def test_score(self) -> float | None:
