@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from trainyard.commands._common import console, print_json, table
+from trainyard.commands._common import console, err_console, print_json, table
 from trainyard.commands.versions import show_model
 from trainyard.registry.workspace import Workspace
 
@@ -88,15 +88,18 @@ def predict(
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from trainyard import api
+    from trainyard.data.conform import merge
     from trainyard.data.load import load_table
-    from trainyard.serve.batch import predict_file
+    from trainyard.serve.batch import predict_file, score_frame
 
     loaded = api.load(model)
+    unseen: dict = {}
     if output is None:
         X = load_table(data, nrows=50)
-        scored = api.prediction_frame(loaded, X)
+        scored, found = score_frame(loaded, X)
         console.print((pd.concat([X, scored], axis=1) if keep_columns else scored).to_string())
         console.print("(first 50 rows at most; use -o FILE to score the whole file)")
+        warn_unseen(found)
         return
     columns = [TextColumn("[bold]scoring"), BarColumn(), TaskProgressColumn(), TextColumn("{task.fields[rows]} rows"), TimeElapsedColumn(), TimeRemainingColumn()]
     with Progress(*columns, console=console, transient=False) as bar:
@@ -108,5 +111,18 @@ def predict(
             else:
                 bar.update(task, completed=done_bytes, total=total_bytes, rows=f"{rows:,}")
 
-        n = predict_file(loaded, data, output, chunk_rows=chunk_rows, keep_columns=keep_columns, on_progress=on_progress)
+        n = predict_file(loaded, data, output, chunk_rows=chunk_rows, keep_columns=keep_columns, on_progress=on_progress,
+                         on_unseen=lambda found: merge(unseen, found))
     console.print(f"Wrote {n:,} predictions to {output}.")
+    warn_unseen(list(unseen.values()))
+
+
+def warn_unseen(found) -> None:
+    """Values the model never saw in training: scored, but said (as the server's validation would refuse them)."""
+    from trainyard.data.conform import describe
+
+    if found:
+        err_console.print("[yellow]warning:[/] some rows hold values the model never saw in training; their predictions "
+                          "are extrapolations:", highlight=False)
+        for line in describe(found):
+            err_console.print(f"  {line}", highlight=False)

@@ -1,0 +1,123 @@
+"""The corpus of bad inputs (issue 16): each one, through the real CLI, exits 2 with no traceback, names the
+problem, and leaves the workspace as it was. Grow it with each new bad input."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+from conftest import make_mixed_table
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory):
+    """A workspace holding one small table model, churn@1 (trained once for the module)."""
+    from trainyard import api
+
+    ws = tmp_path_factory.mktemp("corpus") / "ws"
+    api.train(make_mixed_table(400), target="churn", workspace=ws, include=["linear"], max_trials=1, name="churn")
+    return ws
+
+
+@pytest.fixture
+def rows(tmp_path):
+    """Writes a file of rows to score from text (exact bytes matter here) and returns its path."""
+
+    def write(name: str, text: str | bytes) -> str:
+        path = tmp_path / name
+        path.write_bytes(text if isinstance(text, bytes) else text.encode())
+        return str(path)
+
+    return write
+
+
+HEADER = "tenure,charges,plan,region,support_calls\n"
+GOOD = "12,70.5,monthly,north,2\n40,55.0,yearly,south,1\n"
+
+
+def refused(cli, home, *args, names: tuple[str, ...]) -> str:
+    """Run the CLI on the module's workspace; assert a clean refusal naming every string in `names`."""
+    before = workspace_state(home)
+    result = cli(*args, env={"TRAINYARD_HOME": str(home)})
+    out = " ".join(result.output.split())  # the console wraps long lines
+    assert result.code == 2, result.output
+    assert "Traceback" not in result.output and "internal error" not in result.output, result.output
+    for name in names:
+        assert name in out, (name, result.output)
+    assert workspace_state(home) == before
+    return out
+
+
+def workspace_state(home) -> tuple:
+    """The registered versions, the runs and the artifact folders: what a refused command must not change."""
+    from trainyard.registry.workspace import Workspace
+
+    store = Workspace.resolve(home).store
+    versions = sorted((v["name"], v["version"]) for v in store.list_models())
+    runs = sorted((r["id"], r["status"]) for r in store.list_runs())
+    artifacts = sorted(p.name for p in (home / "artifacts").iterdir()) if (home / "artifacts").exists() else []
+    return versions, runs, artifacts
+
+
+@pytest.mark.parametrize("output", [None, "out.csv"])
+def test_predict_text_in_numeric_column(cli, home, rows, output, tmp_path):
+    data = rows("text.csv", HEADER + GOOD + "7,abc,monthly,north,1\n")
+    extra = ("-o", str(tmp_path / output)) if output else ()
+    refused(cli, home, "predict", "churn", data, *extra, names=("'charges'", "row 3", "'abc'"))
+    assert not list(tmp_path.glob("*out.csv*"))  # no output, not even a partial one
+
+
+def test_predict_infinite_value(cli, home, rows, tmp_path):
+    data = rows("inf.csv", HEADER + GOOD + "7,inf,monthly,north,1\n")
+    refused(cli, home, "predict", "churn", data, "-o", str(tmp_path / "out.csv"), names=("'charges'", "infinite", "row 3"))
+
+
+def test_predict_header_only(cli, home, rows, tmp_path):
+    data = rows("header.csv", HEADER)
+    refused(cli, home, "predict", "churn", data, "-o", str(tmp_path / "out.csv"), names=("no", "rows"))
+
+
+@pytest.mark.parametrize("command", ["predict", "train"])
+def test_utf16_file_names_its_encoding(cli, home, rows, command, tmp_path):
+    data = rows("wide.csv", (HEADER + GOOD).encode("utf-16"))
+    args = ("predict", "churn", data, "-o", str(tmp_path / "o.csv")) if command == "predict" else ("train", data, "--target", "plan")
+    refused(cli, home, *args, names=("UTF-16", "UTF-8"))
+
+
+@pytest.mark.parametrize("output", [None, "out.csv"])
+def test_predict_jsonl_bad_line(cli, home, rows, output, tmp_path):
+    good = json.dumps({"tenure": 3, "charges": 50.0, "plan": "monthly", "region": "north", "support_calls": 1})
+    data = rows("bad.jsonl", f"{good}\n{good}\n{{\"tenure\": 4, \n{good}\n")
+    extra = ("-o", str(tmp_path / output)) if output else ()
+    refused(cli, home, "predict", "churn", data, *extra, names=("Line 3", "bad.jsonl"))
+
+
+@pytest.mark.parametrize("output", [None, "out.csv"])
+def test_predict_ragged_csv(cli, home, rows, output, tmp_path):
+    data = rows("ragged.csv", HEADER + GOOD + "7,50,monthly,north,1,oops\n")
+    extra = ("-o", str(tmp_path / output)) if output else ()
+    refused(cli, home, "predict", "churn", data, *extra, names=("Line 4", "6 fields", "5 columns"))
+
+
+@pytest.mark.parametrize("command", ["predict", "train"])
+def test_ragged_first_row_would_shift_columns(cli, home, rows, command, tmp_path):
+    """pandas silently makes the first column the index when the first row has an extra field (every value moves
+    one column right; train then said the target had a single value)."""
+    data = rows("shifted.csv", HEADER + "12,70.5,monthly,north,2,extra\n" + GOOD)
+    args = ("predict", "churn", data, "-o", str(tmp_path / "o.csv")) if command == "predict" else ("train", data, "--target", "plan")
+    refused(cli, home, *args, names=("Line 2", "6 fields", "shift"))
+
+
+def test_predict_keeps_input_columns_and_flags_unseen_values(cli, home, rows, tmp_path):
+    data = rows("new.csv", HEADER + GOOD + "7,9999,monthly,atlantis,3\n")
+    for out in ("o.csv", "o.parquet", "o.jsonl"):
+        result = cli("predict", "churn", data, "-o", str(tmp_path / out), env={"TRAINYARD_HOME": str(home)})
+        assert result.code == 0, result.output
+        text = " ".join(result.stderr.split())
+        assert "region: 1 row(s) with a category never seen in training (e.g. 'atlantis'" in text
+        assert "charges: 1 row(s) with a value outside the training range (e.g. 9999" in text
+    assert (tmp_path / "o.csv").read_text().splitlines()[1].startswith("12,70.5,monthly,north,2,")  # not 12.0 / 2.0
+    got = pd.read_parquet(tmp_path / "o.parquet")
+    assert got["support_calls"].tolist() == [2, 1, 3] and pd.api.types.is_integer_dtype(got["support_calls"])
+    assert [json.loads(line)["support_calls"] for line in (tmp_path / "o.jsonl").read_text().splitlines()] == [2, 1, 3]
