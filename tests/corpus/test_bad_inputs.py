@@ -121,3 +121,65 @@ def test_predict_keeps_input_columns_and_flags_unseen_values(cli, home, rows, tm
     got = pd.read_parquet(tmp_path / "o.parquet")
     assert got["support_calls"].tolist() == [2, 1, 3] and pd.api.types.is_integer_dtype(got["support_calls"])
     assert [json.loads(line)["support_calls"] for line in (tmp_path / "o.jsonl").read_text().splitlines()] == [2, 1, 3]
+
+
+def train_table(tmp_path, name: str, change) -> str:
+    """A churn table with one change applied, written as CSV (or Parquet for a .parquet name)."""
+    df = make_mixed_table(300, seed=1)
+    change(df)
+    path = tmp_path / name
+    df.to_parquet(path, index=False) if name.endswith(".parquet") else df.to_csv(path, index=False)
+    return str(path)
+
+
+def test_train_refuses_infinite_features_before_training(cli, home, tmp_path):
+    def plant(df):
+        df.loc[[3, 7], "charges"] = [float("inf"), float("-inf")]
+
+    data = train_table(tmp_path, "inf.csv", plant)
+    refused(cli, home, "train", data, "--target", "churn", "--include", "linear", "--max-trials", "1",
+            names=("Infinite values", "'charges' (2 row(s))"))
+
+
+def test_train_max_trials_zero(cli, home, tmp_path):
+    data = train_table(tmp_path, "ok.csv", lambda df: None)
+    refused(cli, home, "train", data, "--target", "churn", "--max-trials", "0", names=("--max-trials 0",))
+
+
+def test_train_time_col_on_categories(cli, home, tmp_path):
+    data = train_table(tmp_path, "ok.csv", lambda df: None)
+    refused(cli, home, "train", data, "--target", "churn", "--time-col", "plan", "--include", "linear", "--max-trials", "1",
+            names=("--time-col 'plan'", "categorical"))
+
+
+def test_evaluate_single_class(cli, home, tmp_path):
+    data = train_table(tmp_path, "one.csv", lambda df: df.__setitem__("churn", "yes"))
+    refused(cli, home, "evaluate", "churn", "--data", data, names=("single class", "'yes'"))
+
+
+@pytest.mark.parametrize("n_boot", ["-1", "0"])
+def test_evaluate_bad_bootstrap_count(cli, home, tmp_path, n_boot):
+    data = train_table(tmp_path, "ok.csv", lambda df: None)
+    refused(cli, home, "evaluate", "churn", "--data", data, "--n-boot", n_boot, names=(f"--n-boot {n_boot}",))
+
+
+@pytest.mark.slow
+def test_nested_parquet_lists_train_and_audit(cli, tmp_path):
+    """Parquet list columns arrive as numpy arrays, which schema inference could not hash."""
+    def nest(df):
+        df["tags"] = [[1, 2] if i % 2 else [3] for i in range(len(df))]
+
+    data = train_table(tmp_path, "nested.parquet", nest)
+    audited = cli("audit", data, "--target", "churn")
+    assert audited.code == 0 and "Traceback" not in audited.output, audited.output
+    trained = cli("train", data, "--target", "churn", "--include", "linear", "--max-trials", "1", "--name", "nested")
+    assert trained.code == 0 and "Registered nested@1" in " ".join(trained.output.split()), trained.output
+
+
+@pytest.mark.slow
+def test_calibrated_model_with_learning_curve(cli, tmp_path):
+    data = train_table(tmp_path, "ok.csv", lambda df: None)
+    result = cli("train", data, "--target", "churn", "--include", "linear", "--max-trials", "1", "--name", "cal",
+                 "--calibrate", "sigmoid", "--learning-curve", "--json")
+    assert result.code == 0, result.output
+    assert json.loads(result.stdout)["version"] == 1

@@ -7,6 +7,7 @@ import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from trainyard.data.textfile import check_encoding, check_not_shifted, json_lines_error, ragged_error
@@ -84,15 +85,30 @@ def _nested_as_text(df: pd.DataFrame) -> pd.DataFrame:
     """Cells holding JSON objects or arrays (nested JSON Lines) as JSON text: every step after loading counts,
     hashes and compares values, which lists and dicts do not allow."""
     nested = [c for c in df.columns if df[c].dtype == object and pd.api.types.infer_dtype(df[c], skipna=True).startswith("mixed")
-              and df[c].map(lambda v: isinstance(v, (dict, list, set, tuple))).any()]
+              and df[c].map(lambda v: isinstance(v, NESTED)).any()]
     if not nested:
         return df
     import json
 
     df = df.copy(deep=False)  # the replaced columns are new arrays: the caller's frame is untouched
     for c in nested:
-        df[c] = df[c].map(lambda v: json.dumps(v, sort_keys=True, default=str) if isinstance(v, (dict, list, set, tuple)) else v)
+        df[c] = df[c].map(lambda v: json.dumps(_plain(v), sort_keys=True, default=str) if isinstance(v, NESTED) else v)
     return df
+
+
+# Parquet list columns arrive as numpy arrays (of arrays, for nested lists), JSON ones as lists and dicts.
+NESTED = (dict, list, set, tuple, np.ndarray)
+
+
+def _plain(value):
+    """Lists and dicts all the way down (numpy arrays, as Parquet gives nested lists, become lists)."""
+    if isinstance(value, np.ndarray):
+        return [_plain(v) for v in value.tolist()]
+    if isinstance(value, (list, tuple, set)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    return value
 
 
 def _read(path: Path, fmt: str, nrows: int | None) -> pd.DataFrame:

@@ -22,6 +22,7 @@ from trainyard.data.audit.gate import artifact_files, audit_for_training, check_
 from trainyard.data.audit.target import choose_class_weight
 from trainyard.data.load import fingerprint
 from trainyard.data.profile import write_reference
+from trainyard.data.guards import check_finite_features, check_time_column, check_trial_count
 from trainyard.data.schema import check_target, infer_schema
 from trainyard.data.split import split
 from trainyard.errors import DataError
@@ -49,7 +50,10 @@ class TablePlan:
         self.task = parse_task(cfg.task) or infer_task(df[cfg.target])
         check_task_fits_target(self.task, df[cfg.target])
         self.metric = get_metric(cfg.metric or DEFAULT_METRIC[self.task], self.task)
+        check_trial_count(cfg.max_trials)
         self.schema = infer_schema(df, cfg.target, role_overrides(cfg, df))
+        check_finite_features(df, self.schema)
+        check_time_column(df, cfg.time_col, self.schema)
         if not self.schema.features():
             raise DataError("No usable feature columns: every column is the target, ignored, constant or an identifier.",
                             "check the column roles with `trainyard train ... --debug`, or pass --categorical COL to keep a column.")
