@@ -183,3 +183,45 @@ def test_calibrated_model_with_learning_curve(cli, tmp_path):
                  "--calibrate", "sigmoid", "--learning-curve", "--json")
     assert result.code == 0, result.output
     assert json.loads(result.stdout)["version"] == 1
+
+
+@pytest.mark.parametrize("args, names", [
+    (("serve", "churn", "--port", "70000"), ("--port 70000", "1 to 65535")),
+    (("serve", "churn", "--max-body-mb", "-1"), ("--max-body-mb -1", "refuse every request")),
+    (("serve", "churn", "--max-batch", "0"), ("--max-batch 0",)),
+])
+def test_serve_refuses_limits_it_cannot_honour(cli, home, args, names):
+    refused(cli, home, *args, names=names)
+
+
+def test_global_options_after_the_command(cli, home, tmp_path):
+    """The README says every command takes --workspace and --debug: after the command name too."""
+    elsewhere = {"TRAINYARD_HOME": str(tmp_path / "not-this-one")}
+    listed = cli("models", "--workspace", str(home), "--json", env=elsewhere)
+    assert listed.code == 0, listed.output
+    assert [m["name"] for m in json.loads(listed.stdout)] == ["churn"]
+    runs = cli("runs", "--json", "-w", str(home), "--debug", env=elsewhere)
+    assert runs.code == 0 and len(json.loads(runs.stdout)) == 1, runs.output
+    both = cli("--debug", "models", f"--workspace={home}", "--json", env=elsewhere)
+    assert both.code == 0 and json.loads(both.stdout), both.output
+    assert not (tmp_path / "not-this-one").exists()
+
+
+def test_read_only_commands_create_no_workspace(cli, tmp_path):
+    absent = tmp_path / "never-made"
+    for args in (("models",), ("runs",), ("models", "--json"), ("runs", "--json")):
+        result = cli(*args, env={"TRAINYARD_HOME": str(absent)})
+        assert result.code == 0, result.output
+    assert cli("models", "churn", env={"TRAINYARD_HOME": str(absent)}).code == 2
+    assert not absent.exists()
+
+
+def test_fetch_script_cites_only_files_in_the_repository():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    text = (root / "scripts" / "fetch_data.py").read_text()
+    import re
+
+    for cited in re.findall(r"[\w./-]+\.md", text):
+        assert (root / cited).exists(), cited

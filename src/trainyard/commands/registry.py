@@ -8,6 +8,7 @@ import typer
 
 from trainyard.commands._common import console, err_console, print_json, table
 from trainyard.commands.versions import show_model
+from trainyard.errors import NotFoundError
 from trainyard.registry.workspace import Workspace
 
 
@@ -23,10 +24,14 @@ def models(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Model versions in the registry with their test metric; with NAME: aliases, tags, metrics and lineage."""
-    if name:
+    ws = Workspace.resolve()
+    if name and ws.exists():
         show_model(name, as_json)
         return
-    rows = Workspace.resolve().store.list_models()
+    if name:
+        raise NotFoundError(f"No model named '{name}': there is no workspace at {ws.home}.",
+                            "pass --workspace DIR (or set TRAINYARD_HOME) to the workspace you trained in.")
+    rows = ws.store.list_models() if ws.exists() else []
     if as_json:
         print_json(rows)
         return
@@ -42,7 +47,8 @@ def runs(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Runs with their status, duration and best validation score."""
-    rows = Workspace.resolve().store.list_runs(limit=limit)
+    ws = Workspace.resolve()
+    rows = ws.store.list_runs(limit=limit) if ws.exists() else []
     for r in rows:
         end = r["finished_at"] or r["updated_at"]
         r["duration_s"] = round((end - r["created_at"]).total_seconds(), 1) if end and r["created_at"] else None

@@ -43,6 +43,7 @@ def serve(
     check_bind(host, token)
     if workers < 1:
         raise ConfigError("--workers must be at least 1.", "pass --workers 1 (one per CPU core is a good ceiling).")
+    check_limits(port, max_body_mb, max_batch, poll_interval)
     ws = Workspace.resolve()
     settings = ServeSettings(
         refs=list(refs), workspace=str(ws.home), token_file=str(token_file.resolve()) if token_file else None,
@@ -71,6 +72,18 @@ def serve(
     os.environ[SETTINGS_ENV] = settings.to_env()
     uvicorn.run("trainyard.serve.app:app_from_env", factory=True, workers=workers, **opts)
     console.print("server stopped")
+
+
+def check_limits(port: int, max_body_mb: float, max_batch: int, poll_interval: float) -> None:
+    """Numbers a server cannot honour, refused before anything binds (the OS would wrap a port above 65535)."""
+    if not 1 <= port <= 65535:
+        raise ConfigError(f"--port {port} is not a TCP port (1 to 65535).", "pass a free port, e.g. --port 8000.")
+    if not max_body_mb > 0:
+        raise ConfigError(f"--max-body-mb {max_body_mb:g} would refuse every request.", "pass a positive size, e.g. --max-body-mb 10.")
+    if max_batch < 1:
+        raise ConfigError(f"--max-batch {max_batch} would refuse every request.", "pass a positive row count, e.g. --max-batch 10000.")
+    if poll_interval < 0:
+        raise ConfigError(f"--poll-interval {poll_interval:g} is negative.", "pass seconds between alias checks, or 0 to never check.")
 
 
 def export(
