@@ -105,3 +105,6 @@ def export(
     else:
         console.print(f"Wrote an MLflow pyfunc model to {output}: load it with mlflow.pyfunc.load_model('{output}') "
                       f"or serve it with `mlflow models serve -m {output} --env-manager local`.")
+        console.print(f"Its meta.json SHA-256 is {info['meta_sha256']}: keep it apart from the folder and set "
+                      f"TRAINYARD_MODEL_SHA256={info['meta_sha256']} where it is loaded, so the loader refuses an altered "
+                      "artifact (see docs/serving.md on folders from others).", highlight=False, soft_wrap=True)
