@@ -225,3 +225,29 @@ def test_fetch_script_cites_only_files_in_the_repository():
 
     for cited in re.findall(r"[\w./-]+\.md", text):
         assert (root / cited).exists(), cited
+
+
+@pytest.mark.slow
+def test_model_no_better_than_baseline_is_flagged_and_not_the_default(cli, workspace, tmp_path):
+    """Issue 16 item 20: registered with a loud warning, tagged, and `predict NAME` keeps the better version."""
+    import numpy as np
+
+    from trainyard.registry.workspace import Workspace
+
+    good = tmp_path / "good.csv"
+    make_mixed_table(400).to_csv(good, index=False)
+    first = cli("train", str(good), "--target", "churn", "--include", "linear", "--max-trials", "1", "--name", "churn",
+                "--metric", "accuracy")
+    assert first.code == 0 and "WARNING" not in first.output, first.output
+    rng = np.random.default_rng(0)
+    noise = pd.DataFrame({"a": rng.normal(size=400), "b": rng.normal(size=400),
+                          "churn": np.where(rng.random(400) < 0.93, "no", "yes")})
+    bad = tmp_path / "noise.csv"
+    noise.to_csv(bad, index=False)
+    second = cli("train", str(bad), "--target", "churn", "--include", "linear", "--max-trials", "1", "--name", "churn",
+                 "--metric", "accuracy", "--class-weight", "none")
+    text = " ".join(second.output.split())
+    assert second.code == 0 and "WARNING: This model is no better than the naive baseline" in text, second.output
+    store = Workspace.resolve(workspace).store
+    assert store.resolve_model("churn")["version"] == 1
+    assert store.resolve_model("churn@latest")["version"] == 2 and store.get_model("churn", 2)["tags"] == {"baseline": "not-beaten"}
