@@ -36,6 +36,16 @@ def _global(
         os.environ["TRAINYARD_HOME"] = workspace
 
 
+def _flag_shows_no_type(display_type_rich):
+    """Typer 0.29's rich help prints a flag as `--json <bool>`, as if it took a value: show flags bare."""
+    def display(self, ctx):
+        return None if self.is_flag else display_type_rich(self, ctx)
+
+    return display
+
+
+typer.core.TyperOption.display_type_rich = _flag_shows_no_type(typer.core.TyperOption.display_type_rich)
+
 for _name in COMMAND_MODULES:
     importlib.import_module(f"trainyard.commands.{_name}").register(app)
 

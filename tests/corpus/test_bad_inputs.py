@@ -251,3 +251,11 @@ def test_model_no_better_than_baseline_is_flagged_and_not_the_default(cli, works
     store = Workspace.resolve(workspace).store
     assert store.resolve_model("churn")["version"] == 1
     assert store.resolve_model("churn@latest")["version"] == 2 and store.get_model("churn", 2)["tags"] == {"baseline": "not-beaten"}
+
+
+@pytest.mark.parametrize("command", ["models", "train", "serve"])
+def test_help_shows_flags_as_flags(cli, command):
+    """Issue 16 item 21: `--json <bool>` read as if --json took a value."""
+    result = cli(command, "--help")
+    assert result.code == 0 and "--json" in result.stdout or "--no-log" in result.stdout, result.output
+    assert "<bool>" not in result.stdout
