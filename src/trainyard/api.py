@@ -9,18 +9,19 @@ from collections.abc import Callable
 import pandas as pd
 
 import trainyard.kinds  # noqa: F401  (artifact loaders of every kind)
-from trainyard.config import build_config
+from trainyard.config import TrainConfig, build_config
 from trainyard.data.conform import check_rows
 from trainyard.data.load import load_table
 from trainyard.errors import ConfigError
 from trainyard.lm.settings import LMSettings
+from trainyard.rag.settings import EmbeddingSettings
 from trainyard.models.model import TrainyardModel, prediction_frame
 from trainyard.registry import loading as registry_loading
 from trainyard.registry.plan import RunResult
 from trainyard.registry.workspace import Workspace
 from trainyard.runs import dispatch
-from trainyard.runs.dispatch import kind_of
-from trainyard.runs.neural import NeuralSettings
+from trainyard.runs.settings import kind_of
+from trainyard.runs.settings import NeuralSettings
 from trainyard.runs.table import leaderboard_frame  # noqa: F401  (part of the Python API)
 
 Progress = Callable[[str, dict], None]
@@ -52,24 +53,39 @@ def train(
     trial count limits the search (so the same seed gives the same leaderboard). The time limit counts from
     `clock_started` (a `time.time()` stamp; the CLI passes its process's start) or from this call.
     """
+    kind = kind_of(settings.get("task"), settings.get("text_col"), settings.get("model"))
+    if kind == "embedding":
+        config = EmbeddingSettings(**{k: v for k, v in {"name": name, **settings}.items() if k != "task" and v is not None})
+    elif kind == "language-model":
+        config = LMSettings.from_dict({k: v for k, v in {"name": name, "time_limit": time_limit, **settings}.items() if v is not None})
+    elif kind == "deep":
+        limit = {} if time_limit is None else {"time_limit": time_limit, "replan": settings.get("max_steps") is None}
+        config = NeuralSettings.from_dict({"data": str(data), "target": target, "name": name, **settings, **limit})
+    elif not resume:
+        if target is None:
+            raise ConfigError("No target column given.", "name the column to predict with --target COLUMN (target='COLUMN' in Python).")
+        only_trials = time_limit is None and settings.get("max_trials") is not None
+        config = build_config(target, preset, time_limit=time_limit, name=name, trial_budget_only=only_trials, **settings)
+    else:
+        config = None
+    return run(data, config, resume=resume, workspace=workspace, progress=progress, clock_started=clock_started)
+
+
+def run(data, settings: TrainConfig | NeuralSettings | LMSettings | EmbeddingSettings | None, *, resume: str | None = None,
+        workspace: str | os.PathLike | None = None, progress: Progress | None = None, clock_started: float | None = None) -> RunResult:
+    """Run the plan a config object asks for: a table search (TrainConfig; or, with `resume`, the run it continues), an
+    image or text network (NeuralSettings), a language model (LMSettings)."""
     started = time.perf_counter() - (max(time.time() - clock_started, 0.0) if clock_started else 0.0)
     ws = Workspace.resolve(workspace)
-    kind = kind_of(settings.get("task"), settings.get("text_col"), settings.get("model"))
-    if kind == "language-model":
-        lm = LMSettings.from_dict({k: v for k, v in {"name": name, "time_limit": time_limit, **settings}.items() if v is not None})
-        return dispatch.train_language_model(data, lm, workspace=ws, progress=progress, started=started)
-    if kind == "deep":
-        own = {k: settings.pop(k, None) for k in ("task", "text_col", "model", "seed", "test_size", "val_size")}
-        neural = NeuralSettings(str(data), target=target, name=name, **{k: v for k, v in own.items() if v is not None},
-                                params={k: v for k, v in settings.items() if v is not None})
-        return dispatch.train_neural(neural, workspace=ws, progress=progress)
     if resume:
         return dispatch.resume_table(data, resume, workspace=ws, progress=progress, started=started)
-    if target is None:
-        raise ConfigError("No target column given.", "name the column to predict with --target COLUMN (target='COLUMN' in Python).")
-    unlimited = time_limit is None and settings.get("max_trials") is not None
-    cfg = build_config(target, preset, time_limit=time_limit, name=name, trial_budget_only=unlimited, **settings)
-    return dispatch.train_table(data, cfg, workspace=ws, progress=progress, started=started)
+    if isinstance(settings, EmbeddingSettings):
+        return dispatch.train_encoder(data, settings, workspace=ws, progress=progress)
+    if isinstance(settings, LMSettings):
+        return dispatch.train_language_model(data, settings, workspace=ws, progress=progress, started=started)
+    if isinstance(settings, NeuralSettings):
+        return dispatch.train_neural(settings, workspace=ws, progress=progress)
+    return dispatch.train_table(data, settings, workspace=ws, progress=progress, started=started)
 
 
 def resume(run_id: str, *, workspace: str | os.PathLike | None = None, progress: Progress | None = None,

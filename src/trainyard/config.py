@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 
 from trainyard.errors import ConfigError, suggest
+from trainyard.options import setting
 
 # Families in the order their defaults are tried: strong and fast first, so a good model exists early.
 ALL_FAMILIES = ["lightgbm", "linear", "catboost", "xgboost", "extra_trees", "random_forest", "knn", "elastic_net", "decision_tree", "mlp"]
@@ -22,42 +23,53 @@ PRESETS: dict[str, dict] = {
 
 @dataclass(frozen=True)
 class TrainConfig:
-    target: str
-    name: str | None = None
-    preset: str = "balanced"
-    time_limit: float = 60.0
-    task: str | None = None
-    metric: str | None = None
+    """Every setting of a table run. The fields with a flag are also the CLI's options of `trainyard train` (the ones
+    every kind of run shares, like --name, --seed and --time-limit, are declared here once)."""
+
+    target: str = setting(None, "Column to predict (tables and texts).", flag="--target", short="-t")
+    name: str | None = setting(None, "Registry name for the model (default: the file name).", flag="--name", short="-n")
+    preset: str = setting("balanced", "fast, balanced or best.", flag="--preset", short="-p")
+    time_limit: float = setting(60.0, "Time for the whole run: seconds or 30m, 1h (tables: preset default fast 30, balanced 60, best "
+                                      "300; neural and language models: no limit unless given).", flag="--time-limit", kind="duration")
+    task: str | None = setting(None, "binary, multiclass, regression (default: inferred), image-classification, text-classification, "
+                                     "text-regression (default for texts: from the target); language models: causal-lm, sft, "
+                                     "preference, reward.", flag="--task")
+    metric: str | None = setting(None, "Metric to optimise (default: roc_auc, accuracy or rmse).", flag="--metric")
     families: tuple[str, ...] = ()
-    include: tuple[str, ...] = ()
-    exclude: tuple[str, ...] = ()
-    ignore: tuple[str, ...] = ()
-    categorical: tuple[str, ...] = ()
+    include: tuple[str, ...] = setting((), "Only these model families (comma-separated or repeated).", flag="--include", kind="list")
+    exclude: tuple[str, ...] = setting((), "Leave out these model families.", flag="--exclude", kind="list")
+    ignore: tuple[str, ...] = setting((), "Columns to leave out.", flag="--ignore", kind="list")
+    categorical: tuple[str, ...] = setting((), "Columns to treat as categories.", flag="--categorical", kind="list")
     roles: dict = field(default_factory=dict)  # column -> role, beyond --ignore/--categorical
     refit: bool = True
-    test_size: float = 0.2
+    test_size: float = setting(0.2, "Share of rows held out for the final test (default 0.2).", flag="--test-size")
     val_size: float = 0.2
-    seed: int = 0
-    group_col: str | None = None
-    time_col: str | None = None
-    max_trials: int | None = None
-    force: bool = False  # train even when the data audit finds blocking problems
-    sensitive: tuple[str, ...] = ()  # columns whose groups the audit reports on and the test evaluation reports fairness by
-    class_weight: str = "auto"  # auto (balanced when the smallest class is under 10%), balanced or none
-    calibrate: str | None = None  # auto, sigmoid, isotonic or temperature: calibrate on validation rows (no refit)
-    threshold_metric: str = "f1"  # binary: the decision threshold is tuned on validation rows for this metric ...
-    cost_fp: float | None = None  # ... or for the lowest cost of false positives / false negatives
-    cost_fn: float | None = None
-    learning_curve: bool = False
+    seed: int = setting(0, "Random seed (split, models).", flag="--seed")
+    group_col: str | None = setting(None, "Keep each group of this column in one split.", flag="--group-col")
+    time_col: str | None = setting(None, "Split by time on this column (train on the past).", flag="--time-col")
+    max_trials: int | None = setting(None, "Stop after this many trials.", flag="--max-trials")
+    force: bool = setting(False, "Train even when the audit finds blocking problems.", flag="--force")
+    sensitive: tuple[str, ...] = setting((), "Sensitive columns: the audit reports their groups and the test evaluation reports "
+                                             "fairness by them (comma-separated or repeated).", flag="--sensitive", short="-s", kind="list")
+    class_weight: str = setting("auto", "auto (balanced when the smallest class is under 10%), balanced or none.", flag="--class-weight")
+    calibrate: str | None = setting(None, "auto, sigmoid, isotonic or temperature: calibrate probabilities on the validation rows.",
+                                    flag="--calibrate")
+    threshold_metric: str = setting("f1", "Binary: tune the decision threshold on validation rows for this metric (default f1).",
+                                    flag="--threshold-metric")
+    cost_fp: float | None = setting(None, "Binary: cost of a false positive (tune the threshold for the lowest cost).", flag="--cost-fp")
+    cost_fn: float | None = setting(None, "Binary: cost of a false negative.", flag="--cost-fn")
+    learning_curve: bool = setting(False, "Add learning curves (score vs training rows) to the report.", flag="--learning-curve")
     n_boot: int = 1000  # bootstrap resamples for the test-set intervals
-    bag_folds: int = 0
+    bag_folds: int = setting(0, "k-fold bagging when the data is small enough (0: off; preset default).", flag="--bag-folds")
     bag_max_rows: int = 0
     tune_top: int = 3
     ensemble_rounds: int = 25
     patience: int = 10  # stop tuning a family after this many trials without improvement
-    max_predict_ms_per_row: float | None = None
-    memory_limit_mb: float | None = None
-    weight_col: str | None = None
+    max_predict_ms_per_row: float | None = setting(None, "Prefer models (and ensembles) predicting faster than this.",
+                                                   flag="--max-predict-ms-per-row")
+    memory_limit_mb: float | None = setting(None, "Skip a family whose estimated memory is above this (default: 80% of free memory).",
+                                            flag="--memory-limit-mb")
+    weight_col: str | None = setting(None, "Column of sample weights (used in training and validation scores).", flag="--weight-col")
     trial_budget_only: bool = False  # --max-trials without --time-limit: no clock, so runs are reproducible
 
     def to_dict(self) -> dict:

@@ -7,3 +7,5 @@ heavy libraries load inside its loader.
 
 from trainyard.lm import artifact as _language_models  # noqa: F401  "language-model"
 from trainyard.lm import reward as _reward_models  # noqa: F401  "reward-model"
+from trainyard.rag import index as _document_indexes  # noqa: F401  "rag-index"
+from trainyard.rag import encoder as _text_encoders  # noqa: F401  "text-encoder"

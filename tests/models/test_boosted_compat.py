@@ -11,7 +11,7 @@ from sklearn.base import clone
 from trainyard.data.schema import infer_schema
 from trainyard.errors import ConfigError
 from trainyard.models.boosting import Boosted
-from trainyard.models.registry import get_family
+from trainyard.models.families import get_family
 from trainyard.registry.artifact import load_artifact
 from trainyard.tasks import Task
 

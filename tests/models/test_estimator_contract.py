@@ -24,7 +24,7 @@ from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 from sklearn.utils.estimator_checks import check_estimator, check_sample_weight_equivalence_on_dense_data
 
 from trainyard.errors import DataError
-from trainyard.models.registry import get_family
+from trainyard.models.families import get_family
 from trainyard.tasks import Task
 
 SMALL = {"lightgbm": {"n_estimators": 30}, "xgboost": {"n_estimators": 30}, "catboost": {"n_estimators": 30},

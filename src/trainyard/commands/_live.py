@@ -9,7 +9,7 @@ SPARK = "▁▂▃▄▅▆▇█"
 
 def live_for(kind: str, enabled: bool, time_limit: float | None = None):
     """The progress display of a kind of run (tabular, deep, language-model)."""
-    if kind in ("language-model", "deep"):
+    if kind in ("language-model", "deep", "embedding"):
         return StepLive(enabled, language_model=kind == "language-model")
     return TableLive(enabled, time_limit)
 

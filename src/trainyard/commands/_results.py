@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from trainyard.commands._common import console, err_console, fmt, print_json, table
+from trainyard.commands.rag import show_encoder_result, show_index_result
 from trainyard.evaluation.render import ci, num
 
 
 def show_result(result, as_json: bool) -> None:
     """The result of any kind of run (`train` and `resume` end here)."""
-    {"tabular": show_table_result, "deep": show_neural_result, "language-model": show_lm_result}[result.kind](result, as_json)
+    {"tabular": show_table_result, "deep": show_neural_result, "language-model": show_lm_result,
+     "rag-index": show_index_result, "text-encoder": show_encoder_result}[result.kind](result, as_json)
 
 
 def metrics_table(title: str, rows: list[dict]):

@@ -9,6 +9,8 @@ import typer
 from trainyard.commands._common import console, print_json, split_list
 from trainyard.commands._results import metrics_table, print_findings
 from trainyard.commands.lm import evaluate_lm, evaluate_reward
+from trainyard.commands.rag import evaluate_index
+from trainyard.errors import ConfigError
 from trainyard.registry.workspace import Workspace
 
 
@@ -19,7 +21,8 @@ def register(app: typer.Typer) -> None:
 
 def evaluate(
     ref: str = typer.Argument(..., help="Model: NAME (latest), NAME@VERSION or NAME@ALIAS."),
-    data: Path = typer.Option(..., "--data", "-d", help="Labelled rows (with the model's target column)."),
+    data: Path = typer.Option(None, "--data", "-d", help="Labelled rows (with the model's target column)."),
+    queries: Path = typer.Option(None, "--queries", help="Document indexes: JSONL of queries with relevant_paths or relevant_ids (see docs/rag.md)."),
     sensitive: list[str] = typer.Option(None, "--sensitive", "-s", help="Columns to report fairness by (comma-separated or repeated)."),
     slice_: list[str] = typer.Option(None, "--slice", help="A slice to report: a pandas query or column=value (repeatable)."),
     validation: Path = typer.Option(None, "--validation", help="Other labelled rows the model did not learn from: enables calibrator choice and threshold tuning."),
@@ -38,6 +41,9 @@ def evaluate(
 
     ws = Workspace.resolve()
     model, meta = load_with_meta(ref, ws.home)
+    if meta.get("kind") == "rag-index":  # recall@k, MRR, nDCG@10 by retrieval mode, answer support: trainyard.rag.evaluate
+        return evaluate_index(ref, _required(queries, "--queries"), n_boot=n_boot, seed=seed, as_json=as_json)
+    data = _required(data, "--data")
     if meta.get("kind") == "language-model":  # perplexity, accuracy, samples, before/after: trainyard.lm.evaluate
         return evaluate_lm(model, data, ref=ref, as_json=as_json)
     if meta.get("kind") == "reward-model":  # ranking of chosen/rejected pairs: trainyard.lm.reward
@@ -53,6 +59,12 @@ def evaluate(
     console.print(metrics_table(f"{meta['name']}@{meta['version']} on {data} ({report_['dataset']['rows']} rows)", report_["metrics"]))
     print_findings(report_.data)
     console.print(f"Report: {paths['html']} (also .json, .md)", highlight=False)
+
+
+def _required(value, flag: str):
+    if value is None:
+        raise ConfigError(f"This model needs {flag}.", f"pass {flag} FILE ({'labelled rows' if flag == '--data' else 'JSONL queries'}).")
+    return value
 
 
 def report(

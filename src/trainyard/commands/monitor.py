@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from trainyard.commands._common import console, fmt, print_json, split_list, table
+from trainyard.commands.rag import is_index, monitor_index
 from trainyard.errors import ConfigError, suggest
 from trainyard.monitor.report import print_summary, to_jsonable
 
@@ -43,6 +44,8 @@ def monitor(
 
     if by not in PERIODS:
         raise ConfigError(f"--by '{by}' is not a period.", suggest(by, PERIODS))
+    if data is None and is_index(ref):  # a document index: unanswered share and query drift from its query log
+        raise typer.Exit(monitor_index(ref, since=since, last=last, as_json=as_json))
     report = run_monitor(ref, data=data, since=since, last=last, labels=labels, label_col=label_col, keys=split_list(key),
                          reference=reference, time_col=time_col, by=PERIODS[by], thresholds=Thresholds.parse(split_list(threshold)),
                          domain=not no_domain)

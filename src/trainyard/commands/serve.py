@@ -31,6 +31,7 @@ def serve(
     allow_missing: bool = typer.Option(False, "--allow-missing", help="Treat every column as optional (absent = missing, imputed)."),
     no_log: bool = typer.Option(False, "--no-log", help="Do not write requests to the prediction log."),
     access_log: bool = typer.Option(False, "--access-log", help="Print one line per request (slower)."),
+    generator: str = typer.Option(None, "--generator", help="Document indexes: a language model (ref or HF directory) writing /v1/ask answers (default: extractive)."),
 ) -> None:
     """Serve models over HTTP: JSON and CSV prediction, validation from the training schema, hot-swapped aliases."""
     import os
@@ -49,12 +50,14 @@ def serve(
         refs=list(refs), workspace=str(ws.home), token_file=str(token_file.resolve()) if token_file else None,
         max_body_bytes=int(max_body_mb * 1024 * 1024), max_batch=max_batch, poll_interval=poll_interval,
         check_ranges=not no_range_check, check_categories=not allow_unseen_categories, allow_missing=allow_missing,
-        log_predictions=not no_log,
+        log_predictions=not no_log, rag_generator=generator,
     )
     app = create_app(settings)  # loads and verifies every model here, so a bad reference fails before binding
     for slot in app.state.trainyard.slots.values():
         cur = slot.current
         err_console.print(f"serving {slot.ref} -> {cur.name}@{cur.version} ({cur.meta.get('family')}, fast path {'on' if cur.fast else 'off'})")
+    for r in app.state.rag_indexes.values():
+        err_console.print(f"serving index {r.ref} ({len(r.index)} passages, {r.index.meta['encoder']['label']}): POST /v1/search, /v1/ask")
     scheme_host = f"[{host}]" if ":" in host else host
     err_console.print(f"listening on http://{scheme_host}:{port}  (docs: /docs, health: /health, metrics: /metrics)"
                       + ("  [bearer token required]" if token else ""))

@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 
 import typer
 
-from trainyard.commands._common import parse_duration, process_started, split_list, unescape
+from trainyard.commands._common import process_started
 from trainyard.commands._live import live_for
 from trainyard.commands._results import show_result
+from trainyard.commands.options import (
+    check_applies,
+    embedding_settings,
+    given,
+    lm_settings,
+    neural_settings,
+    table_config,
+    with_options,
+)
 from trainyard.registry.workspace import Workspace
+from trainyard.runs.settings import kind_of
 
 
 def register(app: typer.Typer) -> None:
@@ -17,70 +28,7 @@ def register(app: typer.Typer) -> None:
     app.command("resume")(resume)
 
 
-def train(
-    data: Path = typer.Argument(..., help="Table to learn from: .csv, .tsv, .parquet or .jsonl (language models: a corpus file or folder, or JSONL)."),
-    target: str = typer.Option(None, "--target", "-t", help="Column to predict (tables and texts)."),
-    time_limit: str = typer.Option(None, "--time-limit", help="Time for the whole run: seconds or 30m, 1h (preset default: fast 30, balanced 60, best 300)."),
-    name: str = typer.Option(None, "--name", "-n", help="Registry name for the model (default: the file name)."),
-    preset: str = typer.Option("balanced", "--preset", "-p", help="fast, balanced or best."),
-    task: str = typer.Option(None, "--task", help="binary, multiclass, regression (default: inferred), image-classification, text-classification, text-regression (default for texts: from the target); language models: causal-lm, sft, preference, reward."),
-    metric: str = typer.Option(None, "--metric", help="Metric to optimise (default: roc_auc, accuracy or rmse)."),
-    include: list[str] = typer.Option(None, "--include", help="Only these model families (comma-separated or repeated)."),
-    exclude: list[str] = typer.Option(None, "--exclude", help="Leave out these model families."),
-    ignore: list[str] = typer.Option(None, "--ignore", help="Columns to leave out."),
-    categorical: list[str] = typer.Option(None, "--categorical", help="Columns to treat as categories."),
-    seed: int = typer.Option(0, "--seed", help="Random seed (split, models)."),
-    max_trials: int = typer.Option(None, "--max-trials", help="Stop after this many trials."),
-    test_size: float = typer.Option(None, "--test-size", help="Share of rows held out for the final test (default 0.2)."),
-    group_col: str = typer.Option(None, "--group-col", help="Keep each group of this column in one split."),
-    time_col: str = typer.Option(None, "--time-col", help="Split by time on this column (train on the past)."),
-    force: bool = typer.Option(False, "--force", help="Train even when the audit finds blocking problems."),
-    sensitive: list[str] = typer.Option(None, "--sensitive", "-s", help="Sensitive columns: the audit reports their groups and the test evaluation reports fairness by them (comma-separated or repeated)."),
-    class_weight: str = typer.Option(None, "--class-weight", help="auto (balanced when the smallest class is under 10%), balanced or none."),
-    calibrate: str = typer.Option(None, "--calibrate", help="auto, sigmoid, isotonic or temperature: calibrate probabilities on the validation rows."),
-    threshold_metric: str = typer.Option(None, "--threshold-metric", help="Binary: tune the decision threshold on validation rows for this metric (default f1)."),
-    cost_fp: float = typer.Option(None, "--cost-fp", help="Binary: cost of a false positive (tune the threshold for the lowest cost)."),
-    cost_fn: float = typer.Option(None, "--cost-fn", help="Binary: cost of a false negative."),
-    learning_curve: bool = typer.Option(False, "--learning-curve", help="Add learning curves (score vs training rows) to the report."),
-    resume: str = typer.Option(None, "--resume", help="Continue an interrupted run (RUN_ID or 'last') from its recorded trials."),
-    max_predict_ms_per_row: float = typer.Option(None, "--max-predict-ms-per-row", help="Prefer models (and ensembles) predicting faster than this."),
-    memory_limit_mb: float = typer.Option(None, "--memory-limit-mb", help="Skip a family whose estimated memory is above this (default: 80% of free memory)."),
-    weight_col: str = typer.Option(None, "--weight-col", help="Column of sample weights (used in training and validation scores)."),
-    bag_folds: int = typer.Option(None, "--bag-folds", help="k-fold bagging when the data is small enough (0: off; preset default)."),
-    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
-    text_col: str = typer.Option(None, "--text-col", help="\\[neural] Column holding the text (text classification or regression; default: the one free-text column when --model minilm or a text --task is given)."),
-    model: str = typer.Option(None, "--model", help="\\[neural] cnn or mobilenetv2 (images); minilm or a Hugging Face model folder (text)."),
-    lora: bool = typer.Option(None, "--lora/--full", help="\\[neural] Fine-tune with LoRA adapters instead of all weights."),
-    lora_r: int = typer.Option(None, "--lora-r", help="\\[neural] LoRA rank (default 8; language models 16)."),
-    epochs: int = typer.Option(None, "--epochs", help="\\[neural] Passes over the training data."),
-    batch_size: int = typer.Option(None, "--batch-size", help="\\[neural] Examples per batch."),
-    lr: float = typer.Option(None, "--lr", help="\\[neural] Peak learning rate."),
-    device: str = typer.Option(None, "--device", help="\\[neural] auto (CUDA when present), cpu or cuda."),
-    precision: str = typer.Option(None, "--precision", help="\\[neural] auto, fp32 or bf16 (autocast)."),
-    image_size: int = typer.Option(None, "--image-size", help="\\[neural] Resize images to this side (pixels)."),
-    augment: bool = typer.Option(None, "--augment/--no-augment", help="\\[neural] Random flips and crops of training images."),
-    width: int = typer.Option(None, "--width", help="\\[neural] Channels of the CNN's first stage."),
-    max_length: int = typer.Option(None, "--max-length", help="\\[neural] Tokens kept per text."),
-    checkpoint_every: int = typer.Option(None, "--checkpoint-every", help="\\[neural] Checkpoint every N optimizer steps (default 200)."),
-    base: str = typer.Option(None, "--base", help="\\[lm] Model to fine-tune (sft, preference): registry ref (lm@2) or a Hugging Face model directory."),
-    size: str = typer.Option(None, "--size", help="\\[lm] Model size to pre-train: tiny, 1M, 3M, 10M, 30M or 60M (default 10M)."),
-    arch: str = typer.Option(None, "--arch", help="\\[lm] gpt2 or llama (default gpt2)."),
-    experts: int = typer.Option(None, "--experts", help="\\[lm] Mixture of this many experts in every feed-forward layer (0: dense)."),
-    context: int = typer.Option(None, "--context", help="\\[lm] Tokens per training window (default 256)."),
-    tokenizer: str = typer.Option(None, "--tokenizer", help="\\[lm] Tokenizer directory (default: the base's, or one trained on the corpus)."),
-    vocab_size: int = typer.Option(None, "--vocab-size", help="\\[lm] Vocabulary of the tokenizer trained on the corpus (default 8000)."),
-    max_steps: int = typer.Option(None, "--max-steps", help="\\[lm] Optimizer steps (default: --epochs passes, or what --time-limit allows)."),
-    warmup: float = typer.Option(None, "--warmup", help="\\[lm] Warm-up: a fraction of the steps, or steps when >= 1 (default 0.05)."),
-    eval_every: int = typer.Option(None, "--eval-every", help="\\[lm] Evaluate on held-out data every N steps (default: 10 times over --max-steps, else each epoch)."),
-    method: str = typer.Option(None, "--method", help="\\[lm] Preference method: dpo (default) or rloo (policy gradient against --reward-model)."),
-    beta: float = typer.Option(None, "--beta", help="\\[lm] DPO temperature; for rloo the weight of the KL penalty (default 0.1)."),
-    reward_model: str = typer.Option(None, "--reward-model", help="\\[lm] rloo: reward model scoring the samples (trained with --task reward)."),
-    rollouts: int = typer.Option(None, "--rollouts", help="\\[lm] rloo: completions sampled per prompt (default 4)."),
-    max_new_tokens: int = typer.Option(None, "--max-new-tokens", help="\\[lm] rloo: most tokens per sampled completion (default 48)."),
-    separator: str = typer.Option(None, "--doc-separator", help="\\[lm] Split corpus files into documents on this string (e.g. '\\n%\\n')."),
-    text_field: str = typer.Option(None, "--text-field", help="\\[lm] JSONL field holding the text (default: 'text')."),
-    val_fraction: float = typer.Option(None, "--val-fraction", help="\\[lm] Share of documents / pairs held out (default 0.05)."),
-) -> None:
+def train(**values) -> None:
     """Train models on a table, pick the best on validation data, test it once and register it.
 
     Neural tasks: `--task image-classification` on an image folder (one sub-folder per class), idx or .npz files;
@@ -89,34 +37,38 @@ def train(
     Language models: `--task causal-lm` pre-trains on a corpus, `--task sft --base lm@2` instruction-tunes on prompt/response
     JSONL, `--task preference --base lm@3` runs DPO on prompt/chosen/rejected JSONL, `--task reward --base lm@3` trains a
     reward model on the same pairs and `--task preference --method rloo --reward-model rm@1` a policy against it; options marked \\[lm] and the
-    \\[neural] ones apply (--lora, --epochs, --batch-size, --lr, ...)."""
-    from trainyard import api
-    from trainyard.runs.dispatch import kind_of
+    \\[neural] ones apply (--lora, --epochs, --batch-size, --lr, ...).
 
-    kind, limit = kind_of(task, text_col, model), parse_duration(time_limit)
-    if kind == "language-model":
-        settings = dict(task=task, base=base, tokenizer=tokenizer, vocab_size=vocab_size, size=size, arch=arch, experts=experts,
-                        context=context, batch_size=batch_size, epochs=epochs, max_steps=max_steps, lr=lr, warmup=warmup,
-                        eval_every=eval_every, checkpoint_every=checkpoint_every, lora=lora, lora_r=lora_r, method=method, beta=beta,
-                        reward_model=reward_model, rollouts=rollouts, max_new_tokens=max_new_tokens, seed=seed,
-                        val_fraction=val_fraction, separator=unescape(separator), text_field=text_field, device=device,
-                        loop={"precision": precision} if precision else None)
+    Retrieval encoders: `--task embedding --base minilm` fine-tunes an encoder on (query, passage) JSONL pairs."""
+    from trainyard import api  # pandas and scikit-learn: loaded when a run starts, not for --help
+
+    data, as_json, resume_ref = values.pop("data"), values.pop("as_json"), values.pop("resume")
+    values = given(values)
+    kind = kind_of(values.get("task"), values.get("text_col"), values.get("model"))
+    check_applies(kind, values)
+    if kind == "embedding":
+        settings = embedding_settings(values)
+    elif kind == "language-model":
+        settings = lm_settings(values)
     elif kind == "deep":
-        settings = dict(task=task, text_col=text_col, model=model, seed=seed, test_size=test_size, lora=lora, lora_r=lora_r,
-                        epochs=epochs, batch_size=batch_size, lr=lr, device=device, precision=precision, image_size=image_size,
-                        augment=augment, width=width, max_length=max_length,
-                        loop={"checkpoint_every": checkpoint_every} if checkpoint_every else None)
+        settings = neural_settings(data, values)
     else:
-        settings = dict(preset=preset, resume=resume, task=task, metric=metric, include=split_list(include), exclude=split_list(exclude),
-                        ignore=split_list(ignore), categorical=split_list(categorical), seed=seed, max_trials=max_trials,
-                        test_size=test_size, group_col=group_col, time_col=time_col, force=force,
-                        sensitive=split_list(sensitive) or None, class_weight=class_weight, calibrate=calibrate,
-                        threshold_metric=threshold_metric, cost_fp=cost_fp, cost_fn=cost_fn, learning_curve=learning_curve or None,
-                        max_predict_ms_per_row=max_predict_ms_per_row, memory_limit_mb=memory_limit_mb, weight_col=weight_col,
-                        bag_folds=bag_folds)
+        settings = table_config(values)
+    limit = getattr(settings, "time_limit", None) if kind == "tabular" and "time_limit" in values else None
     with live_for(kind, enabled=not as_json, time_limit=limit) as live:
-        result = api.train(data, target, time_limit=limit, name=name, progress=live.update, clock_started=process_started(), **settings)
+        result = api.run(data, settings, resume=resume_ref, progress=live.update, clock_started=process_started())
     show_result(result, as_json)
+
+
+with_options(train, [
+    inspect.Parameter("data", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Path, default=typer.Argument(
+        ..., help="Table to learn from: .csv, .tsv, .parquet or .jsonl (images: a folder or idx/npz; language models: a corpus "
+                  "file or folder, or JSONL).")),
+    inspect.Parameter("resume", inspect.Parameter.KEYWORD_ONLY, annotation=str, default=typer.Option(
+        None, "--resume", help="Continue an interrupted table run (RUN_ID or 'last') from its recorded trials.")),
+    inspect.Parameter("as_json", inspect.Parameter.KEYWORD_ONLY, annotation=bool, default=typer.Option(
+        False, "--json", is_flag=True, help="Print the result as JSON.")),
+])
 
 
 def resume(

@@ -6,34 +6,37 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 
 from trainyard.errors import ConfigError, suggest
+from trainyard.options import setting
 
 
 @dataclass(frozen=True)
 class LoopConfig:
-    epochs: int = 10
-    max_steps: int | None = None
-    optimizer: str = "adamw"  # adamw | sgd
-    lr: float = 1e-3
-    weight_decay: float = 0.01
+    epochs: int = setting(10, "Passes over the training data.", flag="--epochs")
+    max_steps: int | None = setting(None, "Optimizer steps (default: --epochs passes, or what --time-limit allows).", flag="--max-steps")
+    optimizer: str = setting("adamw", "adamw or sgd.", flag="--optimizer")
+    lr: float = setting(1e-3, "Peak learning rate.", flag="--lr")
+    weight_decay: float = setting(0.01, "Weight decay (on weight matrices, not biases and norms).", flag="--weight-decay")
     momentum: float = 0.9  # sgd only
-    schedule: str = "cosine"  # constant | cosine | step | plateau (each after `warmup`)
-    warmup: float = 0.0  # steps, or a fraction of all steps when < 1
+    schedule: str = setting("cosine", "Learning-rate schedule after the warm-up: constant, cosine, step or plateau.", flag="--schedule")
+    warmup: float = setting(0.0, "Warm-up: a fraction of the steps, or steps when >= 1.", flag="--warmup")
     step_size: int = 1000  # step schedule: multiply by gamma every step_size steps
     gamma: float = 0.1
     min_lr_ratio: float = 0.0  # cosine floor
     plateau_patience: int = 2  # plateau schedule: evaluations without improvement before lowering
     plateau_factor: float = 0.5
-    clip_norm: float | None = 1.0
-    grad_accum: int = 1
-    precision: str = "auto"  # auto | fp32 | bf16
-    device: str = "auto"  # auto | cpu | cuda
+    clip_norm: float | None = setting(1.0, "Clip the gradient norm to this (0: no clipping).", flag="--clip-norm")
+    grad_accum: int = setting(1, "Micro-batches accumulated into each optimizer step.", flag="--grad-accum")
+    precision: str = setting("auto", "auto (bf16 where the hardware computes it natively), fp32 or bf16 (autocast).", flag="--precision")
+    device: str = setting("auto", "auto (CUDA when present), cpu or cuda.", flag="--device")
     seed: int = 0
-    eval_every: int | None = None  # steps; None = at the end of every epoch
+    eval_every: int | None = setting(None, "Evaluate on held-out data every N steps (default: each epoch; language models: 10 times "
+                                               "over --max-steps).", flag="--eval-every")
     monitor: str = "val_loss"
     mode: str = "auto"  # min | max | auto (max for accuracy-like names)
-    patience: int | None = 5  # early stopping: evaluations without improvement
+    patience: int | None = setting(5, "Early stopping: evaluations without improvement before stopping (0: never stop early).",
+                                   flag="--patience")
     restore_best: bool = True
-    checkpoint_every: int | None = 200  # steps
+    checkpoint_every: int | None = setting(200, "Checkpoint every N optimizer steps.", flag="--checkpoint-every")
     keep_last: int = 2
     spike_factor: float | None = 10.0
     lr_backoff: float = 0.5

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 
 from trainyard.errors import ConfigError, suggest
+from trainyard.options import setting
 from trainyard.lm.model import ARCHS, SIZES
 
 TASKS = ("causal-lm", "sft", "preference", "reward")
@@ -15,17 +16,20 @@ LORA_LR = 1e-3
 
 @dataclass(frozen=True)
 class LMSettings:
-    """Every setting of a language-model run (the CLI flags), declared once."""
+    """Every setting of a language-model run. The flagged fields are the language-model options of `trainyard train`; the
+    others take the run's options (--name, --seed, --time-limit, TrainConfig) and the loop's (--epochs, --lr, ..., LoopConfig) by
+    name, with defaults for language models; `loop` holds any other LoopConfig setting."""
 
     task: str = "causal-lm"
     name: str | None = None
-    base: str | None = None  # registry ref or Hugging Face directory (required for sft and preference)
-    tokenizer: str | None = None  # a tokenizer directory; default: the base's, or one trained on the corpus
-    vocab_size: int = 8000
-    size: str = "10M"
-    arch: str = "gpt2"
-    experts: int = 0
-    context: int = 256
+    base: str | None = setting(None, "Model to fine-tune (sft, preference, reward): registry ref (lm@2) or a Hugging Face model "
+                                     "directory.", flag="--base")
+    tokenizer: str | None = setting(None, "Tokenizer directory (default: the base's, or one trained on the corpus).", flag="--tokenizer")
+    vocab_size: int = setting(8000, "Vocabulary of the tokenizer trained on the corpus (default 8000).", flag="--vocab-size")
+    size: str = setting("10M", "Model size to pre-train: tiny, 1M, 3M, 10M, 30M or 60M (default 10M).", flag="--size")
+    arch: str = setting("gpt2", "gpt2 or llama (default gpt2).", flag="--arch")
+    experts: int = setting(0, "Mixture of this many experts in every feed-forward layer (0: dense).", flag="--experts")
+    context: int = setting(256, "Tokens per training window (default 256).", flag="--context")
     batch_size: int = 16
     epochs: int | None = None  # default: 1, or as many as max_steps (given, or planned for a time limit) take
     max_steps: int | None = None  # with a time limit and no max_steps: planned from a measured step time, then re-planned as it goes
@@ -38,15 +42,15 @@ class LMSettings:
     lora: bool = False
     lora_r: int = 16
     lora_alpha: int | None = None  # default 2 * r
-    method: str = "dpo"
-    beta: float = 0.1  # DPO temperature; for rloo the weight of the KL penalty
-    reward_model: str | None = None  # rloo: the reward model's ref (trained with --task reward)
-    rollouts: int = 4  # rloo: completions sampled per prompt
-    max_new_tokens: int = 48  # rloo: length limit of each sampled completion
+    method: str = setting("dpo", "Preference method: dpo (default) or rloo (policy gradient against --reward-model).", flag="--method")
+    beta: float = setting(0.1, "DPO temperature; for rloo the weight of the KL penalty (default 0.1).", flag="--beta")
+    reward_model: str | None = setting(None, "rloo: reward model scoring the samples (trained with --task reward).", flag="--reward-model")
+    rollouts: int = setting(4, "rloo: completions sampled per prompt (default 4).", flag="--rollouts")
+    max_new_tokens: int = setting(48, "rloo: most tokens per sampled completion (default 48).", flag="--max-new-tokens")
     seed: int = 0
-    val_fraction: float = 0.05
-    separator: str | None = None
-    text_field: str | None = None
+    val_fraction: float = setting(0.05, "Share of documents / pairs held out (default 0.05).", flag="--val-fraction")
+    separator: str | None = setting(None, "Split corpus files into documents on this string (e.g. '\\n%\\n').", flag="--doc-separator")
+    text_field: str | None = setting(None, "JSONL field holding the text (default: 'text').", flag="--text-field")
     device: str = "auto"
     samples: int = 3  # generations recorded before/after training
     loop: dict = field(default_factory=dict)  # any other LoopConfig field, passed through

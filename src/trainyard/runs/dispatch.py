@@ -15,23 +15,23 @@ import pandas as pd
 from trainyard.config import TrainConfig
 from trainyard.data.load import load_table, source_name
 from trainyard.errors import ConfigError, NotFoundError
-from trainyard.lm.settings import LMSettings, TASKS as LM_TASKS
+from trainyard.lm.settings import LMSettings
 from trainyard.lm.train import LanguageModelPlan
+from trainyard.rag.build import IndexPlan
+from trainyard.rag.encoder import ENCODER_KIND
+from trainyard.rag.finetune import EncoderPlan
+from trainyard.rag.settings import EmbeddingSettings
+from trainyard.rag.index import INDEX_KIND
 from trainyard.registry.names import safe_stem
 from trainyard.registry.plan import Progress, RunResult, quiet
 from trainyard.registry.workspace import Workspace
 from trainyard.runs.driver import execute
-from trainyard.runs.neural import NeuralPlan, NeuralSettings, is_deep, resumable_neural_run
+from trainyard.runs.neural import NeuralPlan, resumable_neural_run
+from trainyard.runs.settings import NeuralSettings
 from trainyard.runs.table import TablePlan
 
 
-def kind_of(task: str | None, text_col: str | None = None, model: str | None = None) -> str:
-    """The kind of run a request is: a language model, an image/text network, or a table search."""
-    if task in LM_TASKS:
-        return "language-model"
-    if is_deep(task, text_col, model):
-        return "deep"
-    return "tabular"
+RAG_PLANS = {INDEX_KIND: IndexPlan, ENCODER_KIND: EncoderPlan}
 
 
 def train_table(data, cfg: TrainConfig, *, workspace=None, progress: Progress | None = None, started: float | None = None) -> RunResult:
@@ -56,6 +56,11 @@ def train_neural(settings: NeuralSettings, *, workspace=None, progress: Progress
     return execute(NeuralPlan(settings), Workspace.resolve(workspace), emit=progress)
 
 
+def train_encoder(data, settings: EmbeddingSettings, *, workspace=None, progress: Progress | None = None) -> RunResult:
+    """Fine-tune a retrieval encoder on (query, passage) pairs (trainyard.rag.finetune)."""
+    return execute(EncoderPlan(data, settings), Workspace.resolve(workspace), emit=progress)
+
+
 def train_language_model(data, settings: LMSettings, *, workspace=None, progress: Progress | None = None,
                          started: float | None = None) -> RunResult:
     return execute(LanguageModelPlan(data, settings, started=started), Workspace.resolve(workspace), emit=progress)
@@ -70,6 +75,8 @@ def resume(run_id: str, *, workspace=None, progress: Progress | None = None, sta
         plan = LanguageModelPlan.of_run(run, started=started)
     elif run["kind"] == "deep":
         plan = resumable_neural_run(run)
+    elif run["kind"] in RAG_PLANS:  # a document index (built again) or a retrieval encoder (from its last checkpoint)
+        plan = RAG_PLANS[run["kind"]].of_run(run)
     else:
         return resume_table(table_source(run), run["id"], workspace=ws, progress=progress, started=started)
     return execute(plan, ws, emit=progress, run_id=run["id"])

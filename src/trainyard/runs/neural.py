@@ -12,7 +12,6 @@ estimator, and the driver continues from the last checkpoint.
 from __future__ import annotations
 
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -27,44 +26,10 @@ from trainyard.metrics import score_all
 from trainyard.models.families import get_family
 from trainyard.models.model import TrainyardModel
 from trainyard.registry.names import safe_stem
+from trainyard.runs.settings import DEEP_TASKS, NeuralSettings
 from trainyard.registry.plan import Registered, RunContext, RunResult, RunSpec
 from trainyard.tasks import Task
 
-DEEP_TASKS = {"image-classification": "cnn", "text-classification": "minilm", "text-regression": "minilm"}
-MODEL_FLAGS = {"epochs", "batch_size", "lr", "lora", "lora_r", "device", "precision", "image_size", "augment", "max_length",
-               "patience", "optimizer", "schedule", "grad_accum", "finetune", "width"}
-
-
-def is_deep(task: str | None, text_col: str | None = None, model: str | None = None) -> bool:
-    """Does this call train a neural image/text model (rather than search tabular families)?"""
-    return task in DEEP_TASKS or (task is None and (text_col is not None or model is not None))
-
-
-@dataclass(frozen=True)
-class NeuralSettings:
-    """What a neural run is asked for; `params` are the family's estimator settings (--epochs, --lr, ...)."""
-
-    data: str
-    task: str | None = None
-    target: str | None = None
-    text_col: str | None = None
-    model: str | None = None
-    name: str | None = None
-    seed: int = 0
-    test_size: float | None = None
-    val_size: float | None = None
-    params: dict = field(default_factory=dict)
-
-    def to_dict(self) -> dict:
-        """The run's config: everything `resume` needs to rebuild the same split and estimator."""
-        return {"data": self.data, "task": self.task, "target": self.target, "text_col": self.text_col, "model": self.model,
-                "name": self.name, "seed": self.seed, "test_size": self.test_size, "val_size": self.val_size, **self.params}
-
-    @classmethod
-    def from_dict(cls, call: dict) -> "NeuralSettings":
-        own = {f: call.get(f) for f in ("data", "task", "target", "text_col", "model", "name", "test_size", "val_size")}
-        params = {k: v for k, v in call.items() if k not in own and k != "seed" and v is not None}
-        return cls(**own, seed=call.get("seed") or 0, params=params)
 
 
 class NeuralPlan:
@@ -76,7 +41,7 @@ class NeuralPlan:
         if task is not None and task not in DEEP_TASKS:
             raise ConfigError(f"'{task}' is not a neural task.", f"use --task {' or --task '.join(DEEP_TASKS)}.")
         self.task = task
-        self.params = {k: v for k, v in s.params.items() if v is not None}
+        self.params = s.estimator_settings()
         self.test_size, self.val_size = s.test_size or 0.2, s.val_size or 0.1
         self.family_name, model_arg = _family_for(task, s.model)
         self.family = get_family(self.family_name)
@@ -87,8 +52,9 @@ class NeuralPlan:
         self.name = s.name or safe_stem(Path(str(s.data).rstrip("/")).name.split(".")[0], "model")
 
     def spec(self) -> RunSpec:
-        return RunSpec(self.name, "deep", self.task or "text-classification", self.metric, data_source=str(Path(self.settings.data).resolve()),
-                       target=self.settings.target or "label", config={**self.settings.to_dict(), "data": str(Path(self.settings.data).resolve())})
+        data = str(Path(self.settings.data).resolve())
+        return RunSpec(self.name, "deep", self.task or "text-classification", self.metric, data_source=data,
+                       target=self.settings.target or "label", config={**self.settings.to_dict(), "data": data})
 
     def prepare(self, run: RunContext) -> None:
         s = self.settings

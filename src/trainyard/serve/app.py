@@ -20,8 +20,10 @@ from dataclasses import asdict, dataclass, field
 
 from trainyard.errors import ConfigError, suggest
 from trainyard.lm.serving import add_language_models, is_language_model
+from trainyard.rag.serving import add_indexes, is_rag_index
 from trainyard.registry.lineage import code_version
 from trainyard.registry.workspace import Workspace
+from trainyard.serve.answering import lm_generator
 from trainyard.serve.bodies import BadCsv, TooLarge, csv_bytes, csv_rows, outputs_csv, read_body
 from trainyard.serve.metrics import Metrics
 from trainyard.serve.predlog import PredictionLogger, row_ids
@@ -46,6 +48,7 @@ class ServeSettings:
     check_categories: bool = True
     allow_missing: bool = False
     log_predictions: bool = True
+    rag_generator: str | None = None  # a language model writing /v1/ask answers for served indexes (default: extractive)
 
     def policy(self) -> ValidationPolicy:
         return ValidationPolicy(ranges=self.check_ranges, categories=self.check_categories,
@@ -88,8 +91,9 @@ def create_app(settings: ServeSettings):
     slots: dict[str, ModelSlot] = {}
 
     lm_refs = [ref for ref in settings.refs if is_language_model(ws, ref)]  # served by /v1/generate (trainyard.lm.serving)
+    rag_refs = [ref for ref in settings.refs if ref not in lm_refs and is_rag_index(ws, ref)]  # /v1/search, /v1/ask (trainyard.rag.serving)
     for ref in settings.refs:
-        if ref in lm_refs:
+        if ref in lm_refs or ref in rag_refs:
             continue
         slot = ModelSlot(ws, ref, policy)
         if slot.name in slots:
@@ -118,6 +122,8 @@ def create_app(settings: ServeSettings):
     app.state.trainyard = state
     _add_routes(app, state)
     add_language_models(app, ws, lm_refs)
+    generator = lm_generator(settings.rag_generator, workspace=ws.home) if rag_refs and settings.rag_generator else None
+    app.state.rag_indexes = add_indexes(app, ws, rag_refs, observe=state.metrics.observe, log=settings.log_predictions, generator=generator)
     app.openapi = lambda: _openapi(app, state)
     app.add_middleware(_Guard, state=state)
     return app

@@ -16,7 +16,8 @@ import time
 import numpy as np
 import pandas as pd
 
-from trainyard.data.audit.columns import check_constant, check_id_like, check_missing, check_outliers, check_types
+from trainyard.data.audit.columns import check_constant, check_id_like, check_missing, check_outliers
+from trainyard.data.audit.types import check_types
 from trainyard.data.audit.context import Context, Settings, build_context
 from trainyard.data.audit.noise import check_label_noise, check_poisoning
 from trainyard.data.audit.report import AuditReport, Finding, SEVERITIES

@@ -1,0 +1,29 @@
+"""A trainyard language model as the generator of `rag.answer` (which never imports `lm`): used by `trainyard ask
+--generator` and by the server's `/v1/ask` when `trainyard serve INDEX --generator REF` names one."""
+
+from __future__ import annotations
+
+
+class LMGenerator:
+    """A trainyard language model as a `rag.answer.Generator`: greedy, streamed, prompt trimmed to its context."""
+
+    def __init__(self, lm, max_tokens: int = 200):
+        from trainyard.lm.model import context_length
+
+        self.lm, self.max_tokens = lm, max_tokens
+        self.context = context_length(lm.model.config)
+
+    def fits(self, prompt: str) -> bool:
+        return len(self.lm.tokenizer(prompt, add_special_tokens=False)["input_ids"]) + self.max_tokens <= self.context
+
+    def __call__(self, prompt: str):
+        from trainyard.lm.generate import Sampling, stream
+
+        return stream(self.lm.model, self.lm.tokenizer, prompt, Sampling(max_tokens=self.max_tokens, temperature=0, stop=("\nQuestion:",)))
+
+
+def lm_generator(ref: str, max_tokens: int = 200, workspace=None) -> LMGenerator:
+    """A registry ref (lm@3) or a Hugging Face directory."""
+    from trainyard.lm.artifact import load_base
+
+    return LMGenerator(load_base(ref, workspace), max_tokens)
