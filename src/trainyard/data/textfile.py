@@ -11,8 +11,6 @@ import csv
 import json
 from pathlib import Path
 
-import pandas as pd
-
 from trainyard.errors import DataError
 
 COMPRESSED = {".gz", ".bz2", ".zip", ".xz", ".zst"}
