@@ -10,6 +10,7 @@ import pandas as pd
 
 import trainyard.kinds  # noqa: F401  (artifact loaders of every kind)
 from trainyard.config import TrainConfig, build_config
+from trainyard.data.conform import check_rows
 from trainyard.data.load import load_table
 from trainyard.errors import ConfigError
 from trainyard.lm.settings import LMSettings
@@ -111,7 +112,8 @@ def load_with_meta(ref: str, workspace: str | os.PathLike | None = None) -> tupl
 
 
 def predict(ref: str, data, workspace: str | os.PathLike | None = None) -> pd.DataFrame:
-    """Predictions (and class probabilities) for every row of `data`, as a DataFrame."""
+    """Predictions (and class probabilities) for every row of `data`, as a DataFrame. Text in a numeric column or an
+    infinite value raises a DataError naming the column and row."""
     model = load(ref, workspace)
-    X = load_table(data)
+    X, _ = check_rows(load_table(data), model.schema)
     return prediction_frame(model, X)
