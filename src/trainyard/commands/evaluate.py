@@ -12,7 +12,6 @@ from trainyard.commands.lm import evaluate_lm, evaluate_reward
 from trainyard.commands.rag import evaluate_index
 from trainyard.commands.rl import evaluate_rl
 from trainyard.errors import ConfigError
-from trainyard.evaluation.card import CARD_STEM, card_dir, stored_evaluation, write_model_card
 from trainyard.registry.workspace import Workspace
 
 
@@ -36,6 +35,8 @@ def evaluate(
     episodes: int = typer.Option(None, "--episodes", help="RL policies: held-out episodes to run (default 100)."),
 ) -> None:
     """Evaluate a registered model on labelled data: metrics with 95% intervals and baselines, calibration, errors, fairness."""
+    from trainyard.evaluation.card import card_dir  # numpy: loaded when a command runs, not for --help
+
     from datetime import datetime, timezone
 
     from trainyard.api import load_with_meta
@@ -78,6 +79,8 @@ def report(
     as_json: bool = typer.Option(False, "--json", help="Print the card as JSON."),
 ) -> None:
     """Write the model card of a version (from its stored test evaluation): HTML that opens offline, JSON and Markdown."""
+    from trainyard.evaluation.card import CARD_STEM, stored_evaluation, write_model_card  # numpy: loaded when a command runs, not for --help
+
     from trainyard.api import load_with_meta
 
     ws = Workspace.resolve()

@@ -16,7 +16,6 @@ import typer
 from trainyard.commands._common import console, err_console, print_json, table
 from trainyard.errors import ConfigError
 from trainyard.evaluation.render import ci, num
-from trainyard.rag import evaluate as rag_evaluate
 from trainyard.rag.card import write_card
 from trainyard.registry.workspace import Workspace
 from trainyard.runs.driver import execute
@@ -137,6 +136,8 @@ def ask(
 def evaluate_index(ref: str, queries: Path, *, k: int = 10, generator: str | None = None, n_boot: int = 1000, seed: int = 0,
                    answers: bool = True, as_json: bool = False) -> None:
     """What `trainyard evaluate` runs for a document index."""
+    from trainyard.rag import evaluate as rag_evaluate  # numpy: loaded when an index is evaluated, not for --help
+
     from trainyard.rag.retrieve import open_retriever
 
     retriever = open_retriever(ref)
