@@ -97,7 +97,7 @@ def deep_runs(home: Path) -> dict:
     import torch
 
     from lmhelp import documents
-    from test_deep_image import make_images
+    from imagehelp import make_images
     from trainyard.lm.settings import LMSettings
     from trainyard.runs.dispatch import train_language_model
     from trainyard.api import train as train_deep

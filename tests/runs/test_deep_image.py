@@ -17,25 +17,10 @@ torch = pytest.importorskip("torch")
 
 from trainyard.data.images import flip_and_crop, load_images, read_idx  # noqa: E402
 from trainyard.models.image import ImageClassifier  # noqa: E402
+from imagehelp import make_images  # noqa: E402  (shared with the dashboard's tests)
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 SRC = Path(__file__).resolve().parents[2] / "src"
-
-
-def make_images(n=240, size=16, seed=0):
-    """Three classes told apart by where the bright band is (top rows, bottom rows, middle columns): flips keep them apart."""
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, 3, n)
-    X = (rng.random((n, size, size)) * 60).astype(np.uint8)
-    half = size // 2
-    for i in range(n):
-        if y[i] == 0:
-            X[i, :half] += 150
-        elif y[i] == 1:
-            X[i, half:] += 150
-        else:
-            X[i, :, size // 3: 2 * size // 3] += 150
-    return X, np.array(["top", "bottom", "middle"])[y]
 
 
 def write_folder(root: Path, X, y) -> Path:
