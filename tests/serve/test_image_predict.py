@@ -74,3 +74,30 @@ def test_evaluate_on_a_labelled_folder(cli, shapes, tmp_path):
     assert set(report["recall"]) == {"bottom", "middle", "top"} and report["log_loss"] > 0
     shown = cli("evaluate", "shapes", "--data", tmp_path / "held")
     assert shown.code == 0 and "majority baseline" in shown.stdout
+
+
+def test_server_classifies_uploaded_images_like_predict_does(shapes, workspace, tmp_path):
+    import httpx
+    from servehelp import running_server
+
+    import trainyard
+    from trainyard.serve.app import ServeSettings
+    from trainyard.serve.images import predict_images
+
+    X, y = bands(6, seed=9)
+    folder = write_folder(tmp_path / "up", X, y, labelled=False)
+    files = sorted(str(p) for p in folder.iterdir())
+    local = predict_images(trainyard.load("shapes"), files)
+    with running_server(ServeSettings(refs=["shapes"], workspace=str(workspace), poll_interval=0)) as (url, _):
+        parts = [("file", (p.rsplit("/", 1)[1], open(p, "rb").read(), "image/png")) for p in files]
+        res = httpx.post(f"{url}/v1/models/shapes/predict", files=parts, timeout=60)
+        assert res.status_code == 200, res.text
+        body = res.json()
+        assert body["model"] == "shapes" and body["version"] == 1 and len(body["predictions"]) == 6
+        for (_, row), got in zip(local.iterrows(), body["predictions"]):
+            assert got["file"] == row["path"].rsplit("/", 1)[1] and got["prediction"] == row["prediction"]
+            assert abs(got["probabilities"]["top"] - row["proba_top"]) < 1e-5
+        bad = httpx.post(f"{url}/v1/models/shapes/predict", files=[("file", ("notes.png", b"not an image", "image/png"))], timeout=30)
+        assert bad.status_code == 422 and "notes.png" in bad.text
+        as_json = httpx.post(f"{url}/v1/models/shapes/predict", json={"rows": []}, timeout=30)
+        assert as_json.status_code == 415 and "multipart" in as_json.text
