@@ -38,3 +38,20 @@ def evaluate_folder(model, folder: str | os.PathLike) -> dict:
     return {"images": int(len(y)), "accuracy": float((predicted == y).mean()),
             "log_loss": float(log_loss(y, proba, labels=model.classes_)), "recall": recall,
             "unknown_class_images": int((~known).sum()), "majority_baseline": float(max(np.mean(y == c) for c in np.unique(y)))}
+
+
+def pixel_baseline(X_train, y_train, X_test, y_test, *, size: int = 16, most: int = 5000, seed: int = 0) -> float:
+    """Test accuracy of a logistic regression on small grey pixels (size x size, at most `most` training images): the
+    simple baseline an image network has to beat, as a table model has to beat its naive baseline."""
+    from sklearn.linear_model import LogisticRegression
+
+    from trainyard.data.images import image_batch
+
+    def pixels(X, rows):
+        return np.concatenate([image_batch(X, rows[i:i + CHUNK], size=size, channels=1, mean=(0.0,), std=(1.0,), augment=False)
+                               .reshape(len(rows[i:i + CHUNK]), -1).numpy() for i in range(0, len(rows), CHUNK)])
+
+    y_train, y_test = np.asarray(y_train), np.asarray(y_test)
+    rows = np.sort(np.random.default_rng(seed).permutation(len(y_train))[:most])
+    model = LogisticRegression(max_iter=500).fit(pixels(X_train, rows), y_train[rows])
+    return float((model.predict(pixels(X_test, np.arange(len(y_test)))) == y_test).mean())
