@@ -106,6 +106,9 @@ def test_dpo_run_is_listed_by_its_win_rate_and_trains_with_gradient_checkpointin
         task="preference", base="base@1", name="dpo", max_steps=3, context=48, batch_size=8, val_fraction=0.2, samples=1,
         gradient_checkpointing=True), workspace=workspace)
     assert dpo.metric == "win_rate" and dpo.steps == 3
+    # the loop scored the final weights already: the run does not spend a second evaluation on them
+    store = Workspace.resolve(workspace).store
+    assert [m["step"] for m in store.metric_history(dpo.run_id, "val_win_rate")].count(3) == 1
     res = cli("runs", "--json")
     assert res.code == 0, res.output
     rows = {r["name"]: r for r in json.loads(res.stdout)}

@@ -98,8 +98,10 @@ class LanguageModelPlan:
         plan, fitted = self.plan, self.fitted
         plan.lm.model.eval()
         last = fitted.history[-1] if fitted.history else {}
+        logged: set = set()
         if last.get("step") == fitted.state.step and not self.restores_best:  # the loop scored these very weights: not twice
             metrics = {k: float(v) for k, v in last.items() if k not in ("step", "epoch")}
+            logged = set(metrics)
         else:
             with torch.no_grad():
                 metrics = {k: float(v) for k, v in plan.evaluate(plan.lm.model).items()}
@@ -110,7 +112,7 @@ class LanguageModelPlan:
         metrics.update({k: v for k, v in plan.meta.get("baseline", {}).items()})
         if self.tokens_per_second:
             metrics["train_tokens_per_second"] = self.tokens_per_second
-        self.log.metrics(fitted.state.step, {k: v for k, v in metrics.items() if isinstance(v, float)})
+        self.log.metrics(fitted.state.step, {k: v for k, v in metrics.items() if isinstance(v, float) and k not in logged})
         self.log.flush()
         return metrics
 
