@@ -118,3 +118,20 @@ def test_dpo_run_is_listed_by_its_win_rate_and_trains_with_gradient_checkpointin
     assert models["dpo"]["metric"] == "win_rate"
     table = cli("runs")
     assert "perplexity" in table.stdout and "win_rate" in table.stdout
+
+
+def test_the_whole_command_ends_within_its_time_limit(cli, corpus_dir, tokenizer, tmp_path):
+    """The clock starts with the process: tokenizer, shards, timing, training, the final evaluation, samples and
+    registration all fit in --time-limit (5% and a second of slack for the interpreter's own start)."""
+    import time
+
+    from lmhelp import ONE_THREAD_ENV
+
+    tokenizer.save_pretrained(tmp_path / "tok")
+    started = time.monotonic()
+    res = cli("train", corpus_dir, "--task", "causal-lm", "--size", "tiny", "--context", "32", "--batch-size", "8",
+              "--tokenizer", tmp_path / "tok", "--doc-separator", "\\n%\\n", "--time-limit", "20", "--json", env=ONE_THREAD_ENV)
+    elapsed = time.monotonic() - started
+    assert res.code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["steps"] >= 10 and elapsed <= 20 * 1.05 + 1, f"a 20 s limit took {elapsed:.1f} s"
