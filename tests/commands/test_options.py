@@ -8,7 +8,7 @@ from collections import Counter
 
 import numpy as np
 
-from trainyard.commands.options import check_applies, lm_settings, neural_settings, option_fields, table_config
+from trainyard.commands.options import GROUPS, check_applies, lm_settings, neural_settings, option_fields, table_config
 from trainyard.config import TrainConfig
 from trainyard.engine.config import LoopConfig
 from trainyard.errors import ConfigError
@@ -18,7 +18,8 @@ from trainyard.runs.settings import NeuralSettings
 
 
 def test_every_flag_is_declared_in_exactly_one_config_object():
-    declared = Counter(f.metadata["flag"] for cls in (TrainConfig, LoopConfig, NeuralSettings, LMSettings) for f in cli_fields(cls))
+    declared = Counter(f.metadata["flag"] for _, cls in GROUPS for f in cli_fields(cls))
+    assert {cls for _, cls in GROUPS} >= {TrainConfig, LoopConfig, NeuralSettings, LMSettings}
     assert declared and max(declared.values()) == 1, [flag for flag, n in declared.items() if n > 1]
     assert len(option_fields()) == sum(declared.values())
     assert all(f.metadata["help"] for _, f in option_fields())

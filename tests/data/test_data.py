@@ -57,7 +57,7 @@ def test_stripping_column_names_leaves_the_callers_frame_alone():
         (lambda p: _write(p / "bin.csv", b"\x00\x01\x02\xff\xfe" * 50), DataError, "binary"),
         (lambda p: _write(p / "data.xlsx", "whatever"), DataError, "Cannot tell the format"),
         (lambda p: _write(p / "bad.parquet", "not parquet at all"), DataError, "Cannot read"),
-        (lambda p: _write(p / "bad.jsonl", '{"a": 1}\n{"a": \n'), DataError, "Cannot read"),
+        (lambda p: _write(p / "bad.jsonl", '{"a": 1}\n{"a": \n'), DataError, "Line 2 of 'bad.jsonl'"),
         (lambda p: _write(p / "dupes.csv", "a,a,y\n1,2,3\n"), DataError, "more than once"),
     ],
 )

@@ -32,10 +32,8 @@ def search_plan(cfg: TrainConfig, metric: Metric, time_limit: float | None, n_ro
     balance = class_weight == "balanced"
     if cfg.class_weight == "auto":
         balance = (balance and metric.name not in PROBABILITY_METRICS) or metric.name in BALANCE_METRICS
-    return SearchPlan(time_limit=time_limit, max_trials=cfg.max_trials, seed=cfg.seed, bag_folds=bag, tune_top=cfg.tune_top,
-                      ensemble_rounds=cfg.ensemble_rounds, refit=cfg.refit, max_predict_ms=cfg.max_predict_ms_per_row,
-                      memory_limit_mb=cfg.memory_limit_mb, balance=bool(balance),
-                      patience=cfg.patience, reserve_seconds=after_search_s)
+    return SearchPlan(cfg, time_limit=time_limit, bag_folds=bag, balance=bool(balance), refit=cfg.refit,
+                      reserve_seconds=after_search_s)
 
 
 def role_overrides(cfg: TrainConfig, df: pd.DataFrame) -> dict[str, str]:

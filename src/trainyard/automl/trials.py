@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from trainyard.config import TrainConfig
 from trainyard.metrics import Metric
 
 
@@ -50,20 +51,49 @@ def best_trial(trials: list[Trial], metric: Metric) -> Trial | None:
 
 @dataclass
 class SearchPlan:
+    """What one search runs under: the run's TrainConfig, whose search settings are read from it (not copied), and
+    what is decided when the run starts (the time budget, the bagging the data size allows, class balancing, the
+    time kept back for the caller's work after the search)."""
+
+    config: TrainConfig
     time_limit: float | None  # seconds for the search and final model; None: only max_trials limits it
-    max_trials: int | None = None
-    seed: int = 0
     bag_folds: int = 0  # >= 2: k-fold bagging on train + validation, scored out of fold
-    tune_top: int = 3  # how many of the best families Optuna tunes
-    ensemble_rounds: int = 25
-    refit: bool = True  # holdout mode: refit the final members on train + validation when time allows
-    max_predict_ms: float | None = None  # prefer models predicting faster than this (ms per row)
-    memory_limit_mb: float | None = None
     balance: bool = False  # class-balanced sample weights in training
-    reserve_fraction: float = 0.08  # kept for ensembling, refitting and saving
+    refit: bool = True  # holdout mode: refit the final members on train + validation when time allows (off to calibrate)
     reserve_seconds: float = 0.0  # at least this much is kept (the caller's estimate of its own work after the search)
+    reserve_fraction: float = 0.08  # kept for ensembling, refitting and saving
     keep_fitted: int = 12  # fitted trial models kept in memory (others are refitted if the ensemble needs them)
-    patience: int = 10  # a family stops being tuned after this many tuned trials without improving its best
+
+    @property
+    def max_trials(self) -> int | None:
+        return self.config.max_trials
+
+    @property
+    def seed(self) -> int:
+        return self.config.seed
+
+    @property
+    def tune_top(self) -> int:
+        """How many of the best families Optuna tunes."""
+        return self.config.tune_top
+
+    @property
+    def ensemble_rounds(self) -> int:
+        return self.config.ensemble_rounds
+
+    @property
+    def max_predict_ms(self) -> float | None:
+        """Prefer models predicting faster than this (ms per row)."""
+        return self.config.max_predict_ms_per_row
+
+    @property
+    def memory_limit_mb(self) -> float | None:
+        return self.config.memory_limit_mb
+
+    @property
+    def patience(self) -> int:
+        """A family stops being tuned after this many tuned trials without improving its best."""
+        return self.config.patience
 
 
 @dataclass

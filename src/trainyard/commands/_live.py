@@ -9,6 +9,8 @@ SPARK = "▁▂▃▄▅▆▇█"
 
 def live_for(kind: str, enabled: bool, time_limit: float | None = None):
     """The progress display of a kind of run (tabular, deep, language-model)."""
+    if kind == "rl":
+        return RLLive(enabled)
     if kind in ("language-model", "deep", "embedding"):
         return StepLive(enabled, language_model=kind == "language-model")
     return TableLive(enabled, time_limit)
@@ -138,6 +140,35 @@ class StepLive(TableLive):
         from rich.markup import escape
 
         console.print(f"  [yellow]note[/]: {escape(info['message'])}", highlight=False)
+
+    def on_rollback(self, info: dict) -> None:
+        console.print(f"  [yellow]rollback[/]: {info['message']}", highlight=False)
+
+
+class RLLive(TableLive):
+    """Steps of the environment, the training episodes' mean return with a sparkline, the latest loss."""
+
+    def __init__(self, enabled: bool):
+        super().__init__(enabled)
+        self.curve: list[float] = []
+
+    def columns(self) -> list:
+        from rich.progress import BarColumn, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        return [SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} steps"), TimeElapsedColumn()]
+
+    def on_run(self, info: dict) -> None:
+        console.print(f"Run [bold]{info['run_id']}[/]: {info['algo'].upper()} on {info['env']}, {info['timesteps']:,} steps "
+                      f"(defaults: {info['defaults']})", highlight=False)
+
+    def on_step(self, info: dict) -> None:
+        m = info["metrics"]
+        if "episode_return" in m:
+            self.curve.append(m["episode_return"])
+        loss = m.get("loss", m.get("value_loss"))
+        ret = f"return {m['episode_return']:.1f} {sparkline(self.curve)}" if "episode_return" in m else "no episode finished yet"
+        self.progress.update(self.task, completed=info["step"], total=info["total"],
+                             description=f"{ret}" + (f" loss {loss:.3g}" if loss is not None else ""))
 
     def on_rollback(self, info: dict) -> None:
         console.print(f"  [yellow]rollback[/]: {info['message']}", highlight=False)

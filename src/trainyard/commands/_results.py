@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from trainyard.commands._common import console, fmt, print_json, table
+from trainyard.commands._common import console, err_console, fmt, print_json, table
 from trainyard.commands.rag import show_encoder_result, show_index_result
+from trainyard.commands.rl import show_rl_result
 from trainyard.evaluation.render import ci, num
 
 
 def show_result(result, as_json: bool) -> None:
     """The result of any kind of run (`train` and `resume` end here)."""
     {"tabular": show_table_result, "deep": show_neural_result, "language-model": show_lm_result,
-     "rag-index": show_index_result, "text-encoder": show_encoder_result}[result.kind](result, as_json)
+     "rag-index": show_index_result, "text-encoder": show_encoder_result, "rl": show_rl_result}[result.kind](result, as_json)
 
 
 def metrics_table(title: str, rows: list[dict]):
@@ -41,6 +42,7 @@ def show_table_result(result, as_json: bool) -> None:
             "metric": result.metric, "test": result.metrics, "baseline": result.baseline, "split": result.split,
             "leaderboard": result.leaderboard.reset_index(names="rank").to_dict(orient="records"),
             "evaluation": result.evaluation.to_dict() if result.evaluation else None, "model_card": str(result.card_dir) if result.card_dir else None,
+            "notes": result.notes,
         })
         return
     board = result.leaderboard
@@ -54,6 +56,8 @@ def show_table_result(result, as_json: bool) -> None:
     console.print(f"Model card: {result.card_dir / 'model_card.html'}", highlight=False)
     console.print(f"Registered [bold]{result.name}@{result.version}[/] ({result.model.family}), run {result.run_id}. "
                   f"Test {result.metric} = {fmt(result.test_score)}.")
+    for note in result.notes:
+        err_console.print(f"[bold red]WARNING:[/] {note}", highlight=False)
 
 
 def _note(row) -> str:

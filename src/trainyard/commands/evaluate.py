@@ -10,6 +10,7 @@ from trainyard.commands._common import console, print_json, split_list, table
 from trainyard.commands._results import metrics_table, print_findings
 from trainyard.commands.lm import evaluate_lm, evaluate_reward
 from trainyard.commands.rag import evaluate_index
+from trainyard.commands.rl import evaluate_rl
 from trainyard.errors import ConfigError
 from trainyard.registry.workspace import Workspace
 
@@ -21,7 +22,7 @@ def register(app: typer.Typer) -> None:
 
 def evaluate(
     ref: str = typer.Argument(..., help="Model: NAME (latest), NAME@VERSION or NAME@ALIAS."),
-    data: Path = typer.Option(None, "--data", "-d", help="Labelled rows (with the model's target column)."),
+    data: Path = typer.Option(None, "--data", "-d", help="Labelled rows (with the model's target column); not for RL policies."),
     queries: Path = typer.Option(None, "--queries", help="Document indexes: JSONL of queries with relevant_paths or relevant_ids (see docs/rag.md)."),
     sensitive: list[str] = typer.Option(None, "--sensitive", "-s", help="Columns to report fairness by (comma-separated or repeated)."),
     slice_: list[str] = typer.Option(None, "--slice", help="A slice to report: a pandas query or column=value (repeatable)."),
@@ -31,12 +32,14 @@ def evaluate(
     seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap."),
     out: Path = typer.Option(None, "--output", "-o", help="Folder for report.html/.json/.md (default: the workspace's reports/NAME/vVERSION/evaluations/)."),
     as_json: bool = typer.Option(False, "--json", help="Print the whole report as JSON."),
+    episodes: int = typer.Option(None, "--episodes", help="RL policies: held-out episodes to run (default 100)."),
 ) -> None:
     """Evaluate a registered model on labelled data: metrics with 95% intervals and baselines, calibration, errors, fairness."""
+    from trainyard.evaluation.card import card_dir  # numpy: loaded when a command runs, not for --help
+
     from datetime import datetime, timezone
 
     from trainyard.api import load_with_meta
-    from trainyard.evaluation.card import card_dir
     from trainyard.evaluation.core import evaluate as run_evaluate
     from trainyard.serve.images import is_image_model
 
@@ -44,6 +47,8 @@ def evaluate(
     model, meta = load_with_meta(ref, ws.home)
     if meta.get("kind") == "rag-index":  # recall@k, MRR, nDCG@10 by retrieval mode, answer support: trainyard.rag.evaluate
         return evaluate_index(ref, _required(queries, "--queries"), n_boot=n_boot, seed=seed, as_json=as_json)
+    if meta.get("kind") == "rl-policy":  # episodes on held-out seeds beside a random policy: trainyard.rl
+        return evaluate_rl(ref, episodes, as_json=as_json)
     data = _required(data, "--data")
     if is_image_model(model) and Path(data).is_dir():  # a labelled folder: one sub-folder per class
         return _evaluate_images(model, meta, data, as_json)
@@ -91,8 +96,9 @@ def report(
     as_json: bool = typer.Option(False, "--json", help="Print the card as JSON."),
 ) -> None:
     """Write the model card of a version (from its stored test evaluation): HTML that opens offline, JSON and Markdown."""
+    from trainyard.evaluation.card import CARD_STEM, stored_evaluation, write_model_card  # numpy: loaded when a command runs, not for --help
+
     from trainyard.api import load_with_meta
-    from trainyard.evaluation.card import CARD_STEM, stored_evaluation, write_model_card
 
     ws = Workspace.resolve()
     _, meta = load_with_meta(ref, ws.home)

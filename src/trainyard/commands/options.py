@@ -20,13 +20,14 @@ from trainyard.errors import ConfigError
 from trainyard.lm.settings import LMSettings
 from trainyard.options import cli_fields
 from trainyard.rag.settings import EmbeddingSettings
+from trainyard.rl.config import RLSettings, parse_hparams, parse_steps
 from trainyard.runs.settings import ESTIMATOR_FIELDS, NeuralSettings
 
-GROUPS = (("", TrainConfig), ("loop", LoopConfig), ("neural", NeuralSettings), ("lm", LMSettings))
+GROUPS = (("", TrainConfig), ("loop", LoopConfig), ("neural", NeuralSettings), ("lm", LMSettings), ("rl", RLSettings))
 TYPES = {"int": int, "float": float, "str": str, "bool": bool, "list": list[str], "duration": str}
 RUN_FIELDS = ("name", "task", "seed", "time_limit")  # what every kind of run takes from TrainConfig's options
 KIND_LABEL = {"tabular": "table", "deep": "image and text (neural)", "language-model": "language-model",
-              "embedding": "encoder fine-tuning (--task embedding)"}
+              "embedding": "encoder fine-tuning (--task embedding)", "rl": "reinforcement-learning (--task rl)"}
 
 
 def option_fields() -> list:
@@ -94,6 +95,8 @@ def _allowed(kind: str) -> set[str]:
         return {*RUN_FIELDS, "target", "test_size", *loop, *(f.name for f in cli_fields(NeuralSettings))}
     if kind == "embedding":
         return {"task"} | {f.name for f in fields(EmbeddingSettings)}
+    if kind == "rl":  # --max-trials tunes hyperparameters; --lr and --batch-size are hyperparameters of those names
+        return {*RUN_FIELDS, "max_trials", "checkpoint_every", "lr", "batch_size", *(f.name for f in cli_fields(RLSettings))}
     return {*RUN_FIELDS, *loop, "lora", "lora_r", "batch_size", *(f.name for f in cli_fields(LMSettings))}
 
 
@@ -124,6 +127,17 @@ def embedding_settings(values: dict) -> EmbeddingSettings:
     """An encoder fine-tuning run's settings: the options it has fields for."""
     names = {f.name for f in fields(EmbeddingSettings)}
     return EmbeddingSettings(**{k: v for k, v in values.items() if k in names})
+
+
+def rl_settings(values: dict) -> RLSettings:
+    """A reinforcement-learning run's settings (--timesteps 100k, --hparam KEY=VALUE, --lr/--batch-size as hyperparameters)."""
+    if "env" not in values:
+        raise ConfigError("--task rl needs an environment.", "pass --env CartPole-v1 (a Gymnasium id) or --env mypkg.envs:MyEnv.")
+    hparams = {**{k: values[k] for k in ("lr", "batch_size") if k in values}, **parse_hparams(values.get("hparams"))}
+    own = {k: values[k] for k in ("env", "name", "seed", "checkpoint_every") if k in values}
+    return RLSettings(**own, algo=values.get("algo", "ppo").lower(), timesteps=parse_steps(values.get("timesteps")),
+                      time_limit=parse_duration(values["time_limit"]) if "time_limit" in values else None,
+                      hparams=hparams, tune_trials=values.get("max_trials"))
 
 
 def lm_settings(values: dict) -> LMSettings:

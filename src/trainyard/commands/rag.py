@@ -15,7 +15,11 @@ import typer
 
 from trainyard.commands._common import console, err_console, print_json, table
 from trainyard.errors import ConfigError
+from trainyard.evaluation.render import ci, num
+from trainyard.rag.card import write_card
 from trainyard.registry.workspace import Workspace
+from trainyard.runs.driver import execute
+from trainyard.serve.answering import lm_generator
 
 
 def register(app: typer.Typer) -> None:
@@ -38,8 +42,6 @@ def index(
 ) -> None:
     """Index a folder of documents for retrieval (BM25 + dense vectors) and register it as a versioned artifact."""
     from trainyard.rag.build import IndexPlan, IndexSettings
-    from trainyard.rag.card import write_card
-    from trainyard.runs.driver import execute
 
     settings = IndexSettings(encoder=encoder, chunk=chunk, overlap=overlap, headings=headings, threads=threads, batch_size=batch_size)
     with (contextlib.nullcontext() if as_json else console.status("indexing", spinner="dots")) as status:
@@ -108,7 +110,6 @@ def ask(
     """Answer a question from an index, citing the passages used; says so when nothing relevant is found."""
     from trainyard.rag.answer import stream_ask
     from trainyard.rag.retrieve import open_retriever
-    from trainyard.serve.answering import lm_generator
 
     _check_k(k)
     retriever = open_retriever(name, encoder=encoder)
@@ -135,11 +136,9 @@ def ask(
 def evaluate_index(ref: str, queries: Path, *, k: int = 10, generator: str | None = None, n_boot: int = 1000, seed: int = 0,
                    answers: bool = True, as_json: bool = False) -> None:
     """What `trainyard evaluate` runs for a document index."""
-    from trainyard.evaluation.render import ci, num
-    from trainyard.rag import rag_evaluate
-    from trainyard.rag.card import write_card
+    from trainyard.rag import evaluate as rag_evaluate  # numpy: loaded when an index is evaluated, not for --help
+
     from trainyard.rag.retrieve import open_retriever
-    from trainyard.serve.answering import lm_generator
 
     retriever = open_retriever(ref)
     report = rag_evaluate.evaluate_index(retriever, queries, k=k, generator=lm_generator(generator) if generator else None, answers=answers,

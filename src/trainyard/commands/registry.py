@@ -6,8 +6,10 @@ from pathlib import Path
 
 import typer
 
-from trainyard.commands._common import console, print_json, table
+from trainyard.commands._common import console, err_console, print_json, table
+from trainyard.commands.rl import is_policy, predict_rl
 from trainyard.commands.versions import show_model
+from trainyard.errors import NotFoundError
 from trainyard.registry.workspace import Workspace
 
 
@@ -23,10 +25,14 @@ def models(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Model versions in the registry with their test metric; with NAME: aliases, tags, metrics and lineage."""
-    if name:
+    ws = Workspace.resolve()
+    if name and ws.exists():
         show_model(name, as_json)
         return
-    rows = Workspace.resolve().store.list_models()
+    if name:
+        raise NotFoundError(f"No model named '{name}': there is no workspace at {ws.home}.",
+                            "pass --workspace DIR (or set TRAINYARD_HOME) to the workspace you trained in.")
+    rows = ws.store.list_models() if ws.exists() else []
     if as_json:
         print_json(rows)
         return
@@ -42,7 +48,8 @@ def runs(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Runs with their status, duration and best validation score."""
-    rows = Workspace.resolve().store.list_runs(limit=limit)
+    ws = Workspace.resolve()
+    rows = ws.store.list_runs(limit=limit) if ws.exists() else []
     for r in rows:
         end = r["finished_at"] or r["updated_at"]
         r["duration_s"] = round((end - r["created_at"]).total_seconds(), 1) if end and r["created_at"] else None
@@ -88,18 +95,23 @@ def predict(
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from trainyard import api
+    from trainyard.data.conform import merge
     from trainyard.data.load import load_table
-    from trainyard.serve.batch import predict_file
+    from trainyard.serve.batch import predict_file, score_frame
     from trainyard.serve.images import is_image_model
 
+    if is_policy(model):  # a reinforcement-learning policy: actions for observations
+        return predict_rl(model, data, output)
     loaded = api.load(model)
     if is_image_model(loaded):  # an image file or a folder of images: path, class, probabilities
         return _predict_images(loaded, data, output)
+    unseen: dict = {}
     if output is None:
         X = load_table(data, nrows=50)
-        scored = api.prediction_frame(loaded, X)
+        scored, found = score_frame(loaded, X)
         console.print((pd.concat([X, scored], axis=1) if keep_columns else scored).to_string())
         console.print("(first 50 rows at most; use -o FILE to score the whole file)")
+        warn_unseen(found)
         return
     columns = [TextColumn("[bold]scoring"), BarColumn(), TaskProgressColumn(), TextColumn("{task.fields[rows]} rows"), TimeElapsedColumn(), TimeRemainingColumn()]
     with Progress(*columns, console=console, transient=False) as bar:
@@ -111,8 +123,21 @@ def predict(
             else:
                 bar.update(task, completed=done_bytes, total=total_bytes, rows=f"{rows:,}")
 
-        n = predict_file(loaded, data, output, chunk_rows=chunk_rows, keep_columns=keep_columns, on_progress=on_progress)
+        n = predict_file(loaded, data, output, chunk_rows=chunk_rows, keep_columns=keep_columns, on_progress=on_progress,
+                         on_unseen=lambda found: merge(unseen, found))
     console.print(f"Wrote {n:,} predictions to {output}.")
+    warn_unseen(list(unseen.values()))
+
+
+def warn_unseen(found) -> None:
+    """Values the model never saw in training: scored, but said (as the server's validation would refuse them)."""
+    from trainyard.data.conform import describe
+
+    if found:
+        err_console.print("[yellow]warning:[/] some rows hold values the model never saw in training; their predictions "
+                          "are extrapolations:", highlight=False)
+        for line in describe(found):
+            err_console.print(f"  {line}", highlight=False)
 
 
 def _predict_images(model, data: Path, output: Path | None) -> None:

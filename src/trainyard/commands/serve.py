@@ -44,6 +44,7 @@ def serve(
     check_bind(host, token)
     if workers < 1:
         raise ConfigError("--workers must be at least 1.", "pass --workers 1 (one per CPU core is a good ceiling).")
+    check_limits(port, max_body_mb, max_batch, poll_interval)
     ws = Workspace.resolve()
     settings = ServeSettings(
         refs=list(refs), workspace=str(ws.home), token_file=str(token_file.resolve()) if token_file else None,
@@ -76,6 +77,18 @@ def serve(
     console.print("server stopped")
 
 
+def check_limits(port: int, max_body_mb: float, max_batch: int, poll_interval: float) -> None:
+    """Numbers a server cannot honour, refused before anything binds (the OS would wrap a port above 65535)."""
+    if not 1 <= port <= 65535:
+        raise ConfigError(f"--port {port} is not a TCP port (1 to 65535).", "pass a free port, e.g. --port 8000.")
+    if not max_body_mb > 0:
+        raise ConfigError(f"--max-body-mb {max_body_mb:g} would refuse every request.", "pass a positive size, e.g. --max-body-mb 10.")
+    if max_batch < 1:
+        raise ConfigError(f"--max-batch {max_batch} would refuse every request.", "pass a positive row count, e.g. --max-batch 10000.")
+    if poll_interval < 0:
+        raise ConfigError(f"--poll-interval {poll_interval:g} is negative.", "pass seconds between alias checks, or 0 to never check.")
+
+
 def export(
     ref: str = typer.Argument(..., help="NAME, NAME@VERSION or NAME@ALIAS."),
     fmt: str = typer.Option(..., "--format", "-f", help="onnx (LightGBM on numeric/boolean/categorical columns, image CNNs, language models; verified with onnxruntime) or mlflow (table and text models: a pyfunc directory)."),
@@ -95,3 +108,6 @@ def export(
     else:
         console.print(f"Wrote an MLflow pyfunc model to {output}: load it with mlflow.pyfunc.load_model('{output}') "
                       f"or serve it with `mlflow models serve -m {output} --env-manager local`.")
+        console.print(f"Its meta.json SHA-256 is {info['meta_sha256']}: keep it apart from the folder and set "
+                      f"TRAINYARD_MODEL_SHA256={info['meta_sha256']} where it is loaded, so the loader refuses an altered "
+                      "artifact (see docs/serving.md on folders from others).", highlight=False, soft_wrap=True)

@@ -10,17 +10,19 @@ import typer
 from trainyard.commands._common import process_started
 from trainyard.commands._live import live_for
 from trainyard.commands._results import show_result
+from trainyard.errors import ConfigError
+from trainyard.registry.workspace import Workspace
+from trainyard.runs.settings import kind_of
 from trainyard.commands.options import (
     check_applies,
     embedding_settings,
     given,
     lm_settings,
     neural_settings,
+    rl_settings,
     table_config,
     with_options,
 )
-from trainyard.registry.workspace import Workspace
-from trainyard.runs.settings import kind_of
 
 
 def register(app: typer.Typer) -> None:
@@ -39,14 +41,20 @@ def train(**values) -> None:
     reward model on the same pairs and `--task preference --method rloo --reward-model rm@1` a policy against it; options marked \\[lm] and the
     \\[neural] ones apply (--lora, --epochs, --batch-size, --lr, ...).
 
-    Retrieval encoders: `--task embedding --base minilm` fine-tunes an encoder on (query, passage) JSONL pairs."""
+    Retrieval encoders: `--task embedding --base minilm` fine-tunes an encoder on (query, passage) JSONL pairs.
+
+    Reinforcement learning: `--task rl --env CartPole-v1 --algo ppo|dqn --timesteps 100k` (no DATA); options marked \\[rl]."""
     from trainyard import api  # pandas and scikit-learn: loaded when a run starts, not for --help
 
     data, as_json, resume_ref = values.pop("data"), values.pop("as_json"), values.pop("resume")
     values = given(values)
     kind = kind_of(values.get("task"), values.get("text_col"), values.get("model"))
     check_applies(kind, values)
-    if kind == "embedding":
+    if data is None and kind != "rl":
+        raise ConfigError("No data given.", "pass the file or folder to learn from: trainyard train DATA ... (only --task rl needs none).")
+    if kind == "rl":
+        settings = rl_settings(values)
+    elif kind == "embedding":
         settings = embedding_settings(values)
     elif kind == "language-model":
         settings = lm_settings(values)
@@ -62,8 +70,8 @@ def train(**values) -> None:
 
 with_options(train, [
     inspect.Parameter("data", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Path, default=typer.Argument(
-        ..., help="Table to learn from: .csv, .tsv, .parquet or .jsonl (images: a folder or idx/npz; language models: a corpus "
-                  "file or folder, or JSONL).")),
+        None, help="Table to learn from: .csv, .tsv, .parquet or .jsonl (images: a folder or idx/npz; language models: a corpus "
+                   "file or folder, or JSONL; --task rl: none, it learns from --env).")),
     inspect.Parameter("resume", inspect.Parameter.KEYWORD_ONLY, annotation=str, default=typer.Option(
         None, "--resume", help="Continue an interrupted table run (RUN_ID or 'last') from its recorded trials.")),
     inspect.Parameter("as_json", inspect.Parameter.KEYWORD_ONLY, annotation=bool, default=typer.Option(

@@ -7,8 +7,10 @@ import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
+from trainyard.data.textfile import check_encoding, check_not_shifted, json_lines_error, ragged_error
 from trainyard.errors import DataError, NotFoundError
 
 READERS = {
@@ -59,6 +61,8 @@ def load_table(source, *, nrows: int | None = None) -> pd.DataFrame:
         if path.stat().st_size == 0:
             raise DataError(f"'{path}' is empty (0 bytes).", "pass a file with a header row and at least a few data rows.")
         fmt = table_format(path)
+        if fmt != "parquet":
+            check_encoding(path)
         df = _read(path, fmt, nrows)
         if df.shape[1] == 1 and fmt in ("csv", "tsv"):
             _check_single_column(path, str(df.columns[0]), "\t" if fmt == "tsv" else _sniff_separator(path))
@@ -81,15 +85,30 @@ def _nested_as_text(df: pd.DataFrame) -> pd.DataFrame:
     """Cells holding JSON objects or arrays (nested JSON Lines) as JSON text: every step after loading counts,
     hashes and compares values, which lists and dicts do not allow."""
     nested = [c for c in df.columns if df[c].dtype == object and pd.api.types.infer_dtype(df[c], skipna=True).startswith("mixed")
-              and df[c].map(lambda v: isinstance(v, (dict, list, set, tuple))).any()]
+              and df[c].map(lambda v: isinstance(v, NESTED)).any()]
     if not nested:
         return df
     import json
 
     df = df.copy(deep=False)  # the replaced columns are new arrays: the caller's frame is untouched
     for c in nested:
-        df[c] = df[c].map(lambda v: json.dumps(v, sort_keys=True, default=str) if isinstance(v, (dict, list, set, tuple)) else v)
+        df[c] = df[c].map(lambda v: json.dumps(_plain(v), sort_keys=True, default=str) if isinstance(v, NESTED) else v)
     return df
+
+
+# Parquet list columns arrive as numpy arrays (of arrays, for nested lists), JSON ones as lists and dicts.
+NESTED = (dict, list, set, tuple, np.ndarray)
+
+
+def _plain(value):
+    """Lists and dicts all the way down (numpy arrays, as Parquet gives nested lists, become lists)."""
+    if isinstance(value, np.ndarray):
+        return [_plain(v) for v in value.tolist()]
+    if isinstance(value, (list, tuple, set)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    return value
 
 
 def _read(path: Path, fmt: str, nrows: int | None) -> pd.DataFrame:
@@ -108,15 +127,28 @@ def _read(path: Path, fmt: str, nrows: int | None) -> pd.DataFrame:
             return pd.read_json(path, lines=True, nrows=nrows)
     except DataError:
         raise
-    except (UnicodeDecodeError, pd.errors.ParserError, ValueError, OSError, ImportError) as exc:
-        detail = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
-        raise DataError(
-            f"Cannot read '{path.name}' as {fmt.upper()}: {detail}",
-            f"check that the file really is {fmt.upper()} (not a spreadsheet or a binary file) and is not truncated.",
-        ) from exc
+    except UnicodeDecodeError as exc:
+        raise _unreadable(path, fmt, exc) from exc
+    except (pd.errors.ParserError, ValueError) as exc:
+        found = ragged_error(path, "\t" if fmt == "tsv" else _sniff_separator(path)) if fmt in ("csv", "tsv") else None
+        found = found or (json_lines_error(path) if fmt in ("jsonl", "json") else None)
+        if found is not None:
+            raise found from exc
+        raise _unreadable(path, fmt, exc) from exc
+    except (OSError, ImportError) as exc:
+        raise _unreadable(path, fmt, exc) from exc
+
+
+def _unreadable(path: Path, fmt: str, exc: Exception) -> DataError:
+    detail = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+    return DataError(
+        f"Cannot read '{path.name}' as {fmt.upper()}: {detail}",
+        f"check that the file really is {fmt.upper()} (not a spreadsheet or a binary file) and is not truncated.",
+    )
 
 
 def _read_csv(path: Path, sep: str, nrows: int | None) -> pd.DataFrame:
+    check_not_shifted(path, sep)
     kwargs = dict(sep=sep, nrows=nrows, na_values=NA_VALUES, keep_default_na=True, skipinitialspace=True, low_memory=False)
     try:
         df = pd.read_csv(path, encoding="utf-8", **kwargs)
@@ -183,6 +215,8 @@ def iter_chunks(path: Path, chunk_rows: int, dtypes: dict | None = None) -> tupl
     if not path.is_file():
         raise NotFoundError(f"File not found: {path}", "check the path (it is relative to the current directory).")
     fmt = table_format(path)
+    if fmt != "parquet":
+        check_encoding(path)
     if fmt == "parquet":
         import pyarrow.parquet as pq
 
@@ -194,10 +228,10 @@ def iter_chunks(path: Path, chunk_rows: int, dtypes: dict | None = None) -> tupl
         reader = pd.read_csv(fh, sep="\t" if fmt == "tsv" else None if compression else _sep(path), chunksize=chunk_rows,
                              dtype=dtypes, na_values=NA_VALUES, keep_default_na=True, skipinitialspace=True,
                              compression=compression or None, engine="c" if not compression else None)
-        return _closing(reader, fh), None, fh.tell
+        return _closing(reader, fh, path, "\t" if fmt == "tsv" else ("," if compression else _sep(path))), None, fh.tell
     if fmt == "jsonl":
         fh = open(path, "rb")
-        return _closing(pd.read_json(fh, lines=True, chunksize=chunk_rows, dtype=False), fh), None, fh.tell
+        return _closing(pd.read_json(fh, lines=True, chunksize=chunk_rows, dtype=False), fh, path, None), None, fh.tell
     raise DataError(f"'{path.name}' cannot be streamed (a single JSON document).", "use JSON Lines (.jsonl), CSV or Parquet for batch prediction.")
 
 
@@ -209,11 +243,24 @@ def _sep(path: Path) -> str:
     return best if counts[best] > counts[","] else ","
 
 
-def _closing(reader, fh) -> Iterator[pd.DataFrame]:
+def _closing(reader, fh, path: Path, sep: str | None) -> Iterator[pd.DataFrame]:
+    """The chunks, each checked for shifted columns (CSV); a parse error names its line."""
     try:
         with reader:
-            for chunk in reader:
+            if sep is not None:
+                check_not_shifted(path, sep)
+            for chunk in _named_errors(reader, path, sep):
                 chunk.columns = [str(c).strip() for c in chunk.columns]
                 yield chunk
     finally:
         fh.close()
+
+
+def _named_errors(reader, path: Path, sep: str | None) -> Iterator[pd.DataFrame]:
+    try:
+        yield from reader
+    except UnicodeDecodeError as exc:
+        raise _unreadable(path, "csv" if sep is not None else "jsonl", exc) from exc
+    except (pd.errors.ParserError, ValueError) as exc:
+        found = ragged_error(path, sep) if sep is not None else json_lines_error(path)
+        raise (found or _unreadable(path, "csv" if sep is not None else "jsonl", exc)) from exc

@@ -12,6 +12,9 @@ to `ids.bin`, which is then memory-mapped: training never holds the texts,
 only the ids it is batching. The store is written to a temporary name and
 renamed when complete, and is reused when the file, the tokenizer and the
 settings are unchanged (a resumed run, or a second run on the same file).
+Nothing in it is pickled: ids are raw integers, lengths and keys `.npy` (read with
+`allow_pickle=False`), labels and the sample Parquet, the settings JSON, so a
+store planted in the cache can give wrong data but cannot run code.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import pandas as pd
 from trainyard.data.load import iter_chunks, load_table
 from trainyard.errors import DataError
 
-STORE_VERSION = 1
+STORE_VERSION = 2  # 2: labels and sample as Parquet (1 pickled them; those stores are never read again)
 
 
 class TokenRows:
@@ -116,8 +119,8 @@ def build_token_store(path, out_dir, *, tokenizer, max_length: int, text_col: st
     lengths, labels, keys, sample = found
     np.save(tmp / "lengths.npy", lengths)
     np.save(tmp / "keys.npy", keys)
-    labels.to_frame("label").to_pickle(tmp / "labels.pkl")
-    sample.to_pickle(tmp / "sample.pkl")
+    _to_parquet(labels.to_frame("label"), tmp / "labels.parquet")
+    _to_parquet(sample, tmp / "sample.parquet")
     (tmp / "meta.json").write_text(json.dumps({"text_col": text_col, "dtype": dtype.name, "n_rows": int(len(lengths)),
                                                "tokens": int(lengths.sum()), "max_length": max_length}))
     try:
@@ -146,10 +149,21 @@ def _write(chunks, tmp: Path, tokenizer, max_length: int, text_col: str, target:
 
 def _open(out: Path) -> dict:
     meta = json.loads((out / "meta.json").read_text())
-    lengths = np.load(out / "lengths.npy")
+    lengths = np.load(out / "lengths.npy", allow_pickle=False)
     ids = np.memmap(out / "ids.bin", dtype=meta["dtype"], mode="r") if meta["tokens"] else np.zeros(0, meta["dtype"])
-    return {"rows": TokenRows(ids, starts_of(lengths), lengths), "labels": pd.read_pickle(out / "labels.pkl")["label"],
-            "keys": np.load(out / "keys.npy"), "sample": pd.read_pickle(out / "sample.pkl"), **meta}
+    return {"rows": TokenRows(ids, starts_of(lengths), lengths), "labels": pd.read_parquet(out / "labels.parquet")["label"],
+            "keys": np.load(out / "keys.npy", allow_pickle=False), "sample": pd.read_parquet(out / "sample.parquet"), **meta}
+
+
+def _to_parquet(df: pd.DataFrame, path: Path) -> None:
+    """Parquet, with object columns Arrow cannot type (numbers and strings mixed) written as strings."""
+    import pyarrow as pa
+
+    try:
+        df.to_parquet(path, index=False)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        mixed = {c: df[c].map(lambda v: v if pd.isna(v) else str(v)) for c in df.columns if df[c].dtype == object}
+        df.assign(**mixed).to_parquet(path, index=False)
 
 
 def as_text(value) -> str:

@@ -77,6 +77,18 @@ def labelled_rows(model, frame: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     return frame[keep], int((~keep).sum())
 
 
+def check_two_classes(model, frame: pd.DataFrame) -> None:
+    """A classifier's evaluation data must hold at least two classes: with one, ROC AUC, log loss, permutation
+    importance and most intervals are undefined."""
+    if not model.task.is_classification or model.target not in frame.columns:
+        return
+    present = frame[model.target].dropna().astype(str).unique()
+    if len(present) == 1:
+        raise DataError(f"Every labelled row of the evaluation data has the class {present[0]!r}: with a single class, "
+                        "ranking and probability metrics are undefined.",
+                        "evaluate on rows of at least two classes (all of the model's classes if you can).")
+
+
 def evaluate_frame(model, frame: pd.DataFrame, *, meta: dict | None = None, options: Options | None = None,
                    training: Training | None = None, validation: Validation | None = None, dataset: str = "evaluation data", title: str = "") -> EvaluationReport:
     options = options or Options()
@@ -234,7 +246,11 @@ def evaluate(model_or_ref, data, sensitive=None, *, workspace=None, slices=None,
         model, meta = load_with_meta(model_or_ref, workspace)
     else:
         model, meta = model_or_ref, dict(_meta or {})
+    if n_boot < 1:
+        raise ConfigError(f"--n-boot {n_boot}: the intervals need at least one bootstrap resample.",
+                          "pass a positive count, e.g. --n-boot 1000 (fewer is faster, with rougher intervals).")
     frame = load_table(data)
+    check_two_classes(model, frame)
     sensitive = [sensitive] if isinstance(sensitive, str) else list(sensitive or [])
     slices = [slices] if isinstance(slices, str) else list(slices or [])
     options = Options(sensitive=sensitive, slices=slices, n_boot=n_boot, seed=seed, confidence=confidence, learning_curve=learning_curve,

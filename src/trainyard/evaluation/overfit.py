@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from trainyard.evaluation.calibration import CalibratedPipeline
 from trainyard.metrics import Metric, score_pipeline
 
 
@@ -49,7 +50,9 @@ def overfitting_verdict(metric: Metric, scores: dict[str, float | None], test_in
 
 def learning_curve(model, X: pd.DataFrame, y_codes: np.ndarray, metric: Metric, sizes=(0.1, 0.25, 0.5, 0.75, 1.0),
                    folds: int = 3, seed: int = 0) -> dict:
-    """Refit copies of the model's pipeline on growing shares of the rows (cross-validated) and score them."""
+    """Refit copies of the model's pipeline on growing shares of the rows (cross-validated) and score them.
+    A calibrated model's curve is its uncalibrated pipeline's: the calibrator was fitted on validation rows that
+    a refit on a share of these rows does not have."""
     from sklearn.base import clone
     from sklearn.model_selection import KFold, StratifiedKFold
     from sklearn.model_selection import learning_curve as sk_learning_curve
@@ -59,7 +62,8 @@ def learning_curve(model, X: pd.DataFrame, y_codes: np.ndarray, metric: Metric, 
         return score_pipeline(estimator, X_part, y_part, model.task, metric, classes)
 
     cv = (StratifiedKFold if model.task.is_classification else KFold)(folds, shuffle=True, random_state=seed)
-    n, train_scores, val_scores = sk_learning_curve(clone(model.pipeline), X, y_codes, train_sizes=list(sizes), cv=cv,
+    pipeline = model.pipeline.pipeline if isinstance(model.pipeline, CalibratedPipeline) else model.pipeline
+    n, train_scores, val_scores = sk_learning_curve(clone(pipeline), X, y_codes, train_sizes=list(sizes), cv=cv,
                                                     scoring=scorer, shuffle=True, random_state=seed, error_score=np.nan)
     return {"metric": metric.name, "folds": folds, "train_size": n.tolist(),
             "train_mean": np.nanmean(train_scores, axis=1).tolist(), "train_std": np.nanstd(train_scores, axis=1).tolist(),

@@ -6,8 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 
 from trainyard.errors import ConfigError, suggest
-from trainyard.options import setting
 from trainyard.lm.model import ARCHS, SIZES
+from trainyard.options import setting
 
 TASKS = ("causal-lm", "sft", "preference", "reward")
 DEFAULT_LR = {"causal-lm": 1e-3, "sft": 3e-4, "preference": 5e-5, "reward": 1e-4}

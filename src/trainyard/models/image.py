@@ -22,7 +22,7 @@ from sklearn.utils.validation import check_consistent_length, check_is_fitted, c
 
 from trainyard.data.images import image_batch, mirror_safe
 from trainyard.errors import ConfigError, DataError
-from trainyard.models.neural import NeuralEstimator, holdout_rows
+from trainyard.models.neural import NeuralEstimator, RunHooks, holdout_rows
 from trainyard.models.registry import register
 from trainyard.tasks import Task
 
@@ -154,7 +154,7 @@ class ImageClassifier(NeuralEstimator):
     def _batch(self, X, rows, augment=False, generator=None):
         return image_batch_for(self, X, rows, augment, generator)
 
-    def fit(self, X, y, eval_set=None, **run):
+    def fit(self, X, y, eval_set=None, *, log=None, progress=None, checkpoint_dir=None, resume: bool = False):
         import torch
         import torch.nn.functional as F
 
@@ -206,7 +206,7 @@ class ImageClassifier(NeuralEstimator):
             return {"val_loss": float(loss) / len(val_codes), "val_accuracy": int(correct) / len(val_codes)}
 
         batches = IndexedBatches(len(codes), self.batch_size_, load)
-        self._train(batches, loss_fn, evaluate, **run)
+        self._train(batches, loss_fn, evaluate, RunHooks(log, progress, checkpoint_dir, resume))
         return self
 
     def _set_input(self, X) -> None:

@@ -15,7 +15,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
 from trainyard.models.inputs import check_features, check_target
-from trainyard.models.neural import NeuralEstimator, holdout_rows
+from trainyard.models.neural import NeuralEstimator, RunHooks, holdout_rows
 from trainyard.models.registry import register
 from trainyard.tasks import Task
 
@@ -94,7 +94,7 @@ class MLP(NeuralEstimator):
         return _net(len(self.num_cols_) + len(self.missing_cols_), self.cardinalities_, tuple(self.hidden), self.dropout, n_out)
 
     # fit / predict ----------------------------------------------------------
-    def fit(self, X, y, eval_set=None, **run):
+    def fit(self, X, y, eval_set=None, *, log=None, progress=None, checkpoint_dir=None, resume: bool = False):
         import torch
         import torch.nn.functional as F
 
@@ -136,9 +136,9 @@ class MLP(NeuralEstimator):
 
         from trainyard.engine.batches import TensorBatches
 
-        if self.time_budget_s:  # AutoML's budget: the loop stops cleanly (a whole model, fewer epochs)
-            run = {"time_limit": float(self.time_budget_s), **run}
-        result = self._train(TensorBatches(train, self.batch_size), loss_fn, evaluate, **run)
+        # AutoML's budget: the loop stops cleanly (a whole model, fewer epochs)
+        result = self._train(TensorBatches(train, self.batch_size), loss_fn, evaluate, RunHooks(log, progress, checkpoint_dir, resume),
+                             time_limit=float(self.time_budget_s) if self.time_budget_s else None)
         self.stopped_by_time_ = bool(result.state.timed_out)
         return self
 

@@ -4,7 +4,7 @@ A neural family is a scikit-learn estimator: its constructor takes its own
 hyperparameters (architecture, batch size, ...) and one `loop` argument, a
 `trainyard.engine.config.LoopConfig` (optimizer, learning rate, epochs, early
 stopping, device, precision, ...; None: the family's tuned `LOOP_DEFAULTS`).
-`fit(X, y, eval_set=..., **run)` trains with `trainyard.engine.loop.fit`, and
+`fit(X, y, eval_set=..., log=, progress=, checkpoint_dir=, resume=)` trains with `trainyard.engine.loop.fit`, and
 learned state ends in `_`. `run` is how a caller connects a fit to the
 workspace: `log` (a RunLog), `progress` (a callback for the CLI),
 `checkpoint_dir` and `resume`. Without a `checkpoint_dir` the checkpoints go
@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import tempfile
 from contextlib import contextmanager
-from dataclasses import asdict, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 
 import numpy as np
 from sklearn.base import BaseEstimator
@@ -38,6 +38,17 @@ def holdout_rows(n: int, fraction: float, seed) -> tuple[np.ndarray, np.ndarray]
     order = np.random.default_rng(seed).permutation(n)
     n_val = max(1, int(n * fraction))
     return order[n_val:], order[:n_val]
+
+
+@dataclass(frozen=True)
+class RunHooks:
+    """How a fit connects to a run: its metric log (a RunLog), a progress callback, the checkpoint folder (None: a
+    temporary one, removed after the fit) and whether to continue from the latest checkpoint there."""
+
+    log: object = None
+    progress: object = None
+    checkpoint_dir: object = None
+    resume: bool = False
 
 
 class NeuralEstimator(BaseEstimator):
@@ -58,10 +69,12 @@ class NeuralEstimator(BaseEstimator):
         """This family's LoopConfig (its LOOP_DEFAULTS) with `changes`: `MLP(loop=MLP().default_loop(epochs=5))`."""
         return LoopConfig.from_dict({**self._loop_defaults(), **changes})
 
-    def loop_config(self, monitor: str = "val_loss", **overrides):
-        """The LoopConfig a fit runs with: `loop` (or the defaults), seeded with random_state, monitoring `monitor`."""
+    def loop_config(self, monitor: str = "val_loss", time_limit: float | None = None):
+        """The LoopConfig a fit runs with: `loop` (or the defaults), seeded with random_state, monitoring `monitor`
+        (and, for AutoML's budgeted fits, stopping cleanly after `time_limit` seconds)."""
         loop = self.loop if self.loop is not None else self.default_loop()
-        return replace(loop, seed=int(self.random_state or 0), monitor=monitor, **overrides)
+        loop = replace(loop, seed=int(self.random_state or 0), monitor=monitor)
+        return loop if time_limit is None else replace(loop, time_limit=time_limit)
 
     @classmethod
     def build(cls, seed: int, settings: dict):
@@ -88,13 +101,13 @@ class NeuralEstimator(BaseEstimator):
         with tempfile.TemporaryDirectory(prefix="trainyard-ckpt-") as tmp:
             yield tmp
 
-    def _train(self, batches, loss_fn, evaluate, *, monitor="val_loss", checkpoint_dir=None, resume=False, log=None,
-               progress=None, param_groups=None, **overrides):
+    def _train(self, batches, loss_fn, evaluate, hooks: "RunHooks", *, monitor: str = "val_loss", time_limit: float | None = None):
         from trainyard.engine.loop import fit
 
-        with self._checkpoint_dir(checkpoint_dir) as directory:
-            result = fit(self.module_, batches, loss_fn, config=self.loop_config(monitor, **overrides), evaluate=evaluate,
-                         checkpoint_dir=directory, resume=resume, log=log, progress=progress, param_groups=param_groups)
+        loop = self.loop_config(monitor, time_limit)
+        with self._checkpoint_dir(hooks.checkpoint_dir) as directory:
+            result = fit(self.module_, batches, loss_fn, config=loop, evaluate=evaluate, checkpoint_dir=directory,
+                         resume=hooks.resume, log=hooks.log, progress=hooks.progress)
         self.history_ = result.history
         self.n_steps_ = result.state.step
         self.rollbacks_ = result.state.rollbacks

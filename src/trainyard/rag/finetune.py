@@ -22,8 +22,8 @@ import numpy as np
 
 from trainyard.errors import DataError
 from trainyard.rag.encoder import ENCODER_KIND, Encoder, resolve_encoder
-from trainyard.registry.plan import Registered, RunContext, RunResult, RunSpec
 from trainyard.rag.settings import EmbeddingSettings
+from trainyard.registry.plan import Registered, RunContext, RunResult, RunSpec
 
 
 def read_pairs(path: Path) -> list[tuple[str, str]]:

@@ -17,7 +17,7 @@ import numpy as np
 
 from trainyard.errors import ConfigError, NotFoundError
 from trainyard.rag.encoder import Encoder, resolve_encoder
-from trainyard.rag.index import INDEX_KIND, Hit, RagIndex
+from trainyard.rag.index import Hit, INDEX_KIND, RagIndex
 from trainyard.registry.artifact import load_artifact
 from trainyard.registry.workspace import Workspace
 

@@ -22,6 +22,7 @@ from typing import Callable
 
 from trainyard.errors import ArtifactError
 from trainyard.registry.lineage import code_version
+from trainyard.registry.pause import pause_at
 
 FORMAT_VERSION = 1
 META = "meta.json"
@@ -52,6 +53,7 @@ def save_artifact(model, directory: Path, meta: dict, extra_files: dict[str, Pat
     import joblib
 
     directory = Path(directory)
+    remove_stray_temporaries(directory)
     tmp = directory.with_name(f".{directory.name}.tmp-{uuid.uuid4().hex[:8]}")
     tmp.mkdir(parents=True)
     try:
@@ -74,11 +76,24 @@ def save_artifact(model, directory: Path, meta: dict, extra_files: dict[str, Pat
         (tmp / META).write_text(json.dumps(full_meta, indent=2, default=str))
         digest = sha256_file(tmp / META)
         _fsync_dir(tmp)
+        pause_at("artifact-writing")
         os.replace(tmp, directory)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return digest
+
+
+def remove_stray_temporaries(directory: Path) -> list[Path]:
+    """Delete the temporary folders a killed earlier attempt at this artifact left beside it (artifact folders
+    are named by run id, so only an attempt of the same run writes these names); returns what was removed."""
+    directory = Path(directory)
+    if not directory.parent.is_dir():
+        return []
+    stray = [p for p in directory.parent.glob(f".{directory.name}.tmp-*") if p.is_dir()]
+    for path in stray:
+        shutil.rmtree(path, ignore_errors=True)
+    return stray
 
 
 def read_meta(directory: Path, expected_meta_sha256: str | None = None) -> dict:

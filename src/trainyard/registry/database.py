@@ -19,6 +19,7 @@ from sqlalchemy import event
 
 from trainyard.errors import ConfigError
 from trainyard.registry import tables as t
+from trainyard.registry.dburl import with_driver
 from trainyard.registry.names import check_name
 
 
@@ -41,6 +42,7 @@ class Database:
     """The engines (a writer and an autocommit reader), the schema, transactions."""
 
     def __init__(self, url: str):
+        url = with_driver(url)
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         if self.is_sqlite:

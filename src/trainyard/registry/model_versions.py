@@ -12,6 +12,10 @@ from trainyard.registry import tables as t
 from trainyard.registry.database import now, parse_ref
 from trainyard.registry.names import check_alias, check_name, check_tag_value
 
+# The tag a version gets when its test score is no better than the naive baseline's: `NAME` alone then resolves
+# to the latest version without it, so such a model never replaces a better one as the default.
+BASELINE_TAG, NOT_BEATEN = "baseline", "not-beaten"
+
 
 class ModelVersions:
     """The registry part of the store (mixed into `Store`, which provides `tx` and `_rows`)."""
@@ -75,7 +79,9 @@ class ModelVersions:
             names = self.model_names()
             hint = suggest(name, names) if names else "this workspace has no models yet: train one with `trainyard train`."
             raise NotFoundError(f"No model named '{name}' in this workspace.", "see `trainyard models`; " + hint)
-        if selector is None or selector == "latest":
+        if selector is None:  # the latest version that beat its baseline, when there is one (issue 16, item 20)
+            return next((r for r in rows if (r.get("tags") or {}).get(BASELINE_TAG) != NOT_BEATEN), rows[0])
+        if selector == "latest":
             return rows[0]
         if selector.isdigit():
             for r in rows:

@@ -7,12 +7,14 @@ that each of them can implement it without importing the driver.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from trainyard.registry.artifact import save_artifact
+from trainyard.registry.pause import pause_at
 from trainyard.registry.tracking import RunLog
 from trainyard.registry.workspace import Workspace
 
@@ -60,9 +62,18 @@ class RunContext:
 
     def register(self, model, meta: dict, *, task: str, metric: str, metrics: dict, family: str | None,
                  test_score: float | None, extra_files: dict[str, Path] | None = None) -> int:
-        """Write the artifact (hashes of every file, atomic rename), then record its version in one transaction."""
+        """Write the artifact (hashes of every file, atomic rename), then record its version in one transaction.
+
+        Resuming a run killed between the two: a version already recorded for this run is returned as it is; an
+        artifact folder in place but never recorded is an orphan of the killed attempt and is written anew."""
         directory = self.ws.artifacts / self.name / self.run_id
+        recorded = [v for v in self.store.list_models(self.name) if v.get("run_id") == self.run_id]
+        if recorded:
+            return int(recorded[0]["version"])
+        if directory.exists():
+            shutil.rmtree(directory)
         digest = save_artifact(model, directory, {"name": self.name, "run_id": self.run_id, **meta}, extra_files=extra_files)
+        pause_at("artifact-renamed")
         return self.store.register_model(self.name, artifact_path=str(directory.relative_to(self.ws.home)), meta_sha256=digest,
                                          run_id=self.run_id, task=task, metric=metric, test_score=test_score, metrics=metrics,
                                          family=family)
@@ -103,6 +114,7 @@ class RunResult:
     seconds: float | None = None
     tokens_per_second: float | None = None
     timed_out: bool = False
+    details: dict = field(default_factory=dict)  # what one kind adds (reinforcement learning: CPU seconds, resumed step, GIF)
 
     @property
     def test_score(self) -> float | None:

@@ -30,6 +30,14 @@ class Workspace:
     def artifacts(self) -> Path:
         return self.home / "artifacts"
 
+    def exists(self) -> bool:
+        """Whether there is anything to read: the SQLite file is there, or the database is a server (PostgreSQL).
+        Read-only commands check this instead of opening the store, which would create an empty workspace."""
+        if not self.db_url.startswith("sqlite"):
+            return True
+        path = self.db_url.split(":///", 1)[-1]
+        return path not in ("", ":memory:") and Path(path).exists()
+
     def ensure(self) -> "Workspace":
         self.artifacts.mkdir(parents=True, exist_ok=True)
         (self.home / "runs").mkdir(parents=True, exist_ok=True)

@@ -20,11 +20,13 @@ from trainyard.lm.train import LanguageModelPlan
 from trainyard.rag.build import IndexPlan
 from trainyard.rag.encoder import ENCODER_KIND
 from trainyard.rag.finetune import EncoderPlan
-from trainyard.rag.settings import EmbeddingSettings
 from trainyard.rag.index import INDEX_KIND
+from trainyard.rag.settings import EmbeddingSettings
 from trainyard.registry.names import safe_stem
 from trainyard.registry.plan import Progress, RunResult, quiet
 from trainyard.registry.workspace import Workspace
+from trainyard.rl.config import RLSettings
+from trainyard.rl.run import PolicyPlan
 from trainyard.runs.driver import execute
 from trainyard.runs.neural import NeuralPlan, resumable_neural_run
 from trainyard.runs.settings import NeuralSettings
@@ -61,6 +63,11 @@ def train_encoder(data, settings: EmbeddingSettings, *, workspace=None, progress
     return execute(EncoderPlan(data, settings), Workspace.resolve(workspace), emit=progress)
 
 
+def train_policy(settings: RLSettings, *, workspace=None, progress: Progress | None = None, started: float | None = None) -> RunResult:
+    """Train a reinforcement-learning policy (trainyard.rl); `started` is a time.time() stamp for --time-limit."""
+    return execute(PolicyPlan(settings, started=started), Workspace.resolve(workspace), emit=progress)
+
+
 def train_language_model(data, settings: LMSettings, *, workspace=None, progress: Progress | None = None,
                          started: float | None = None) -> RunResult:
     return execute(LanguageModelPlan(data, settings, started=started), Workspace.resolve(workspace), emit=progress)
@@ -75,6 +82,8 @@ def resume(run_id: str, *, workspace=None, progress: Progress | None = None, sta
         plan = LanguageModelPlan.of_run(run, started=started)
     elif run["kind"] == "deep":
         plan = resumable_neural_run(run)
+    elif run["kind"] == "rl":  # from its last checkpoint, bit-identical to an uninterrupted run
+        plan = PolicyPlan.of_run(run)
     elif run["kind"] in RAG_PLANS:  # a document index (built again) or a retrieval encoder (from its last checkpoint)
         plan = RAG_PLANS[run["kind"]].of_run(run)
     else:

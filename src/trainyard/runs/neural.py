@@ -27,8 +27,8 @@ from trainyard.metrics import score_all
 from trainyard.models.families import get_family
 from trainyard.models.model import TrainyardModel
 from trainyard.registry.names import safe_stem
-from trainyard.runs.settings import DEEP_TASKS, NeuralSettings
 from trainyard.registry.plan import Registered, RunContext, RunResult, RunSpec
+from trainyard.runs.settings import DEEP_TASKS, NeuralSettings
 from trainyard.tasks import Task
 
 

@@ -12,9 +12,10 @@ DEEP_TASKS = {"image-classification": "cnn", "text-classification": "minilm", "t
 
 
 def kind_of(task: str | None, text_col: str | None = None, model: str | None = None) -> str:
-    """The kind of run a request is: a language model, a retrieval encoder, an image/text network, or a table search."""
-    if task == "embedding":
-        return "embedding"
+    """The kind of run a request is: a language model, a retrieval encoder, reinforcement learning, an image/text network,
+    or a table search."""
+    if task in ("embedding", "rl"):
+        return task
     if task in LM_TASKS:
         return "language-model"
     if is_deep(task, text_col, model):

@@ -22,6 +22,7 @@ from trainyard.data.audit.gate import artifact_files, audit_for_training, check_
 from trainyard.data.audit.target import choose_class_weight
 from trainyard.data.load import fingerprint
 from trainyard.data.profile import write_reference
+from trainyard.data.guards import check_finite_features, check_time_column, check_trial_count
 from trainyard.data.schema import check_target, infer_schema
 from trainyard.data.split import split
 from trainyard.errors import DataError
@@ -34,6 +35,7 @@ from trainyard.evaluation.report import EVALUATION_FILE
 from trainyard.metrics import get_metric
 from trainyard.models.families import choose_families
 from trainyard.models.model import TrainyardModel
+from trainyard.registry.model_versions import BASELINE_TAG, NOT_BEATEN
 from trainyard.registry.plan import Registered, RunContext, RunResult, RunSpec
 from trainyard.registry.workspace import Workspace
 from trainyard.tasks import DEFAULT_METRIC, check_task_fits_target, infer_task, parse_task
@@ -49,13 +51,17 @@ class TablePlan:
         self.task = parse_task(cfg.task) or infer_task(df[cfg.target])
         check_task_fits_target(self.task, df[cfg.target])
         self.metric = get_metric(cfg.metric or DEFAULT_METRIC[self.task], self.task)
+        check_trial_count(cfg.max_trials)
         self.schema = infer_schema(df, cfg.target, role_overrides(cfg, df))
+        check_finite_features(df, self.schema)
+        check_time_column(df, cfg.time_col, self.schema)
         if not self.schema.features():
             raise DataError("No usable feature columns: every column is the target, ignored, constant or an identifier.",
                             "check the column roles with `trainyard train ... --debug`, or pass --categorical COL to keep a column.")
         self.families = choose_families(self.task, list(cfg.families), list(cfg.include), list(cfg.exclude))
         check_sensitive(list(cfg.sensitive), df.columns)
         self.audit_report = None
+        self.notes: list[str] = []  # warnings the result carries (a model no better than the baseline)
 
     @classmethod
     def new(cls, df: pd.DataFrame, cfg: TrainConfig, *, name: str, source: str | None, started: float) -> "TablePlan":
@@ -174,6 +180,11 @@ class TablePlan:
                 files.update(audit_files)
             version = run.register(self.model, self.meta, task=self.task.value, metric=self.metric.name, metrics=self.meta["metrics"],
                                    family=found.family, test_score=metrics.get(self.metric.name), extra_files=files)
+        warning = no_better_than_baseline(report["metrics"], self.metric.name)
+        if warning:  # registered (the run is not lost) but never the default `predict NAME` over a better version
+            run.store.set_tags(self.name, version, {BASELINE_TAG: NOT_BEATEN})
+            run.store.add_event(run.run_id, "warning", warning)
+            self.notes.append(warning)
         run.emit("stage", {"message": "writing the model card"})
         self.card = write_model_card(run.ws, self.name, version, report.data, {**self.meta, "name": self.name, "run_id": run.run_id,
                                                                                 "version": version})
@@ -183,7 +194,21 @@ class TablePlan:
         return RunResult(run.run_id, self.name, registered.version, "tabular", self.task.value, self.metric.name, metrics,
                          model=self.model, family=self.found.family, split=self.meta["split"], baseline=self.baseline,
                          leaderboard=leaderboard_frame(self.found.trials, self.metric), audit=self.audit_report,
-                         evaluation=self.report, card_dir=self.card)
+                         evaluation=self.report, card_dir=self.card, notes=self.notes)
+
+
+def no_better_than_baseline(rows: list[dict], metric: str) -> str | None:
+    """The warning for a model whose test score is no better than the naive baseline's (None when it is better)."""
+    main = next((r for r in rows if r["metric"] == metric), None)
+    if main is None or main.get("baseline") is None or main.get("value") is None:
+        return None
+    value, base = main["value"], main["baseline"]
+    worse = value <= base if main.get("greater_is_better", True) else value >= base
+    if not worse:
+        return None
+    return (f"This model is no better than the naive baseline on the test rows ({metric} {value:.4g} vs baseline {base:.4g}). "
+            f"It is registered, tagged {BASELINE_TAG}={NOT_BEATEN}, and `predict NAME` keeps using the latest version "
+            "that beats its baseline; give the search more time (--time-limit) or check the audit findings.")
 
 
 def _preload_report_modules() -> None:

@@ -23,6 +23,7 @@ from trainyard.lm.serving import add_language_models, is_language_model
 from trainyard.rag.serving import add_indexes, is_rag_index
 from trainyard.registry.lineage import code_version
 from trainyard.registry.workspace import Workspace
+from trainyard.rl.serving import add_policies, is_policy
 from trainyard.serve.answering import lm_generator
 from trainyard.serve.bodies import BadCsv, TooLarge, csv_bytes, csv_rows, outputs_csv, read_body
 from trainyard.serve.image_serving import add_image_models, is_image_model
@@ -91,11 +92,13 @@ def create_app(settings: ServeSettings):
     policy = settings.policy()
     slots: dict[str, ModelSlot] = {}
 
+
     lm_refs = [ref for ref in settings.refs if is_language_model(ws, ref)]  # served by /v1/generate (trainyard.lm.serving)
     rag_refs = [ref for ref in settings.refs if ref not in lm_refs and is_rag_index(ws, ref)]  # /v1/search, /v1/ask (trainyard.rag.serving)
-    image_refs = [ref for ref in settings.refs if ref not in lm_refs + rag_refs and is_image_model(ws, ref)]  # uploads (serve/image_serving)
+    rl_refs = [ref for ref in settings.refs if ref not in lm_refs and ref not in rag_refs and is_policy(ws, ref)]  # /v1/act (trainyard.rl.serving)
+    image_refs = [ref for ref in settings.refs if ref not in lm_refs + rag_refs + rl_refs and is_image_model(ws, ref)]  # uploads (serve/image_serving)
     for ref in settings.refs:
-        if ref in lm_refs or ref in rag_refs or ref in image_refs:
+        if ref in lm_refs or ref in rag_refs or ref in rl_refs or ref in image_refs:
             continue
         slot = ModelSlot(ws, ref, policy)
         if slot.name in slots:
@@ -127,6 +130,7 @@ def create_app(settings: ServeSettings):
     add_language_models(app, ws, lm_refs)
     generator = lm_generator(settings.rag_generator, workspace=ws.home) if rag_refs and settings.rag_generator else None
     app.state.rag_indexes = add_indexes(app, ws, rag_refs, observe=state.metrics.observe, log=settings.log_predictions, generator=generator)
+    add_policies(app, ws, rl_refs)
     app.openapi = lambda: _openapi(app, state)
     app.add_middleware(_Guard, state=state)
     return app

@@ -13,15 +13,15 @@ from pathlib import Path
 
 import pandas as pd
 
+from trainyard.data.conform import Unseen, as_written, check_rows
 from trainyard.data.load import iter_chunks, table_format
 from trainyard.errors import ConfigError, DataError
 from trainyard.models.model import prediction_frame
 
-TEXT_ROLES = ("categorical", "text", "boolean", "datetime", "id", "ignore", "target")
-
-
 def _dtypes(model) -> dict[str, object]:
-    return {c.name: (str if c.role in TEXT_ROLES else "float64") for c in model.schema.columns}
+    """Every known column read as text: check_rows turns numeric ones into numbers (naming a value that is not one)
+    and as_written gives them back to the output as written (integers stay integers)."""
+    return {c.name: str for c in model.schema.columns}
 
 
 class _Writer:
@@ -60,10 +60,12 @@ class _Writer:
 
 
 def predict_file(model, source: Path, output: Path, *, chunk_rows: int = 100_000, keep_columns: bool = True,
-                 on_progress: Callable[[int, int | None, int | None, int | None], None] | None = None) -> int:
+                 on_progress: Callable[[int, int | None, int | None, int | None], None] | None = None,
+                 on_unseen: Callable[[list[Unseen]], None] | None = None) -> int:
     """Score `source` into `output` chunk by chunk; returns the number of rows. The output appears only when complete.
 
-    on_progress(rows_done, total_rows_or_None, bytes_done_or_None, total_bytes_or_None) is called after each chunk."""
+    on_progress(rows_done, total_rows_or_None, bytes_done_or_None, total_bytes_or_None) is called after each chunk;
+    on_unseen(findings) with each chunk's values never seen in training (data.conform.check_rows)."""
     try:
         table_format(output)
     except DataError:
@@ -77,10 +79,15 @@ def predict_file(model, source: Path, output: Path, *, chunk_rows: int = 100_000
     done, ok = 0, False
     try:
         for i, chunk in enumerate(chunks):
+            if len(chunk) == 0:
+                continue
             if i == 0:
                 _check_columns(chunk, model)
-            scored = prediction_frame(model, chunk)
-            writer.write(pd.concat([chunk, scored], axis=1) if keep_columns else scored)
+            scored, found = score_frame(model, chunk)
+            if on_unseen and found:
+                on_unseen(found)
+            kept = chunk if writer.fmt in ("csv", "tsv") else as_written(chunk, model.schema)  # text out as it came in
+            writer.write(pd.concat([kept, scored], axis=1) if keep_columns else scored)
             done += len(chunk)
             if on_progress:
                 on_progress(done, total_rows, tell() if tell else None, total_bytes)
@@ -90,6 +97,13 @@ def predict_file(model, source: Path, output: Path, *, chunk_rows: int = 100_000
     finally:
         writer.close(ok)
     return done
+
+
+def score_frame(model, X: pd.DataFrame) -> tuple[pd.DataFrame, list[Unseen]]:
+    """(the predictions for X, the values in X never seen in training); text in a numeric column or an infinite
+    value is refused (DataError naming the column and row)."""
+    checked, found = check_rows(X, model.schema)
+    return prediction_frame(model, checked), found
 
 
 def _check_columns(chunk: pd.DataFrame, model) -> None:

@@ -238,10 +238,14 @@ class TrainyardPyfunc:
 
 
 def _load_pyfunc(path):
+    import os
+
     import trainyard.kinds  # noqa: F401  (artifact loaders)
     from trainyard.registry.artifact import load_artifact
 
-    model, meta = load_artifact(Path(path))  # checks every file's SHA-256 before unpickling
+    # Every file's SHA-256 is checked against meta.json before unpickling, and meta.json's own hash against
+    # TRAINYARD_MODEL_SHA256 when set: the hash `trainyard export` printed, which did not travel with this folder.
+    model, meta = load_artifact(Path(path), os.environ.get("TRAINYARD_MODEL_SHA256") or None)
     return TrainyardPyfunc(model, meta)
 '''
 
@@ -249,6 +253,8 @@ def _load_pyfunc(path):
 def _mlflow_type(col) -> str:
     if col.role == "boolean":  # booleans written as words in the training data stay words
         return "boolean" if col.dtype == "bool" else "string"
+    if col.role == "numeric" and col.dtype.lower().startswith(("int", "uint")):
+        return "long"  # MLflow refuses int64 for "double" (not a safe conversion): integer columns take integers
     return {"numeric": "double", "datetime": "datetime"}.get(col.role, "string")
 
 
@@ -311,4 +317,4 @@ def export(ref: str, fmt: str, out: Path, *, workspace=None, force: bool = False
     if fmt == "onnx":
         _tree_plan(model)  # refuse before touching the output folder
         return export_onnx(model, meta, prepare_dir(out, force))
-    return export_mlflow(model, meta, artifact_dir, prepare_dir(out, force))
+    return {**export_mlflow(model, meta, artifact_dir, prepare_dir(out, force)), "meta_sha256": row["meta_sha256"]}

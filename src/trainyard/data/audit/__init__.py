@@ -17,12 +17,12 @@ import numpy as np
 import pandas as pd
 
 from trainyard.data.audit.columns import check_constant, check_id_like, check_missing, check_outliers
-from trainyard.data.audit.types import check_types
 from trainyard.data.audit.context import Context, Settings, build_context
 from trainyard.data.audit.noise import check_label_noise, check_poisoning
 from trainyard.data.audit.report import AuditReport, Finding, SEVERITIES
 from trainyard.data.audit.rows import check_duplicates, check_near_duplicates
 from trainyard.data.audit.splits import compare_splits
+from trainyard.data.audit.types import check_types
 from trainyard.data.load import load_table
 from trainyard.errors import ConfigError, DataError, suggest
 from trainyard.tasks import infer_task, parse_task
