@@ -77,6 +77,8 @@ def show_neural_result(result, as_json: bool) -> None:
                         [[k, v] for k, v in result.metrics.items()]))
     console.print(f"Registered [bold]{result.name}@{result.version}[/] ({result.family}), run {result.run_id}. "
                   f"Test {result.metric} = {fmt(result.test_score)}.")
+    for note in result.notes or []:
+        console.print(f"[yellow]note:[/] {note}", highlight=False)
 
 
 def show_lm_result(result, as_json: bool) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from trainyard.commands._common import console, print_json, split_list
+from trainyard.commands._common import console, print_json, split_list, table
 from trainyard.commands._results import metrics_table, print_findings
 from trainyard.commands.lm import evaluate_lm, evaluate_reward
 from trainyard.commands.rag import evaluate_index
@@ -41,6 +41,7 @@ def evaluate(
 
     from trainyard.api import load_with_meta
     from trainyard.evaluation.core import evaluate as run_evaluate
+    from trainyard.serve.images import is_image_model
 
     ws = Workspace.resolve()
     model, meta = load_with_meta(ref, ws.home)
@@ -49,6 +50,8 @@ def evaluate(
     if meta.get("kind") == "rl-policy":  # episodes on held-out seeds beside a random policy: trainyard.rl
         return evaluate_rl(ref, episodes, as_json=as_json)
     data = _required(data, "--data")
+    if is_image_model(model) and Path(data).is_dir():  # a labelled folder: one sub-folder per class
+        return _evaluate_images(model, meta, data, as_json)
     if meta.get("kind") == "language-model":  # perplexity, accuracy, samples, before/after: trainyard.lm.evaluate
         return evaluate_lm(model, data, ref=ref, as_json=as_json)
     if meta.get("kind") == "reward-model":  # ranking of chosen/rejected pairs: trainyard.lm.reward
@@ -64,6 +67,20 @@ def evaluate(
     console.print(metrics_table(f"{meta['name']}@{meta['version']} on {data} ({report_['dataset']['rows']} rows)", report_["metrics"]))
     print_findings(report_.data)
     console.print(f"Report: {paths['html']} (also .json, .md)", highlight=False)
+
+
+def _evaluate_images(model, meta: dict, folder: Path, as_json: bool) -> None:
+    from trainyard.evaluation.images import evaluate_folder
+
+    report_ = evaluate_folder(model, folder)
+    if as_json:
+        print_json(report_)
+        return
+    rows = [["accuracy", report_["accuracy"], report_["majority_baseline"]], ["log_loss", report_["log_loss"], None],
+            *[[f"recall {c}", r, None] for c, r in report_["recall"].items()]]
+    console.print(table(f"{meta['name']}@{meta['version']} on {folder} ({report_['images']} images)", ["metric", "value", "majority baseline"], rows))
+    if report_["unknown_class_images"]:
+        console.print(f"{report_['unknown_class_images']} images in folders that are not classes of this model were left out.")
 
 
 def _required(value, flag: str):

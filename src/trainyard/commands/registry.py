@@ -85,7 +85,7 @@ def families(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) 
 
 def predict(
     model: str = typer.Argument(..., help="NAME (latest version), NAME@VERSION or NAME@ALIAS."),
-    data: Path = typer.Argument(..., help="Rows to score: .csv, .tsv, .parquet or .jsonl."),
+    data: Path = typer.Argument(..., help="Rows to score: .csv, .tsv, .parquet or .jsonl; for an image model an image or a folder of images."),
     output: Path = typer.Option(None, "--output", "-o", help="Where to write the predictions (.csv, .parquet or .jsonl); default: print the first 50."),
     keep_columns: bool = typer.Option(True, "--keep-columns/--only-predictions", help="Write the input columns too."),
     chunk_rows: int = typer.Option(100_000, "--chunk-rows", help="Rows read, scored and written at a time (memory stays bounded by this)."),
@@ -98,11 +98,13 @@ def predict(
     from trainyard.data.conform import merge
     from trainyard.data.load import load_table
     from trainyard.serve.batch import predict_file, score_frame
-
+    from trainyard.serve.images import is_image_model
 
     if is_policy(model):  # a reinforcement-learning policy: actions for observations
         return predict_rl(model, data, output)
     loaded = api.load(model)
+    if is_image_model(loaded):  # an image file or a folder of images: path, class, probabilities
+        return _predict_images(loaded, data, output)
     unseen: dict = {}
     if output is None:
         X = load_table(data, nrows=50)
@@ -136,3 +138,16 @@ def warn_unseen(found) -> None:
                           "are extrapolations:", highlight=False)
         for line in describe(found):
             err_console.print(f"  {line}", highlight=False)
+
+
+def _predict_images(model, data: Path, output: Path | None) -> None:
+    from trainyard.serve.images import image_files, predict_images, write_predictions
+
+    files = image_files(data)
+    frame = predict_images(model, files if output is not None else files[:50])
+    if output is None:
+        console.print(frame.to_string(index=False))
+        console.print(f"(first 50 of {len(files)} images at most; use -o FILE to score them all)")
+        return
+    write_predictions(frame, output)
+    console.print(f"Wrote {len(frame):,} predictions to {output}.")

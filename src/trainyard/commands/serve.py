@@ -91,7 +91,7 @@ def check_limits(port: int, max_body_mb: float, max_batch: int, poll_interval: f
 
 def export(
     ref: str = typer.Argument(..., help="NAME, NAME@VERSION or NAME@ALIAS."),
-    fmt: str = typer.Option(..., "--format", "-f", help="onnx (LightGBM on numeric/boolean/categorical columns, verified with onnxruntime) or mlflow (any model: a pyfunc directory)."),
+    fmt: str = typer.Option(..., "--format", "-f", help="onnx (LightGBM on numeric/boolean/categorical columns, image CNNs, language models; verified with onnxruntime) or mlflow (table and text models: a pyfunc directory)."),
     output: Path = typer.Option(..., "--output", "-o", help="Folder to write (must be new or empty unless --force)."),
     force: bool = typer.Option(False, "--force", help="Replace a non-empty output folder."),
 ) -> None:
@@ -102,7 +102,7 @@ def export(
         info = run_export(ref, fmt, output, force=force)
     if fmt == "onnx":
         check = info["verification"]
-        console.print(f"Wrote {output / 'model.onnx'} (inputs: one per column; outputs: {', '.join(info['outputs'])}).")
+        console.print(f"Wrote {output / 'model.onnx'} (inputs: {info.get('input_summary', 'one per column')}; outputs: {', '.join(info['outputs'])}).")
         console.print(f"Verified with onnxruntime on {check['rows']} rows: max difference {check['max_abs_diff']:.2g} "
                       f"({check['share_within_tolerance']:.0%} within {check['tolerance']}).")
     else:

@@ -106,8 +106,8 @@ def _npz(path: Path) -> ImageSet:
     return ImageSet(X, y, str(path))
 
 
-def image_batch(X, rows: np.ndarray, *, size: int | None, channels: int, mean, std, augment: bool, generator=None):
-    """The images `rows` of X as a float tensor (B, C, H, W), normalised, optionally flipped and cropped."""
+def image_batch(X, rows: np.ndarray, *, size: int | None, channels: int, mean, std, augment: bool, generator=None, flips: bool = True):
+    """The images `rows` of X as a float tensor (B, C, H, W), normalised, optionally cropped (and flipped, with `flips`)."""
     import torch
     import torch.nn.functional as F
 
@@ -125,7 +125,7 @@ def image_batch(X, rows: np.ndarray, *, size: int | None, channels: int, mean, s
             t = F.interpolate(t, size=(size, size), mode="bilinear", align_corners=False)
         batch = t
     if augment:
-        batch = flip_and_crop(batch, generator)
+        batch = flip_and_crop(batch, generator, flips=flips)
     m = torch.tensor(mean, dtype=batch.dtype).view(1, -1, 1, 1)
     s = torch.tensor(std, dtype=batch.dtype).view(1, -1, 1, 1)
     return ((batch - m) / s).contiguous()
@@ -142,14 +142,15 @@ def take_rows(X, rows: np.ndarray) -> np.ndarray:
     return out
 
 
-def flip_and_crop(batch, generator=None, pad: int | None = None):
-    """Random horizontal flips and random crops after reflection padding (pad = 1/8 of the side)."""
+def flip_and_crop(batch, generator=None, pad: int | None = None, flips: bool = True):
+    """Random horizontal flips (unless `flips` is False) and random crops after reflection padding (pad = 1/8 of the side)."""
     import torch
     import torch.nn.functional as F
 
     n, _, h, w = batch.shape
-    flip = torch.rand(n, generator=generator) < 0.5
-    batch = torch.where(flip.view(-1, 1, 1, 1), batch.flip(3), batch)
+    flip = torch.rand(n, generator=generator) < 0.5  # drawn either way: the same crops with and without flips
+    if flips:
+        batch = torch.where(flip.view(-1, 1, 1, 1), batch.flip(3), batch)
     pad = pad if pad is not None else max(1, h // 8)
     padded = F.pad(batch, (pad, pad, pad, pad), mode="reflect")
     dx = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
@@ -174,3 +175,26 @@ def _read_file(path: str, size: int | None, channels: int):
         raise DataError(f"Cannot read the image {path}: {exc}.", "remove or replace the broken file.") from None
     t = torch.from_numpy(arr.copy()).float() / 255.0
     return t.unsqueeze(0) if t.dim() == 2 else t.permute(2, 0, 1)
+
+
+def mirror_safe(X, rows: np.ndarray, labels, *, sample: int = 600, seed: int = 0, keep: float = 0.75) -> tuple[bool, dict]:
+    """Whether horizontal flips keep the labels of the images `rows` of X (labelled `labels`), judged from the data: a
+    nearest-class-mean classifier on (up to `sample`) small grey copies scores the images, then their mirror images.
+    Flips are safe when the mirror images keep at least `keep` of the accuracy: Fashion-MNIST keeps 87% (0.69 -> 0.60:
+    shoes face the other way but stay shoes), scikit-learn's digits keep 33% (0.91 -> 0.30: a mirrored 2 is no longer
+    a 2), and flipping those would teach the network wrong labels.
+    Returns (safe, {"accuracy": ..., "mirrored_accuracy": ...})."""
+    rows, labels = np.asarray(rows), np.asarray(labels)
+    pick = np.random.default_rng(seed).permutation(len(rows))[:sample]
+    pixels = image_batch(X, rows[pick], size=16, channels=1, mean=(0.0,), std=(1.0,), augment=False).numpy()
+    labels = labels[pick]
+    classes = np.unique(labels)
+    flat, mirrored = pixels.reshape(len(pixels), -1), pixels[..., ::-1].reshape(len(pixels), -1)
+    means = np.stack([flat[labels == c].mean(axis=0) for c in classes])
+
+    def accuracy(images):
+        distances = ((images[:, None, :] - means[None]) ** 2).sum(axis=2)
+        return float((classes[distances.argmin(axis=1)] == labels).mean())
+
+    scores = {"accuracy": accuracy(flat), "mirrored_accuracy": accuracy(mirrored)}
+    return scores["mirrored_accuracy"] >= keep * scores["accuracy"], scores

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from trainyard.errors import NotFoundError
 from trainyard.lm.generate import Sampling, generate, stream
+from trainyard.lm.labels import task_metric
 from trainyard.lm.tokenizer import load_tokenizer
 from trainyard.registry.artifact import register_loader, save_artifact
 from trainyard.registry.loading import load_with_meta
@@ -141,9 +142,9 @@ def register_language_model(ws, name: str, run_id: str, lm: LanguageModel, meta:
         files = {p.relative_to(tmp).as_posix(): p for p in Path(tmp).rglob("*") if p.is_file()}
         full_meta = {"kind": KIND, "name": name, "run_id": run_id, "metrics": metrics or {}, **meta}
         digest = save_artifact(None, artifact_dir, full_meta, extra_files=files)
-    score = (metrics or {}).get("val_perplexity")
+    metric, key = task_metric(meta.get("task", "causal-lm"), meta.get("settings", {}).get("method", "dpo"))
     return ws.store.register_model(name, artifact_path=str(artifact_dir.relative_to(ws.home)), meta_sha256=digest, run_id=run_id,
-                                   task=meta.get("task", "causal-lm"), metric="perplexity", test_score=score,
+                                   task=meta.get("task", "causal-lm"), metric=metric, test_score=(metrics or {}).get(key),
                                    metrics=metrics or {}, family=meta.get("family", "transformer"))
 
 

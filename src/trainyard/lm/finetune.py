@@ -12,6 +12,7 @@ import numpy as np
 
 from trainyard.errors import DataError
 from trainyard.lm.artifact import LanguageModel, load_base, quiet_transformers
+from trainyard.lm.memory import quantized
 from trainyard.lm.model import context_length
 from trainyard.lm.settings import TaskSetup
 from trainyard.lm.sft import IGNORE, chat_prompt, encode_example, pad_batch, read_pairs, token_loss
@@ -20,7 +21,8 @@ from trainyard.lm.sft import IGNORE, chat_prompt, encode_example, pad_batch, rea
 def plan(data, s, ws, run_dir, emit) -> TaskSetup:
     from trainyard.engine.batches import IndexedBatches
 
-    base = load_base(s.base, ws.home).merged()  # an adapter as the base: start from its merged weights
+    base = load_base(s.base, ws.home)
+    base = quantized(base, s) if s.quantize else base.merged()  # an adapter as the base: start from its merged weights
     tok = base.tokenizer
     pairs = read_pairs(data)
     train_pairs, val_pairs = split_rows(pairs, s.val_fraction, s.seed)

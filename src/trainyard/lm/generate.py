@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from trainyard.errors import ConfigError
+from trainyard.lm.labels import printable
 from trainyard.lm.model import context_length
 
 
@@ -129,7 +130,15 @@ def discourage_repeats(logits, history: list[int], penalty: float = 1.0, ngram: 
 
 
 def stream(model, tokenizer, prompt: str, s: Sampling = Sampling(), info: dict | None = None) -> Iterator[str]:
-    """Pieces of generated text as they become final; `info` (if given) receives tokens, finish and token_ids."""
+    """Pieces of generated text as they become final, without control characters (byte tokens such as '\\x05' that a
+    small model emits); `info` (if given) receives tokens, finish and token_ids."""
+    for piece in _pieces(model, tokenizer, prompt, s, info):
+        shown = printable(piece)
+        if shown:
+            yield shown
+
+
+def _pieces(model, tokenizer, prompt: str, s: Sampling, info: dict | None) -> Iterator[str]:
     prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
     eos = tokenizer.eos_token_id
     hold = max((len(x) for x in s.stop), default=1) - 1

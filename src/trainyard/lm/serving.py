@@ -40,8 +40,27 @@ def add_language_models(app, ws, refs: list[str]) -> dict:
     return models
 
 
+async def json_body(request, model):
+    """The body as `model`, read as JSON whatever the content type says: `curl -d '{...}'` sends JSON labelled as a
+    form (application/x-www-form-urlencoded). A body that is not JSON, or not a valid request, is answered 422."""
+    from fastapi.exceptions import RequestValidationError
+    from pydantic import ValidationError
+
+    raw = await request.body()
+    try:
+        value = json.loads(raw) if raw.strip() else None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RequestValidationError([{"type": "json_invalid", "loc": ("body",), "msg": f"the body is not JSON: {exc}",
+                                       "input": raw[:200].decode("utf-8", "replace")}]) from None
+    try:
+        return model.model_validate(value)
+    except ValidationError as exc:
+        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]) from None
+
+
 def add_generate_routes(app, models: dict) -> None:
-    from fastapi import HTTPException
+    from fastapi import HTTPException, Request
+    from starlette.concurrency import run_in_threadpool
     from fastapi.responses import JSONResponse, StreamingResponse
     from pydantic import BaseModel, Field
 
@@ -82,8 +101,13 @@ def add_generate_routes(app, models: dict) -> None:
         return {"model": name, "version": lm.meta.get("version"), "tokens": info.get("tokens", 0), "finish": info.get("finish"),
                 "seconds": round(seconds, 4), "tokens_per_second": round(info.get("tokens", 0) / max(seconds, 1e-9), 2)}
 
-    @app.post("/v1/generate", summary="Generate text from a language model (optionally streamed as server-sent events)")
-    def generate(req: GenerateRequest):
+    @app.post("/v1/generate", summary="Generate text from a language model (optionally streamed as server-sent events)",
+              openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": GenerateRequest.model_json_schema()}}}})
+    async def generate(request: Request):
+        req = await json_body(request, GenerateRequest)
+        return await run_in_threadpool(answer, req)
+
+    def answer(req: GenerateRequest):
         name, lm = pick(req.model)
         started, info = time.perf_counter(), {}
         if not req.stream:

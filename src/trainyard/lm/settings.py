@@ -51,6 +51,10 @@ class LMSettings:
     val_fraction: float = setting(0.05, "Share of documents / pairs held out (default 0.05).", flag="--val-fraction")
     separator: str | None = setting(None, "Split corpus files into documents on this string (e.g. '\\n%\\n').", flag="--doc-separator")
     text_field: str | None = setting(None, "JSONL field holding the text (default: 'text').", flag="--text-field")
+    gradient_checkpointing: bool = setting(False, "Recompute activations in the backward pass: far less memory for about a third "
+                                                  "more compute.", flag="--gradient-checkpointing")
+    quantize: str | None = setting(None, "Load the LoRA base in 8bit or 4bit (QLoRA; needs a CUDA GPU and bitsandbytes).",
+                                   flag="--quantize")
     device: str = "auto"
     samples: int = 3  # generations recorded before/after training
     loop: dict = field(default_factory=dict)  # any other LoopConfig field, passed through

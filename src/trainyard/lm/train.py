@@ -22,6 +22,8 @@ from trainyard.errors import ConfigError, NotFoundError
 from trainyard.lm import finetune, preference, pretrain, reward
 from trainyard.lm.artifact import register_language_model
 from trainyard.lm.generate import Sampling, generate
+from trainyard.lm.labels import task_metric
+from trainyard.lm.memory import check_quantize, use_gradient_checkpointing
 from trainyard.lm.settings import LMSettings, TaskSetup
 from trainyard.registry.names import safe_stem
 from trainyard.registry.plan import Registered, RunContext, RunResult, RunSpec
@@ -33,6 +35,7 @@ class LanguageModelPlan:
     """A language-model run (see the module docstring). A time limit counts from `started` (a perf_counter stamp)."""
 
     def __init__(self, data, settings: LMSettings, *, started: float | None = None):
+        check_quantize(settings)
         self.data, self.s = data, settings
         self.started = time.perf_counter() if started is None else started
         self.name = settings.name or _default_name(data, settings.task)
@@ -48,7 +51,7 @@ class LanguageModelPlan:
         return cls(run["data_source"], LMSettings.from_dict(config), started=started)
 
     def spec(self) -> RunSpec:
-        return RunSpec(self.name, "language-model", self.s.task, "perplexity", data_source=source_name(self.data),
+        return RunSpec(self.name, "language-model", self.s.task, task_metric(self.s.task, self.s.method)[0], data_source=source_name(self.data),
                        config={"lm": {**asdict(self.s), "name": self.name}})
 
     def prepare(self, run: RunContext) -> None:
@@ -57,6 +60,8 @@ class LanguageModelPlan:
                          "family": s.base or f"{s.arch} {s.size}" + (f" ({s.experts} experts)" if s.experts else ""),
                          "sizes": f"context {s.context}, batch {s.batch_size}" + (", LoRA" if s.lora else "")})
         self.plan = PLANNERS[s.task](self.data, s, run.ws, run.run_dir, run.emit)
+        if s.gradient_checkpointing:
+            use_gradient_checkpointing(self.plan.lm.model)
 
     def fit(self, run: RunContext) -> None:
         from trainyard.engine.loop import LoopConfig, fit  # PyTorch, loaded when a model trains
@@ -78,6 +83,7 @@ class LanguageModelPlan:
             "monitor": plan.monitor, "patience": None, "restore_best": False, "checkpoint_every": s.checkpoint_every, "seed": s.seed,
             "device": s.device, "weight_decay": 0.1, "time_limit": time_left, **plan.loop, **s.loop})
         self.log = run.log()
+        self.restores_best = cfg.restore_best
         ckpt_dir = run.run_dir / "checkpoints"
         resume = ckpt_dir.is_dir() and any(ckpt_dir.glob("step-*"))
         self.fitted = fit(plan.lm.model, plan.batches, plan.loss_fn, config=cfg, evaluate=plan.evaluate, checkpoint_dir=ckpt_dir,
@@ -91,8 +97,14 @@ class LanguageModelPlan:
 
         plan, fitted = self.plan, self.fitted
         plan.lm.model.eval()
-        with torch.no_grad():
-            metrics = {k: float(v) for k, v in plan.evaluate(plan.lm.model).items()}
+        last = fitted.history[-1] if fitted.history else {}
+        logged: set = set()
+        if last.get("step") == fitted.state.step and not self.restores_best:  # the loop scored these very weights: not twice
+            metrics = {k: float(v) for k, v in last.items() if k not in ("step", "epoch")}
+            logged = set(metrics)
+        else:
+            with torch.no_grad():
+                metrics = {k: float(v) for k, v in plan.evaluate(plan.lm.model).items()}
         if "val_loss" in metrics and self.s.task in ("causal-lm", "sft"):  # DPO's, RLOO's and a reward model's losses are not LM losses
             metrics["val_perplexity"] = math.exp(min(metrics["val_loss"], 50))
         tokens = plan.meta.get("tokens_per_step")
@@ -100,7 +112,7 @@ class LanguageModelPlan:
         metrics.update({k: v for k, v in plan.meta.get("baseline", {}).items()})
         if self.tokens_per_second:
             metrics["train_tokens_per_second"] = self.tokens_per_second
-        self.log.metrics(fitted.state.step, {k: v for k, v in metrics.items() if isinstance(v, float)})
+        self.log.metrics(fitted.state.step, {k: v for k, v in metrics.items() if isinstance(v, float) and k not in logged})
         self.log.flush()
         return metrics
 
@@ -112,11 +124,11 @@ class LanguageModelPlan:
         meta = {"task": s.task, "family": plan.meta.get("family", "transformer"), "settings": asdict(s), "steps": fitted.state.step,
                 "train_seconds": fitted.seconds, "samples": self.samples, "data_source": str(self.data), **plan.meta.get("artifact", {})}
         version = register_language_model(run.ws, self.name, run.run_id, plan.lm, meta, metrics=metrics, arrays=plan.meta.get("files"))
-        return Registered(version, metrics.get("val_perplexity", metrics.get("val_loss")), meta["family"])
+        return Registered(version, metrics.get(task_metric(s.task, s.method)[1], metrics.get("val_loss")), meta["family"])
 
     def result(self, run: RunContext, registered: Registered, metrics: dict[str, float]) -> RunResult:
         state = self.fitted.state
-        return RunResult(run.run_id, self.name, registered.version, "language-model", self.s.task, "perplexity", metrics,
+        return RunResult(run.run_id, self.name, registered.version, "language-model", self.s.task, task_metric(self.s.task, self.s.method)[0], metrics,
                          family=registered.best_family, samples=self.samples, steps=state.step, seconds=self.fitted.seconds,
                          tokens_per_second=self.tokens_per_second, timed_out=state.timed_out)
 

@@ -20,7 +20,7 @@ from sklearn.utils import ClassifierTags, assert_all_finite
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_consistent_length, check_is_fitted, column_or_1d
 
-from trainyard.data.images import image_batch
+from trainyard.data.images import image_batch, mirror_safe
 from trainyard.errors import ConfigError, DataError
 from trainyard.models.neural import NeuralEstimator, RunHooks, holdout_rows
 from trainyard.models.registry import register
@@ -129,9 +129,17 @@ class ImageClassifier(NeuralEstimator):
     LOOP_DEFAULTS = {"lr": 3e-3, "weight_decay": 5e-4, "warmup": 0.05, "clip_norm": 2.0}
 
     def __init__(self, arch: str = "resnet", width: int = 32, blocks: int = 1, image_size: int | None = None,
-                 augment: bool = True, finetune: bool = False, dropout: float = 0.2, batch_size: int = 64,
-                 validation_fraction: float = 0.1, random_state: int = 0, loop=None):
+                 augment: bool = True, finetune: bool = False, dropout: float = 0.2, batch_size: int | None = None,
+                 validation_fraction: float = 0.1, random_state: int = 0, loop=None, flips: bool | None = None):
+        """`augment`: random crops (and flips) of training images; `flips`: None chooses them from the data (off when
+        mirror images lose their labels, as digits do: `data.images.mirror_safe`); `batch_size`: None is 64, or fewer
+        for small sets so that an epoch still takes ~24 steps (a few hundred images in 64s is 6 steps an epoch)."""
         self._store_params(locals())
+
+    def __setstate__(self, state):
+        state.setdefault("flips", None)  # saved before `flips` existed: flips were always on (flips_ below)
+        state.setdefault("flips_", bool(state.get("augment", True)))
+        super().__setstate__(state)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -173,6 +181,8 @@ class ImageClassifier(NeuralEstimator):
             if not self.finetune:
                 self.module_.backbone.requires_grad_(False)
         labels = torch.from_numpy(codes)
+        self.batch_size_ = self.batch_size or int(np.clip(len(codes) // 24, 16, 64))
+        self.flips_ = bool(self.augment) and (self.flips if self.flips is not None else mirror_safe(X, train_idx, codes)[0])
 
         def load(rows, generator):
             return self._batch(X, train_idx[rows], self.augment, generator), labels[rows]
@@ -195,19 +205,19 @@ class ImageClassifier(NeuralEstimator):
                     correct += (out.argmax(1) == t).sum()
             return {"val_loss": float(loss) / len(val_codes), "val_accuracy": int(correct) / len(val_codes)}
 
-        batches = IndexedBatches(len(codes), self.batch_size, load)
+        batches = IndexedBatches(len(codes), self.batch_size_, load)
         self._train(batches, loss_fn, evaluate, RunHooks(log, progress, checkpoint_dir, resume))
         return self
 
     def _set_input(self, X) -> None:
-        if isinstance(X, (list, tuple)):
-            self.channels_ = 3
-            native = None
+        if isinstance(X, (list, tuple)):  # files: their own size (capped at 64) and grey or colour, from a few of them
+            self.channels_, native = file_shape(X)
         else:
             self.channels_ = 1 if np.asarray(X[:1]).ndim == 3 else int(np.shape(X)[-1])
             native = int(np.shape(X)[1])
         if self.arch == "mobilenetv2":
             self.channels_ = 3
+            native = None if isinstance(X, (list, tuple)) else native  # files: 96 pixels, whatever their size
             self.image_size_ = self.image_size or max(64, -(-(native or 96) // 32) * 32)
             self.mean_, self.std_ = IMAGENET_MEAN, IMAGENET_STD
         else:
@@ -232,6 +242,23 @@ class ImageClassifier(NeuralEstimator):
         return float(accuracy_score(y, self.predict(X), sample_weight=sample_weight))
 
 
+def file_shape(paths, look: int = 16, largest: int = 64) -> tuple[int, int]:
+    """(channels, side) for images read from `paths`: 1 when the first `look` files are all grey, else 3; the median of
+    their longer sides, at most `largest` (a folder of 16-pixel scans is not blown up to 64 pixels: 16x the compute)."""
+    from PIL import Image
+
+    modes, sides = set(), []
+    for path in paths[:look]:
+        try:
+            with Image.open(path) as im:
+                modes.add(im.mode)
+                sides.append(max(im.size))
+        except OSError:
+            continue  # a broken file is named when it is read for training
+    grey = bool(modes) and modes <= {"L", "1", "I", "I;16", "F"}
+    return (1 if grey else 3), int(min(np.median(sides), largest)) if sides else largest
+
+
 def check_images(X, y=None):
     """Refuse what is not images (sparse or 2-D arrays), no images, NaN or infinite pixels, and labels that are not
     classes or do not match the images one to one; returns y as a 1-D array (when given)."""
@@ -254,7 +281,7 @@ def check_images(X, y=None):
 
 def image_batch_for(model: ImageClassifier, X, rows, augment: bool, generator=None):
     return image_batch(X, rows, size=model.image_size_, channels=model.channels_, mean=model.mean_, std=model.std_,
-                       augment=augment, generator=generator)
+                       augment=augment, generator=generator, flips=getattr(model, "flips_", True))
 
 
 

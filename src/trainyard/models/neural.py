@@ -126,7 +126,7 @@ class NeuralEstimator(BaseEstimator):
         import torch
 
         self.module_.eval()
-        size = batch_size or max(self.batch_size, 256)
+        size = batch_size or max(self.batch_size or 0, 256)
         outs = []
         with torch.inference_mode():
             for start in range(0, n, size):

@@ -22,6 +22,7 @@ from trainyard.data.split import split_indices
 from trainyard.data.texts import TEXT_TASKS, load_texts
 from trainyard.data.tokens import TokenRows
 from trainyard.errors import ConfigError, DataError, NotFoundError
+from trainyard.evaluation.images import pixel_baseline
 from trainyard.metrics import score_all
 from trainyard.models.families import get_family
 from trainyard.models.model import TrainyardModel
@@ -89,6 +90,14 @@ class NeuralPlan:
     def evaluate(self, run: RunContext) -> dict[str, float]:
         run.emit("stage", {"message": "scoring once on the held-out test set"})
         metrics = _test_metrics(self.estimator, *self.parts["test"], regression=self.task == "text-regression")
+        if self.task == "image-classification":  # the simple baseline it has to beat, said out loud when it does not
+            metrics["pixel_baseline_accuracy"] = pixel_baseline(*self.parts["train"], *self.parts["test"])
+            if metrics["accuracy"] < metrics["pixel_baseline_accuracy"]:
+                note = (f"The {self.family_name} model ({metrics['accuracy']:.3f} test accuracy) loses to a logistic regression on "
+                        f"16x16 grey pixels ({metrics['pixel_baseline_accuracy']:.3f}): train longer (--epochs) or try --model mobilenetv2.")
+                self.notes.append(note)
+                run.store.add_event(run.run_id, "note", note)
+                run.emit("note", {"message": note})
         run.store.log_metrics(run.run_id, self.estimator.n_steps_, {f"test_{k}": v for k, v in metrics.items()})
         return metrics
 

@@ -26,6 +26,7 @@ from trainyard.registry.workspace import Workspace
 from trainyard.rl.serving import add_policies, is_policy
 from trainyard.serve.answering import lm_generator
 from trainyard.serve.bodies import BadCsv, TooLarge, csv_bytes, csv_rows, outputs_csv, read_body
+from trainyard.serve.image_serving import add_image_models, is_image_model
 from trainyard.serve.metrics import Metrics
 from trainyard.serve.predlog import PredictionLogger, row_ids
 from trainyard.serve.runtime import ModelSlot, Poller, ServedModel
@@ -95,8 +96,9 @@ def create_app(settings: ServeSettings):
     lm_refs = [ref for ref in settings.refs if is_language_model(ws, ref)]  # served by /v1/generate (trainyard.lm.serving)
     rag_refs = [ref for ref in settings.refs if ref not in lm_refs and is_rag_index(ws, ref)]  # /v1/search, /v1/ask (trainyard.rag.serving)
     rl_refs = [ref for ref in settings.refs if ref not in lm_refs and ref not in rag_refs and is_policy(ws, ref)]  # /v1/act (trainyard.rl.serving)
+    image_refs = [ref for ref in settings.refs if ref not in lm_refs + rag_refs + rl_refs and is_image_model(ws, ref)]  # uploads (serve/image_serving)
     for ref in settings.refs:
-        if ref in lm_refs or ref in rag_refs or ref in rl_refs:
+        if ref in lm_refs or ref in rag_refs or ref in rl_refs or ref in image_refs:
             continue
         slot = ModelSlot(ws, ref, policy)
         if slot.name in slots:
@@ -123,6 +125,7 @@ def create_app(settings: ServeSettings):
     app = FastAPI(title="trainyard model server", version=code_version()["trainyard"], lifespan=lifespan,
                   description="Predictions from trainyard models. Request bodies are checked against each model's training schema.")
     app.state.trainyard = state
+    add_image_models(app, ws, image_refs)  # before the table routes: their catch-all would answer these names 404
     _add_routes(app, state)
     add_language_models(app, ws, lm_refs)
     generator = lm_generator(settings.rag_generator, workspace=ws.home) if rag_refs and settings.rag_generator else None

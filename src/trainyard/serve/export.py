@@ -28,9 +28,11 @@ import pandas as pd
 
 from trainyard.errors import ConfigError, TrainyardError
 from trainyard.models.fastpath import as_bool, as_float, is_passthrough
+from trainyard.models.model import TrainyardModel
 from trainyard.models.unwrap import tree_parts, why_not
 from trainyard.registry.artifact import load_artifact
 from trainyard.registry.workspace import Workspace
+from trainyard.serve.export_neural import export_network
 import trainyard.kinds  # noqa: F401  (artifact loaders)
 
 
@@ -310,6 +312,8 @@ def export(ref: str, fmt: str, out: Path, *, workspace=None, force: bool = False
     artifact_dir = ws.home / row["artifact_path"]
     model, meta = load_artifact(artifact_dir, row["meta_sha256"])
     meta = {**meta, "version": row["version"], "name": row["name"]}
+    if not isinstance(model, TrainyardModel):  # image and language models (ONNX, checked by onnxruntime), or refused
+        return export_network(model, meta, fmt, lambda: prepare_dir(out, force))
     if fmt == "onnx":
         _tree_plan(model)  # refuse before touching the output folder
         return export_onnx(model, meta, prepare_dir(out, force))
