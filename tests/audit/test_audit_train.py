@@ -70,7 +70,7 @@ BROKEN_FILES = {  # name -> (content, message the user sees)
     "one_column.csv": (b"y\n1\n0\n1\n0\n", "only one column"),
     "null_target.csv": (b"a,b,y\n1,2,\n3,4,\n5,6,\n", "every value is missing"),
     "header_only.csv": (b"a,b,y\n", "no rows"),
-    "ragged.csv": (b"a,b,y\n1,2,0\n3,4,1,9,9\n", "Cannot read"),
+    "ragged.csv": (b"a,b,y\n1,2,0\n3,4,1,9,9\n", "Line 3 of 'ragged.csv' has 5 fields"),
 }
 
 

@@ -116,7 +116,7 @@ ROW_CHECKS = {
     "check_n_features_in", "check_fit1d", "check_fit2d_predict1d", "check_supervised_y_no_nan", "check_complex_data",
 }
 CLASSIFIER_ROW_CHECKS = {"check_classifier_data_not_an_array", "check_classifiers_one_label",
-                         "check_classifiers_one_label_sample_weights", "check_classifiers_classes", "check_classifiers_train",
+                         "check_classifiers_classes", "check_classifiers_train",
                          "check_classifiers_regression_target"}
 REGRESSOR_ROW_CHECKS = {"check_regressor_data_not_an_array", "check_regressors_train", "check_regressors_int",
                         "check_regressors_no_decision_function", "check_regressor_multioutput"}
