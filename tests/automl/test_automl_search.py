@@ -76,7 +76,9 @@ def test_time_limit_is_respected_and_a_model_exists(workspace):
     result = trainyard.train(df, target="y", time_limit=20)
     wall = time.perf_counter() - t0
     # Generous: test machines are shared and oversubscribed; docs/automl.md reports the measured overrun.
-    assert wall < 20 * 3  # a loose bound: timing belongs in benchmarks/automl, this only catches a runaway search
+    # a loose bound: timing belongs in benchmarks/automl (issue 18 measures the overrun), this only catches a runaway
+    # search; 3x was crossed once (61.7 s) with other test processes on both cores
+    assert wall < 20 * 4
     assert result.metrics["roc_auc"] > 0.9
     ok = result.leaderboard[result.leaderboard["status"] == "ok"]
     assert len(ok) >= 2
