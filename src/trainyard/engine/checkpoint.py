@@ -21,6 +21,8 @@ from pathlib import Path
 
 import torch
 
+from trainyard.registry.durable import fsync_dir, fsync_tree
+
 WEIGHTS = "model.safetensors"
 STATE = "state.pt"
 BEST = "best.json"
@@ -44,13 +46,13 @@ class Checkpoints:
         try:
             save_model(model, str(tmp / WEIGHTS))
             torch.save(state, tmp / STATE)
-            _fsync_tree(tmp)
+            fsync_tree(tmp)
             if final.exists():  # the same step again after a rollback: swap the old one out first
                 old = self.dir / f".tmp-old-{uuid.uuid4().hex[:8]}"
                 os.replace(final, old)
                 shutil.rmtree(old, ignore_errors=True)
             os.replace(tmp, final)
-            _fsync_dir(self.dir)
+            fsync_dir(self.dir)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -97,20 +99,3 @@ def _write_json_atomic(path: Path, obj: dict) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
-
-
-def _fsync_tree(path: Path) -> None:
-    for p in path.iterdir():
-        with open(p, "rb") as fh:
-            os.fsync(fh.fileno())
-    _fsync_dir(path)
-
-
-def _fsync_dir(path: Path) -> None:
-    if os.name != "posix":
-        return
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

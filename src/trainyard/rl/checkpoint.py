@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from trainyard.registry.durable import fsync_dir, fsync_tree
+
 TENSORS = "tensors.safetensors"
 STATE = "state.json"
 
@@ -50,13 +52,13 @@ class RLCheckpoints:
             for name, array in arrays.items():
                 np.save(tmp / f"{name}.npy", np.ascontiguousarray(array), allow_pickle=False)
             (tmp / STATE).write_text(json.dumps({**state, "arrays": sorted(arrays)}))
-            _fsync_tree(tmp)
+            fsync_tree(tmp)
             if final.exists():  # the same step again (after a rollback): swap the old one out first
                 old = self.dir / f".tmp-old-{uuid.uuid4().hex[:8]}"
                 os.replace(final, old)
                 shutil.rmtree(old, ignore_errors=True)
             os.replace(tmp, final)
-            _fsync_dir(self.dir)
+            fsync_dir(self.dir)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -72,20 +74,3 @@ class RLCheckpoints:
         state = json.loads((path / STATE).read_text())
         arrays = {name: np.load(path / f"{name}.npy", allow_pickle=False) for name in state.pop("arrays")}
         return load_file(str(path / TENSORS)), state, arrays
-
-
-def _fsync_tree(path: Path) -> None:
-    for p in path.iterdir():
-        with open(p, "rb") as fh:
-            os.fsync(fh.fileno())
-    _fsync_dir(path)
-
-
-def _fsync_dir(path: Path) -> None:
-    if os.name != "posix":
-        return
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
