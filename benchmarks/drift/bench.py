@@ -6,8 +6,9 @@
     python benchmarks/drift/bench.py --stream --rows 3000000 --cols 1000
 
 The table: float32 columns, column j ~ Normal(j % 7, 1 + j % 3); the current table shifts the mean of every
-10th column by half a standard deviation, so both engines have real drift to find (their verdicts are
-compared with the planted columns). Time is wall-clock of the drift computation only (data generation
+20th column by half a standard deviation and multiplies the spread of every 20th column from the 10th on by 1.5
+around the same mean, so both engines have real drift of both kinds to find (their verdicts are compared with
+the planted columns). Time is wall-clock of the drift computation only (data generation
 excluded); memory is the peak resident set size during it, sampled every 5 ms, beside the process's size
 just before it (which holds the two tables).
 """
@@ -32,8 +33,10 @@ def column(j: int, n: int, current: bool, seed: int = 0, start: int = 0) -> np.n
     rng = np.random.default_rng([seed, j, int(current), start])
     x = rng.standard_normal(n, dtype=np.float32)
     scale, loc = np.float32(1 + j % 3), np.float32(j % 7)
-    if current and j % 10 == 0:
+    if current and j % 20 == 0:
         loc += np.float32(0.5) * scale
+    if current and j % 20 == 10:
+        scale *= np.float32(1.5)
     x *= scale
     x += loc
     return x

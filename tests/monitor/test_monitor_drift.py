@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -137,3 +139,22 @@ def test_threshold_overrides_are_checked():
     assert Thresholds.parse(["psi_drift=0.3"]).psi_drift == 0.3
     with pytest.raises(ConfigError, match="not a threshold"):
         Thresholds.parse(["psi_drfit=0.3"])
+
+
+def test_spread_growing_at_the_same_mean_is_drift(halves, profile):
+    """A column whose spread grew 1.5x around the same mean is drift, not a warning (issue 16, 14a)."""
+    cur = halves[1].copy()
+    cur["a"] = cur["a"] * 1.5
+    results = feature_drift(profile, cur)
+    assert flagged(results) == {"a": "drift"}
+    a = next(r for r in results if r["column"] == "a")
+    assert a["spread_ratio"] == pytest.approx(1.5, abs=0.1) and re.search(r"spread x1\.[3-6]\d \(interquartile range grew\)", a["reasons"][0])
+
+
+def test_spread_shrinking_is_drift_too(halves, profile):
+    cur = halves[1].copy()
+    cur["b"] = 10 + (cur["b"] - 10) / 1.5
+    results = feature_drift(profile, cur)
+    assert flagged(results) == {"b": "drift"}
+    b = next(r for r in results if r["column"] == "b")
+    assert b["spread_ratio"] == pytest.approx(1 / 1.5, abs=0.07) and "interquartile range shrank" in b["reasons"][0]

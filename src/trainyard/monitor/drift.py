@@ -27,6 +27,8 @@ class Thresholds:
     ks_drift: float = 0.1
     js_warn: float = 0.05
     js_drift: float = 0.1
+    spread_warn: float = 1.2  # interquartile range grown or shrunk by this factor (either way), whatever the mean
+    spread_drift: float = 1.4
     missing_warn: float = 0.02  # absolute change in the share of missing values
     missing_drift: float = 0.05
     new_warn: float = 0.01  # share of rows with a category the reference never had
@@ -120,15 +122,21 @@ def _numeric(ref: dict, cur: dict, th: Thresholds, alpha: float, out: dict, find
     mean_c, std_c = stats.moments(cur)
     shift = (mean_c - mean_r) / std_r if std_r else None
     edges = np.asarray(ref["edges"], float)
+    iqr_ratio, p_spread = stats.spread_ratio(rc, cc, edges)
+    spread = max(iqr_ratio, 1 / iqr_ratio)
     upper = [edges[min(np.flatnonzero(groups == g).max(), len(edges) - 1)] for g in np.unique(groups)]
     out["histogram"] = {"labels": [f"<= {u:.4g}" for u in upper[:-1]] + [f"> {upper[-2]:.4g}" if len(upper) > 1 else "all"],
                         "reference": (r_psi / r_psi.sum()).tolist(), "current": (c_psi / c_psi.sum()).tolist()}
     out.update(psi=value_psi, psi_p_value=p_psi, ks=d, ks_p_value=p_ks, p_value=min(p_ks, p_psi), mean_reference=mean_r,
                mean_current=mean_c, std_reference=std_r, std_current=std_c, shift_std=shift,
-               score=max(value_psi / th.psi_drift, d / th.ks_drift))
-    level = _level([(d, th.ks_warn, th.ks_drift, p_ks), (value_psi, th.psi_warn, th.psi_drift, p_psi)], alpha)
+               spread_ratio=iqr_ratio, spread_p_value=p_spread,
+               score=max(value_psi / th.psi_drift, d / th.ks_drift, spread / th.spread_drift))
+    level = _level([(d, th.ks_warn, th.ks_drift, p_ks), (value_psi, th.psi_warn, th.psi_drift, p_psi),
+                    (spread, th.spread_warn, th.spread_drift, p_spread)], alpha)
     if level != "ok":
         moved = f", mean {mean_r:.4g} -> {mean_c:.4g}" + (f" ({shift:+.2f} sd)" if shift is not None else "")
+        if spread >= th.spread_warn and p_spread < alpha:
+            moved += f", spread x{spread:.2f} (interquartile range {'grew' if iqr_ratio > 1 else 'shrank'})"
         findings.append((level, f"distribution changed: KS {d:.3f}, PSI {value_psi:.3f}{moved}"))
 
 

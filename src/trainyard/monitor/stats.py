@@ -81,6 +81,30 @@ def moments(col: dict) -> tuple[float | None, float | None]:
     return mean, float(np.sqrt(var))
 
 
+def _quartiles(counts: np.ndarray, edges: np.ndarray) -> tuple[float, float]:
+    """First and third quartiles interpolated in the cumulative counts at the bin edges (clamped to them)."""
+    cum = np.cumsum(counts)[: len(edges)] / counts.sum()
+    return float(np.interp(0.25, cum, edges)), float(np.interp(0.75, cum, edges))
+
+
+def spread_ratio(rc: np.ndarray, cc: np.ndarray, edges: np.ndarray) -> tuple[float, float]:
+    """How much the spread changed, robustly: the current interquartile range over the reference's, and the p-value of the share of values inside the reference's central
+    half moving (a two-proportion test on counts; a pure shift moves it too, but leaves the ratio near 1).
+    (1.0, 1.0) when undefined (too few edges, a constant column)."""
+    if len(edges) < 4 or rc.sum() == 0 or cc.sum() == 0:
+        return 1.0, 1.0
+    r25, r75 = _quartiles(rc, edges)
+    c25, c75 = _quartiles(cc, edges)
+    if r75 <= r25 or c75 <= c25:
+        return 1.0, 1.0
+    ratio = (c75 - c25) / (r75 - r25)
+    cum = np.cumsum(rc)[: len(edges)] / rc.sum()
+    lo, hi = int(np.argmin(np.abs(cum - 0.25))), int(np.argmin(np.abs(cum - 0.75)))
+    inside_r, inside_c = int(rc[lo + 1: hi + 1].sum()), int(cc[lo + 1: hi + 1].sum())
+    p = proportion_pvalue(inside_r, int(rc.sum()), inside_c, int(cc.sum()))
+    return float(ratio), p
+
+
 def domain_auc_pvalue(auc: float, n_ref: int, n_cur: int) -> float:
     """One-sided p-value of an AUC this high if both samples came from one distribution (Mann-Whitney normal approximation)."""
     if n_ref == 0 or n_cur == 0:
