@@ -112,3 +112,36 @@ def test_real_mlflow_pyfunc_load_model(home, tmp_path):
     got = json.loads(res.stdout.strip().splitlines()[-1])[0]
     assert got["prediction"] in ("monthly", "yearly", "two-year")
     assert sum(v for k, v in got.items() if k.startswith("proba_")) == pytest.approx(1.0)
+
+
+def test_onnx_export_of_rare_and_unseen_categories_as_documented(cli, workspace, tmp_path):
+    """Issue 16 item 15: a LightGBM model on a categorical column with a long tail of rare values (which the model
+    groups into one '__rare__' code) and missing values: `trainyard export NAME --format onnx`, as the docs write it,
+    gives a graph that scores rare, unseen and missing values exactly as the model does."""
+    import onnxruntime as ort
+
+    from trainyard import api
+    from trainyard.serve.export import _tree_plan, onnx_inputs
+
+    rng = np.random.default_rng(4)
+    n = 1500
+    city = np.where(rng.random(n) < 0.7, rng.choice(["a", "b", "c"], n), np.array([f"town{i}" for i in rng.integers(0, 300, n)]))
+    x = rng.normal(0, 1, n)
+    rare = ~np.isin(city, ["a", "b", "c"])
+    y = np.where(rng.random(n) < 1 / (1 + np.exp(-(2 * x + 2.5 * rare - 1))), "yes", "no")
+    df = pd.DataFrame({"city": city, "x": x, "y": y})
+    df.loc[rng.random(n) < 0.1, "x"] = np.nan
+    df.loc[rng.random(n) < 0.05, "city"] = np.nan
+    df.to_csv(tmp_path / "towns.csv", index=False)
+    assert cli("train", "towns.csv", "--target", "y", "--include", "lightgbm", "--time-limit", "30", "--name", "towns").code == 0
+    r = cli("export", "towns", "--format", "onnx", "-o", "towns-onnx")
+    assert r.code == 0, r.output
+    model = api.load("towns", workspace)
+    plan, _ = _tree_plan(model)
+    assert any(kind == "categorical" and "__rare__" in cats for _, kind, cats in plan)  # the case this test is about
+    rows = pd.DataFrame({"city": ["a", "b", "town7", "town299", "never-seen", None, "c", "town1"],
+                         "x": [0.1, np.nan, -0.3, 1.2, 0.4, 0.0, np.nan, -2.0]})
+    sess = ort.InferenceSession(str(tmp_path / "towns-onnx" / "model.onnx"))
+    got = sess.run(None, onnx_inputs(rows, plan))[1]
+    np.testing.assert_allclose(got, model.predict_proba_array(rows), atol=1e-5)
+    assert abs(got[2, 1] - got[0, 1]) > 0.05  # rare towns really score apart from 'a' (the code path is exercised)

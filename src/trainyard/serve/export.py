@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from trainyard.data.prepare import RARE, CategoricalCodes, SchemaCoercer
 from trainyard.errors import ConfigError, TrainyardError
 from trainyard.models.fastpath import as_bool, as_float, is_passthrough
 from trainyard.models.model import TrainyardModel
@@ -63,7 +64,10 @@ def sample_rows(schema, n: int = 300, seed: int = 0) -> pd.DataFrame:
             values[: n // 3] = np.round(values[: n // 3])  # integer-valued too, like real columns
             data[col.name] = values
         elif col.role in ("categorical", "boolean") and col.categories:
-            data[col.name] = rng.choice(np.array(col.categories, dtype=object), n)
+            values = rng.choice(np.array(col.categories, dtype=object), n)
+            if col.role == "categorical":  # values training never saw, as production brings them
+                values[rng.random(n) < 0.05] = "trainyard-unseen-value"
+            data[col.name] = values
         else:
             data[col.name] = np.full(n, None, dtype=object)
         if col.missing_rate > 0:
@@ -78,7 +82,6 @@ def _tree_plan(model):
     from sklearn.compose import ColumnTransformer
     from sklearn.pipeline import Pipeline
 
-    from trainyard.data.prepare import CategoricalCodes, SchemaCoercer
     fix = "export with --format mlflow instead (any model), or retrain with --include lightgbm."
     odd = sorted({model.schema.role(c) for c in model.features if model.schema.role(c) in ("datetime", "text")})
     if odd:
@@ -99,7 +102,9 @@ def _tree_plan(model):
         if transformer == "drop" or (name == "remainder" and len(cols) == 0):
             continue
         if isinstance(transformer, CategoricalCodes):
-            plan += [(c, "categorical", [str(v) for v in transformer.categories_[c]]) for c in cols]
+            # rare and unseen values share the code after the kept categories (CategoricalCodes' '__rare__'); missing is NaN
+            rare = getattr(transformer, "group_rare_", False)
+            plan += [(c, "categorical", [str(v) for v in transformer.categories_[c]] + ([RARE] if rare else [])) for c in cols]
         elif is_passthrough(transformer) and all(roles.get(c) in ("numeric", "boolean") for c in cols):
             plan += [(c, "boolean" if roles[c] == "boolean" else "number", None) for c in cols]
         else:
@@ -159,6 +164,19 @@ def onnx_inputs(df: pd.DataFrame, plan) -> dict[str, np.ndarray]:
     return feed
 
 
+def _category_encoder(col: str, cats: list[str], output: str, name: str):
+    """An ONNX-ML LabelEncoder giving LightGBM's code of each category: its position among the kept categories;
+    "" (missing) NaN; any other value (rare in training, or never seen) the rare group's code when the model
+    groups them, else NaN, exactly as CategoricalCodes does."""
+    from onnx import helper
+
+    kept = [c for c in cats if c != RARE]
+    other = float(len(kept)) if RARE in cats else float("nan")
+    missing = [] if "" in kept else [""]
+    return helper.make_node("LabelEncoder", [col], [output], name=name, domain="ai.onnx.ml", keys_strings=[*kept, *missing],
+                            values_floats=[*map(float, range(len(kept))), *[float("nan")] * len(missing)], default_float=other)
+
+
 def export_onnx(model, meta: dict, out: Path, *, tolerance: float = 1e-4) -> dict:
     import onnx
     import onnxruntime as ort
@@ -171,8 +189,7 @@ def export_onnx(model, meta: dict, out: Path, *, tolerance: float = 1e-4) -> dic
     for i, (col, kind, cats) in enumerate(plan):
         if kind == "categorical":
             inputs.append(helper.make_tensor_value_info(col, TensorProto.STRING, [None, 1]))
-            nodes.append(helper.make_node("LabelEncoder", [col], [f"trainyard_code_{i}"], name=f"trainyard_encode_{i}", domain="ai.onnx.ml",
-                                          keys_strings=cats, values_floats=[float(j) for j in range(len(cats))], default_float=float("nan")))
+            nodes.append(_category_encoder(col, cats, f"trainyard_code_{i}", f"trainyard_encode_{i}"))
             parts.append(f"trainyard_code_{i}")
         else:
             inputs.append(helper.make_tensor_value_info(col, TensorProto.FLOAT, [None, 1]))
