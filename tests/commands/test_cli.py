@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -20,6 +21,21 @@ def test_help_is_fast_because_heavy_imports_are_lazy():
     code = "import sys, trainyard.cli; heavy = [m for m in ('pandas', 'sklearn', 'lightgbm', 'torch', 'sqlalchemy') if m in sys.modules]; print(heavy)"
     out = subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(SRC)}, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_train_output_fits_an_80_column_terminal(cli, mixed_csv):
+    """Issue 16 item 21: no line wider than the terminal, the trial header under the audit, parameters as
+    name=value rather than raw JSON, and a skipped trial's reason on its own line."""
+    r = cli("train", mixed_csv, "--target", "churn", "--name", "narrow", "--include", "linear,lightgbm,knn", "--time-limit", "30",
+            "--max-trials", "4", env={"COLUMNS": "80"})
+    assert r.code == 0, r.output
+    lines = r.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80, max(lines, key=len)
+    header = next(i for i, line in enumerate(lines) if line.strip().startswith("trial  family"))
+    assert header > next(i for i, line in enumerate(lines) if line.startswith("Audit:"))
+    board = lines[next(i for i, line in enumerate(lines) if line.startswith("Leaderboard")):]
+    assert not any('{"' in line for line in board)
+    assert any(re.search(r"\b(C|n_neighbors|learning_rate|num_leaves|colsample_bytree)=[\d.]+", line) for line in board)
 
 
 def test_train_models_runs_predict(cli, mixed_csv, tmp_path):

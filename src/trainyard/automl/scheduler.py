@@ -197,7 +197,7 @@ class Scheduler:
             if origin != "default":
                 return None
             return self.record(Trial(self.next_number(), family.name, full, "skipped", extra=extra,
-                                     message=f"would take about {expected:.1f}s, {max(remaining, 0):.1f}s left; not started"))
+                                     message=f"needs ~{expected:.1f}s, {max(remaining, 0):.1f}s left"))
         budget_s = None
         if self.budget.limited and interruptible:
             # Defaults share what is left with the families still to try; a tuned trial gets a few times its expected time.

@@ -26,6 +26,7 @@ class TableLive:
         self.count = 0
         self.metric = ""
         self.greater = True
+        self.header_shown = False
 
     def __enter__(self):
         if self.enabled:
@@ -53,10 +54,11 @@ class TableLive:
         from trainyard.metrics import METRICS
 
         self.metric = info["metric"]
+        self.val_width = max(len("val " + self.metric), 7)
         self.greater = METRICS[self.metric].greater_is_better if self.metric in METRICS else True
         resumed = f", resuming from {info['resumed']} recorded trials" if info.get("resumed") is not None else ""
         console.print(f"Run [bold]{info['run_id']}[/]: {info['task']} task, optimising {info['metric']}{resumed}; families {', '.join(info['families'])}")
-        console.print(f"  {'trial':>5}  {'family':<14} {'val ' + self.metric:>14} {'fit s':>7} {'ms/row':>8} {'MB':>7}  note", style="bold", highlight=False)
+        self.header_shown = False
 
     def on_plan(self, info: dict) -> None:
         budget = "no time limit" if info["time_limit"] is None else f"{info['time_limit']:.0f}s"
@@ -86,8 +88,12 @@ class TableLive:
             note = f"[yellow]{t.status}[/]: {(t.message or '').splitlines()[0] if t.message else ''}"
         elif t.family == "ensemble":
             note = (t.message or "") + ("; best so far" if better else "")
-        console.print(f"  {t.number:>5}  {t.family:<14} {fmt(t.val_score):>14} {fmt(t.fit_seconds, 1):>7} {fmt(t.predict_ms_per_row, 3):>8} "
-                      f"{fmt(t.memory_mb, 0):>7}  {note}", highlight=False)
+        if not self.header_shown:  # under the audit and the budget, right above the first trial
+            console.print(f"  {'trial':>5}  {'family':<13} {'val ' + self.metric:>{self.val_width}} {'fit s':>6} {'ms/row':>7} {'MB':>5}  note", style="bold",
+                          highlight=False, no_wrap=True, overflow="ellipsis")
+            self.header_shown = True
+        console.print(f"  {t.number:>5}  {t.family:<13} {fmt(t.val_score):>{self.val_width}} {fmt(t.fit_seconds, 1):>6} {fmt(t.predict_ms_per_row, 3):>7} "
+                      f"{fmt(t.memory_mb, 0):>5}  {note}", highlight=False, no_wrap=True, overflow="ellipsis")
         self.progress.update(self.task, description=f"searching: {self.count} trials, best {self.metric} {fmt(self.best)}")
 
     def __exit__(self, *exc):

@@ -46,9 +46,7 @@ def show_table_result(result, as_json: bool) -> None:
         })
         return
     board = result.leaderboard
-    shown = [c for c in board.columns if c not in ("params", "message")]
-    console.print(table(f"Leaderboard (validation {result.metric})", ["rank", *shown, "note"],
-                        [[i, *[row[c] for c in shown], _note(row)] for i, row in board.head(25).iterrows()]))
+    console.print(leaderboard_table(board.head(25), result.metric, console.width))
     if len(board) > 25:
         console.print(f"... {len(board)} trials in all; `trainyard runs` and the workspace database keep every one.")
     console.print(metrics_table(f"Held-out test set ({result.split['test']} rows, scored once)", result.evaluation["metrics"]))
@@ -60,11 +58,42 @@ def show_table_result(result, as_json: bool) -> None:
         err_console.print(f"[bold red]WARNING:[/] {note}", highlight=False)
 
 
-def _note(row) -> str:
-    if row["message"]:
-        return row["message"][:80]
-    params = row.get("params") or ""
-    return params if len(params) <= 80 else params[:77] + "..."
+def leaderboard_table(board, metric: str, width: int):
+    """The leaderboard, readable at any terminal width: one line per trial (long notes end in an ellipsis), the
+    parameters as `name=value` rather than JSON, and the prediction-time and memory columns only where there is room."""
+    from rich.table import Table
+
+    wide = width >= 110
+    names = ["rank", "trial", "family", f"val {metric}", "fit s", *(["ms/row", "MB"] if wide else []), "status"]
+    rows = []
+    for rank, row in board.iterrows():
+        cells = [str(rank), str(row["trial"]), str(row["family"]), fmt(row.get(f"val_{metric}")), fmt(row.get("fit_s"), 1)]
+        if wide:
+            cells += [fmt(row.get("predict_ms_per_row"), 3), fmt(row.get("memory_mb"), 0)]
+        rows.append([*cells, str(row["status"]), leaderboard_note(row)])
+    widths = [max(len(name), *(len(r[i]) for r in rows)) for i, name in enumerate(names)] if rows else [len(n) for n in names]
+    note_width = max(12, width - sum(widths) - 3 * (len(names) + 1) - 1)  # fixed columns at their content's width
+    tab = Table(title=f"Leaderboard (validation {metric})", title_justify="left", header_style="bold")
+    for name, w in zip(names, widths):
+        tab.add_column(name, no_wrap=True, min_width=w, justify="left" if name in ("family", "status") else "right")
+    tab.add_column("note", no_wrap=True, max_width=note_width)
+    for r in rows:
+        note = r[-1] if len(r[-1]) <= note_width else r[-1][: note_width - 1] + "…"
+        tab.add_row(*r[:-1], note)
+    return tab
+
+
+def leaderboard_note(row) -> str:
+    """The trial's message (why it was skipped or failed, what an ensemble holds), else its parameters as name=value."""
+    import json
+
+    if row.get("message"):
+        return str(row["message"]).splitlines()[0]
+    try:
+        params = json.loads(row.get("params") or "{}")
+    except (TypeError, ValueError):
+        return str(row.get("params") or "")
+    return " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
 
 
 def show_neural_result(result, as_json: bool) -> None:
