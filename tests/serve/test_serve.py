@@ -88,6 +88,10 @@ def test_csv_body_and_upload(server):
     assert r.status_code == 200, r.text
     lines = r.text.strip().splitlines()
     assert lines[0] == "id,prediction,proba_no,proba_yes" and len(lines) == 3
+    as_field = client.post("/v1/models/churn/predict/csv", files={"file": (None, csv)})  # a multipart field with no file name
+    assert as_field.status_code == 200 and len(as_field.json()["predictions"]) == 2, as_field.text
+    png = client.post("/v1/models/churn/predict/csv", files={"file": ("x.png", b"\x89PNG\r\n\x1a\n\x00", "image/png")})
+    assert png.status_code == 422 and "not readable CSV" in png.json()["message"]
     bad = client.post("/v1/models/churn/predict/csv", content=b"tenure,plan,support_calls\nabc,monthly,1\n", headers={"content-type": "text/csv"})
     assert bad.status_code == 422 and "tenure" in bad.json()["message"]
 

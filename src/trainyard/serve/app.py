@@ -304,7 +304,9 @@ def _add_routes(app, state: _State) -> None:
                           summary=f"Predict with {name} (CSV body or upload)", responses=_PREDICT_RESPONSES,
                           openapi_extra={"requestBody": {"required": True, "content": {
                               "text/csv": {"schema": {"type": "string"}},
-                              "multipart/form-data": {"schema": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}}, "required": ["file"]}}}}})
+                              # a CSV file (OpenAPI 3.1: contentMediaType, not format binary: an image here is not a valid request)
+                              "multipart/form-data": {"schema": {"type": "object", "properties": {"file": {"type": "string", "contentMediaType": "text/csv", "minLength": 1}},
+                                                                 "required": ["file"]}, "encoding": {"file": {"contentType": "text/csv"}}}}}})
         app.add_api_route(f"/v1/models/{name}", model_info, methods=["GET"], tags=[name], name=f"model_{name}", summary=f"{name}: version, schema, metrics")
 
     for name, slot in state.slots.items():

@@ -34,9 +34,10 @@ async def csv_bytes(request, limit: int) -> bytes:
         except Exception as exc:
             raise BadCsv(f"could not read the upload: {exc}") from None
         upload = form.get("file")
-        if upload is None or isinstance(upload, str):
-            raise BadCsv("the upload needs a file field named 'file'")
-        data = await upload.read()
+        if upload is None:
+            raise BadCsv("the upload needs a field named 'file' holding the CSV")
+        # a file part, or the CSV text as a plain form field (curl -F 'file=<rows.csv' sends it so)
+        data = upload.encode() if isinstance(upload, str) else await upload.read()
         if len(data) > limit:
             raise TooLarge
         return data
