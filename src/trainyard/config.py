@@ -70,6 +70,9 @@ class TrainConfig:
     memory_limit_mb: float | None = setting(None, "Skip a family whose estimated memory is above this (default: 80% of free memory).",
                                             flag="--memory-limit-mb")
     weight_col: str | None = setting(None, "Column of sample weights (used in training and validation scores).", flag="--weight-col")
+    max_columns: int | None = setting(None, "Wide tables: keep this many feature columns, those most associated with the target on the "
+                                            "training rows (default: about 25 per second of --time-limit, 100 to 2,000).",
+                                      flag="--max-columns")
     trial_budget_only: bool = False  # --max-trials without --time-limit: no clock, so runs are reproducible
 
     def to_dict(self) -> dict:

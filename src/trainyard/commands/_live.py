@@ -60,6 +60,11 @@ class TableLive:
         console.print(f"Run [bold]{info['run_id']}[/]: {info['task']} task, optimising {info['metric']}{resumed}; families {', '.join(info['families'])}")
         self.header_shown = False
 
+    def on_note(self, info: dict) -> None:
+        from rich.markup import escape
+
+        console.print(f"  [yellow]note[/]: {escape(info['message'])}", highlight=False)
+
     def on_plan(self, info: dict) -> None:
         budget = "no time limit" if info["time_limit"] is None else f"{info['time_limit']:.0f}s"
         trials = f", at most {info['max_trials']} trials" if info.get("max_trials") else ""

@@ -67,6 +67,8 @@ def user_slices(scored: Scored, frame: pd.DataFrame, expressions: list[str], met
 
 def candidate_slices(frame: pd.DataFrame, columns: list[str], min_rows: int) -> list[tuple[str, np.ndarray]]:
     out = []
+    if len(frame) <= min_rows:  # no slice could be both big enough and smaller than the whole set
+        return out
     for col in columns:
         s = frame[col].reset_index(drop=True)
         if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s) and s.nunique() > 8:

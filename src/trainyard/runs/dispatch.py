@@ -26,9 +26,7 @@ from trainyard.registry.names import safe_stem
 from trainyard.registry.plan import Progress, RunResult, quiet
 from trainyard.registry.workspace import Workspace
 from trainyard.rl.config import RLSettings
-from trainyard.rl.run import PolicyPlan
 from trainyard.runs.driver import execute
-from trainyard.runs.neural import NeuralPlan, resumable_neural_run
 from trainyard.runs.settings import NeuralSettings
 from trainyard.runs.table import TablePlan
 
@@ -55,6 +53,8 @@ def resume_table(data, ref: str, *, workspace=None, progress: Progress | None = 
 
 
 def train_neural(settings: NeuralSettings, *, workspace=None, progress: Progress | None = None) -> RunResult:
+    from trainyard.runs.neural import NeuralPlan  # defers PyTorch: a table run never loads it
+
     return execute(NeuralPlan(settings), Workspace.resolve(workspace), emit=progress)
 
 
@@ -65,6 +65,8 @@ def train_encoder(data, settings: EmbeddingSettings, *, workspace=None, progress
 
 def train_policy(settings: RLSettings, *, workspace=None, progress: Progress | None = None, started: float | None = None) -> RunResult:
     """Train a reinforcement-learning policy (trainyard.rl); `started` is a time.time() stamp for --time-limit."""
+    from trainyard.rl.run import PolicyPlan  # defers PyTorch and Gymnasium
+
     return execute(PolicyPlan(settings, started=started), Workspace.resolve(workspace), emit=progress)
 
 
@@ -81,8 +83,12 @@ def resume(run_id: str, *, workspace=None, progress: Progress | None = None, sta
     if run["kind"] == "language-model":
         plan = LanguageModelPlan.of_run(run, started=started)
     elif run["kind"] == "deep":
+        from trainyard.runs.neural import resumable_neural_run  # defers PyTorch
+
         plan = resumable_neural_run(run)
     elif run["kind"] == "rl":  # from its last checkpoint, bit-identical to an uninterrupted run
+        from trainyard.rl.run import PolicyPlan  # defers PyTorch and Gymnasium
+
         plan = PolicyPlan.of_run(run)
     elif run["kind"] in RAG_PLANS:  # a document index (built again) or a retrieval encoder (from its last checkpoint)
         plan = RAG_PLANS[run["kind"]].of_run(run)

@@ -24,8 +24,9 @@ from trainyard.data.load import fingerprint
 from trainyard.data.profile import write_reference
 from trainyard.data.guards import check_finite_features, check_time_column, check_trial_count
 from trainyard.data.schema import check_target, infer_schema
-from trainyard.data.split import split
-from trainyard.errors import DataError
+from trainyard.data.screen import Screened, auto_limit, screen_wide
+from trainyard.data.split import Splits, split
+from trainyard.errors import ConfigError, DataError
 from trainyard.evaluation.card import write_model_card
 from trainyard.evaluation.core import calibrate_on_validation, evaluation_summary, test_evaluation
 from trainyard.evaluation.fairness import check_sensitive
@@ -46,12 +47,15 @@ class TablePlan:
 
     def __init__(self, df: pd.DataFrame, cfg: TrainConfig, *, name: str, source: str | None, started: float,
                  time_limit: float | None, previous: list[dict] | None = None, run_id: str | None = None):
-        self.df, self.cfg, self.name, self.source, self.started = df, cfg, name, source, started
+        self.cfg, self.name, self.source, self.started = cfg, name, source, started
         self.time_limit, self.previous, self.run_id = time_limit, previous, run_id
         self.task = parse_task(cfg.task) or infer_task(df[cfg.target])
         check_task_fits_target(self.task, df[cfg.target])
         self.metric = get_metric(cfg.metric or DEFAULT_METRIC[self.task], self.task)
         check_trial_count(cfg.max_trials)
+        self.data_fingerprint = fingerprint(df)
+        self.screened = self._screen(df)
+        self.df = df = df if self.screened is None else df[[c for c in df.columns if c in self._kept_columns(df)]]
         self.schema = infer_schema(df, cfg.target, role_overrides(cfg, df))
         check_finite_features(df, self.schema)
         check_time_column(df, cfg.time_col, self.schema)
@@ -62,6 +66,26 @@ class TablePlan:
         check_sensitive(list(cfg.sensitive), df.columns)
         self.audit_report = None
         self.notes: list[str] = []  # warnings the result carries (a model no better than the baseline)
+
+    def _screen(self, df: pd.DataFrame) -> Screened | None:
+        """A table wider than the run can look at keeps its columns most associated with the target (data/screen.py)."""
+        cfg = self.cfg
+        if cfg.max_columns is not None and cfg.max_columns < 1:
+            raise ConfigError(f"--max-columns must be at least 1, got {cfg.max_columns}.", "give the number of feature columns to keep, e.g. --max-columns 500.")
+        fixed = self._fixed_columns(df)
+        candidates = [c for c in df.columns if c not in fixed]
+        limit = cfg.max_columns or auto_limit(self.time_limit)
+        return screen_wide(df, cfg.target, self.task, candidates, limit, seed=cfg.seed, test_size=cfg.test_size, val_size=cfg.val_size,
+                           group_col=cfg.group_col, time_col=cfg.time_col)
+
+    def _fixed_columns(self, df: pd.DataFrame) -> set[str]:
+        """Columns a screening never drops: the target, the ones the user gave a role or named in a setting."""
+        cfg = self.cfg
+        named = {cfg.target, cfg.group_col, cfg.time_col, cfg.weight_col, *cfg.sensitive, *role_overrides(cfg, df)}
+        return {c for c in named if c in df.columns}
+
+    def _kept_columns(self, df: pd.DataFrame) -> set[str]:
+        return self._fixed_columns(df) | set(self.screened.kept)
 
     @classmethod
     def new(cls, df: pd.DataFrame, cfg: TrainConfig, *, name: str, source: str | None, started: float) -> "TablePlan":
@@ -77,21 +101,28 @@ class TablePlan:
 
     def spec(self) -> RunSpec:
         return RunSpec(self.name, "tabular", self.task.value, self.metric.name, data_source=self.source, target=self.cfg.target,
-                       data_fingerprint=fingerprint(self.df), config=self.cfg.to_dict())
+                       data_fingerprint=self.data_fingerprint, config=self.cfg.to_dict())
 
     def prepare(self, run: RunContext) -> None:
         cfg, store = self.cfg, run.store
         run.emit("run", {"run_id": run.run_id, "task": self.task.value, "metric": self.metric.name,
                          "families": [f.name for f in self.families], **({"resumed": len(self.previous)} if self.previous is not None else {})})
+        if self.screened is not None:
+            store.add_event(run.run_id, "data", self.screened.note())
+            run.emit("note", {"message": self.screened.note()})
         if self.previous is None:
-            self.audit_report = audit_for_training(self.df, cfg, self.task, store, run.run_id, run.emit)
+            self.audit_report = audit_for_training(self.df, cfg, self.task, store, run.run_id, run.emit, time_limit=self.time_limit)
         labelled = self.df[self.df[cfg.target].notna()]
         dropped = len(self.df) - len(labelled)
         if dropped and self.previous is None:
             store.add_event(run.run_id, "data", f"dropped {dropped} rows with a missing target")
         features = self.schema.features()
-        self.parts = split(labelled, cfg.target, self.task, test_size=cfg.test_size, val_size=cfg.val_size, seed=cfg.seed,
-                           group_col=cfg.group_col, time_col=cfg.time_col, keep_together=features)
+        if self.screened is not None:  # the split the columns were chosen on (training rows only), narrowed to them
+            p = self.screened.parts
+            self.parts = Splits(p.train[self.df.columns], p.val[self.df.columns], p.test[self.df.columns], p.strategy)
+        else:
+            self.parts = split(labelled, cfg.target, self.task, test_size=cfg.test_size, val_size=cfg.val_size, seed=cfg.seed,
+                               group_col=cfg.group_col, time_col=cfg.time_col, keep_together=features)
         if self.audit_report is not None:
             check_split(self.audit_report, self.parts, features, self.schema, cfg, store, run.run_id)
         self.class_weight = choose_class_weight(cfg.class_weight, self.task, labelled[cfg.target])

@@ -36,20 +36,23 @@ from trainyard.data.audit.target import (
 
 __all__ = ["audit", "compare_splits", "AuditReport", "Finding", "Settings", "CHECKS", "SEVERITIES", "class_weight_for"]
 
+# In the order they run: what blocks training and costs little first, the model-based checks last (a time-bounded
+# audit skips from the end, and says which it skipped).
 CHECKS = {
     "missing": check_missing,
     "constant": check_constant,
     "id_like": check_id_like,
-    "types": check_types,
-    "outliers": check_outliers,
-    "duplicates": check_duplicates,
-    "near_duplicates": check_near_duplicates,
     "class_balance": check_class_balance,
     "leakage": check_leakage,
+    "duplicates": check_duplicates,
+    "types": check_types,
+    "sensitive": check_sensitive,
+    "outliers": check_outliers,
+    "near_duplicates": check_near_duplicates,
     "label_noise": check_label_noise,
     "poisoning": check_poisoning,
-    "sensitive": check_sensitive,
 }
+HEAVY = {"near_duplicates", "label_noise", "poisoning"}  # skipped once half of a time-bounded audit's seconds are spent
 
 
 def audit(
@@ -89,7 +92,7 @@ def audit(
     inferred_task, notes = _target_task(df, target, task)
     ctx = build_context(df, target, inferred_task, sensitive, time_col, group_col, settings, roles)
     timings = {"setup": time.perf_counter() - started}
-    findings = notes + _run_checks(ctx, names, timings)
+    findings = notes + _run_checks(ctx, names, timings, settings.max_seconds)
     if test is not None:
         t0 = time.perf_counter()
         test_df = load_table(test)
@@ -145,10 +148,15 @@ def _target_task(df: pd.DataFrame, target: str | None, task: str | None) -> tupl
     return inferred_task, notes
 
 
-def _run_checks(ctx, names: list[str], timings: dict) -> list[Finding]:
-    """Each check's findings; a check that breaks is reported as such, never hiding the others."""
-    findings = []
-    for name in names:
+def _run_checks(ctx, names: list[str], timings: dict, max_seconds: float | None = None) -> list[Finding]:
+    """Each check's findings; a check that breaks is reported as such, never hiding the others. With `max_seconds`,
+    heavy checks are skipped once half of it is spent and every check once all of it is, in one finding that names them."""
+    findings, skipped, started = [], [], time.perf_counter()
+    for name in sorted(names, key=list(CHECKS).index):
+        spent = time.perf_counter() - started
+        if max_seconds is not None and (spent > max_seconds or (name in HEAVY and spent > max_seconds / 2)):
+            skipped.append(name)
+            continue
         t0 = time.perf_counter()
         try:
             findings += CHECKS[name](ctx)
@@ -160,6 +168,11 @@ def _run_checks(ctx, names: list[str], timings: dict) -> list[Finding]:
             findings.append(Finding("check_error", "info", f"the {name} check could not run: {type(exc).__name__}: {exc}"[:300],
                                     "this part of the audit is missing.", "rerun with TRAINYARD_DEBUG=1 for the traceback and please report it."))
         timings[name] = time.perf_counter() - t0
+    if skipped:
+        findings.append(Finding("skipped_checks", "info", f"the audit's {max_seconds:.1f}s share of the run's time was spent; not run: {', '.join(skipped)}",
+                                "problems those checks look for (e.g. mislabelled rows) may be present.",
+                                "run `trainyard audit DATA --target COL` for the whole audit, or give the run more --time-limit.",
+                                data={"checks": skipped, "max_seconds": max_seconds}))
     return findings
 
 

@@ -27,6 +27,7 @@ class Settings:
     near_duplicate_rows: int = STATS_SAMPLE
     label_noise: bool = True
     seed: int = 0
+    max_seconds: float | None = None  # a time-bounded audit (a training run's share of its --time-limit) skips checks past it
 
 
 @dataclass

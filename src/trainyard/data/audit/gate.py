@@ -10,14 +10,20 @@ from trainyard.data.audit.report import AuditReport, Finding
 from trainyard.errors import DataError
 
 
-def audit_for_training(df: pd.DataFrame, cfg, task, store=None, run_id: str | None = None, emit=None) -> AuditReport:
-    """Audit the training table; raise DataError listing blocking findings unless cfg.force; record findings as run events."""
-    from trainyard.data.audit import audit
+AUDIT_SHARE = 0.15  # of a run's --time-limit, at most, for the audit before training
+
+
+def audit_for_training(df: pd.DataFrame, cfg, task, store=None, run_id: str | None = None, emit=None,
+                       time_limit: float | None = None) -> AuditReport:
+    """Audit the training table within AUDIT_SHARE of `time_limit` (when given); raise DataError listing blocking
+    findings unless cfg.force; record findings as run events."""
+    from trainyard.data.audit import Settings, audit
 
     if emit:
         emit("stage", {"message": "auditing the data"})
+    settings = Settings(max_seconds=None if time_limit is None else AUDIT_SHARE * time_limit)
     report = audit(df, cfg.target, getattr(cfg, "sensitive", ()) or (), cfg.time_col, cfg.group_col,
-                   task=task.value, roles=cfg.role_overrides() or None)
+                   task=task.value, roles=cfg.role_overrides() or None, settings=settings)
     if store is not None and run_id is not None:
         store.add_event(run_id, "audit", "data audit: " + ", ".join(f"{v} {k}" for k, v in report.summary().items()
                                                                      if k in ("blocking", "warning", "info")),
