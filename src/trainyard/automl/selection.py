@@ -93,7 +93,8 @@ class FinalModel:
         """Refit the chosen members on train + validation when the remaining time allows it."""
         grow = (len(self.s.data.y_train) + len(self.s.data.y_val)) / max(len(self.s.data.y_train), 1)
         needed = 1.3 * grow * sum(t.fit_seconds or 0 for t in members)
-        if self.s.budget.limited and needed > self.s.plan.time_limit - self.s.budget.elapsed() - 0.02 * self.s.plan.time_limit:
+        # the caller's own work after the search (testing, saving) keeps its share of the limit
+        if self.s.budget.limited and needed > self.s.plan.time_limit - self.s.budget.elapsed() - self.s.plan.reserve_seconds:
             self.s.notes.append(f"kept the models fitted on the training split: refitting would take about {needed:.0f}s")
             return ensemble, False
         members_spec = []

@@ -64,6 +64,7 @@ class _Training:
     """One call of `fit`: the model, its optimizer, schedule and checkpoints, and the loop's state."""
 
     def __init__(self, model, batches, loss_fn, cfg: LoopConfig, evaluate, checkpoint_dir, log, progress, param_groups):
+        self.started, self.spent_before = time.perf_counter(), 0.0  # setting up (optimizer, first checkpoint) counts too
         self.device = Device.resolve(cfg.device)
         self.precision = Precision.resolve(cfg.precision, self.device)
         if evaluate is None and (cfg.patience or cfg.schedule == "plateau"):
@@ -78,7 +79,6 @@ class _Training:
         self.schedule = Schedule.from_config(cfg, self.total_steps)
         self.ckpts = Checkpoints(checkpoint_dir, keep_last=cfg.keep_last)
         self.state, self.history = LoopState(total_steps=self.total_steps), []
-        self.started, self.spent_before = time.perf_counter(), 0.0
         self.samples, self.epoch_losses, self.timing = 0, [], StepTimes()
 
     def elapsed(self) -> float:

@@ -8,6 +8,7 @@ calibrator and a threshold).
 
 from __future__ import annotations
 
+import time
 import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -22,6 +23,7 @@ from trainyard.evaluation.bootstrap import metric_intervals, per_class_intervals
 from trainyard.evaluation.card import limitations
 from trainyard.evaluation.holdout import encode_labels
 from trainyard.evaluation.scored import Scored, baseline_reference
+from trainyard.evaluation.timebox import TimeBox
 from trainyard.metrics import get_metric, score_pipeline
 from trainyard.registry.loading import load_with_meta
 from trainyard.tasks import DEFAULT_METRIC
@@ -43,7 +45,7 @@ class Options:
     cost_fp: float | None = None
     cost_fn: float | None = None
     min_group: int = 20
-    explain_seconds: float | None = None  # time for permutation importance (None: unbounded)
+    deadline: float | None = None  # a time.perf_counter() value the evaluation ends by (None: no limit); see timebox
 
 
 @dataclass
@@ -101,23 +103,30 @@ def evaluate_frame(model, frame: pd.DataFrame, *, meta: dict | None = None, opti
     absent = [c for c in features if c not in frame.columns]
     X = frame.reindex(columns=features)
     y_raw = frame[model.target].to_numpy()
+    t0 = time.perf_counter()
     scored = Scored.from_model(model, X, y_raw)
+    predict_s = time.perf_counter() - t0
     metric = get_metric(model.metric or DEFAULT_METRIC[model.task], model.task)
     reference = meta.get("baseline_reference")
     if reference is None:
         reference = baseline_reference(model.task, y_raw, model.classes)
         reference["description"] += " - computed from the evaluation rows themselves (the training data's was not recorded), so it flatters the baseline"
     base = scored.baseline(reference)
-    boot = dict(n_boot=options.n_boot, seed=options.seed, confidence=options.confidence)
+    box = TimeBox(options.deadline)
+    n_boot = box.resamples(scored, base, options.n_boot, options.seed)
+    boot = dict(n_boot=n_boot, seed=options.seed, confidence=options.confidence)
+    t0 = time.perf_counter()
     rows = metric_intervals(scored, baseline=base, **boot)
+    boot_s = time.perf_counter() - t0  # the optional sections below are estimated in these two units
     rows.sort(key=lambda r: r["metric"] != metric.name)
     data: dict = {
         "kind": "evaluation", "title": title or f"Evaluation of {meta.get('name', 'model')}" + (f"@{meta['version']}" if meta.get("version") else ""),
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "model": _model_summary(model, meta),
         "dataset": {"name": dataset, "rows": int(len(frame)), "dropped_missing_target": dropped, "absent_feature_columns": absent},
-        "settings": {"n_boot": options.n_boot, "seed": options.seed, "confidence": options.confidence,
-                     "interval": "percentile bootstrap" + (", stratified by class" if model.task.is_classification else "")},
+        "settings": {"n_boot": n_boot, "seed": options.seed, "confidence": options.confidence,
+                     "interval": "percentile bootstrap" + (", stratified by class" if model.task.is_classification else ""),
+                     **({"n_boot_asked": options.n_boot} if n_boot != options.n_boot else {})},
         "metric": metric.name, "baseline": reference, "metrics": rows,
     }
     if model.task.is_classification:
@@ -128,17 +137,22 @@ def evaluate_frame(model, frame: pd.DataFrame, *, meta: dict | None = None, opti
         lx, ly = training.learning_rows if training is not None and training.learning_rows else (X, y_codes)
         data["learning_curve"] = overfit.learning_curve(model, lx, ly, metric, seed=options.seed)
     if model.task.is_classification:
-        data["calibration"] = _calibration(model, scored, training, validation, options)
+        data["calibration"] = _calibration(model, scored, training, validation, options, box, predict_s, boot_s)
     data["errors"] = _errors(scored, X, options)
-    if options.explain:
-        data["explanations"] = _explanations(model, X, y_codes, metric, options, data["errors"]["worst_rows"])
+    if options.explain and box.allows("explanations", 3 * predict_s + 0.3):
+        data["explanations"] = _explanations(model, X, y_codes, metric, options, data["errors"]["worst_rows"], box)
     if options.sensitive:
         used = [c for c in options.sensitive if c in features]
         data["fairness"] = {"columns": [fairness.fairness_report(scored, frame[c], c, min_group=options.min_group, **boot) for c in options.sensitive],
                             "sensitive_used_as_features": used}
-    data["slices"] = {"user": slices.user_slices(scored, frame, options.slices, metric.name, **boot) if options.slices else [],
-                      "worst": slices.worst_slices(scored, X, features, metric.name, **boot)}
-    data["limitations"] = limitations(data)
+    user = slices.user_slices(scored, frame, options.slices, metric.name, **boot) if options.slices else []
+    worst = {"slices": [], "skipped": "time limit"}
+    if box.allows("worst slices", boot_s + 0.1):
+        worst = slices.worst_slices(scored, X, features, metric.name, **boot)
+    data["slices"] = {"user": user, "worst": worst}
+    if box.skipped:
+        data["settings"]["skipped_for_time"] = list(box.skipped)
+    data["limitations"] = limitations(data) + ([box.note()] if box.skipped else [])
     return EvaluationReport(data)
 
 
@@ -168,11 +182,13 @@ def _overfitting(metric, rows, training: Training | None, meta: dict, dataset: s
     return verdict
 
 
-def _calibration(model, scored: Scored, training: Training | None, validation: Validation | None, options: Options) -> dict:
+def _calibration(model, scored: Scored, training: Training | None, validation: Validation | None, options: Options,
+                 box: TimeBox, predict_s: float, boot_s: float) -> dict:
     out = {"reliability": cal.reliability(scored)}
     if training is not None and training.calibrated_with:
         out["applied"] = training.calibrated_with
-    if validation is not None:
+    needs = 0.0 if validation is None else 3 * predict_s * len(validation.y) / max(scored.n, 1) + 0.5 * boot_s + 0.1
+    if validation is not None and box.allows("calibration choice and threshold", needs):
         y_val = encode_labels(np.asarray(validation.y), model.classes)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -201,12 +217,12 @@ def _errors(scored: Scored, X: pd.DataFrame, options: Options) -> dict:
 CONTRIBUTION_ROWS = 1000  # rows sampled for the mean |contribution| summary (plus the worst rows, always)
 
 
-def _explanations(model, X, y_codes, metric, options: Options, worst: list[dict]) -> dict:
-    out = {"permutation_importance": explain.permutation_importance(model, X, y_codes, metric, seed=options.seed,
-                                                                   seconds=options.explain_seconds),
+def _explanations(model, X, y_codes, metric, options: Options, worst: list[dict], box: TimeBox) -> dict:
+    seconds = 0.4 * box.left() if box.limited else None  # permutation importance: part of what is left
+    out = {"permutation_importance": explain.permutation_importance(model, X, y_codes, metric, seed=options.seed, seconds=seconds),
            "permutation_metric": metric.name}
     if not out["permutation_importance"]:
-        out["permutation_note"] = (f"skipped: one pass over the columns would take well over the {options.explain_seconds:.1f}s "
+        out["permutation_note"] = (f"skipped: one pass over the columns would take well over the {seconds or 0:.1f}s "
                                    "left of the time limit; run `trainyard evaluate NAME --data FILE` for it")
     # Contributions (TreeSHAP: costly on big ensembles) on the worst rows and a fixed sample of the others.
     rng = np.random.default_rng(options.seed)
@@ -277,12 +293,12 @@ def calibrate_on_validation(model, X_val: pd.DataFrame, y_val_codes: np.ndarray,
 
 
 def test_evaluation(model, trial_model, parts, cfg, metric, data, val_score: float | None, *, refitted: bool,
-                    calibrated_with: str | None, explain_seconds: float | None = None) -> EvaluationReport:
+                    calibrated_with: str | None, deadline: float | None = None) -> EvaluationReport:
     """The one evaluation of the final model on the held-out test rows, at the end of `train`.
-    `explain_seconds` bounds permutation importance, so the run stays inside its time limit."""
+    `deadline` (a `time.perf_counter()` value) is when it must end, so the run stays inside its time limit."""
     options = Options(sensitive=list(cfg.sensitive), n_boot=cfg.n_boot, seed=cfg.seed, learning_curve=cfg.learning_curve,
                       threshold_metric=cfg.threshold_metric, cost_fp=cfg.cost_fp, cost_fn=cfg.cost_fn,
-                      explain_seconds=explain_seconds)
+                      deadline=deadline)
     notes = []
     if refitted:
         notes.append("The final model was refitted on train + validation rows: its validation score is the chosen family's score when "

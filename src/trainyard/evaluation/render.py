@@ -267,6 +267,9 @@ def _slice_blocks(d: dict, with_plots: bool) -> list[tuple]:
 
     if s.get("user"):
         out += [(H, 3, "Chosen slices"), table(s["user"])]
+    if worst.get("skipped"):
+        out += [(H, 3, "Worst slices found automatically"), (P, f"Not searched ({worst['skipped']}).")]
+        return out
     overall = worst.get("overall", {})
     out.append((H, 3, f"Worst slices found automatically ({worst.get('searched', 0)} single-column slices of at least {worst.get('min_rows')} rows searched; overall {err} {num(overall.get(err))})"))
     out.append(table(worst["slices"]) if worst.get("slices") else (P, "No slice is worse than the whole set."))

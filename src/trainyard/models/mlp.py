@@ -7,6 +7,8 @@ extra preprocessing step. Batches are slices of tensors held in memory.
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pandas as pd
 from sklearn.metrics import accuracy_score, r2_score
@@ -95,6 +97,7 @@ class MLP(NeuralEstimator):
 
     # fit / predict ----------------------------------------------------------
     def fit(self, X, y, eval_set=None, *, log=None, progress=None, checkpoint_dir=None, resume: bool = False):
+        started = time.perf_counter()  # AutoML's time budget counts from here: importing PyTorch and encoding are part of it
         import torch
         import torch.nn.functional as F
 
@@ -136,9 +139,12 @@ class MLP(NeuralEstimator):
 
         from trainyard.engine.batches import TensorBatches
 
-        # AutoML's budget: the loop stops cleanly (a whole model, fewer epochs)
+        # AutoML's budget: the loop stops cleanly (a whole model, fewer epochs) when what is left of it is spent
+        loop_seconds = None
+        if self.time_budget_s:
+            loop_seconds = max(float(self.time_budget_s) - (time.perf_counter() - started), 0.1 * float(self.time_budget_s))
         result = self._train(TensorBatches(train, self.batch_size), loss_fn, evaluate, RunHooks(log, progress, checkpoint_dir, resume),
-                             time_limit=float(self.time_budget_s) if self.time_budget_s else None)
+                             time_limit=loop_seconds)
         self.stopped_by_time_ = bool(result.state.timed_out)
         return self
 

@@ -148,8 +148,9 @@ class TablePlan:
 
         spent = time.perf_counter() - self.started
         budget = None if self.time_limit is None else max(self.time_limit - spent, 1.0)
-        # Testing, profiling and saving afterwards cost about what loading and checking the data did.
-        plan = search_plan(cfg, self.metric, budget, n_rows=len(self.parts.train) + len(self.parts.val), after_search_s=0.8 * spent,
+        # Testing costs about what loading and checking the data did (it shrinks to fit, down to a floor); then saving.
+        after = None if self.time_limit is None else max(0.8 * spent, 0.15 * self.time_limit) + saving_seconds(self.time_limit)
+        plan = search_plan(cfg, self.metric, budget, n_rows=len(self.parts.train) + len(self.parts.val), after_search_s=after or 0.0,
                            class_weight=self.class_weight)
         if cfg.calibrate:  # calibration needs the validation rows unseen: keep the models fitted on the training split
             plan.refit = False
@@ -181,11 +182,12 @@ class TablePlan:
 
     def evaluate(self, run: RunContext) -> dict[str, float]:
         run.emit("stage", {"message": "evaluating the chosen model once on the held-out test set"})
-        explain_seconds = None
-        if self.time_limit is not None:  # permutation importance gets what is left of the limit (a little, when nothing is)
-            explain_seconds = max(0.03 * self.time_limit, 0.4 * (self.time_limit - (time.perf_counter() - self.started)))
+        deadline = None
+        if self.time_limit is not None:  # the evaluation ends when saving must start (at least a small slice)
+            deadline = self.started + self.time_limit - saving_seconds(self.time_limit)
+            deadline = max(deadline, time.perf_counter() + 0.03 * self.time_limit)
         self.report = test_evaluation(self.model, self.trial_model, self.parts, self.cfg, self.metric, self.data, self.found.val_score,
-                                      refitted=self.found.refitted, calibrated_with=self.calibrated_with, explain_seconds=explain_seconds)
+                                      refitted=self.found.refitted, calibrated_with=self.calibrated_with, deadline=deadline)
         self.baseline = {r["metric"]: r["baseline"] for r in self.report["metrics"] if r.get("baseline") is not None}
         return {r["metric"]: r["value"] for r in self.report["metrics"]}
 
@@ -226,6 +228,11 @@ class TablePlan:
                          model=self.model, family=self.found.family, split=self.meta["split"], baseline=self.baseline,
                          leaderboard=leaderboard_frame(self.found.trials, self.metric), audit=self.audit_report,
                          evaluation=self.report, card_dir=self.card, notes=self.notes)
+
+
+def saving_seconds(time_limit: float) -> float:
+    """Kept at the end of a time-limited run for the artifact, the reference profile and the model card (plots)."""
+    return min(2.0 + 0.03 * time_limit, 10.0)
 
 
 def no_better_than_baseline(rows: list[dict], metric: str) -> str | None:
