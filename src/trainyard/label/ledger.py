@@ -141,6 +141,11 @@ def claim(store, project: Project, annotator: str, queue: str | None = None) -> 
         return _item(conn, project, chosen.id)
 
 
+def get_item(store, project: Project, item_id: int) -> dict | None:
+    rows = store._rows(sa.select(I).where(I.c.project == project.name, I.c.id == int(item_id)))
+    return rows[0] if rows else None
+
+
 def release(store, project: Project, annotator: str) -> None:
     with store.tx() as conn:
         conn.execute(L.delete().where(L.c.project == project.name, L.c.annotator == annotator))
