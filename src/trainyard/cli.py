@@ -15,7 +15,7 @@ import typer
 from trainyard.commands._common import err_console
 from trainyard.errors import TrainyardError
 
-COMMAND_MODULES = ("train", "registry", "versions", "serve", "monitor", "ui", "audit", "evaluate", "lm", "rag")
+COMMAND_MODULES = ("train", "registry", "versions", "serve", "monitor", "ui", "audit", "evaluate", "lm", "rag", "label")
 
 app = typer.Typer(
     name="trainyard",

@@ -259,3 +259,65 @@ def test_help_shows_flags_as_flags(cli, command):
     result = cli(command, "--help")
     assert result.code == 0 and "--json" in result.stdout or "--no-log" in result.stdout, result.output
     assert "<bool>" not in result.stdout
+
+
+@pytest.fixture(scope="module")
+def tickets(home, tmp_path_factory):
+    """A labelling project 'tickets' (issue 19) in the module's workspace: 6 texts with ids, one labelled 'bug'."""
+    from trainyard.label import ledger
+    from trainyard.label.project import create_project
+    from trainyard.registry.workspace import Workspace
+
+    folder = tmp_path_factory.mktemp("tickets")
+    data = folder / "tickets.csv"
+    data.write_text("id,body\n" + "".join(f"t{i},ticket number {i}\n" for i in range(6)))
+    ws = Workspace.resolve(home)
+    project = create_project(ws, "tickets", data, text_col="body", classes=["billing", "bug"])
+    item = ledger.claim(ws.store, project, "alice")
+    ledger.record(ws.store, project, item["id"], "bug", annotator="alice", queue="random", item_sha256=item["content_sha256"])
+    return folder
+
+
+LABEL_CASES = {
+    "unknown class in the data": (("label", "create", "x", "--data", "{dir}/wine.csv", "--target", "kind", "--classes", "red,white"),
+                                  "kind,alcohol\nred,1\nrose,2\n", ("'rose'", "--classes")),
+    "one class": (("label", "create", "x", "--data", "{dir}/t.csv", "--text-col", "body", "--classes", "a"), "body\nhi\n", ("at least two",)),
+    "bad project name": (("label", "create", "../up", "--data", "{dir}/t.csv", "--text-col", "body", "--classes", "a,b"), "body\nhi\n",
+                         ("not a valid project name",)),
+    "text column missing": (("label", "create", "x", "--data", "{dir}/t.csv", "--text-col", "text", "--classes", "a,b"), "body\nhi\n",
+                            ("--text-col 'text'",)),
+    "project exists": (("label", "create", "tickets", "--data", "{dir}/t.csv", "--text-col", "body", "--classes", "a,b"), "body\nhi\n",
+                       ("exists already",)),
+    "bad queue": (("label", "create", "x", "--data", "{dir}/t.csv", "--text-col", "body", "--classes", "a,b", "--queue", "fifo"),
+                  "body\nhi\n", ("--queue 'fifo'", "random")),
+    "unknown project": (("label", "status", "nosuch"), None, ("No labelling project named 'nosuch'", "label create")),
+    "import unknown class": (("label", "import", "tickets", "{dir}/in.csv"), "id,label\nt1,spam\n", ("'spam' is not a class",)),
+    "import vanished item": (("label", "import", "tickets", "{dir}/in.csv"), "id,label\nt99,bug\n", ("matches no item", "vanished")),
+    "import malformed JSON": (("label", "import", "tickets", "{dir}/in.json"), '[{"data": {', ("is not valid JSON",)),
+    "import not tasks": (("label", "import", "tickets", "{dir}/in.json"), '"text"', ("list of tasks",)),
+    "import without labels": (("label", "import", "tickets", "{dir}/in.csv"), "id,what\nt1,bug\n", ("has no label", "--label-col")),
+    "export format": (("label", "export", "tickets", "-o", "{dir}/out.txt"), None, ("export format", "--format")),
+    "train too few labels": (("train", "label:tickets"), None, ("too few labels",)),
+}
+
+
+@pytest.mark.parametrize("case", list(LABEL_CASES))
+def test_labelling_bad_inputs(cli, home, tickets, tmp_path, case):
+    args, content, names = LABEL_CASES[case]
+    args = tuple(a.replace("{dir}", str(tmp_path)) for a in args)
+    if content is not None:
+        target = next(a for a in args if a.startswith(str(tmp_path)) and not a.endswith("out.txt"))
+        with open(target, "w") as fh:
+            fh.write(content)
+    before = _label_state(home)
+    refused(cli, home, *args, names=names)
+    assert _label_state(home) == before
+
+
+def _label_state(home) -> tuple:
+    from trainyard.label import ledger
+    from trainyard.label.project import get_project, list_projects
+    from trainyard.registry.workspace import Workspace
+
+    store = Workspace.resolve(home).store
+    return tuple(list_projects(store)), tuple((a["key"], a["label"]) for a in ledger.annotations(store, get_project(store, "tickets")))

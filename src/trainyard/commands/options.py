@@ -54,15 +54,21 @@ def _cli_type(f) -> type:
 
 def parameters() -> list[inspect.Parameter]:
     """The Typer parameters of the options: every default None, so the command sees which were given."""
-    out = []
-    for label, f in option_fields():
-        flags = [f.metadata["flag"]] + ([f.metadata["short"]] if f.metadata.get("short") else [])
-        typ = _cli_type(f)
-        plain_switch = typ is bool and "/" not in f.metadata["flag"]
-        option = typer.Option(None, *flags, help=(f"\\[{label}] " if label else "") + f.metadata["help"], is_flag=plain_switch or None,
-                              show_default=False)
-        out.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=typ))
-    return out
+    return [_parameter(label, f) for label, f in option_fields()]
+
+
+def parameters_of(cls) -> list[inspect.Parameter]:
+    """The Typer parameters of one config class's settings (e.g. `trainyard label create`'s LabelSettings)."""
+    return [_parameter("", f) for f in cli_fields(cls)]
+
+
+def _parameter(label: str, f) -> inspect.Parameter:
+    flags = [f.metadata["flag"]] + ([f.metadata["short"]] if f.metadata.get("short") else [])
+    typ = _cli_type(f)
+    plain_switch = typ is bool and "/" not in f.metadata["flag"]
+    option = typer.Option(None, *flags, help=(f"\\[{label}] " if label else "") + f.metadata["help"], is_flag=plain_switch or None,
+                          show_default=False)
+    return inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=typ)
 
 
 def with_options(function, leading: list[inspect.Parameter]):

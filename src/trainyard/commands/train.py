@@ -11,6 +11,7 @@ from trainyard.commands._common import process_started
 from trainyard.commands._live import live_for
 from trainyard.commands._results import show_result
 from trainyard.errors import ConfigError
+from trainyard.label import is_label_source
 from trainyard.registry.workspace import Workspace
 from trainyard.runs.settings import kind_of
 from trainyard.commands.options import (
@@ -48,6 +49,8 @@ def train(**values) -> None:
 
     data, as_json, resume_ref = values.pop("data"), values.pop("as_json"), values.pop("resume")
     values = given(values)
+    if is_label_source(data):  # a labelling project: its labelled items, the label column as the target
+        data = label_training_data(data, values)
     kind = kind_of(values.get("task"), values.get("text_col"), values.get("model"))
     check_applies(kind, values)
     if data is None and kind != "rl":
@@ -68,10 +71,23 @@ def train(**values) -> None:
     show_result(result, as_json)
 
 
+def label_training_data(source, values: dict):
+    """`label:NAME`'s items as a table (target: the project's label column) or an image folder (image classification)."""
+    from trainyard.label.training import training_input  # pandas and the store: loaded when a run starts, not for --help
+
+    project, data = training_input(Workspace.resolve(), source)
+    values.setdefault("name", project.name)
+    if project.kind == "image":
+        values.setdefault("task", "image-classification")
+    else:
+        values.setdefault("target", project.label_column)
+    return data
+
+
 with_options(train, [
     inspect.Parameter("data", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Path, default=typer.Argument(
         None, help="Table to learn from: .csv, .tsv, .parquet or .jsonl (images: a folder or idx/npz; language models: a corpus "
-                   "file or folder, or JSONL; --task rl: none, it learns from --env).")),
+                   "file or folder, or JSONL; label:NAME, a labelling project; --task rl: none, it learns from --env).")),
     inspect.Parameter("resume", inspect.Parameter.KEYWORD_ONLY, annotation=str, default=typer.Option(
         None, "--resume", help="Continue an interrupted table run (RUN_ID or 'last') from its recorded trials.")),
     inspect.Parameter("as_json", inspect.Parameter.KEYWORD_ONLY, annotation=bool, default=typer.Option(

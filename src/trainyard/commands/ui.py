@@ -23,6 +23,11 @@ def ui(
                                     "one is generated and printed if missing)."),
 ) -> None:
     """Open the web dashboard: runs with live curves, models (promote / roll back), data audits, monitoring, predictions."""
+    serve_dashboard(port, host, token_file)
+
+
+def serve_dashboard(port: int, host: str, token_file: Path | None, path: str = "/") -> None:
+    """Serve the dashboard until Ctrl-C and print the address of `path` (the labelling page for `trainyard label NAME`)."""
     try:
         import uvicorn
 
@@ -41,7 +46,7 @@ def ui(
                       "(use --token-file to choose your own).")
     app = create_app(ws, token=token, loopback_only=loopback)
     shown = f"[{host}]" if ":" in host else host
-    url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else shown}:{port}/"
+    url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else shown}:{port}{path}"
     console.print(f"trainyard dashboard for workspace [bold]{ws.home}[/]" + (" (new, empty)" if fresh else ""))
     console.print(f"open [bold]{url}{'?token=' + token if token else ''}[/]  (Ctrl-C to stop)", soft_wrap=True)
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=2, access_log=False)

@@ -12,10 +12,12 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from trainyard.dashboard import endpoints, pages
+from trainyard.dashboard import endpoints, labelling, pages
 from trainyard.dashboard.auth import AuthMiddleware
 from trainyard.dashboard.templating import HERE, make_templates
 from trainyard.errors import NotFoundError, TrainyardError
+from trainyard.label.annotators import annotator_of
+from trainyard.label.learner import Retrainer
 from trainyard.registry.workspace import Workspace
 
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
@@ -31,6 +33,7 @@ def create_app(workspace: Workspace | None = None, *, token: str | None = None, 
     app.state.store = ws.store
     app.state.templates = make_templates()
     app.state.model_cache = {}
+    app.state.retrainer = Retrainer(ws)
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next):
@@ -59,5 +62,7 @@ def create_app(workspace: Workspace | None = None, *, token: str | None = None, 
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     app.include_router(pages.router)
     app.include_router(endpoints.router)
-    app.add_middleware(AuthMiddleware, token=token, loopback_only=loopback_only and token is None)
+    app.include_router(labelling.router)
+    app.add_middleware(AuthMiddleware, token=token, loopback_only=loopback_only and token is None,
+                       guest=lambda path, key: path.startswith(labelling.GUEST_PATHS) and annotator_of(ws.store, key) is not None)
     return app

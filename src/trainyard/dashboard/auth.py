@@ -56,10 +56,11 @@ def _host_only(host_header: str) -> str:
 class AuthMiddleware:
     """Pure ASGI middleware (works for streaming responses too)."""
 
-    def __init__(self, app, token: str | None, loopback_only: bool):
+    def __init__(self, app, token: str | None, loopback_only: bool, guest=None):
         self.app = app
         self.token = token
         self.loopback_only = loopback_only
+        self.guest = guest  # guest(path, token) -> bool: a narrower token (an annotator's) that opens some paths
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -84,10 +85,14 @@ class AuthMiddleware:
             location = scope["path"] + (f"?{rest}" if rest else "")
             cookie = f"{COOKIE}={self.token}; Path=/; HttpOnly; SameSite=Strict"
             return await _respond(send, 303, b"", [(b"location", location.encode()), (b"set-cookie", cookie.encode())])
-        if self._authorized(headers):
+        if self._authorized(headers) or self._guest(scope["path"], headers, query):
             return await self.app(scope, receive, send)
         return await _plain(send, 401, "Unauthorized: open the address `trainyard ui` printed (it carries ?token=...), "
                                        "or send Authorization: Bearer TOKEN.", [(b"www-authenticate", b"Bearer")])
+
+    def _guest(self, path: str, headers: dict[str, str], query: dict[str, str]) -> bool:
+        token = _guest_token(headers, query)
+        return bool(self.guest and token and self.guest(path, token))
 
     def _authorized(self, headers: dict[str, str]) -> bool:
         expected = self.token.encode()
@@ -99,6 +104,17 @@ class AuthMiddleware:
             if name == COOKIE and hmac.compare_digest(value.encode(), expected):
                 return True
         return False
+
+
+GUEST_COOKIE = "trainyard_annotator"
+
+
+def _guest_token(headers: dict[str, str], query: dict[str, str]) -> str | None:
+    for part in headers.get("cookie", "").split(";"):
+        name, _, value = part.strip().partition("=")
+        if name == GUEST_COOKIE:
+            return value
+    return headers.get("x-annotator-token") or query.get("annotator")
 
 
 def _query(scope) -> dict[str, str]:
