@@ -98,6 +98,12 @@ class MLP(NeuralEstimator):
     # fit / predict ----------------------------------------------------------
     def fit(self, X, y, eval_set=None, *, log=None, progress=None, checkpoint_dir=None, resume: bool = False):
         started = time.perf_counter()  # AutoML's time budget counts from here: importing PyTorch and encoding are part of it
+        from trainyard.engine.runtime import torch_threads
+
+        with torch_threads(1):
+            return self._fit(X, y, eval_set, started, RunHooks(log, progress, checkpoint_dir, resume))
+
+    def _fit(self, X, y, eval_set, started: float, hooks: RunHooks):
         import torch
         import torch.nn.functional as F
 
@@ -143,8 +149,7 @@ class MLP(NeuralEstimator):
         loop_seconds = None
         if self.time_budget_s:
             loop_seconds = max(float(self.time_budget_s) - (time.perf_counter() - started), 0.1 * float(self.time_budget_s))
-        result = self._train(TensorBatches(train, self.batch_size), loss_fn, evaluate, RunHooks(log, progress, checkpoint_dir, resume),
-                             time_limit=loop_seconds)
+        result = self._train(TensorBatches(train, self.batch_size), loss_fn, evaluate, hooks, time_limit=loop_seconds)
         self.stopped_by_time_ = bool(result.state.timed_out)
         return self
 
@@ -152,9 +157,12 @@ class MLP(NeuralEstimator):
         check_is_fitted(self)
         if hasattr(self, "n_features_in_"):  # pickled before the inputs were recorded: it reads its columns by name, unchecked
             X = check_features(self, X, reset=False, allow_nan=True)
+        from trainyard.engine.runtime import torch_threads
+
         x_num, x_cat = self._encode(pd.DataFrame(X))
         device = self._device()
-        return self._run_batches(lambda a, b: self.module_(x_num[a:b].to(device), x_cat[a:b].to(device)), len(x_num))
+        with torch_threads(1):
+            return self._run_batches(lambda a, b: self.module_(x_num[a:b].to(device), x_cat[a:b].to(device)), len(x_num))
 
     @available_if(lambda self: not self._regression)
     def predict_proba(self, X) -> np.ndarray:

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import tempfile
 import threading
@@ -155,7 +156,7 @@ class TablePlan:
         if cfg.calibrate:  # calibration needs the validation rows unseen: keep the models fitted on the training split
             plan.refit = False
         run.emit("plan", {"time_limit": budget, "max_trials": cfg.max_trials, "bag_folds": plan.bag_folds})
-        _preload_report_modules()  # on the core the search leaves idle (small fits use one thread)
+        _preload_report_modules(self.families)  # on the core the search leaves idle (small fits use one thread)
         found = search(self.data, schema=self.schema, task=self.task, metric=self.metric, families=self.families, plan=plan,
                        on_trial=on_trial, checkpoint_dir=run.run_dir / "trials", previous=self.previous)
         for note in found.notes:
@@ -249,12 +250,16 @@ def no_better_than_baseline(rows: list[dict], metric: str) -> str | None:
             "that beats its baseline; give the search more time (--time-limit) or check the audit findings.")
 
 
-def _preload_report_modules() -> None:
-    """Import what the evaluation and model card need (matplotlib) in a background thread while the search runs."""
+def _preload_report_modules(families) -> None:
+    """Import what the evaluation and model card need (matplotlib) in a background thread while the search runs,
+    and PyTorch's compiler stack when a family trains with PyTorch: its first optimizer imports torch._dynamo
+    (1.5 s quiet, 5 s busy), which would otherwise come out of that trial's time budget."""
     def work():
         try:
             preload()
-        except Exception:  # matplotlib missing or broken: the report says so when it gets there
+            if any("torch" in f.requires for f in families):
+                importlib.import_module("torch._dynamo")
+        except Exception:  # missing or broken: the fit or the report says so when it gets there
             pass
 
     threading.Thread(target=work, name="trainyard-preload", daemon=True).start()
