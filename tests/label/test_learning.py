@@ -127,3 +127,30 @@ def test_minilm_vectors_for_text_projects(workspace, tmp_path):
     within = (X[same_class] @ X[same_class].T).mean()
     across = (X[same_class] @ X[other].T).mean()
     assert within > across and len(items) == 24  # texts of one class lie closer together
+
+
+def test_review_queue_holds_conflicting_duplicates(workspace, tmp_path):
+    ws = Workspace.resolve(workspace)
+    rows = ["body,kind"] + [f"ticket about payment {i},billing" for i in range(12)] + [f"app crash number {i},bug" for i in range(12)]
+    rows += ["same words here,billing", "same words here,bug"]
+    (tmp_path / "d.csv").write_text("\n".join(rows) + "\n")
+    create_project(ws, "d", tmp_path / "d.csv", text_col="body", target="kind", settings=LabelSettings(features="tfidf", queue="review"))
+    run_round(ws, "d")
+    project = get_project(ws.store, "d")
+    first, second = ledger.claim(ws.store, project, "alice"), ledger.claim(ws.store, project, "bob")
+    assert {first["key"], second["key"]} == {"24", "25"}  # both copies, each shown with its given label
+    assert {first["given"], second["given"]} == {"billing", "bug"}
+
+
+@pytest.mark.slow
+def test_backbone_features_for_images(workspace, tmp_path):
+    from labelhelp import image_folder
+
+    from trainyard.label.features import project_features
+
+    ws = Workspace.resolve(workspace)
+    create_project(ws, "p", image_folder(tmp_path / "photos"), classes=["ok", "dent"], settings=LabelSettings(features="backbone"))
+    X = project_features(ws, get_project(ws.store, "p"))
+    assert X.shape == (12, 1280) and np.isfinite(X).all() and X.std() > 0
+    with pytest.raises(Exception, match="does not apply to image items"):
+        create_project(ws, "q", tmp_path / "photos", classes=["ok", "dent"], settings=LabelSettings(features="minilm"))
