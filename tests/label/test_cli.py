@@ -39,3 +39,35 @@ def test_label_name_opens_the_page_for_a_known_project_only(cli, tmp_path):
     assert cli("label", "create", "wine", "--data", data, "--target", "target").code == 0
     missing = cli("label", "nosuch")
     assert missing.code == 2 and "No labelling project named 'nosuch'" in missing.output
+
+
+def test_label_name_serves_the_page(tmp_path, workspace):
+    import os
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+    from conftest import SRC
+    from dashboard_helpers import free_port
+
+    from trainyard.label.project import create_project
+    from trainyard.registry.workspace import Workspace
+
+    create_project(Workspace.resolve(workspace), "wine", wine_csv(tmp_path / "wine.csv"), target="target")
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(SRC), "TRAINYARD_HOME": str(workspace)}
+    proc = subprocess.Popen([sys.executable, "-m", "trainyard", "label", "wine", "--port", str(port)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline, page = time.time() + 30, None
+        while time.time() < deadline and page is None:
+            try:
+                page = httpx.get(f"http://127.0.0.1:{port}/label/wine", timeout=2)
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        assert page is not None and page.status_code == 200 and 'data-project="wine"' in page.text
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=10)
+    assert f"http://127.0.0.1:{port}/label/wine" in out

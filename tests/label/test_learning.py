@@ -97,3 +97,60 @@ def test_labels_needed_from_a_falling_curve():
     assert needed == pytest.approx(278 - 80, abs=2)  # 0.5 / sqrt(n) = 0.03 at n ~ 278
     assert labels_needed(curve, 0.9) == 0
     assert labels_needed(curve[:2], 0.97) is None
+
+
+def test_feature_cache_is_used_only_when_its_hash_matches(workspace, tmp_path):
+    from trainyard.label.features import cache_path, project_features
+
+    ws = Workspace.resolve(workspace)
+    path, _ = tickets_csv(tmp_path / "t.csv", n=30)
+    create_project(ws, "t", path, text_col="body", classes=["billing", "bug", "other"], settings=LabelSettings(features="tfidf"))
+    first = project_features(ws, get_project(ws.store, "t"))
+    cached = cache_path(ws, get_project(ws.store, "t"))
+    np.save(cached, np.zeros_like(first), allow_pickle=False)  # altered behind the store's back
+    again = project_features(ws, get_project(ws.store, "t"))
+    assert np.allclose(again, first) and not np.allclose(again, 0)
+
+
+@pytest.mark.slow
+def test_minilm_vectors_for_text_projects(workspace, tmp_path):
+    from trainyard.label.features import project_features
+
+    ws = Workspace.resolve(workspace)
+    path, _ = tickets_csv(tmp_path / "t.csv", n=24)
+    create_project(ws, "t", path, text_col="body", classes=["billing", "bug", "other"])  # features: auto -> MiniLM
+    X = project_features(ws, get_project(ws.store, "t"))
+    assert X.shape == (24, 384) and np.allclose(np.linalg.norm(X, axis=1), 1.0, atol=1e-4)
+    items = items_frame(ws.store, "t", ("position", "data"))
+    same_class = [i for i in range(24) if i % 3 == 0]
+    other = [i for i in range(24) if i % 3 == 1]
+    within = (X[same_class] @ X[same_class].T).mean()
+    across = (X[same_class] @ X[other].T).mean()
+    assert within > across and len(items) == 24  # texts of one class lie closer together
+
+
+def test_review_queue_holds_conflicting_duplicates(workspace, tmp_path):
+    ws = Workspace.resolve(workspace)
+    rows = ["body,kind"] + [f"ticket about payment {i},billing" for i in range(12)] + [f"app crash number {i},bug" for i in range(12)]
+    rows += ["same words here,billing", "same words here,bug"]
+    (tmp_path / "d.csv").write_text("\n".join(rows) + "\n")
+    create_project(ws, "d", tmp_path / "d.csv", text_col="body", target="kind", settings=LabelSettings(features="tfidf", queue="review"))
+    run_round(ws, "d")
+    project = get_project(ws.store, "d")
+    first, second = ledger.claim(ws.store, project, "alice"), ledger.claim(ws.store, project, "bob")
+    assert {first["key"], second["key"]} == {"24", "25"}  # both copies, each shown with its given label
+    assert {first["given"], second["given"]} == {"billing", "bug"}
+
+
+@pytest.mark.slow
+def test_backbone_features_for_images(workspace, tmp_path):
+    from labelhelp import image_folder
+
+    from trainyard.label.features import project_features
+
+    ws = Workspace.resolve(workspace)
+    create_project(ws, "p", image_folder(tmp_path / "photos"), classes=["ok", "dent"], settings=LabelSettings(features="backbone"))
+    X = project_features(ws, get_project(ws.store, "p"))
+    assert X.shape == (12, 1280) and np.isfinite(X).all() and X.std() > 0
+    with pytest.raises(Exception, match="does not apply to image items"):
+        create_project(ws, "q", tmp_path / "photos", classes=["ok", "dent"], settings=LabelSettings(features="minilm"))

@@ -168,11 +168,15 @@ def annotator(name: str = typer.Argument(..., help="Project name."),
 @label_app.command("retrain")
 def retrain(name: str = typer.Argument(..., help="Project name.")) -> None:
     """Train the suggestion model on the labels so far and rescore the items now (the page does this every K labels)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     from trainyard.label.learner import run_round
 
     ws, project = _project(name)
-    with console.status("computing features and training", spinner="dots"):
-        out = run_round(ws, project.name)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console,
+                  transient=True) as bar:
+        task = bar.add_task("features (first round only), then the model", total=None)
+        out = run_round(ws, project.name, progress=lambda done, total: bar.update(task, completed=done, total=total))
     acc = "-" if out["accuracy"] is None else f"{out['accuracy']:.3f}"
     console.print(f"Retrained on {out['labels']:,} labels: held-out accuracy {acc}, {out['suspects']} suspected label errors.")
 

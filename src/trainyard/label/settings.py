@@ -9,7 +9,7 @@ from trainyard.options import setting
 
 QUEUES = ("random", "uncertainty", "diversity", "mix", "review")
 UNCERTAINTY = ("least-confidence", "margin", "entropy")
-FEATURES = ("auto", "minilm", "tfidf", "prepared", "pixels")
+FEATURES = ("auto", "minilm", "tfidf", "prepared", "pixels", "backbone")
 
 
 @dataclass(frozen=True)
@@ -23,7 +23,7 @@ class LabelSettings:
     overlap: float = setting(0.0, "Share of items labelled by two annotators (0 to 1), for agreement.", flag="--overlap")
     target_accuracy: float = setting(0.9, "Held-out accuracy the estimate of labels still needed aims at.", flag="--target-accuracy")
     features: str = setting("auto", "Item features for the model and for diversity: auto (MiniLM for text, prepared columns "
-                                    "for tables, pixels for images), minilm, tfidf, prepared or pixels.", flag="--features")
+                                    "for tables, pixels for images), minilm, tfidf, prepared, pixels or backbone (MobileNetV2, images).", flag="--features")
     lease_seconds: int = setting(300, "How long an item shown to one annotator is kept from the others.", flag="--lease-seconds")
     seed: int = setting(0, "Seed of the random queue and the model.", flag="--seed")
 
