@@ -259,3 +259,12 @@ def test_help_shows_flags_as_flags(cli, command):
     result = cli(command, "--help")
     assert result.code == 0 and "--json" in result.stdout or "--no-log" in result.stdout, result.output
     assert "<bool>" not in result.stdout
+
+
+@pytest.mark.parametrize("args, names", [
+    (["--env", "CartPole-v1", "--hparam", "use_sde=true"], ("use_sde", "continuous actions")),  # gSDE on discrete actions
+    (["--env", "CartPole-v1", "--seeds", "0"], ("--seeds must be at least 1", "--seeds 3")),
+])
+def test_rl_settings_refused(cli, home, args, names):
+    pytest.importorskip("gymnasium")
+    refused(cli, home, "train", "--task", "rl", *args, "--timesteps", "100", names=names)
