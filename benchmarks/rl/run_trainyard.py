@@ -1,44 +1,34 @@
-"""One trainyard PPO run with its defaults (after the RL Zoo's), then held-out evaluation; prints one JSON line.
+"""One trainyard run (PPO or DQN) with its defaults (after the RL Zoo's), then held-out evaluation; prints one JSON line.
 
-    PYTHONPATH=src python benchmarks/rl/run_trainyard.py --env CartPole-v1 --timesteps 50000 --seed 0 --episodes 50
+    PYTHONPATH=src python benchmarks/rl/run_trainyard.py --algo ppo --env CartPole-v1 --timesteps 50000 --seed 0 --episodes 50
 
-Times `RLPlan.fit` only (wall and CPU seconds of this process); evaluation: episode k reset with seed
-1_000_000 + k, deterministic actions (trainyard.rl.evaluate).
+Times `RLPlan.fit` only (wall and CPU seconds of this process), environments and networks made before the clock
+starts, as SB3's constructor makes them; checkpoints once at the end (SB3 writes none during learn()).
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import tempfile
 from pathlib import Path
 
+from runner import held_out_returns, one_run_args, print_result
+
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--env", required=True)
-    ap.add_argument("--timesteps", type=int, required=True)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--episodes", type=int, default=50)
-    ap.add_argument("--algo", default="ppo")
-    args = ap.parse_args()
+    args = one_run_args(__doc__.split("\n")[0])
 
     import torch
 
     from trainyard.rl.config import RLSettings
-    from trainyard.rl.evaluate import run_episodes
     from trainyard.rl.plan import RLPlan
 
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
-        # checkpoints: once at the end only, as SB3 writes none during learn()
-        plan = RLPlan(RLSettings(env=args.env, algo=args.algo, timesteps=args.timesteps, seed=args.seed,
-                                 checkpoint_every=10**12), Path(tmp))
-        plan.prepare()  # environments and networks made before the clock starts, as SB3's PPO(...) does
+        plan = RLPlan(RLSettings(env=args.env, algo=args.algo, timesteps=args.timesteps, seed=args.seed, checkpoint_every=10**12), Path(tmp))
+        plan.prepare()
         fit = plan.fit()
-        returns, _ = run_episodes(plan.policy().act, args.env, args.episodes)
-    print(json.dumps({"lib": "trainyard", "env": args.env, "seed": args.seed, "steps": fit.steps, "wall": fit.seconds,
-                      "cpu": fit.cpu_seconds, "returns": returns}))
+        returns = held_out_returns(plan.policy().act, args.env, args.episodes)
+    print_result("trainyard", args, fit.steps, fit.seconds, fit.cpu_seconds, returns)
 
 
 if __name__ == "__main__":

@@ -321,3 +321,12 @@ def _label_state(home) -> tuple:
 
     store = Workspace.resolve(home).store
     return tuple(list_projects(store)), tuple((a["key"], a["label"]) for a in ledger.annotations(store, get_project(store, "tickets")))
+
+
+@pytest.mark.parametrize("args, names", [
+    (["--env", "CartPole-v1", "--hparam", "use_sde=true"], ("use_sde", "continuous actions")),  # gSDE on discrete actions
+    (["--env", "CartPole-v1", "--seeds", "0"], ("--seeds must be at least 1", "--seeds 3")),
+])
+def test_rl_settings_refused(cli, home, args, names):
+    pytest.importorskip("gymnasium")
+    refused(cli, home, "train", "--task", "rl", *args, "--timesteps", "100", names=names)

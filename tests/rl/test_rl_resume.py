@@ -20,32 +20,41 @@ ENV = {"PYTHONPATH": os.pathsep.join([str(HERE.parents[1] / "src"), str(HERE)]),
 
 CASES = {
     # PPO with observation and reward normalisation on (their running statistics must come back too)
-    "ppo": (["--algo", "ppo", "--timesteps", "12000", "--checkpoint-every", "2000", "--hparam", "normalize_obs=true",
-             "--hparam", "normalize_reward=true", "--hparam", "n_steps=64"], 4000),
+    "ppo": (["--env", "CartPole-v1", "--algo", "ppo", "--timesteps", "12000", "--checkpoint-every", "2000", "--hparam",
+             "normalize_obs=true", "--hparam", "normalize_reward=true", "--hparam", "n_steps=64"], 4000),
     # DQN: replay buffer, target network, epsilon schedule
-    "dqn": (["--algo", "dqn", "--timesteps", "5000", "--checkpoint-every", "1000", "--hparam", "gradient_steps=32",
-             "--hparam", "learning_starts=500"], 2000),
+    "dqn": (["--env", "CartPole-v1", "--algo", "dqn", "--timesteps", "5000", "--checkpoint-every", "1000", "--hparam",
+             "gradient_steps=32", "--hparam", "learning_starts=500"], 2000),
+    # continuous actions with gSDE: rollouts of 30 steps and a matrix redrawn every 4, so the matrix in use at a
+    # checkpoint is part way through its 4 steps (the matrix and its age must come back)
+    "ppo-gsde": (["--env", "Pendulum-v1", "--algo", "ppo", "--timesteps", "6100", "--checkpoint-every", "1000", "--hparam",
+                  "n_steps=30", "--hparam", "batch_size=60", "--hparam", "sde_sample_freq=4", "--hparam", "normalize_obs=true"], 2000),
+    # two training seeds: killed while training the second (the first's checkpoints done, the second's part way)
+    "ppo-seeds": (["--env", "CartPole-v1", "--algo", "ppo", "--seeds", "2", "--timesteps", "4000", "--checkpoint-every", "1000",
+                   "--hparam", "n_steps=64"], 2000),
 }
+FOLDER = {"ppo-seeds": "seed-1/"}  # where the checkpoints watched and compared are, under the run's checkpoints/
 
 
-def _final_checkpoint(home: Path) -> tuple[bytes, dict]:
-    step = sorted((home / "runs").glob("*/checkpoints/step-*"))[-1]
+def _final_checkpoint(home: Path, folder: str = "") -> tuple[bytes, dict]:
+    step = sorted((home / "runs").glob(f"*/checkpoints/{folder}step-*"))[-1]
     state = json.loads((step / "state.json").read_text())
     return (step / "tensors.safetensors").read_bytes(), state
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("algo", ["ppo", "dqn"])
+@pytest.mark.parametrize("algo", sorted(CASES))
 def test_kill_9_and_resume_end_bit_identical(cli, workspace, tmp_path, algo):
     args, kill_after = CASES[algo]
-    train = ["train", "--task", "rl", "--env", "CartPole-v1", *args, "--name", "k", "--json"]
+    train = ["train", "--task", "rl", *args, "--name", "k", "--json"]
     reference = cli(*train, env={**ENV, "TRAINYARD_HOME": str(tmp_path / "ref")})
     assert reference.code == 0, reference.output
 
     proc = subprocess.Popen([sys.executable, "-m", "trainyard", *train], env={**os.environ, **ENV, "TRAINYARD_HOME": str(workspace)},
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path)
     deadline = time.monotonic() + 240
-    while not [p for p in workspace.glob("runs/*/checkpoints/step-*") if int(p.name[5:]) >= kill_after]:
+    folder = FOLDER.get(algo, "")
+    while not [p for p in workspace.glob(f"runs/*/checkpoints/{folder}step-*") if int(p.name[5:]) >= kill_after]:
         assert proc.poll() is None and time.monotonic() < deadline, "the training process ended before it could be killed"
         time.sleep(0.02)
     os.kill(proc.pid, signal.SIGKILL)
@@ -60,14 +69,20 @@ def test_kill_9_and_resume_end_bit_identical(cli, workspace, tmp_path, algo):
     out, ref = json.loads(resumed.stdout), json.loads(reference.stdout)
     assert out["run_id"] == run_id and out["resumed_from"] >= kill_after and out["steps"] == ref["steps"]
 
-    tensors_a, state_a = _final_checkpoint(tmp_path / "ref")
-    tensors_b, state_b = _final_checkpoint(workspace)
+    tensors_a, state_a = _final_checkpoint(tmp_path / "ref", folder)
+    tensors_b, state_b = _final_checkpoint(workspace, folder)
     assert tensors_a == tensors_b  # networks, optimizer moments, torch generator: byte for byte
     assert state_a == state_b  # numpy generator, normalisers, episode starts, counters
-    if algo == "dqn":
-        step = sorted(workspace.glob("runs/*/checkpoints/step-*"))[-1]
-        ref_step = sorted((tmp_path / "ref").glob("runs/*/checkpoints/step-*"))[-1]
-        assert (step / "buffer_obs.npy").read_bytes() == (ref_step / "buffer_obs.npy").read_bytes()
+    step = sorted(workspace.glob(f"runs/*/checkpoints/{folder}step-*"))[-1]
+    ref_step = sorted((tmp_path / "ref").glob(f"runs/*/checkpoints/{folder}step-*"))[-1]
+    arrays = {"dqn": "buffer_obs.npy", "ppo-gsde": "sde_noise.npy"}.get(algo)
+    if arrays:
+        assert (step / arrays).read_bytes() == (ref_step / arrays).read_bytes()
+    if algo == "ppo-seeds":  # the first seed, finished before the kill, ends the same too; so do the spread and the choice
+        assert _final_checkpoint(tmp_path / "ref", "seed-0/") == _final_checkpoint(workspace, "seed-0/")
+        assert out["evaluation"]["across_seeds"] == ref["evaluation"]["across_seeds"]
+    if algo == "ppo-gsde":
+        assert state_a["sde_age"] == 2  # 51 rollouts of 30 steps end half way through a matrix's 4 steps
     assert out["metrics"]["mean_return"] == ref["metrics"]["mean_return"]
     events = store.events(run_id)
     assert any(e["kind"] == "resumed" and e["data"]["exact"] for e in events)

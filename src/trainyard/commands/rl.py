@@ -24,6 +24,8 @@ def show_rl_result(result, as_json: bool) -> None:
                     "resumed_from": details["resumed_from"], "gif": details["gif"]})
         return
     console.print(evaluation_table(result.evaluation, f"{result.name}@{result.version}"))
+    if result.evaluation.get("across_seeds"):
+        console.print(seeds_table(result.evaluation["across_seeds"]))
     stopped = " (stopped by the time limit)" if result.timed_out else ""
     resumed = f", resumed from step {details['resumed_from']:,}" if details["resumed_from"] is not None else ""
     console.print(f"Registered [bold]{result.name}@{result.version}[/], run {result.run_id}: {result.steps:,} steps in "
@@ -39,6 +41,15 @@ def evaluation_table(report: dict, title: str):
         rows.append(["random policy", r["mean"], f"[{fmt(r['ci_low'], 2)}, {fmt(r['ci_high'], 2)}]", r["std"], r["episodes"]])
     seeds = report.get("seeds") or ["?", "?"]
     return table(f"{title}: episodic return on held-out seeds {seeds[0]}..{seeds[1]}", ["", "mean return", "95% CI", "std", "episodes"], rows)
+
+
+def seeds_table(spread: dict):
+    """Each training seed's validation and held-out returns; the title gives the spread and which was registered."""
+    rows = [[("* " if r["seed"] == spread["best_seed"] else "") + str(r["seed"]), f"{r['steps']:,}", r["validation_return"], r["mean_return"]]
+            for r in spread["per_seed"]]
+    title = (f"{spread['seeds']} training seeds: held-out mean return {fmt(spread['mean'], 2)} (sd {fmt(spread['sd'], 2)} across seeds, "
+             f"{fmt(spread['min'], 2)} to {fmt(spread['max'], 2)}); * registered (best on validation)")
+    return table(title, ["seed", "steps", "validation return", "held-out return"], rows)
 
 
 def is_policy(ref: str) -> bool:

@@ -39,7 +39,9 @@ class PPOConfig:
     normalize_reward: bool = False  # rewards scaled by the running std of the discounted return
     hidden: tuple[int, ...] = (64, 64)
     activation: str = "tanh"  # tanh or relu
-    log_std_init: float = 0.0  # continuous actions: initial log standard deviation
+    log_std_init: float = 0.0  # continuous actions: initial log standard deviation (of gSDE's noise matrix with use_sde)
+    use_sde: bool = False  # continuous actions: generalised state-dependent exploration (gSDE) instead of independent noise
+    sde_sample_freq: int = -1  # gSDE: redraw the noise matrices every this many steps (-1: at each rollout's start)
     squash: str = "clip"  # continuous actions: clip the Gaussian sample to the bounds, or tanh-squash it into them
 
 
@@ -80,6 +82,8 @@ class RLSettings:
     timesteps: int | None = setting(None, "Environment steps: 100000, 100k, 1M (default: per environment).", flag="--timesteps", kind="str")
     time_limit: float | None = None  # seconds for the whole run; stops at a checkpoint when it runs out
     seed: int = 0
+    seeds: int = setting(1, "Train this many seeds (--seed, --seed + 1, ...): the spread across them is reported, the best on "
+                            "validation episodes registered.", flag="--seeds")
     name: str | None = None
     hparams: dict = setting(None, "Override a hyperparameter: KEY=VALUE (repeatable; e.g. lr=1e-3, hidden=128,128).", flag="--hparam",
                             kind="list", factory=dict)
@@ -100,6 +104,8 @@ class RLSettings:
             raise ConfigError(f"--time-limit must be positive, got {self.time_limit:g}.", "give seconds or a duration: 600, 30m, 1h.")
         if self.tune_trials is not None and self.tune_trials < 1:
             raise ConfigError(f"--max-trials must be at least 1, got {self.tune_trials}.", "pass --max-trials 10, or leave it out to train the defaults.")
+        if self.seeds < 1:
+            raise ConfigError(f"--seeds must be at least 1, got {self.seeds}.", "pass --seeds 3 to train three seeds, or leave it out for one.")
         if self.eval_episodes < 1:
             raise ConfigError("--episodes must be at least 1.", "pass --episodes 100.")
         known = {f.name for f in fields(ALGO_CONFIGS[self.algo])}

@@ -19,7 +19,7 @@ PPO = {
     "MountainCar-v0": dict(timesteps=1_000_000, n_envs=16, n_steps=16, gae_lambda=0.98, gamma=0.99, n_epochs=4, ent_coef=0.0,
                            normalize_obs=True, normalize_reward=True),
     "Pendulum-v1": dict(timesteps=100_000, n_envs=4, n_steps=1024, gae_lambda=0.95, gamma=0.9, n_epochs=10, ent_coef=0.0,
-                        lr=1e-3, clip_range=0.2, normalize_obs=True, normalize_reward=True),
+                        lr=1e-3, clip_range=0.2, use_sde=True, sde_sample_freq=4),
     "LunarLander-v3": dict(timesteps=1_000_000, n_envs=16, n_steps=1024, batch_size=64, gae_lambda=0.98, gamma=0.999,
                            n_epochs=4, ent_coef=0.01),
     "LunarLanderContinuous-v3": dict(timesteps=1_000_000, n_envs=16, n_steps=1024, batch_size=64, gae_lambda=0.98,
@@ -56,10 +56,19 @@ FAMILY = {
 }
 
 
-def defaults_for(env_id: str, entry_point: str, algo: str) -> tuple[dict, str]:
-    """(hyperparameters incl. "timesteps", where they came from) for an environment id and its entry point."""
+# Continuous control in the classic-control family explores with gSDE, as the Zoo's PPO does on Pendulum-v1 and
+# MountainCarContinuous-v0 (smooth noise, redrawn every 4 steps, swings and pushes where independent noise dithers).
+CONTINUOUS_CLASSIC_PPO = dict(use_sde=True, sde_sample_freq=4)
+
+
+def defaults_for(env_id: str, entry_point: str, algo: str, continuous: bool = False) -> tuple[dict, str]:
+    """(hyperparameters incl. "timesteps", where they came from) for an environment id, its entry point and
+    whether its actions are continuous."""
     table = PPO if algo == "ppo" else DQN
     if env_id in table:
         return dict(table[env_id]), f"RL Zoo ({env_id})"
     family = "classic-control" if "classic_control" in entry_point else "box2d" if "box2d" in entry_point else "other"
-    return dict(FAMILY[family][algo]), f"{family} family"
+    values = dict(FAMILY[family][algo])
+    if algo == "ppo" and continuous and family == "classic-control":
+        values.update(CONTINUOUS_CLASSIC_PPO)
+    return values, f"{family} family"

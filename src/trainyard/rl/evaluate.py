@@ -2,7 +2,8 @@
 beside a uniformly random policy on the same seeds; a GIF of one episode when the environment renders.
 
 Training seeds its environments with `seed .. seed + n_envs - 1` once, then they run on their own generators;
-evaluation resets every episode with its own seed from `EVAL_SEED_BASE` up, a range training never uses.
+evaluation resets every episode with its own seed from `EVAL_SEED_BASE` up, a range training never uses;
+choices made on returns (tuning, the best of several training seeds) use `VALIDATION_SEED_BASE` up instead.
 Episodes run a few at a time so the policy's forward pass is batched.
 """
 
@@ -17,6 +18,7 @@ import numpy as np
 from trainyard.rl import envs
 
 EVAL_SEED_BASE = 1_000_000
+VALIDATION_SEED_BASE = 2_000_000  # what tuning trials and the choice among training seeds are scored on
 BATCH = 20  # episodes run side by side
 
 

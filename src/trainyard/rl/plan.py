@@ -26,7 +26,7 @@ from trainyard.rl.config import RLSettings, algo_config
 from trainyard.rl.defaults import defaults_for
 from trainyard.rl.dqn import DQN
 from trainyard.rl.envs import EnvInfo
-from trainyard.rl.evaluate import evaluate, record_gif
+from trainyard.rl.evaluate import VALIDATION_SEED_BASE, evaluate, record_gif, run_episodes
 from trainyard.rl.policy import policy_from_agent
 from trainyard.rl.ppo import PPO
 
@@ -50,19 +50,40 @@ class FitResult:
     exact_resume: bool | None  # whether the replayed environments matched the checkpoint's observations
 
 
+@dataclass(frozen=True)
+class Resolved:
+    """A run's settings checked against its environment: the spaces, the defaults that apply, the algorithm's config."""
+
+    settings: RLSettings
+    info: EnvInfo
+    config: object  # PPOConfig or DQNConfig
+    defaults_source: str
+    timesteps: int
+
+
+def resolve(settings: RLSettings) -> Resolved:
+    """Probe the environment and build the algorithm's config: a `ConfigError` (exit 2) for anything that cannot run,
+    raised before a run is created when the run's plan calls this first."""
+    info = EnvInfo.probe(settings.env, settings.algo, settings.max_episode_steps)
+    if info.max_episode_steps is None:
+        settings = replace(settings, max_episode_steps=DEFAULT_EPISODE_LIMIT)
+        info = EnvInfo.probe(settings.env, settings.algo, settings.max_episode_steps)
+    continuous = info.action_kind == "box"
+    defaults, source = defaults_for(settings.env, info.entry_point, settings.algo, continuous)
+    default_steps = defaults.pop("timesteps")
+    config = algo_config(settings.algo, defaults, settings.hparams)
+    if getattr(config, "squash", "clip") == "tanh" and None in (info.action_low or []) + (info.action_high or []):
+        raise ConfigError(f"squash=tanh needs bounded actions, and {settings.env}'s are unbounded.", "use --hparam squash=clip.")
+    if getattr(config, "use_sde", False) and not continuous:
+        raise ConfigError(f"use_sde (state-dependent exploration) needs continuous actions, and {settings.env}'s are discrete.",
+                          "leave out --hparam use_sde=true.")
+    return Resolved(settings, info, config, source, settings.timesteps or default_steps)
+
+
 class RLPlan:
     def __init__(self, settings: RLSettings, checkpoint_dir: Path):
-        self.info = EnvInfo.probe(settings.env, settings.algo, settings.max_episode_steps)
-        if self.info.max_episode_steps is None:
-            settings = replace(settings, max_episode_steps=DEFAULT_EPISODE_LIMIT)
-            self.info = EnvInfo.probe(settings.env, settings.algo, settings.max_episode_steps)
-        self.settings = settings
-        defaults, self.defaults_source = defaults_for(settings.env, self.info.entry_point, settings.algo)
-        default_steps = defaults.pop("timesteps")
-        self.timesteps = settings.timesteps or default_steps
-        self.config = algo_config(settings.algo, defaults, settings.hparams)
-        if getattr(self.config, "squash", "clip") == "tanh" and None in (self.info.action_low or []) + (self.info.action_high or []):
-            raise ConfigError(f"squash=tanh needs bounded actions, and {settings.env}'s are unbounded.", "use --hparam squash=clip.")
+        r = resolve(settings)
+        self.settings, self.info, self.config, self.defaults_source, self.timesteps = r.settings, r.info, r.config, r.defaults_source, r.timesteps
         self.checkpoints = RLCheckpoints(checkpoint_dir)
         self.checkpoint_every = settings.checkpoint_every or max(self.timesteps // 20, 1)
         self.agent = None
@@ -162,6 +183,13 @@ class RLPlan:
         if gif_path is not None and self.settings.gif and self.info.renders:
             report["gif"] = record_gif(policy.act, self.info.spec, gif_path, max_episode_steps=self.settings.max_episode_steps)
         return report
+
+    def validation_return(self, episodes: int) -> float:
+        """Mean return over `episodes` validation episodes (seeds from VALIDATION_SEED_BASE up, apart from training's
+        and the held-out evaluation's): what tuning trials and the choice among training seeds compare."""
+        returns, _ = run_episodes(self.policy().act, self.info.spec, episodes, max_episode_steps=self.settings.max_episode_steps,
+                                  seed_base=VALIDATION_SEED_BASE)
+        return float(sum(returns) / len(returns))
 
     def save_artifact(self, directory: Path, meta: dict, extra_files: dict[str, Path] | None = None) -> str:
         return save_policy(self.policy(), directory, meta, extra_files)

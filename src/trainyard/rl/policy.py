@@ -60,8 +60,18 @@ class RLPolicy:
                     actions = torch.where(explore, torch.randint(0, out.shape[-1], (len(x),), generator=generator), out.argmax(-1))
                 return actions.numpy().astype(np.int64) + int(self.spaces.get("action_start") or 0)
             if not deterministic:
-                out = out + self.log_std.exp() * torch.randn(out.shape, generator=generator)
+                out = out + self._noise(torch.from_numpy(x), out.shape, generator)
         return env_action(out.numpy(), self.spaces["action_low"], self.spaces["action_high"], self.net_spec.get("squash", "clip"))
+
+    def _noise(self, x: torch.Tensor, shape: torch.Size, generator: torch.Generator | None) -> torch.Tensor:
+        """Exploration noise for a sampled continuous action: independent Gaussian, or gSDE's (the last hidden
+        features times a noise matrix drawn for each observation)."""
+        std = self.log_std.exp()
+        if not self.net_spec.get("sde"):
+            return std * torch.randn(shape, generator=generator)
+        features = self.net[:-1](x)
+        matrices = torch.randn((len(x), *std.shape), generator=generator) * std
+        return torch.bmm(features.unsqueeze(1), matrices).squeeze(1)
 
     def predict(self, obs: np.ndarray) -> np.ndarray:
         return self.act(obs, deterministic=True)
@@ -80,5 +90,6 @@ def policy_from_agent(agent, info, hyperparameters: dict, meta: dict | None = No
         tensors["obs_mean"] = torch.from_numpy(agent.obs_norm.rms.mean.copy())
         tensors["obs_var"] = torch.from_numpy(agent.obs_norm.rms.var.copy())
     spec = {"hidden": list(hyperparameters["hidden"]), "activation": hyperparameters["activation"],
-            "squash": hyperparameters.get("squash", "clip"), "normalize_obs": normalize_obs}
+            "squash": hyperparameters.get("squash", "clip"), "normalize_obs": normalize_obs,
+            "sde": bool(algo == "ppo" and not agent.net.discrete and agent.net.sde)}
     return RLPolicy(algo, info.to_dict(), spec, tensors, {**(meta or {}), "hyperparameters": hyperparameters})

@@ -22,9 +22,14 @@ class PPO(Agent):
 
     def __init__(self, cfg, info, total_timesteps: int, seed: int):
         super().__init__(cfg, info, total_timesteps, seed)
-        self.net = ActorCritic(info.obs_dim, info.action_dim, info.action_kind == "discrete", cfg.hidden, cfg.activation, cfg.log_std_init)
+        self.net = ActorCritic(info.obs_dim, info.action_dim, info.action_kind == "discrete", cfg.hidden, cfg.activation,
+                               cfg.log_std_init, sde=cfg.use_sde)
         self.opt = torch.optim.Adam(self.net.parameters(), lr=cfg.lr, eps=1e-5, foreach=True)
         self.reward_scale = RewardScaler(cfg.n_envs, cfg.gamma, cfg.normalize_reward)
+        # gSDE: one noise matrix per environment, redrawn every `sde_sample_freq` steps (counted across rollouts, so
+        # the matrix in use and its age are part of the state), or at each rollout's start when sde_sample_freq <= 0
+        self.sde_noise = self.net.sample_noise(cfg.n_envs) if self.net.sde else None
+        self.sde_age = 0
 
     def modules(self):
         return {"policy": self.net}
@@ -33,10 +38,24 @@ class PPO(Agent):
         return self.opt
 
     def extra_state(self):
-        return {"reward_scale": self.reward_scale.state()}, {}
+        if self.sde_noise is None:
+            return {"reward_scale": self.reward_scale.state()}, {}
+        return {"reward_scale": self.reward_scale.state(), "sde_age": self.sde_age}, {"sde_noise": self.sde_noise.numpy()}
 
     def load_extra(self, state, arrays):
         self.reward_scale.load(state["reward_scale"])
+        if self.sde_noise is not None:
+            self.sde_noise, self.sde_age = torch.from_numpy(arrays["sde_noise"].copy()), state["sde_age"]
+
+    def _exploration_noise(self, t: int) -> torch.Tensor | None:
+        """gSDE's noise matrices for rollout step `t`, redrawn when due (None without gSDE)."""
+        if self.sde_noise is None:
+            return None
+        freq = self.cfg.sde_sample_freq
+        if (freq > 0 and self.sde_age >= freq) or (freq <= 0 and t == 0):
+            self.sde_noise, self.sde_age = self.net.sample_noise(self.cfg.n_envs), 0
+        self.sde_age += 1
+        return self.sde_noise
 
     def iterate(self) -> dict:
         batch = self._rollout()
@@ -53,7 +72,7 @@ class PPO(Agent):
             obs = self.obs_norm(self.obs, update=True)
             with torch.no_grad():
                 x = torch.from_numpy(obs)
-                action, logp, value = self.net.sample(x)
+                action, logp, value = self.net.sample(x, self._exploration_noise(t))
                 logp_buf[t] = logp.numpy()
                 val_buf[t] = value.numpy()
             actions = action.numpy()

@@ -23,7 +23,8 @@ from trainyard.registry.workspace import Workspace
 from trainyard.rl.artifact import policy_files
 from trainyard.rl.config import RLSettings
 from trainyard.rl.evaluate import evaluate, record_gif
-from trainyard.rl.plan import RLPlan
+from trainyard.rl.plan import RLPlan, resolve
+from trainyard.rl.seeds import SeedPlans
 from trainyard.rl.tune import tune
 
 KIND = "rl"
@@ -34,6 +35,7 @@ class PolicyPlan:
     """One reinforcement-learning run (see the module docstring). A time limit counts from `started` (a time.time() stamp)."""
 
     def __init__(self, settings: RLSettings, *, started: float | None = None):
+        resolve(settings)  # the environment and the hyperparameters checked before the run exists (exit 2 when wrong)
         self.s = settings
         self.started = time.time() if started is None else started
         self.name = settings.name or safe_stem(settings.env.split(":")[-1].lower(), "policy")
@@ -54,18 +56,20 @@ class PolicyPlan:
     def prepare(self, run: RunContext) -> None:
         if self.s.tune_trials:
             self.s = _tune(self.s, run.ws, run.run_id, self.name, self.started, run.emit)
-        self.plan = RLPlan(self.s, run.run_dir / "checkpoints")
+        self.seeds = SeedPlans(self.s, run.run_dir / "checkpoints")
+        self.plan = self.seeds.best  # until fit has chosen among several seeds
         stored = run.store.get_run(run.run_id)
         run.store.update_run(run.run_id, config={**(stored.get("config") or {}), "hyperparameters": self.plan.hyperparameters,
                                                  "timesteps": self.plan.timesteps, "defaults": self.plan.defaults_source})
-        run.emit("run", {"run_id": run.run_id, "name": self.name, "env": self.s.env, "algo": self.s.algo,
+        run.emit("run", {"run_id": run.run_id, "name": self.name, "env": self.s.env, "algo": self.s.algo, "seeds": self.s.seeds,
                          "timesteps": self.plan.timesteps, "defaults": self.plan.defaults_source})
 
     def fit(self, run: RunContext) -> None:
         s = self.plan.settings
-        deadline = self.started + s.time_limit - _evaluation_reserve(self.plan) if s.time_limit else None
+        deadline = self.started + s.time_limit - _evaluation_reserve(self.plan) * self.s.seeds if s.time_limit else None
         self.log = run.log()
-        self.fitted = self.plan.fit(self.log, deadline, run.emit)
+        self.fitted = self.seeds.fit(self.log, deadline, run.emit)
+        self.plan = self.seeds.best
 
     def evaluate(self, run: RunContext) -> dict[str, float]:
         s = self.plan.settings
@@ -73,6 +77,11 @@ class PolicyPlan:
         self.gif = run.run_dir / "episode.gif"
         self.report = self.plan.evaluate(gif_path=self.gif)
         metrics = _metrics(self.report, self.fitted)
+        if self.s.seeds > 1:
+            run.emit("stage", {"message": f"evaluating the other {self.s.seeds - 1} seeds on the same episodes (the spread across seeds)"})
+            self.report["across_seeds"] = spread = self.seeds.spread(s.eval_episodes, self.report["policy"]["mean"])
+            metrics.update({"seeds": float(spread["seeds"]), "best_seed": float(spread["best_seed"]), "seed_mean_return": spread["mean"],
+                            "seed_return_sd": spread["sd"], "seed_return_min": spread["min"], "seed_return_max": spread["max"]})
         self.log.metrics(self.fitted.steps, metrics)
         self.log.flush()
         return metrics

@@ -19,8 +19,6 @@ from typing import Callable
 from trainyard.errors import TrainyardError
 from trainyard.rl.config import RLSettings
 
-VALIDATION_SEED_BASE = 2_000_000
-
 # (kind, low/choices, high) per hyperparameter; after the RL Zoo's own search spaces, narrowed for short trials.
 SPACES = {
     "ppo": {"lr": ("log", 1e-4, 3e-3), "n_steps": ("cat", [32, 64, 128, 256, 512]), "batch_size": ("cat", [32, 64, 128, 256]),
@@ -63,7 +61,7 @@ def tune(settings: RLSettings, work_dir: Path, *, max_trials: int, deadline: flo
         try:
             plan = RLPlan(trial_settings, work_dir / f"trial-{number}")
             fit = plan.fit(deadline=deadline)
-            score = _validate(plan, settings.tune_episodes)
+            score = plan.validation_return(settings.tune_episodes)
             plan.agent.close()
         except TrainyardError as exc:  # divergence, an invalid combination: a failed trial, not a failed run
             status, message = "failed", exc.problem
@@ -95,11 +93,3 @@ def _suggest(trial, space: dict) -> dict:
 
 def _trial_steps(settings: RLSettings) -> int:
     return settings.trial_timesteps or max((settings.timesteps or 100_000) // 4, 1000)
-
-
-def _validate(plan, episodes: int) -> float:
-    from trainyard.rl.evaluate import run_episodes
-
-    returns, _ = run_episodes(plan.policy().act, plan.info.spec, episodes, max_episode_steps=plan.settings.max_episode_steps,
-                              seed_base=VALIDATION_SEED_BASE)
-    return float(sum(returns) / len(returns))
