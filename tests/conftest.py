@@ -149,3 +149,6 @@ def postgres_url(tmp_path_factory):
     finally:
         subprocess.run([*prefix, pg_ctl, "-D", str(data), "-m", "immediate", "stop"], capture_output=True)
         shutil.rmtree(base, ignore_errors=True)
+
+
+from rayhelp import ray_cluster  # noqa: E402,F401  (the real two-node Ray cluster of tests/cluster)

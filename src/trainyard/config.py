@@ -73,6 +73,10 @@ class TrainConfig:
     max_columns: int | None = setting(None, "Wide tables: keep this many feature columns, those most associated with the target on the "
                                             "training rows (default: about 25 per second of --time-limit, 100 to 2,000).",
                                       flag="--max-columns")
+    cluster: str | None = setting(None, "Run on Ray: ray://HOST:PORT, HOST:PORT (the head's GCS port), auto, or local:N (a Ray with N CPUs "
+                                        "started and stopped for this run); table trials become Ray tasks (docs/distributed.md).",
+                                  flag="--cluster")
+    workers: int | None = setting(None, "With --cluster: trials fitted at once (default: the cluster's CPUs).", flag="--workers")
     trial_budget_only: bool = False  # --max-trials without --time-limit: no clock, so runs are reproducible
 
     def to_dict(self) -> dict:

@@ -330,3 +330,25 @@ def _label_state(home) -> tuple:
 def test_rl_settings_refused(cli, home, args, names):
     pytest.importorskip("gymnasium")
     refused(cli, home, "train", "--task", "rl", *args, "--timesteps", "100", names=names)
+
+
+@pytest.mark.parametrize("args, names", [
+    (("--cluster", "nonsense"), ("'nonsense'", "not a cluster address", "local:N")),
+    (("--cluster", "local:0"), ("'local:0'", "at least 1", "local:2")),
+    (("--cluster", "ray://head"), ("'ray://head'", "ray://HOST:PORT")),
+    (("--cluster", "127.0.0.1:70000"), ("'127.0.0.1:70000'", "HOST:PORT")),
+    (("--cluster", "127.0.0.1:1"), ("No Ray cluster answers at 127.0.0.1:1", "ray start --head")),
+    (("--cluster", "local:2", "--workers", "0"), ("--workers must be at least 1",)),
+    (("--workers", "2"), ("--workers needs --cluster", "--cluster local:2")),
+])
+def test_train_bad_cluster(cli, home, tmp_path, args, names):
+    """Issue 22: a bad --cluster / --workers value, or a cluster nobody answers at, is refused before any run exists."""
+    data = tmp_path / "churn.csv"
+    make_mixed_table(200).to_csv(data, index=False)
+    refused(cli, home, "train", str(data), "--target", "churn", *args, names=names)
+
+
+def test_cluster_on_a_kind_that_cannot_use_it(cli, home, tmp_path):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("some words to learn from\n" * 50)
+    refused(cli, home, "train", str(corpus), "--task", "causal-lm", "--cluster", "local:2", names=("--cluster does not apply",))

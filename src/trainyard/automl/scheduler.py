@@ -19,7 +19,6 @@ recorded trials (`previous`).
 from __future__ import annotations
 
 import time
-import traceback
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,14 +27,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from trainyard.automl.budget import Budget, PeakMemory, memory_limit_mb
+from trainyard.automl.budget import Budget
 from trainyard.automl.replay import TrialPredictions, replay
+from trainyard.automl.runner import FitOutcome, Job, LocalRunner, wrap_model
 from trainyard.automl.selection import FinalModel
 from trainyard.automl.trials import SearchData, SearchPlan, SearchResult, Trial
 from trainyard.data.prepare import make_preprocessor
 from trainyard.data.schema import Schema
 from trainyard.metrics import Metric, score_predictions
-from trainyard.models.ensemble import Bag, fit_estimator, predictions
 from trainyard.models.registry import Family
 from trainyard.tasks import Task
 
@@ -48,20 +47,10 @@ class _Prepared:
     ms_per_row: float
 
 
-@dataclass
-class _Fitted:
-    model: object
-    preds: np.ndarray
-    score: float
-    seconds: float
-    predict_ms: float
-    peak_mb: float
-
-
 class Scheduler:
     def __init__(self, data: SearchData, *, schema: Schema, task: Task, metric: Metric, families: list[Family],
                  plan: SearchPlan, on_trial: Callable[[Trial], None] | None = None,
-                 checkpoint_dir: Path | None = None, previous: list[dict] | None = None):
+                 checkpoint_dir: Path | None = None, previous: list[dict] | None = None, runner=None):
         self.data, self.schema, self.task, self.metric, self.families, self.plan = data, schema, task, metric, families, plan
         self.on_trial = on_trial or (lambda trial: None)
         self.n_classes = len(data.classes) if task.is_classification else None
@@ -77,7 +66,9 @@ class Scheduler:
         self.w_fit = self._training_weights()
         reserve = max(plan.reserve_fraction * plan.time_limit, plan.reserve_seconds) if plan.time_limit else 0.0
         self.budget = Budget(plan.time_limit, reserve=min(reserve, 0.5 * plan.time_limit) if plan.time_limit else 0.0)
-        self.mem_limit = memory_limit_mb(plan.memory_limit_mb)
+        self.runner = runner or LocalRunner()  # where fits run: here, or a ClusterRunner's Ray tasks
+        self.mem_limit = self.runner.memory_limit_mb(plan.memory_limit_mb)
+        self.in_flight: dict[int, Job] = {}  # trial number -> a fit submitted and not yet finished
         self.trials: list[Trial] = []
         self.preds: dict[int, np.ndarray] = {}
         self.fitted: dict[int, object] = {}
@@ -98,13 +89,15 @@ class Scheduler:
             if self._stop():
                 break
             self._run(family, {}, origin="default")
+        self.runner.settle(self)
         self._tune()
+        self.runner.settle(self)
         return FinalModel(self).build()
 
     # the phases -----------------------------------------------------------------
     def _tune(self) -> None:
         try:
-            import optuna  # noqa: F401
+            import optuna
         except ImportError:
             self.notes.append("hyperparameter search skipped: install optuna (pip install 'trainyard[search]')")
             return
@@ -113,11 +106,10 @@ class Scheduler:
                       and not self._converged(f.name)][: self.plan.tune_top]
             if not ranked:
                 return
+            asked = []  # one trial per family: each family has its own study, so a round's fits may run at once
             for family in ranked:
                 if self._stop():
-                    return
-                import optuna
-
+                    break
                 study = self._study(family)
                 ask = study.ask()
                 try:
@@ -127,18 +119,28 @@ class Scheduler:
                     self.out_of_time.add(family.name)
                     self.notes.append(f"{family.name}: search space failed ({exc})")
                     continue
-                trial = self._run(family, params, origin="tuned", ask=ask)
-                if trial is None or trial.status == "skipped":  # no time, or no memory, for this family any more
-                    self.out_of_time.add(family.name)
-                    study.tell(ask, state=optuna.trial.TrialState.FAIL)
-                elif trial.status == "ok":
-                    study.tell(ask, trial.val_score)
-                else:
-                    study.tell(ask, state=optuna.trial.TrialState.FAIL)
+                asked.append((family, study, ask, self._run(family, params, origin="tuned", ask=ask)))
+            self.runner.settle(self)
+            for family, study, ask, job in asked:  # told in trial order, whatever order the results came in
+                self._tell(family, study, ask, job.trial if isinstance(job, Job) else job)
+            if self._stop():
+                return
+
+    def _tell(self, family: Family, study, ask, trial: Trial | None) -> None:
+        import optuna
+
+        if trial is None or trial.status == "skipped":  # no time, or no memory, for this family any more
+            self.out_of_time.add(family.name)
+            study.tell(ask, state=optuna.trial.TrialState.FAIL)
+        elif trial.status == "ok":
+            study.tell(ask, trial.val_score)
+        else:
+            study.tell(ask, state=optuna.trial.TrialState.FAIL)
 
     # one trial ------------------------------------------------------------------
-    def _run(self, family: Family, params: dict, origin: str, ask=None) -> Trial | None:
-        """One trial: admitted by its memory and time estimates, fitted, scored, recorded (None: no time left to tune)."""
+    def _run(self, family: Family, params: dict, origin: str, ask=None) -> Job | Trial | None:
+        """One trial: admitted by its memory and time estimates, then handed to the runner (fitted here at once, or on
+        the cluster); a skipped trial is recorded (None: no time left to tune)."""
         full = {**family.defaults, **params}
         extra = {"origin": origin, "seed": self.plan.seed, "bag_folds": self.plan.bag_folds, "eval_rows": len(self.y_eval)}
         if self.plan.balance and self.task.is_classification:
@@ -150,29 +152,43 @@ class Scheduler:
         admitted = self._admit(family, full, extra, origin)
         if not isinstance(admitted, tuple):
             return admitted
-        estimator, budget_s, prior_seconds = admitted
-        number = self.next_number()
-        self.attempted_here += 1
+        estimator, budget_s, prior_seconds, expected, memory_mb = admitted
         started = time.perf_counter()
-        try:
-            fitted = self._fit(family, estimator, budget_s)
-        except Exception as exc:  # a family failing must not end the run; it is recorded
-            return self.record(Trial(number, family.name, full, "failed", fit_seconds=time.perf_counter() - started, extra=extra,
-                                     message=f"{type(exc).__name__}: {exc}"[:500] + "\n" + traceback.format_exc(limit=3)[-1500:]))
-        self.budget.learn(family.name, prior_seconds, time.perf_counter() - started)
-        if not np.isfinite(fitted.score):
-            return self.record(Trial(number, family.name, full, "failed", fit_seconds=fitted.seconds, extra=extra,
-                                     message=f"validation {self.metric.name} is {fitted.score}"))
-        extra.update(_growth(fitted.model.estimators_[0] if self.bagging else fitted.model, full))
-        trial = Trial(number, family.name, full, "ok", fitted.score, fitted.seconds, fitted.predict_ms, fitted.peak_mb, extra=extra)
-        self.preds[number] = fitted.preds
-        self.fitted[number] = fitted.model
-        self.saved.save(number, fitted.preds)
+        self.prepare(family.prep)
+        job = Job(self.next_number(), family.name, full, extra, wrap_model(estimator, self, budget_s), family.prep, prior_seconds,
+                  expected, memory_mb, budget_s, started=started)
+        self.attempted_here += 1
+        self.in_flight[job.number] = job
+        self.runner.submit(self, job)
+        return job
+
+    def finish(self, job: Job, outcome: FitOutcome | str) -> Trial:
+        """Record a fit that returned (the runner calls this the moment it does): failed with the reason, or scored."""
+        self.in_flight.pop(job.number, None)
+        if isinstance(outcome, str):
+            job.trial = self.record(Trial(job.number, job.family, job.params, "failed", fit_seconds=job.seconds, extra=job.extra,
+                                          message=outcome))
+            return job.trial
+        self.budget.learn(job.family, job.prior_seconds, job.seconds)
+        score = self.score(outcome.preds)
+        if outcome.node:
+            job.extra["node"] = outcome.node
+        if not np.isfinite(score):
+            job.trial = self.record(Trial(job.number, job.family, job.params, "failed", fit_seconds=outcome.fit_seconds, extra=job.extra,
+                                          message=f"validation {self.metric.name} is {score}"))
+            return job.trial
+        job.extra.update(_growth(outcome.model.estimators_[0] if self.bagging else outcome.model, job.params))
+        trial = Trial(job.number, job.family, job.params, "ok", score, outcome.fit_seconds,
+                      outcome.predict_ms + self.prepared[job.prep].ms_per_row, outcome.peak_mb, extra=job.extra)
+        self.preds[job.number] = outcome.preds
+        self.fitted[job.number] = outcome.model
+        self.saved.save(job.number, outcome.preds)
         self._prune_fitted()
-        return self.record(trial)
+        job.trial = self.record(trial)
+        return job.trial
 
     def _admit(self, family: Family, full: dict, extra: dict, origin: str):
-        """(estimator, its time budget or None, its prior seconds) when the fit may start; else the skipped trial
+        """(estimator, its time budget or None, prior and expected seconds, memory) when the fit may start; else the skipped trial
         (recorded), or None for a tuned trial that no longer fits in the time left."""
         prior = family.footprint(int(self.fit_rows()), len(self.schema.features()), self.n_classes or 1, full)
         if prior.memory_mb > self.mem_limit:
@@ -206,40 +222,17 @@ class Scheduler:
             if origin == "default" and not any(t.status == "ok" for t in self.trials):
                 cap = max(cap, 0.4 * remaining)  # the preset's first (strongest) family: room to converge
             budget_s = min(remaining, cap)
-        return estimator, budget_s, prior_seconds
-
-    def _fit(self, family: Family, estimator, budget_s: float | None) -> "_Fitted":
-        """Fit (bagged, or on the training split with a time budget when the estimator takes one), predict the
-        validation or out-of-fold rows, and time a prediction per row."""
-        prepared = self.prepare(family.prep)
-        model = estimator
-        if self.bagging:
-            model = Bag(estimator, self.plan.bag_folds, self.task.value, self.n_classes, self.plan.seed, time_budget_s=budget_s)
-        elif budget_s is not None:
-            model.set_params(time_budget_s=budget_s)
-        with PeakMemory() as peak:
-            t0 = time.perf_counter()
-            fit_estimator(model, prepared.X_fit, self.y_fit, self.w_fit)
-            fit_seconds = time.perf_counter() - t0
-            if self.bagging:
-                preds, sample = model.oof_, _head(prepared.X_fit, 2000)
-                t1 = time.perf_counter()
-                predictions(model, sample, self.task, self.n_classes)
-                predict_ms = (time.perf_counter() - t1) * 1000 / max(_len(sample), 1)
-            else:
-                t1 = time.perf_counter()
-                preds = predictions(model, prepared.X_eval, self.task, self.n_classes)
-                predict_ms = (time.perf_counter() - t1) * 1000 / max(len(self.y_eval), 1)
-        return _Fitted(model, preds, self.score(preds), fit_seconds, predict_ms + prepared.ms_per_row, max(peak.peak_mb, 0.0))
+        return estimator, budget_s, prior_seconds, expected, prior.memory_mb
 
     def record(self, trial: Trial) -> Trial:
         self.trials.append(trial)
+        self.trials.sort(key=lambda t: t.number)  # results from a cluster arrive in any order
         self.on_trial(trial)
         return trial
 
     # helpers ----------------------------------------------------------------------
     def _stop(self) -> bool:
-        attempted = sum(1 for t in self.trials if t.status in ("ok", "failed") and t.family != "ensemble")
+        attempted = len(self.in_flight) + sum(1 for t in self.trials if t.status in ("ok", "failed") and t.family != "ensemble")
         if self.plan.max_trials is not None and attempted >= self.plan.max_trials:
             return True
         return self.attempted_here > 0 and self.budget.remaining() <= 0
@@ -252,7 +245,7 @@ class Scheduler:
         return len(self.y_fit) * ((self.plan.bag_folds - 1) / self.plan.bag_folds if self.bagging else 1)
 
     def next_number(self) -> int:
-        return max([t.number for t in self.trials] + [self._previous_max], default=-1) + 1
+        return max([t.number for t in self.trials] + list(self.in_flight) + [self._previous_max], default=-1) + 1
 
     def _training_weights(self) -> np.ndarray | None:
         w = None if self.w_user is None else np.asarray(self.w_user, dtype=float)
@@ -276,6 +269,11 @@ class Scheduler:
             X_eval = None if self.X_eval is None else prep.transform(self.X_eval)
             self.prepared[kind] = _Prepared(prep, X_fit, X_eval, ms)
         return self.prepared[kind]
+
+    def prepared_data(self, kind: str) -> tuple:
+        """What a fit of this preprocessing kind needs: (X_fit, y_fit, w_fit, X_eval)."""
+        prepared = self.prepare(kind)
+        return prepared.X_fit, self.y_fit, self.w_fit, prepared.X_eval
 
     def _ranked(self) -> list[Family]:
         """Families by their best validation score so far (too-slow predictors last when a latency limit is set)."""
@@ -341,10 +339,3 @@ def _growth(inner, params: dict) -> dict:
         out["n_iter"] = int(inner.n_iter_)
     return out
 
-
-def _head(X, n: int):
-    return X.iloc[:n] if hasattr(X, "iloc") else X[:n]
-
-
-def _len(X) -> int:
-    return X.shape[0]

@@ -27,6 +27,7 @@ class TableLive:
         self.metric = ""
         self.greater = True
         self.header_shown = False
+        self.on_cluster_run = False  # a node column when the trials run on Ray
 
     def __enter__(self):
         if self.enabled:
@@ -71,6 +72,12 @@ class TableLive:
         bag = f", {info['bag_folds']}-fold bagging" if info.get("bag_folds") else ", scored on the validation split"
         console.print(f"  search budget {budget}{trials}{bag}", highlight=False)
 
+    def on_cluster(self, info: dict) -> None:
+        nodes = info["nodes"]
+        listed = ", ".join(f"{n['id']} ({n['cpus']:g} CPU)" for n in nodes)
+        console.print(f"  on Ray: {len(nodes)} nodes, {sum(n['cpus'] for n in nodes):g} CPUs: {listed}", highlight=False)
+        self.on_cluster_run = True
+
     def on_audit(self, info: dict) -> None:
         from rich.markup import escape
 
@@ -93,12 +100,14 @@ class TableLive:
             note = f"[yellow]{t.status}[/]: {(t.message or '').splitlines()[0] if t.message else ''}"
         elif t.family == "ensemble":
             note = (t.message or "") + ("; best so far" if better else "")
+        node = f"{t.extra.get('node', '-'):<8} " if self.on_cluster_run else ""
         if not self.header_shown:  # under the audit and the budget, right above the first trial
-            console.print(f"  {'trial':>5}  {'family':<13} {'val ' + self.metric:>{self.val_width}} {'fit s':>6} {'ms/row':>7} {'MB':>5}  note", style="bold",
+            node_head = f"{'node':<8} " if self.on_cluster_run else ""
+            console.print(f"  {'trial':>5}  {'family':<13} {'val ' + self.metric:>{self.val_width}} {'fit s':>6} {'ms/row':>7} {'MB':>5}  {node_head}note", style="bold",
                           highlight=False, no_wrap=True, overflow="ellipsis")
             self.header_shown = True
         console.print(f"  {t.number:>5}  {t.family:<13} {fmt(t.val_score):>{self.val_width}} {fmt(t.fit_seconds, 1):>6} {fmt(t.predict_ms_per_row, 3):>7} "
-                      f"{fmt(t.memory_mb, 0):>5}  {note}", highlight=False, no_wrap=True, overflow="ellipsis")
+                      f"{fmt(t.memory_mb, 0):>5}  {node}{note}", highlight=False, no_wrap=True, overflow="ellipsis")
         self.progress.update(self.task, description=f"searching: {self.count} trials, best {self.metric} {fmt(self.best)}")
 
     def __exit__(self, *exc):

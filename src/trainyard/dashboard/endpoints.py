@@ -46,7 +46,7 @@ async def run_stream(request: Request, run_id: str, after: int = 0) -> Streaming
     q.get_run(store, run_id)  # 404 for an unknown run
 
     async def events():
-        last_metric, last_trial, last_event, last_status = after, -1, 0, None
+        last_metric, last_trial, last_event, last_status = after, 0, 0, None
         quiet = 0.0
         yield "retry: 2000\n\n"
         while True:
@@ -58,7 +58,7 @@ async def run_stream(request: Request, run_id: str, after: int = 0) -> Streaming
                 last_metric = metrics[-1]["id"]
                 yield sse("metrics", metrics)
             if trials:
-                last_trial = trials[-1]["number"]
+                last_trial = trials[-1]["id"]
                 yield sse("trials", trials)
             if logged:
                 last_event = logged[-1]["id"]

@@ -85,9 +85,9 @@ def metrics_after(store: Store, run_id: str, after_id: int = 0, limit: int = 200
     return rows(store, q)
 
 
-def trials_after(store: Store, run_id: str, after_number: int = -1) -> list[dict[str, Any]]:
-    q = (sa.select(t.trials).where(t.trials.c.run_id == run_id, t.trials.c.number > after_number)
-         .order_by(t.trials.c.number))
+def trials_after(store: Store, run_id: str, after_id: int = 0) -> list[dict[str, Any]]:
+    """Trials recorded after row `after_id`, in the order they were recorded (on a cluster, not the order of their numbers)."""
+    q = sa.select(t.trials).where(t.trials.c.run_id == run_id, t.trials.c.id > after_id).order_by(t.trials.c.id)
     return rows(store, q)
 
 

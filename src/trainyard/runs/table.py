@@ -16,8 +16,10 @@ from pathlib import Path
 import pandas as pd
 
 from trainyard.automl.plan import resume_state, role_overrides, sample_weights, search_plan
+from trainyard.automl.runner import runner_for
 from trainyard.automl.search import search
 from trainyard.automl.trials import SearchData, Trial
+from trainyard.cluster.address import parse_cluster, preflight
 from trainyard.config import TrainConfig
 from trainyard.data.audit.gate import artifact_files, audit_for_training, check_split
 from trainyard.data.audit.target import choose_class_weight
@@ -54,6 +56,8 @@ class TablePlan:
         check_task_fits_target(self.task, df[cfg.target])
         self.metric = get_metric(cfg.metric or DEFAULT_METRIC[self.task], self.task)
         check_trial_count(cfg.max_trials)
+        self.cluster = parse_cluster(cfg.cluster)
+        preflight(self.cluster, cfg.workers)  # a bad value or an unreachable cluster is refused before the run exists
         self.data_fingerprint = fingerprint(df)
         self.screened = self._screen(df)
         self.df = df = df if self.screened is None else df[[c for c in df.columns if c in self._kept_columns(df)]]
@@ -157,8 +161,9 @@ class TablePlan:
             plan.refit = False
         run.emit("plan", {"time_limit": budget, "max_trials": cfg.max_trials, "bag_folds": plan.bag_folds})
         _preload_report_modules(self.families)  # on the core the search leaves idle (small fits use one thread)
-        found = search(self.data, schema=self.schema, task=self.task, metric=self.metric, families=self.families, plan=plan,
-                       on_trial=on_trial, checkpoint_dir=run.run_dir / "trials", previous=self.previous)
+        with runner_for(self.cluster, cfg.workers, on_open=lambda nodes: _joined(run, nodes)) as runner:
+            found = search(self.data, schema=self.schema, task=self.task, metric=self.metric, families=self.families, plan=plan,
+                           on_trial=on_trial, checkpoint_dir=run.run_dir / "trials", previous=self.previous, runner=runner)
         for note in found.notes:
             store.add_event(run.run_id, "search", note)
         if found.estimator is None:
@@ -248,6 +253,13 @@ def no_better_than_baseline(rows: list[dict], metric: str) -> str | None:
     return (f"This model is no better than the naive baseline on the test rows ({metric} {value:.4g} vs baseline {base:.4g}). "
             f"It is registered, tagged {BASELINE_TAG}={NOT_BEATEN}, and `predict NAME` keeps using the latest version "
             "that beats its baseline; give the search more time (--time-limit) or check the audit findings.")
+
+
+def _joined(run: RunContext, nodes: list) -> None:
+    """Say which cluster the trials run on (the CLI shows it, the run's events keep it)."""
+    listed = ", ".join(f"{n.id} ({n.cpus:g} CPU)" for n in nodes)
+    run.store.add_event(run.run_id, "cluster", f"trials on Ray: {len(nodes)} nodes: {listed}")
+    run.emit("cluster", {"nodes": [{"id": n.id, "cpus": n.cpus, "memory_mb": n.memory_mb, "address": n.address} for n in nodes]})
 
 
 def _preload_report_modules(families) -> None:

@@ -144,7 +144,9 @@
         var tr = el("tr", { "data-trial": t.number });
         tr.appendChild(el("td", { "class": "num" }, t.val_score === null || t.val_score === undefined ? "-" : i + 1));
         tr.appendChild(el("td", { "class": "num" }, t.number));
-        tr.appendChild(el("td", {}, t.family));
+        var fam = el("td", {}, t.family);
+        if (t.extra && t.extra.node) fam.appendChild(el("span", { "class": "muted small node", title: "Ray node" }, " @" + t.extra.node));
+        tr.appendChild(fam);
         var st = el("td"); st.appendChild(el("span", { "class": "status " + t.status }, t.status)); tr.appendChild(st);
         tr.appendChild(el("td", { "class": "num" }, fmt(t.val_score)));
         tr.appendChild(el("td", { "class": "num" }, fmt(t.fit_seconds, 2)));

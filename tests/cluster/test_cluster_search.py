@@ -1,0 +1,121 @@
+"""AutoML trials as Ray tasks on a real two-node cluster on loopback (tests/rayhelp.py), the store on PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from conftest import SRC, make_mixed_table
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def churn_csv(tmp_path):
+    path = tmp_path / "churn.csv"
+    make_mixed_table(600).to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture
+def pg_workspace(workspace, postgres_url, monkeypatch):
+    """The test's workspace with its store on the suite's PostgreSQL server (a fresh database per test)."""
+    import sqlalchemy as sa
+
+    name = f"ray_{os.getpid()}_{time.monotonic_ns()}"
+    with sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT").connect() as conn:
+        conn.execute(sa.text(f"CREATE DATABASE {name}"))
+    url = postgres_url.replace("/postgres?", f"/{name}?")
+    monkeypatch.setenv("TRAINYARD_DB", url)
+    return url
+
+
+def trials_of(run_id: str) -> list[dict]:
+    from trainyard.registry.workspace import Workspace
+
+    return Workspace.resolve().store.trials(run_id)
+
+
+def test_search_runs_across_both_nodes_and_registers(cli, churn_csv, ray_cluster, pg_workspace):
+    result = cli("train", churn_csv, "--target", "churn", "--preset", "fast", "--max-trials", "8", "--cluster", ray_cluster.address,
+                 "--json", env={"TRAINYARD_DB": pg_workspace})
+    assert result.code == 0, result.output
+    import json
+
+    out = json.loads(result.stdout)
+    assert out["version"] == 1
+    trials = [t for t in trials_of(out["run_id"]) if t["family"] != "ensemble"]
+    assert len(trials) == 8 and all(t["status"] == "ok" for t in trials)
+    nodes = {t["extra"]["node"] for t in trials}
+    assert len(nodes) == 2, nodes  # both one-CPU nodes fitted trials
+
+
+def test_same_seed_same_leaderboard_and_model_as_a_local_run(workspace, ray_cluster):
+    from trainyard import api
+
+    df = make_mixed_table(500, seed=3)
+    runs = {}
+    for where in (None, ray_cluster.address):
+        result = api.train(df, target="churn", preset="fast", max_trials=7, seed=5, cluster=where, name="eq")
+        board = result.leaderboard
+        runs[where] = (board[["trial", "family", "params", "val_roc_auc", "status"]].to_dict("records"), result.family,
+                       np.asarray(result.model.predict_proba(df.drop(columns="churn"))))
+    import ray
+
+    assert not ray.is_initialized()  # shut down after the run
+    (local_board, local_family, local_p), (ray_board, ray_family, ray_p) = runs[None], runs[ray_cluster.address]
+    assert local_board == ray_board and local_family == ray_family
+    assert np.array_equal(local_p, ray_p)  # the same chosen model, bit for bit
+
+
+def test_a_node_killed_mid_run_still_ends_with_a_model(churn_csv, ray_cluster, pg_workspace, workspace, tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(SRC), "TRAINYARD_HOME": str(workspace), "TRAINYARD_DB": pg_workspace}
+    make_mixed_table(3000).to_csv(churn_csv, index=False)
+    cmd = [sys.executable, "-m", "trainyard", "train", str(churn_csv), "--target", "churn", "--include", "random_forest,extra_trees",
+           "--max-trials", "10", "--cluster", ray_cluster.address, "--json", "--name", "killed"]
+    proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        from trainyard.registry.workspace import Workspace
+
+        store, deadline = Workspace.resolve().store, time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:  # the search has started fitting
+            runs = store.list_runs()
+            if runs and trials_of(runs[0]["id"]):
+                break
+            time.sleep(0.5)
+        ray_cluster.kill_raylet("second")  # SIGKILL, mid-run
+        out, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        ray_cluster.start_node("second-again")  # for the tests after this one
+    assert proc.returncode == 0, err[-3000:]
+    import json
+
+    result = json.loads(out)
+    trials = [t for t in trials_of(result["run_id"]) if t["family"] != "ensemble"]
+    assert trials and any(t["status"] == "ok" for t in trials)
+    assert all(t["status"] == "ok" or t["message"] for t in trials)  # a failed one says why
+
+
+def test_cluster_local_n_is_started_and_stopped(workspace):
+    from trainyard import api
+
+    result = api.train(make_mixed_table(300), target="churn", preset="fast", max_trials=3, cluster="local:2", name="local")
+    import ray
+
+    assert result.version == 1 and not ray.is_initialized()
+    assert all(t["extra"].get("node") for t in trials_of(result.run_id) if t["family"] != "ensemble")
+
+
+def test_a_table_run_without_cluster_never_imports_ray(tmp_path, workspace):
+    code = ("import sys; from trainyard import api; from conftest import make_mixed_table; "
+            "api.train(make_mixed_table(200), target='churn', preset='fast', max_trials=2, name='plain'); "
+            "assert 'ray' not in sys.modules, 'ray imported'")
+    env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{SRC.parent / 'tests'}", "TRAINYARD_HOME": str(workspace)}
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
