@@ -119,16 +119,8 @@ def evaluate_frame(model, frame: pd.DataFrame, *, meta: dict | None = None, opti
     rows = metric_intervals(scored, baseline=base, **boot)
     boot_s = time.perf_counter() - t0  # the optional sections below are estimated in these two units
     rows.sort(key=lambda r: r["metric"] != metric.name)
-    data: dict = {
-        "kind": "evaluation", "title": title or f"Evaluation of {meta.get('name', 'model')}" + (f"@{meta['version']}" if meta.get("version") else ""),
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "model": _model_summary(model, meta),
-        "dataset": {"name": dataset, "rows": int(len(frame)), "dropped_missing_target": dropped, "absent_feature_columns": absent},
-        "settings": {"n_boot": n_boot, "seed": options.seed, "confidence": options.confidence,
-                     "interval": "percentile bootstrap" + (", stratified by class" if model.task.is_classification else ""),
-                     **({"n_boot_asked": options.n_boot} if n_boot != options.n_boot else {})},
-        "metric": metric.name, "baseline": reference, "metrics": rows,
-    }
+    data = _header(model, meta, options, title=title, dataset=dataset, frame=frame, dropped=dropped, absent=absent, n_boot=n_boot)
+    data.update(metric=metric.name, baseline=reference, metrics=rows)
     if model.task.is_classification:
         data["per_class"] = per_class_intervals(scored, **boot)
     data["overfitting"] = _overfitting(metric, rows, training, meta, dataset)
@@ -145,15 +137,32 @@ def evaluate_frame(model, frame: pd.DataFrame, *, meta: dict | None = None, opti
         used = [c for c in options.sensitive if c in features]
         data["fairness"] = {"columns": [fairness.fairness_report(scored, frame[c], c, min_group=options.min_group, **boot) for c in options.sensitive],
                             "sensitive_used_as_features": used}
-    user = slices.user_slices(scored, frame, options.slices, metric.name, **boot) if options.slices else []
-    worst = {"slices": [], "skipped": "time limit"}
-    if box.allows("worst slices", boot_s + 0.1):
-        worst = slices.worst_slices(scored, X, features, metric.name, **boot)
-    data["slices"] = {"user": user, "worst": worst}
+    data["slices"] = _slices(scored, frame, X, metric.name, options, boot, box.allows("worst slices", boot_s + 0.1))
     if box.skipped:
         data["settings"]["skipped_for_time"] = list(box.skipped)
     data["limitations"] = limitations(data) + ([box.note()] if box.skipped else [])
     return EvaluationReport(data)
+
+
+def _header(model, meta: dict, options: Options, *, title: str, dataset: str, frame: pd.DataFrame, dropped: int, absent: list,
+            n_boot: int) -> dict:
+    """The report's first keys: what was evaluated, on what, and how the intervals were drawn."""
+    return {
+        "kind": "evaluation", "title": title or f"Evaluation of {meta.get('name', 'model')}" + (f"@{meta['version']}" if meta.get("version") else ""),
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "model": _model_summary(model, meta),
+        "dataset": {"name": dataset, "rows": int(len(frame)), "dropped_missing_target": dropped, "absent_feature_columns": absent},
+        "settings": {"n_boot": n_boot, "seed": options.seed, "confidence": options.confidence,
+                     "interval": "percentile bootstrap" + (", stratified by class" if model.task.is_classification else ""),
+                     **({"n_boot_asked": options.n_boot} if n_boot != options.n_boot else {})},
+    }
+
+
+def _slices(scored: Scored, frame: pd.DataFrame, X: pd.DataFrame, metric: str, options: Options, boot: dict, search: bool) -> dict:
+    """The user's slices, and the worst single-column slices when `search` (the time allows it)."""
+    user = slices.user_slices(scored, frame, options.slices, metric, **boot) if options.slices else []
+    worst = slices.worst_slices(scored, X, list(X.columns), metric, **boot) if search else {"slices": [], "skipped": "time limit"}
+    return {"user": user, "worst": worst}
 
 
 def _model_summary(model, meta: dict) -> dict:
