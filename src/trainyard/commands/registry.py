@@ -141,7 +141,8 @@ def warn_unseen(found) -> None:
 
 
 def _predict_images(model, data: Path, output: Path | None) -> None:
-    from trainyard.serve.images import image_files, predict_images, write_predictions
+    from trainyard.data.images import image_files
+    from trainyard.serve.images import predict_images, write_predictions
 
     files = image_files(data)
     frame = predict_images(model, files if output is not None else files[:50])

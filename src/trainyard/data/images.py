@@ -10,6 +10,7 @@ with torch (no torchvision).
 from __future__ import annotations
 
 import gzip
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -198,3 +199,18 @@ def mirror_safe(X, rows: np.ndarray, labels, *, sample: int = 600, seed: int = 0
 
     scores = {"accuracy": accuracy(flat), "mirrored_accuracy": accuracy(mirrored)}
     return scores["mirrored_accuracy"] >= keep * scores["accuracy"], scores
+
+
+def image_files(path: str | os.PathLike) -> list[str]:
+    """`path` itself (one image), or every image file under the folder `path`, sorted."""
+    path = Path(path)
+    if not path.exists():
+        raise NotFoundError(f"No such file or folder: {path}.", "give an image file or a folder of images.")
+    if path.is_file():
+        if path.suffix.lower() not in IMAGE_EXTENSIONS:
+            raise DataError(f"{path.name} is not an image file this model reads.", f"give {', '.join(sorted(IMAGE_EXTENSIONS))} files.")
+        return [str(path)]
+    files = sorted(str(f) for f in path.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
+    if not files:
+        raise DataError(f"No images found under {path}.", f"put image files ({', '.join(sorted(IMAGE_EXTENSIONS))}) in the folder.")
+    return files

@@ -240,6 +240,22 @@ class ImageClassifier(NeuralEstimator):
         logits = self._run_batches(lambda a, b: self.module_(self._batch(X, np.arange(a, b)).to(device)), n)
         return torch.softmax(torch.from_numpy(logits).double(), dim=1).numpy()
 
+    def embed(self, X) -> np.ndarray:
+        """The network's own view of each image: the input of its last linear layer (N, features), for monitoring."""
+        import torch
+
+        check_is_fitted(self)
+        check_images(X)
+        last = [m for m in self.module_.modules() if isinstance(m, torch.nn.Linear)][-1]
+        grabbed = []
+        hook = last.register_forward_hook(lambda module, inputs, output: grabbed.append(inputs[0].detach().float().cpu()))
+        device = self._device()
+        try:
+            self._run_batches(lambda a, b: self.module_(self._batch(X, np.arange(a, b)).to(device)), len(X))
+        finally:
+            hook.remove()
+        return torch.cat(grabbed).numpy()
+
     def predict(self, X) -> np.ndarray:
         codes = self.predict_proba(X).argmax(axis=1)
         return self.classes_[codes]

@@ -12,13 +12,16 @@ from pathlib import Path
 
 import pandas as pd
 
+from trainyard.data.images import image_files
 from trainyard.data.load import load_table
 from trainyard.errors import ArtifactError, ConfigError, DataError, suggest
 from trainyard.monitor.domain import domain_check
 from trainyard.monitor.performance import attach_labels, performance_report
 from trainyard.monitor.report import to_html, to_jsonable
 from trainyard.monitor.window import day_buckets, log_window, logged_prediction_columns, parse_since
+from trainyard.models.image import ImageClassifier
 from trainyard.registry.artifact import load_artifact
+from trainyard.runs.image_profile import describe, predictions_frame
 from trainyard.registry.workspace import Workspace
 from trainyard.data.profile import (
     build_reference,
@@ -57,6 +60,9 @@ def load_reference(ws: Workspace, row: dict, reference=None):
     directory = ws.home / row["artifact_path"]
     model, meta = load_artifact(directory, row["meta_sha256"])
     meta["version"] = row["version"]
+    if reference is not None and isinstance(model, ImageClassifier):
+        raise ConfigError("--reference does not apply to an image model: its reference is the training images described when "
+                          "it was registered.", "leave out --reference.")
     if reference is not None:
         ref_rows = load_table(reference)
         profile = build_reference(model, ref_rows)
@@ -82,7 +88,9 @@ def monitor(ref: str, *, data=None, since: str | None = None, last: int | None =
     pred_kinds = {n: c["kind"] for n, c in (profile.get("predictions") or {}).get("columns", {}).items()}
     since_at = parse_since(since)
     window: dict = {"since": since_at.isoformat() if since_at else None, "last": last}
-    if data is not None:
+    if isinstance(model, ImageClassifier):
+        current, times, preds, meta_df = _window_from_images(model, profile, data, last, window, refused=(since, time_col, labels))
+    elif data is not None:
         current, times, preds, meta_df = _window_from_data(model, data, kinds, since, since_at, last, time_col, window)
     else:
         current, times, preds, meta_df = _window_from_log(store, row, model, kinds, pred_kinds, since_at, last, window)
@@ -102,7 +110,9 @@ def monitor(ref: str, *, data=None, since: str | None = None, last: int | None =
                 r["request_id"] = str(meta_df["request_id"].iloc[r["row"]])
     timeline = _timeline(profile, current, times, by, th) if times is not None else None
 
-    label_series, label_info = attach_labels(store, row["name"], model, current, meta_df, labels, label_col, keys)
+    label_series, label_info = None, None  # image models: late labels are refused above
+    if not isinstance(model, ImageClassifier):
+        label_series, label_info = attach_labels(store, row["name"], model, current, meta_df, labels, label_col, keys)
     perf = performance_report(model, meta, current, label_series, times, by) if label_series is not None else None
     if label_info:
         perf = (perf or {}) | {"labels": label_info}
@@ -116,6 +126,22 @@ def monitor(ref: str, *, data=None, since: str | None = None, last: int | None =
         "thresholds": th.to_dict(), "summary": _summary(features, predictions, dom),
         "features": features, "predictions": predictions, "domain": dom, "timeline": timeline, "performance": perf,
     }
+
+
+def _window_from_images(model, profile: dict, data, last, window: dict, refused: tuple):
+    """(per-image description, None, the model's predictions, None) of a folder or file of new images."""
+    if data is None:
+        raise ConfigError("An image model is monitored on new images, not on the prediction log.", "pass --data FOLDER (or an image file).")
+    if any(v is not None for v in refused):
+        raise ConfigError("--since, --time-col and --labels do not apply to an image model's monitoring.",
+                          "compare a folder of recent images: --data FOLDER, and --last N for the last N files in name order.")
+    if "images" not in profile:
+        raise ArtifactError("This image model has no image reference (it was trained before image monitoring existed).",
+                            "retrain it with this trainyard to monitor its inputs.")
+    files = image_files(data)
+    files = files[-last:] if last else files
+    window["source"] = str(data)
+    return describe(model, files, profile["images"]["projection"]), None, predictions_frame(model, files), None
 
 
 def _window_from_data(model, data, kinds: dict, since, since_at, last, time_col, window: dict):

@@ -12,6 +12,7 @@ estimator, and the driver continues from the last checkpoint.
 from __future__ import annotations
 
 
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,7 @@ from trainyard.models.families import get_family
 from trainyard.models.model import TrainyardModel
 from trainyard.registry.names import safe_stem
 from trainyard.registry.plan import Registered, RunContext, RunResult, RunSpec
+from trainyard.runs.image_profile import write_image_reference
 from trainyard.runs.settings import DEEP_TASKS, NeuralSettings
 from trainyard.tasks import Task
 
@@ -108,8 +110,13 @@ class NeuralPlan:
                 "metrics": {"test": metrics, "validation": {"best": est.best_score_}}, "split": self.parts["sizes"],
                 "params": est.settings(), "config": run.store.get_run(run.run_id)["config"],
                 "training": {"steps": est.n_steps_, "rollbacks": est.rollbacks_, "samples_per_second": est.samples_per_second_}}
-        version = run.register(self.registered, meta, task=self.task, metric=self.metric, metrics=meta["metrics"], family=self.family_name,
-                               test_score=metrics.get(self.metric))
+        with tempfile.TemporaryDirectory() as tmp:  # images: the reference `monitor` compares new images with
+            files = None
+            if self.task == "image-classification":
+                run.emit("stage", {"message": "describing the training images for monitoring"})
+                files = write_image_reference(Path(tmp), est, self.parts["train"][0], self.parts["test"][0], seed=self.settings.seed)
+            version = run.register(self.registered, meta, task=self.task, metric=self.metric, metrics=meta["metrics"],
+                                   family=self.family_name, test_score=metrics.get(self.metric), extra_files=files)
         return Registered(version, est.best_score_, self.family_name)
 
     def result(self, run: RunContext, registered: Registered, metrics: dict[str, float]) -> RunResult:
