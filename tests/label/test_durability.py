@@ -61,6 +61,8 @@ def test_two_annotators_on_postgresql(postgres_url, tmp_path, overlap):
         assert sorted(seen["alice"]) == sorted(seen["bob"]) and len(seen["alice"]) == 30
         assert project_status(ws.store, project)["agreement"]["cohen_kappa"] == pytest.approx(1.0)
     consistent(ws, project)
+    status = project_status(ws.store, project)
+    assert status["labelled"] == 30 and sum(status["class_counts"].values()) == 30 and status["double"] == (30 if overlap else 0)
     write_export(ws.store, project, tmp_path / "out.jsonl", "jsonl")
     twin = create_project(ws, name + "-b", path, text_col="body", classes=["billing", "bug", "other"])
     assert import_labels(ws.store, twin, tmp_path / "out.jsonl")["labels"] == len(total)

@@ -38,9 +38,9 @@ def annotator_of(store, token: str | None) -> tuple[str, str] | None:
     """(project, annotator name) of a token, or None."""
     if not token:
         return None
-    rows = store._rows(sa.select(T.c.project, T.c.name).where(T.c.token_sha256 == token_hash(token)))
+    rows = store.fetch(sa.select(T.c.project, T.c.name).where(T.c.token_sha256 == token_hash(token)))
     return (rows[0]["project"], rows[0]["name"]) if rows else None
 
 
 def list_annotators(store, project: Project) -> list[str]:
-    return [r["name"] for r in store._rows(sa.select(T.c.name).where(T.c.project == project.name).order_by(T.c.name))]
+    return [r["name"] for r in store.fetch(sa.select(T.c.name).where(T.c.project == project.name).order_by(T.c.name))]

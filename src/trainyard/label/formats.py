@@ -163,7 +163,7 @@ def import_labels(store, project: Project, path: Path, *, id_col: str | None = N
             conn.execute(t.label_annotations.insert(), rows)
         for item_id in {item_id for (item_id, _), _, _ in answers}:
             item = dict(conn.execute(sa.select(t.label_items).where(t.label_items.c.id == item_id)).first()._mapping)
-            ledger._summarise(conn, project, item)
+            ledger.summarise(conn, project, item)
     return {"records": len(records), "labels": len(answers), "items": len({a[0] for a in answers})}
 
 

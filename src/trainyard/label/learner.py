@@ -105,13 +105,13 @@ def _write_round(store, project: Project, items, proba, prio, suspect, n_labels:
 
 def rounds(store, name: str) -> list[dict]:
     R = t.label_rounds
-    return store._rows(sa.select(R.c.labels, R.c.accuracy, R.c.model, R.c.seconds, R.c.created_at)
+    return store.fetch(sa.select(R.c.labels, R.c.accuracy, R.c.model, R.c.seconds, R.c.created_at)
                        .where(R.c.project == name).order_by(R.c.id))
 
 
 def labelled_count(store, name: str) -> int:
     I = t.label_items
-    return int(store._rows(sa.select(sa.func.count().label("n")).where(I.c.project == name, I.c.final.is_not(None)))[0]["n"])
+    return int(store.fetch(sa.select(sa.func.count().label("n")).where(I.c.project == name, I.c.final.is_not(None)))[0]["n"])
 
 
 def labels_needed(curve: list[dict], target: float) -> int | None:

@@ -63,7 +63,7 @@ def record(store, project: Project, item_id: int, label, *, annotator: str, queu
                "annotator": annotator, "queue": queue, "item_sha256": item_sha256, "comment": comment or None, "created_at": now()}
         row["id"] = conn.execute(A.insert().values(**row)).inserted_primary_key[0]
         conn.execute(L.delete().where(L.c.project == project.name, L.c.item_id == item["id"], L.c.annotator == annotator))
-        _summarise(conn, project, item)
+        summarise(conn, project, item)
     return row
 
 
@@ -77,12 +77,12 @@ def undo(store, project: Project, annotator: str) -> dict | None:
             return None
         conn.execute(A.update().where(A.c.id == last.id).values(retracted_at=now()))
         item = _item(conn, project, last.item_id)
-        _summarise(conn, project, item)
+        summarise(conn, project, item)
         _lease(conn, project, item["id"], annotator)
         return {**dict(last._mapping), "item_id": item["id"]}
 
 
-def _summarise(conn, project: Project, item: dict) -> None:
+def summarise(conn, project: Project, item: dict) -> None:
     """Rewrite the item's count of annotators, final label and conflict flag from its live labels."""
     live = conn.execute(sa.select(A.c.annotator, A.c.label, A.c.queue).where(
         A.c.project == project.name, A.c.item_id == item["id"], A.c.action == "label", A.c.retracted_at.is_(None)).order_by(A.c.id)).all()
@@ -142,7 +142,7 @@ def claim(store, project: Project, annotator: str, queue: str | None = None) -> 
 
 
 def get_item(store, project: Project, item_id: int) -> dict | None:
-    rows = store._rows(sa.select(I).where(I.c.project == project.name, I.c.id == int(item_id)))
+    rows = store.fetch(sa.select(I).where(I.c.project == project.name, I.c.id == int(item_id)))
     return rows[0] if rows else None
 
 
@@ -153,7 +153,7 @@ def release(store, project: Project, annotator: str) -> None:
 
 def item_labels(store, project: Project, item_id: int) -> list[dict]:
     """The live labels of one item (who said what), oldest first."""
-    return store._rows(sa.select(A.c.annotator, A.c.label, A.c.queue, A.c.comment, A.c.created_at).where(
+    return store.fetch(sa.select(A.c.annotator, A.c.label, A.c.queue, A.c.comment, A.c.created_at).where(
         A.c.project == project.name, A.c.item_id == int(item_id), A.c.action == "label", A.c.retracted_at.is_(None)).order_by(A.c.id))
 
 
@@ -162,14 +162,14 @@ def annotations(store, project: Project) -> list[dict]:
     q = (sa.select(I.c.key, A.c.item_id, A.c.annotator, A.c.label, A.c.queue, A.c.item_sha256, A.c.comment, A.c.created_at)
          .join(I, I.c.id == A.c.item_id)
          .where(A.c.project == project.name, A.c.action == "label", A.c.retracted_at.is_(None)).order_by(A.c.id))
-    return store._rows(q)
+    return store.fetch(q)
 
 
 def labels_since(store, project: Project, after_id: int) -> int:
-    return int(store._rows(sa.select(sa.func.count().label("n")).select_from(A).where(
+    return int(store.fetch(sa.select(sa.func.count().label("n")).select_from(A).where(
         A.c.project == project.name, A.c.action == "label", A.c.id > after_id))[0]["n"])
 
 
 def last_annotation_id(store, project: Project) -> int:
-    rows = store._rows(sa.select(sa.func.max(A.c.id).label("m")).where(A.c.project == project.name))
+    rows = store.fetch(sa.select(sa.func.max(A.c.id).label("m")).where(A.c.project == project.name))
     return int(rows[0]["m"] or 0)

@@ -122,7 +122,7 @@ def lock_project(conn, name: str) -> None:
 
 
 def _project_row(store, name: str) -> dict | None:
-    rows = store._rows(sa.select(t.label_projects).where(t.label_projects.c.name == name))
+    rows = store.fetch(sa.select(t.label_projects).where(t.label_projects.c.name == name))
     return rows[0] if rows else None
 
 
@@ -130,7 +130,7 @@ def get_project(store, name: str) -> Project:
     check_name(name, "project name")
     row = _project_row(store, name)
     if row is None:
-        known = [r["name"] for r in store._rows(sa.select(t.label_projects.c.name))]
+        known = [r["name"] for r in store.fetch(sa.select(t.label_projects.c.name))]
         hint = f" Projects here: {', '.join(known)}." if known else ""
         raise NotFoundError(f"No labelling project named {name!r}.{hint}",
                             f"create it: trainyard label create {name} --data FILE --classes A,B")
@@ -139,7 +139,7 @@ def get_project(store, name: str) -> Project:
 
 
 def list_projects(store) -> list[str]:
-    return [r["name"] for r in store._rows(sa.select(t.label_projects.c.name).order_by(t.label_projects.c.name))]
+    return [r["name"] for r in store.fetch(sa.select(t.label_projects.c.name).order_by(t.label_projects.c.name))]
 
 
 def update_settings(store, project: Project, settings: LabelSettings) -> Project:
@@ -159,5 +159,5 @@ def items_frame(store, name: str, columns: tuple[str, ...] = ("id", "position", 
     import pandas as pd
 
     cols = [t.label_items.c[c] for c in columns]
-    rows = store._rows(sa.select(*cols).where(t.label_items.c.project == name).order_by(t.label_items.c.position))
+    rows = store.fetch(sa.select(*cols).where(t.label_items.c.project == name).order_by(t.label_items.c.position))
     return pd.DataFrame(rows, columns=list(columns))

@@ -76,6 +76,10 @@ class Database:
         with self.reader.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(query)]
 
+    def fetch(self, query) -> list[dict[str, Any]]:
+        """The rows of a read-only query, as dicts, on the reader (it never waits for a writer)."""
+        return self._rows(query)
+
 
 def _sqlite_on_connect(dbapi_conn, _record) -> None:
     # Let SQLAlchemy's "begin" event issue BEGIN IMMEDIATE instead of pysqlite's deferred BEGIN.
