@@ -140,6 +140,28 @@ class Cluster:
         except RayError as exc:  # worker crashed, node died, object lost: after the retries
             raise TaskFailed(f"{type(exc).__name__} after {TASK_RETRIES} retries: {str(exc).splitlines()[0][:300]}") from None
 
+    def actors(self, cls, count: int, *, num_cpus: float = 1, num_gpus: float = 0) -> list:
+        """`count` actors of `cls` (constructed with their index), the first on the driver's own node (it writes what the
+        driver reads: checkpoints in the run's folder), the others spread over the cluster."""
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        here = self.ray.get_runtime_context().get_node_id()
+        if not here:
+            raise ClusterError("Data-parallel training needs the driver on a node of the cluster; a Ray Client (ray://) driver is not.",
+                               "run trainyard on a cluster machine with --cluster HOST:PORT or --cluster auto.")
+        remote = self.ray.remote(cls)
+        out = []
+        for index in range(count):
+            where = NodeAffinitySchedulingStrategy(here, soft=False) if index == 0 else "SPREAD"
+            out.append(remote.options(num_cpus=num_cpus, num_gpus=num_gpus, scheduling_strategy=where, max_restarts=0).remote(index))
+        return out
+
+    def kill(self, actor) -> None:
+        try:
+            self.ray.kill(actor)
+        except Exception:  # already gone with its node
+            pass
+
     def cancel(self, ref) -> None:
         try:
             self.ray.cancel(ref, force=True)

@@ -92,7 +92,7 @@ def _allowed(kind: str) -> set[str]:
     if kind == "tabular":
         return table
     if kind == "deep":
-        return {*RUN_FIELDS, "target", "test_size", *loop, *(f.name for f in cli_fields(NeuralSettings))}
+        return {*RUN_FIELDS, "target", "test_size", "cluster", "workers", *loop, *(f.name for f in cli_fields(NeuralSettings))}
     if kind == "embedding":
         return {"task"} | {f.name for f in fields(EmbeddingSettings)}
     if kind == "rl":  # --max-trials tunes hyperparameters; --lr and --batch-size are hyperparameters of those names
@@ -119,7 +119,8 @@ def neural_settings(data, values: dict) -> NeuralSettings:
     loop = {k: v for k, v in values.items() if k in loop_names}
     if "time_limit" in values:
         loop.update(time_limit=parse_duration(values["time_limit"]), replan="max_steps" not in values)
-    own = {k: values[k] for k in ("task", "target", "name", "seed", "test_size", "text_col", "model", *ESTIMATOR_FIELDS) if k in values}
+    own = {k: values[k] for k in ("task", "target", "name", "seed", "test_size", "text_col", "model", "cluster", "workers", *ESTIMATOR_FIELDS)
+           if k in values}
     return NeuralSettings(str(data), **own, loop=loop)
 
 
