@@ -41,3 +41,46 @@ def test_two_workers_end_where_one_worker_ends(workspace, ray_cluster, images):
     assert steps and len(steps) == len(set(steps))  # one curve (rank 0's), not one per rank
     events = [e["message"] for e in store.events(two.run_id)]
     assert any("data-parallel on 2 workers" in e for e in events)
+
+
+def test_resume_continues_a_killed_distributed_run(cli, workspace, ray_cluster, images, tmp_path):
+    """The driver killed mid-run (its ranks die with it): `trainyard resume` continues on the cluster from rank 0's
+    last checkpoint in the run's folder and registers the model."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import SRC
+    from trainyard.registry.workspace import Workspace
+
+    path, _ = images
+    env = {**os.environ, "PYTHONPATH": str(SRC), "TRAINYARD_HOME": str(workspace)}
+    cmd = [sys.executable, "-m", "trainyard", "train", str(path), "--task", "image-classification", "--epochs", "8", "--batch-size", "16",
+           "--width", "8", "--checkpoint-every", "4", "--cluster", ray_cluster.address, "--workers", "2", "--json"]
+    proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ws = Workspace.resolve(workspace)
+    deadline, run_id = time.monotonic() + 180, None
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            runs = ws.store.list_runs()
+            if runs and list((ws.run_dir(runs[0]["id"]) / "checkpoints").glob("step-0000000[4-9]")):
+                run_id = runs[0]["id"]
+                break
+            time.sleep(0.3)
+        assert run_id is not None and proc.poll() is None, "no checkpoint after step 0 before the run ended"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    resumed = cli("resume", run_id, "--json", timeout=300)
+    assert resumed.code == 0, resumed.output
+    out = json.loads(resumed.stdout)
+    assert out["version"] == 1
+    events = [e["message"] for e in ws.store.events(run_id)]
+    assert "resumed" in events and any("resumed from step" in e for e in events)
+    steps = [m["step"] for m in ws.store.metric_history(run_id, "train_loss")]
+    assert max(steps) == 8 * -(-out["split"]["train"] // 16)  # every step of the 8 epochs trained, across the kill
