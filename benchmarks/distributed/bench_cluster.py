@@ -1,11 +1,13 @@
 """Two one-CPU Ray nodes on loopback against one local process, at the same time budget, interleaved.
 
     python benchmarks/distributed/bench_cluster.py --time-limit 60 --rows 20000 --repeats 2 [--db postgresql://...]
+        [--images 3000 --epochs 2]
 
 Prints, per run: trials finished, trials per minute of search, the best validation score, wall and CPU seconds (the
 driver and, on the cluster, every process of the two nodes); then the per-trial overhead of the cluster (dispatch
 of a task that does nothing, as one-at-a-time round trips and with both CPUs busy) and of the store (a trial row
-written), from which docs/distributed.md works out where a 64-node cluster stops scaling. State `uptime` with it.
+written), and the data-parallel CNN's training throughput with 1 process against 2 ranks on the two nodes (same global
+batch of 64, Fashion-MNIST when installed), from which docs/distributed.md works out where a 64-node cluster stops scaling. State `uptime` with it.
 """
 
 from __future__ import annotations
@@ -52,10 +54,10 @@ def cluster_cpu(cluster: RayCluster) -> float:
     return total
 
 
-def one_run(data: Path, where: str | None, time_limit: float, env: dict, cluster: RayCluster) -> dict:
+def one_run(data: Path, where: str | None, time_limit: float, env: dict, cluster: RayCluster, include: str) -> dict:
     home = Path(tempfile.mkdtemp(prefix="bench-ws-"))
     cmd = [sys.executable, "-m", "trainyard", "train", str(data), "--target", "y", "--preset", "balanced", "--bag-folds", "0",
-           "--time-limit", str(time_limit), "--json", *(["--cluster", where] if where else [])]
+           "--time-limit", str(time_limit), "--include", include, "--json", *(["--cluster", where] if where else [])]
     cpu0, before = cluster_cpu(cluster), os.times()
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, env={**env, "TRAINYARD_HOME": str(home)}, capture_output=True, text=True)
@@ -74,8 +76,9 @@ def one_run(data: Path, where: str | None, time_limit: float, env: dict, cluster
     span = (max(t["created_at"] for t in trials) - run["created_at"]).total_seconds()
     best = max(t["val_score"] for t in trials if t["val_score"] is not None)
     nodes = sorted({t["extra"].get("node", "-") for t in trials})
+    fits_cpu = sum(t["extra"].get("cpu_s") or 0.0 for t in trials)  # CPU of the fits on the workers (cluster runs)
     return {"where": "2 nodes" if where else "local", "trials": len(trials), "per_min": 60 * len(trials) / span, "best_val": best,
-            "wall_s": wall, "cpu_s": cpu + cluster_part, "test": result["test"].get("roc_auc"), "nodes": len(nodes)}
+            "wall_s": wall, "cpu_s": cpu + cluster_part, "driver_cpu_s": cpu, "fits_cpu_s": fits_cpu, "test": result["test"].get("roc_auc"), "nodes": len(nodes)}
 
 
 def noop(payload):
@@ -125,6 +128,41 @@ def store_writes(url: str | None, n: int) -> dict:
     return {"store": "postgresql" if url else "sqlite", "write_ms": 1000 * per, "writes_per_s": 1 / per}
 
 
+def image_data(path: Path, n: int) -> None:
+    """Fashion-MNIST's first n training images when the Debian package is installed (DATA.md), else shapes."""
+    import gzip
+
+    import numpy as np
+
+    base = Path("/usr/share/datasets/fashion-mnist")
+    if (base / "train-images-idx3-ubyte.gz").exists():
+        X = np.frombuffer(gzip.open(base / "train-images-idx3-ubyte.gz").read(), np.uint8, offset=16).reshape(-1, 28, 28)[:n]
+        y = np.frombuffer(gzip.open(base / "train-labels-idx1-ubyte.gz").read(), np.uint8, offset=8)[:n]
+    else:
+        from imagehelp import make_images
+
+        X, y = make_images(n, size=28)
+    np.savez(path, x=X, y=y)
+
+
+def data_parallel(path: Path, where: str | None, workers: int, epochs: int) -> dict:
+    """Images per second of training (the global batch's images over rank 0's training seconds)."""
+    from trainyard import api
+
+    os.environ["TRAINYARD_HOME"] = tempfile.mkdtemp(prefix="bench-dp-")
+    if where is None:  # one CPU, as each rank has (Ray sets OMP_NUM_THREADS=1 in its workers)
+        import torch
+
+        torch.set_num_threads(1)
+    extra = {"cluster": where, "workers": workers} if where else {}
+    t0 = time.perf_counter()
+    result = api.train(path, task="image-classification", epochs=epochs, batch_size=64, width=16, seed=0, **extra)
+    wall = time.perf_counter() - t0
+    model = result.model
+    return {"where": f"{workers} worker{'s' if workers > 1 else ''}", "images_per_s": model.n_steps_ * 64 / model.train_seconds_,
+            "train_s": model.train_seconds_, "wall_s": wall, "accuracy": result.metrics["accuracy"]}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--time-limit", type=float, default=60)
@@ -132,6 +170,9 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--tasks", type=int, default=100)
     ap.add_argument("--db", default=None, help="also time trial writes on this PostgreSQL URL")
+    ap.add_argument("--images", type=int, default=3000, help="images for the data-parallel throughput (0: skip)")
+    ap.add_argument("--epochs", type=int, default=2)
+    ap.add_argument("--include", default="lightgbm,linear,extra_trees,xgboost", help="families of the table search")
     args = ap.parse_args()
     base = Path(tempfile.mkdtemp(prefix="tyray-"))
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
@@ -146,9 +187,18 @@ def main() -> None:
         rows = []
         for _ in range(args.repeats):  # interleaved: local, cluster, local, cluster
             for where in (None, cluster.address):
-                rows.append(one_run(data, where, args.time_limit, env, cluster))
+                rows.append(one_run(data, where, args.time_limit, env, cluster, args.include))
                 print(_row(rows[-1]), flush=True)
         overhead = dispatch_overhead(cluster.address, args.tasks)
+        images, dp = base / "images.npz", []
+        if args.images:
+            image_data(images, args.images)
+            for _ in range(args.repeats):  # interleaved: 1 process, 2 ranks on the 2 nodes
+                for where, workers in ((None, 1), (cluster.address, 2)):
+                    dp.append(data_parallel(images, where, workers, args.epochs))
+                    r = dp[-1]
+                    print(f"data-parallel CNN {r['where']:<9} {r['images_per_s']:7.1f} images/s  train {r['train_s']:6.1f}s  "
+                          f"wall {r['wall_s']:6.1f}s  test accuracy {r['accuracy']:.3f}", flush=True)
     finally:
         cluster.stop()
     print(f"\ndispatch of a no-op task with a 20000x20 table ref: {overhead['round_trip_ms']:.1f} ms one at a time, "
@@ -161,7 +211,7 @@ def main() -> None:
 
 def _row(r: dict) -> str:
     return (f"{r['where']:<8} trials {r['trials']:>3}  per min {r['per_min']:6.1f}  best val roc_auc {r['best_val']:.4f}  "
-            f"test {r['test']:.4f}  wall {r['wall_s']:6.1f}s  cpu {r['cpu_s']:6.1f}s  nodes {r['nodes']}")
+            f"test {r['test']:.4f}  wall {r['wall_s']:6.1f}s  cpu {r['cpu_s']:6.1f}s (driver {r['driver_cpu_s']:5.1f}s, fits on workers {r['fits_cpu_s']:5.1f}s)  nodes {r['nodes']}")
 
 
 if __name__ == "__main__":

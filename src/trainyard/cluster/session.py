@@ -10,8 +10,10 @@ else on a small machine), and every wait on it bounded by a deadline.
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
+import shutil
 import tempfile
 import threading
 from dataclasses import dataclass
@@ -42,7 +44,11 @@ class Cluster:
         self._env: dict = {}  # environment variables set for a local Ray, put back on close
 
     def __enter__(self) -> "Cluster":
-        self.open()
+        try:
+            self.open()
+        except BaseException:  # a local Ray half started, its token in the environment: put everything back
+            self.close()
+            raise
         return self
 
     def __exit__(self, *exc) -> bool:
@@ -54,8 +60,6 @@ class Cluster:
         ray = require_ray()
         if ray.is_initialized():
             raise ClusterError("Ray is already initialised in this process.", "call ray.shutdown() before a run with --cluster.")
-        import logging
-
         logging.getLogger("ray").setLevel(logging.ERROR)  # its connect-time chatter is not the user's business
         kwargs = {"log_to_driver": False, "configure_logging": False}
         if self.address.kind == "local":  # address="local": never join a cluster `ray start` left running
@@ -88,8 +92,6 @@ class Cluster:
             _reload_auth()
         self._env = {}
         if self._tmp:
-            import shutil
-
             shutil.rmtree(self._tmp, ignore_errors=True)
 
     # the cluster ------------------------------------------------------------------------------------------------
