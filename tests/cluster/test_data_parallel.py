@@ -44,8 +44,8 @@ def test_two_workers_end_where_one_worker_ends(workspace, ray_cluster, images):
 
 
 def test_resume_continues_a_killed_distributed_run(cli, workspace, ray_cluster, images, tmp_path):
-    """The driver killed mid-run (its ranks die with it): `trainyard resume` continues on the cluster from rank 0's
-    last checkpoint in the run's folder and registers the model."""
+    """The driver killed mid-run (its ranks die with it): `trainyard resume --workers 1` continues on the cluster, on
+    another number of ranks, from rank 0's last checkpoint in the run's folder, and registers the model."""
     import json
     import os
     import signal
@@ -76,11 +76,12 @@ def test_resume_continues_a_killed_distributed_run(cli, workspace, ray_cluster, 
     finally:
         if proc.poll() is None:
             proc.kill()
-    resumed = cli("resume", run_id, "--json", timeout=300)
+    resumed = cli("resume", run_id, "--workers", "1", "--json", timeout=300)  # on another number of ranks
     assert resumed.code == 0, resumed.output
     out = json.loads(resumed.stdout)
     assert out["version"] == 1
     events = [e["message"] for e in ws.store.events(run_id)]
     assert "resumed" in events and any("resumed from step" in e for e in events)
+    assert any("data-parallel on 2 workers" in e for e in events) and any("data-parallel on 1 worker;" in e for e in events)
     steps = [m["step"] for m in ws.store.metric_history(run_id, "train_loss")]
     assert max(steps) == 8 * -(-out["split"]["train"] // 16)  # every step of the 8 epochs trained, across the kill

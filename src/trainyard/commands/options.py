@@ -52,10 +52,12 @@ def _cli_type(f) -> type:
     return str
 
 
-def parameters() -> list[inspect.Parameter]:
-    """The Typer parameters of the options: every default None, so the command sees which were given."""
+def parameters(names: tuple[str, ...] | None = None) -> list[inspect.Parameter]:
+    """The Typer parameters of the options (or of those `names`): every default None, so the command sees which were given."""
     out = []
     for label, f in option_fields():
+        if names is not None and f.name not in names:
+            continue
         flags = [f.metadata["flag"]] + ([f.metadata["short"]] if f.metadata.get("short") else [])
         typ = _cli_type(f)
         plain_switch = typ is bool and "/" not in f.metadata["flag"]
@@ -65,9 +67,9 @@ def parameters() -> list[inspect.Parameter]:
     return out
 
 
-def with_options(function, leading: list[inspect.Parameter]):
-    """`function(**values)` as a Typer command whose signature is `leading` followed by the options."""
-    function.__signature__ = inspect.Signature([*leading, *parameters()])
+def with_options(function, leading: list[inspect.Parameter], names: tuple[str, ...] | None = None):
+    """`function(**values)` as a Typer command whose signature is `leading` followed by the options (or those `names`)."""
+    function.__signature__ = inspect.Signature([*leading, *parameters(names)])
     return function
 
 

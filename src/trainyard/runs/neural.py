@@ -103,7 +103,7 @@ class NeuralPlan:
         with Cluster(self.cluster) as cluster:
             workers = self.settings.workers or cluster.cpus()
             nodes = cluster.nodes()
-            run.store.add_event(run.run_id, "cluster", f"data-parallel on {workers} workers; Ray nodes: " + ", ".join(n.id for n in nodes))
+            run.store.add_event(run.run_id, "cluster", f"data-parallel on {workers} worker{'s' if workers != 1 else ''}; Ray nodes: " + ", ".join(n.id for n in nodes))
             self.estimator = fit_data_parallel(cluster, self.estimator, self.parts["train"], self.parts["val"], workers=workers, run=run,
                                                checkpoint_dir=run.run_dir / "checkpoints", resume=True)
 
@@ -137,13 +137,14 @@ class NeuralPlan:
                          family=self.family_name, split=self.parts["sizes"], history=self.estimator.history_, notes=self.notes)
 
 
-def resumable_neural_run(run: dict) -> NeuralPlan:
-    """The plan of a killed or interrupted neural run, rebuilt from its recorded settings (same split, same estimator)."""
+def resumable_neural_run(run: dict, workers: int | None = None) -> NeuralPlan:
+    """The plan of a killed or interrupted neural run, rebuilt from its recorded settings (same split, same estimator);
+    a data-parallel run may continue on another number of `workers` (a checkpoint holds one model state, not one per rank)."""
     if run["status"] == "finished":
         raise ConfigError(f"Run {run['id']} already finished (model {run['name']}@{run['model_version']}).", "nothing to resume; see `trainyard runs`.")
     if run["status"] == "running":
         raise ConfigError(f"Run {run['id']} is still running (process {run['pid']}).", "wait for it, or stop it first (Ctrl-C or kill).")
-    settings = NeuralSettings.from_dict(dict(run["config"]))
+    settings = NeuralSettings.from_dict({**run["config"], **({"workers": workers} if workers is not None else {})})
     if not Path(settings.data).exists():
         raise NotFoundError(f"The run's data {settings.data} is gone.", "put the data back at that path to resume.")
     return NeuralPlan(settings)
