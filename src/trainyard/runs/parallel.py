@@ -22,7 +22,7 @@ from trainyard.errors import ConfigError
 from trainyard.registry.plan import RunContext
 
 COLLECTIVE_TIMEOUT_S = 300  # a rank that stops answering fails the others' collectives after this, never a silent hang
-POLL_S = 5.0
+POLL_S = 0.5
 
 
 class Rank:
@@ -39,7 +39,7 @@ class Rank:
             port = s.getsockname()[1]
         return ray.util.get_node_ip_address(), port
 
-    def train(self, master: tuple[str, int], world: int, estimator, data: tuple, checkpoints: dict, run: dict):
+    def train(self, master: tuple[str, int], world: int, estimator, data: tuple, checkpoints: dict, run: dict, progress=None):
         import torch.distributed as dist
 
         from trainyard.engine.parallel import DataParallel
@@ -55,8 +55,8 @@ class Rank:
             log = RunLog(Workspace.resolve(run["home"], run["db_url"]).store, run["run_id"]) if main else None
             with tempfile.TemporaryDirectory(prefix=f"trainyard-rank{self.index}-") as tmp:
                 folder = run["checkpoint_dir"] if main else _unpack(checkpoints, Path(tmp))
-                estimator.fit(X, y, eval_set=(X_val, y_val), log=log, checkpoint_dir=folder, resume=run["resume"],
-                              parallel=DataParallel(self.index, world))
+                estimator.fit(X, y, eval_set=(X_val, y_val), log=log, progress=_Relay(progress) if main else None, checkpoint_dir=folder,
+                              resume=run["resume"], parallel=DataParallel(self.index, world))
         finally:
             dist.destroy_process_group()
         return estimator if self.index == 0 else None
@@ -70,16 +70,21 @@ def fit_data_parallel(cluster: Cluster, estimator, train: tuple, val: tuple, *, 
     data = cluster.put((_array(train[0]), np.asarray(train[1]), _array(val[0]), np.asarray(val[1])))
     packed = cluster.put(_pack(Path(checkpoint_dir)) if resume else {})
     ranks = cluster.actors(Rank, workers, num_gpus=1 if _cuda() else 0)
+    from ray.util.queue import Queue
+
+    events = Queue(maxsize=1000, actor_options={"num_cpus": 0})  # rank 0's progress (steps, evaluations), relayed to the CLI by the driver
     try:
         master = cluster.result(ranks[0].address.remote(), timeout_s=120)
         info = {"home": str(run.ws.home), "db_url": run.ws.db_url, "run_id": run.run_id, "checkpoint_dir": str(checkpoint_dir), "resume": resume}
-        refs = [r.train.remote(master, workers, estimator, data, packed, info) for r in ranks]
+        refs = [r.train.remote(master, workers, estimator, data, packed, info, events) for r in ranks]
         run.emit("stage", {"message": f"training on {workers} data-parallel workers (Ray)"})
         pending = list(refs)
         while pending:  # every rank's end is waited for; one that fails ends the run with its reason
             for ref in cluster.wait(pending, POLL_S):
                 pending.remove(ref)
                 cluster.result(ref)
+            _relay_to(run, events)
+        _relay_to(run, events)
         return cluster.result(refs[0])
     except TaskFailed as exc:
         raise ConfigError(f"Data-parallel training failed on the cluster: {exc}", "see the Ray logs of the nodes; `trainyard resume RUN` "
@@ -87,6 +92,36 @@ def fit_data_parallel(cluster: Cluster, estimator, train: tuple, val: tuple, *, 
     finally:
         for r in ranks:
             cluster.kill(r)
+        events.shutdown(force=True)
+
+
+class _Relay:
+    """Rank 0's progress callback: every evaluation, and a step at most every half second, into the driver's queue."""
+
+    def __init__(self, queue, every_s: float = 0.5):
+        self.queue, self.every_s, self.last = queue, every_s, 0.0
+
+    def __call__(self, kind: str, info: dict) -> None:
+        import time
+
+        now = time.monotonic()
+        if kind == "step" and now - self.last < self.every_s:
+            return
+        self.last = now
+        try:
+            self.queue.put_nowait((kind, info))
+        except Exception:  # full: the display skips an update, training does not wait for it
+            pass
+
+
+def _relay_to(run: RunContext, queue) -> None:
+    """Hand rank 0's queued progress to the run's display."""
+    try:
+        items = queue.get_nowait_batch(queue.qsize())
+    except Exception:  # the queue's actor went with its node: no more updates to show
+        return
+    for kind, info in items:
+        run.emit(kind, info)
 
 
 def _array(X):
