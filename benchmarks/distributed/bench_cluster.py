@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -55,7 +56,7 @@ def cluster_cpu(cluster: RayCluster) -> float:
 
 
 def one_run(data: Path, where: str | None, time_limit: float, env: dict, cluster: RayCluster, include: str) -> dict:
-    home = Path(tempfile.mkdtemp(prefix="bench-ws-"))
+    home = Path(tempfile.mkdtemp(prefix="ws-", dir=data.parent))
     cmd = [sys.executable, "-m", "trainyard", "train", str(data), "--target", "y", "--preset", "balanced", "--bag-folds", "0",
            "--time-limit", str(time_limit), "--include", include, "--json", *(["--cluster", where] if where else [])]
     cpu0, before = cluster_cpu(cluster), os.times()
@@ -111,10 +112,10 @@ def dispatch_overhead(address: str, n: int) -> dict:
     return {"round_trip_ms": 1000 * serial, "pipelined_ms": 1000 * pipelined}
 
 
-def store_writes(url: str | None, n: int) -> dict:
+def store_writes(url: str | None, n: int, base: Path) -> dict:
     from trainyard.registry.workspace import Workspace
 
-    home = Path(tempfile.mkdtemp(prefix="bench-store-"))
+    home = Path(tempfile.mkdtemp(prefix="store-", dir=base))
     if url:
         os.environ["TRAINYARD_DB"] = url
     store = Workspace.resolve(home).store
@@ -149,7 +150,7 @@ def data_parallel(path: Path, where: str | None, workers: int, epochs: int) -> d
     """Images per second of training (the global batch's images over rank 0's training seconds)."""
     from trainyard import api
 
-    os.environ["TRAINYARD_HOME"] = tempfile.mkdtemp(prefix="bench-dp-")
+    os.environ["TRAINYARD_HOME"] = tempfile.mkdtemp(prefix="dp-", dir=path.parent)
     if where is None:  # one CPU, as each rank has (Ray sets OMP_NUM_THREADS=1 in its workers)
         import torch
 
@@ -204,9 +205,10 @@ def main() -> None:
     print(f"\ndispatch of a no-op task with a 20000x20 table ref: {overhead['round_trip_ms']:.1f} ms one at a time, "
           f"{overhead['pipelined_ms']:.1f} ms each with {args.tasks} in flight on 2 CPUs")
     for url in (None, args.db) if args.db else (None,):
-        w = store_writes(url, 300)
+        w = store_writes(url, 300, base)
         print(f"store: one trial row on {w['store']}: {w['write_ms']:.2f} ms ({w['writes_per_s']:.0f} writes/s)")
     print(f"load: {os.popen('uptime').read().strip()}")
+    shutil.rmtree(base, ignore_errors=True)
 
 
 def _row(r: dict) -> str:
