@@ -95,9 +95,6 @@ class LocalRunner:
 
     memory_source = "--memory-limit-mb / TRAINYARD_MEMORY_LIMIT_MB"
 
-    def __init__(self):
-        self.in_flight: dict = {}
-
     def memory_limit_mb(self, setting: float | None) -> float:
         return memory_limit_mb(setting)
 
