@@ -94,10 +94,11 @@ def run(data, settings: TrainConfig | NeuralSettings | LMSettings | EmbeddingSet
 
 
 def resume(run_id: str, *, workspace: str | os.PathLike | None = None, progress: Progress | None = None,
-           clock_started: float | None = None) -> RunResult:
-    """Continue a killed or interrupted run of any kind (see `trainyard.runs.dispatch.resume`)."""
+           clock_started: float | None = None, workers: int | None = None) -> RunResult:
+    """Continue a killed or interrupted run of any kind (see `trainyard.runs.dispatch.resume`); `workers`: a
+    data-parallel image run's new number of ranks."""
     started = time.perf_counter() - (max(time.time() - clock_started, 0.0) if clock_started else 0.0)
-    return dispatch.resume(run_id, workspace=workspace, progress=progress, started=started)
+    return dispatch.resume(run_id, workspace=workspace, progress=progress, started=started, workers=workers)
 
 
 def load(ref: str, workspace: str | os.PathLike | None = None) -> TrainyardModel:

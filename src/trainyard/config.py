@@ -76,7 +76,8 @@ class TrainConfig:
     cluster: str | None = setting(None, "Run on Ray: ray://HOST:PORT, HOST:PORT (the head's GCS port), auto, or local:N (a Ray with N CPUs "
                                         "started and stopped for this run); table trials become Ray tasks (docs/distributed.md).",
                                   flag="--cluster")
-    workers: int | None = setting(None, "With --cluster: trials fitted at once (default: the cluster's CPUs).", flag="--workers")
+    workers: int | None = setting(None, "With --cluster: tables, trials fitted at once; image runs, data-parallel ranks (default: the "
+                                        "cluster's CPUs). `resume --workers N` continues an image run on N ranks.", flag="--workers")
     trial_budget_only: bool = False  # --max-trials without --time-limit: no clock, so runs are reproducible
 
     def to_dict(self) -> dict:

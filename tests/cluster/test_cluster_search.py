@@ -52,6 +52,11 @@ def test_search_runs_across_both_nodes_and_registers(cli, churn_csv, ray_cluster
     assert len(trials) == 8 and all(t["status"] == "ok" for t in trials)
     nodes = {t["extra"]["node"] for t in trials}
     assert len(nodes) == 2, nodes  # both one-CPU nodes fitted trials
+    assert all(t["extra"]["cpu_s"] > 0 for t in trials)
+    from trainyard.registry.workspace import Workspace
+
+    usage = [e["message"] for e in Workspace.resolve().store.events(out["run_id"]) if e["message"].startswith("per node:")]
+    assert len(usage) == 1 and all(n in usage[0] for n in nodes), usage
 
 
 def test_same_seed_same_leaderboard_and_model_as_a_local_run(workspace, ray_cluster):

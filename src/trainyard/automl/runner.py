@@ -54,6 +54,7 @@ class FitOutcome:
     peak_mb: float
     total_seconds: float
     node: str = ""  # the Ray node it ran on ("" in this process)
+    cpu_seconds: float = 0.0  # CPU time of the process that fitted it, during the fit
 
 
 def fit_candidate(model, data: tuple, task: str, n_classes: int | None, bagging: bool) -> FitOutcome:
@@ -61,7 +62,7 @@ def fit_candidate(model, data: tuple, task: str, n_classes: int | None, bagging:
     Runs in this process or as a Ray task: everything it needs comes in its arguments."""
     X_fit, y_fit, w_fit, X_eval = data
     kind = Task(task)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     with PeakMemory() as peak:
         t0 = time.perf_counter()
         fit_estimator(model, X_fit, y_fit, w_fit)
@@ -75,7 +76,8 @@ def fit_candidate(model, data: tuple, task: str, n_classes: int | None, bagging:
         else:
             preds = predictions(model, X_eval, kind, n_classes)
             predict_ms = (time.perf_counter() - t1) * 1000 / max(X_eval.shape[0], 1)
-    return FitOutcome(model, preds, fit_seconds, predict_ms, max(peak.peak_mb, 0.0), time.perf_counter() - started, current_node())
+    return FitOutcome(model, preds, fit_seconds, predict_ms, max(peak.peak_mb, 0.0), time.perf_counter() - started, current_node(),
+                      time.process_time() - cpu)
 
 
 def wrap_model(estimator, scheduler, budget_s: float | None):
@@ -91,8 +93,7 @@ def wrap_model(estimator, scheduler, budget_s: float | None):
 class LocalRunner:
     """Each fit in this process, at once: the scheduler sees its result before it admits the next trial."""
 
-    def __init__(self):
-        self.in_flight: dict = {}
+    memory_source = "--memory-limit-mb / TRAINYARD_MEMORY_LIMIT_MB"
 
     def memory_limit_mb(self, setting: float | None) -> float:
         return memory_limit_mb(setting)
@@ -116,6 +117,8 @@ class ClusterRunner:
     """Fits as Ray tasks, one CPU and the trial's estimated memory each, at most `slots` at once; the prepared data
     is put in the object store once per preprocessing kind. A task whose node dies is retried by Ray; one that fails
     for good, or passes its deadline, is recorded as failed with the reason."""
+
+    memory_source = "the most one Ray node offers, or --memory-limit-mb"
 
     def __init__(self, cluster: Cluster, slots: int | None = None):
         self.cluster = cluster

@@ -171,8 +171,8 @@ class Scheduler:
             return job.trial
         self.budget.learn(job.family, job.prior_seconds, job.seconds)
         score = self.score(outcome.preds)
-        if outcome.node:
-            job.extra["node"] = outcome.node
+        if outcome.node:  # on a cluster: where it ran and the CPU it used there
+            job.extra.update(node=outcome.node, cpu_s=round(outcome.cpu_seconds, 3))
         if not np.isfinite(score):
             job.trial = self.record(Trial(job.number, job.family, job.params, "failed", fit_seconds=outcome.fit_seconds, extra=job.extra,
                                           message=f"validation {self.metric.name} is {score}"))
@@ -194,7 +194,7 @@ class Scheduler:
         if prior.memory_mb > self.mem_limit:
             return self.record(Trial(self.next_number(), family.name, full, "skipped", extra=extra,
                                      message=f"needs about {prior.memory_mb:.0f} MB by estimate, over the {self.mem_limit:.0f} MB limit "
-                                             "(--memory-limit-mb / TRAINYARD_MEMORY_LIMIT_MB); not fitted"))
+                                             f"({self.runner.memory_source}); not fitted"))
         estimator = family.make(self.task, self.plan.seed, **full)
         interruptible = "time_budget_s" in estimator.get_params()
         prior_seconds = prior.seconds * (self.plan.bag_folds if self.bagging else 1)

@@ -10,8 +10,10 @@ else on a small machine), and every wait on it bounded by a deadline.
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
+import shutil
 import tempfile
 import threading
 from dataclasses import dataclass
@@ -42,7 +44,11 @@ class Cluster:
         self._env: dict = {}  # environment variables set for a local Ray, put back on close
 
     def __enter__(self) -> "Cluster":
-        self.open()
+        try:
+            self.open()
+        except BaseException:  # a local Ray half started, its token in the environment: put everything back
+            self.close()
+            raise
         return self
 
     def __exit__(self, *exc) -> bool:
@@ -54,8 +60,6 @@ class Cluster:
         ray = require_ray()
         if ray.is_initialized():
             raise ClusterError("Ray is already initialised in this process.", "call ray.shutdown() before a run with --cluster.")
-        import logging
-
         logging.getLogger("ray").setLevel(logging.ERROR)  # its connect-time chatter is not the user's business
         kwargs = {"log_to_driver": False, "configure_logging": False}
         if self.address.kind == "local":  # address="local": never join a cluster `ray start` left running
@@ -88,8 +92,6 @@ class Cluster:
             _reload_auth()
         self._env = {}
         if self._tmp:
-            import shutil
-
             shutil.rmtree(self._tmp, ignore_errors=True)
 
     # the cluster ------------------------------------------------------------------------------------------------
@@ -139,6 +141,28 @@ class Cluster:
             raise TaskFailed(f"no result within {timeout_s:.0f}s") from None
         except RayError as exc:  # worker crashed, node died, object lost: after the retries
             raise TaskFailed(f"{type(exc).__name__} after {TASK_RETRIES} retries: {str(exc).splitlines()[0][:300]}") from None
+
+    def actors(self, cls, count: int, *, num_cpus: float = 1, num_gpus: float = 0) -> list:
+        """`count` actors of `cls` (constructed with their index), the first on the driver's own node (it writes what the
+        driver reads: checkpoints in the run's folder), the others spread over the cluster."""
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        here = self.ray.get_runtime_context().get_node_id()
+        if not here:
+            raise ClusterError("Data-parallel training needs the driver on a node of the cluster; a Ray Client (ray://) driver is not.",
+                               "run trainyard on a cluster machine with --cluster HOST:PORT or --cluster auto.")
+        remote = self.ray.remote(cls)
+        out = []
+        for index in range(count):
+            where = NodeAffinitySchedulingStrategy(here, soft=False) if index == 0 else "SPREAD"
+            out.append(remote.options(num_cpus=num_cpus, num_gpus=num_gpus, scheduling_strategy=where, max_restarts=0).remote(index))
+        return out
+
+    def kill(self, actor) -> None:
+        try:
+            self.ray.kill(actor)
+        except Exception:  # already gone with its node
+            pass
 
     def cancel(self, ref) -> None:
         try:

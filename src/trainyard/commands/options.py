@@ -52,9 +52,9 @@ def _cli_type(f) -> type:
     return str
 
 
-def parameters() -> list[inspect.Parameter]:
-    """The Typer parameters of the options: every default None, so the command sees which were given."""
-    return [_parameter(label, f) for label, f in option_fields()]
+def parameters(names: tuple[str, ...] | None = None) -> list[inspect.Parameter]:
+    """The Typer parameters of the options (or of those `names`): every default None, so the command sees which were given."""
+    return [_parameter(label, f) for label, f in option_fields() if names is None or f.name in names]
 
 
 def parameters_of(cls) -> list[inspect.Parameter]:
@@ -71,9 +71,9 @@ def _parameter(label: str, f) -> inspect.Parameter:
     return inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=typ)
 
 
-def with_options(function, leading: list[inspect.Parameter]):
-    """`function(**values)` as a Typer command whose signature is `leading` followed by the options."""
-    function.__signature__ = inspect.Signature([*leading, *parameters()])
+def with_options(function, leading: list[inspect.Parameter], names: tuple[str, ...] | None = None):
+    """`function(**values)` as a Typer command whose signature is `leading` followed by the options (or those `names`)."""
+    function.__signature__ = inspect.Signature([*leading, *parameters(names)])
     return function
 
 
@@ -98,7 +98,7 @@ def _allowed(kind: str) -> set[str]:
     if kind == "tabular":
         return table
     if kind == "deep":
-        return {*RUN_FIELDS, "target", "test_size", *loop, *(f.name for f in cli_fields(NeuralSettings))}
+        return {*RUN_FIELDS, "target", "test_size", "cluster", "workers", *loop, *(f.name for f in cli_fields(NeuralSettings))}
     if kind == "embedding":
         return {"task"} | {f.name for f in fields(EmbeddingSettings)}
     if kind == "rl":  # --max-trials tunes hyperparameters; --lr and --batch-size are hyperparameters of those names
@@ -125,7 +125,8 @@ def neural_settings(data, values: dict) -> NeuralSettings:
     loop = {k: v for k, v in values.items() if k in loop_names}
     if "time_limit" in values:
         loop.update(time_limit=parse_duration(values["time_limit"]), replan="max_steps" not in values)
-    own = {k: values[k] for k in ("task", "target", "name", "seed", "test_size", "text_col", "model", *ESTIMATOR_FIELDS) if k in values}
+    own = {k: values[k] for k in ("task", "target", "name", "seed", "test_size", "text_col", "model", "cluster", "workers", *ESTIMATOR_FIELDS)
+           if k in values}
     return NeuralSettings(str(data), **own, loop=loop)
 
 

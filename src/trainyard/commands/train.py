@@ -95,15 +95,21 @@ with_options(train, [
 ])
 
 
-def resume(
-    run_id: str = typer.Argument(..., help="The run to continue (see `trainyard runs`), or 'last'."),
-    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
-) -> None:
+def resume(run_id: str, as_json: bool = False, workers: int | None = None) -> None:
     """Continue a killed or interrupted run: a neural or language-model run from its last checkpoint (it ends as the
-    uninterrupted run would), a table search from its recorded trials (reading its data file again)."""
+    uninterrupted run would), a table search from its recorded trials (reading its data file again). A data-parallel
+    image run may continue on a different number of --workers."""
     from trainyard import api
 
     run = Workspace.resolve().store.get_run(run_id)
     with live_for(run["kind"], enabled=not as_json) as live:
-        result = api.resume(run["id"], progress=live.update, clock_started=process_started())
+        result = api.resume(run["id"], progress=live.update, clock_started=process_started(), workers=workers)
     show_result(result, as_json)
+
+
+with_options(resume, [
+    inspect.Parameter("run_id", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=str, default=typer.Argument(
+        ..., help="The run to continue (see `trainyard runs`), or 'last'.")),
+    inspect.Parameter("as_json", inspect.Parameter.KEYWORD_ONLY, annotation=bool, default=typer.Option(
+        False, "--json", is_flag=True, help="Print the result as JSON.")),
+], names=("workers",))

@@ -37,6 +37,7 @@ from trainyard.engine.checkpoint import Checkpoints
 from trainyard.engine.config import LoopConfig, LoopResult, LoopState
 from trainyard.engine.optim import make_optimizer
 from trainyard.engine.pace import StepTimes
+from trainyard.engine.parallel import DataParallel, batch_rows, global_batch_norm
 from trainyard.engine.runtime import Device, Precision, rng_state, seed_everything, set_rng_state
 from trainyard.engine.schedule import Schedule
 from trainyard.errors import ConfigError, TrainyardError, suggest
@@ -49,9 +50,10 @@ class DivergenceError(TrainyardError):
 def fit(model: torch.nn.Module, batches, loss_fn: Callable, *, config: LoopConfig = LoopConfig(),
         evaluate: Callable[[torch.nn.Module], dict] | None = None, checkpoint_dir: str | Path,
         resume: bool = False, log=None, progress: Callable[[str, dict], None] | None = None,
-        param_groups: list[dict] | None = None) -> LoopResult:
-    """Train `model` on `batches` (see engine/batches.py) minimising `loss_fn(model, batch) -> scalar tensor`."""
-    run = _Training(model, batches, loss_fn, config, evaluate, checkpoint_dir, log, progress, param_groups)
+        param_groups: list[dict] | None = None, parallel: DataParallel | None = None) -> LoopResult:
+    """Train `model` on `batches` (see engine/batches.py) minimising `loss_fn(model, batch) -> scalar tensor`; with
+    `parallel`, as one rank of a data-parallel run (engine/parallel.py)."""
+    run = _Training(model, batches, loss_fn, config, evaluate, checkpoint_dir, log, progress, param_groups, parallel)
     run.start(resume)
     while not run.state.finished:
         diverged = run.epoch()
@@ -63,7 +65,7 @@ def fit(model: torch.nn.Module, batches, loss_fn: Callable, *, config: LoopConfi
 class _Training:
     """One call of `fit`: the model, its optimizer, schedule and checkpoints, and the loop's state."""
 
-    def __init__(self, model, batches, loss_fn, cfg: LoopConfig, evaluate, checkpoint_dir, log, progress, param_groups):
+    def __init__(self, model, batches, loss_fn, cfg: LoopConfig, evaluate, checkpoint_dir, log, progress, param_groups, parallel=None):
         self.started, self.spent_before = time.perf_counter(), 0.0  # setting up (optimizer, first checkpoint) counts too
         self.device = Device.resolve(cfg.device)
         self.precision = Precision.resolve(cfg.precision, self.device)
@@ -74,6 +76,9 @@ class _Training:
         self.per_epoch = -(-len(batches) // cfg.grad_accum)
         self.max_total = self.per_epoch * cfg.epochs
         self.total_steps = min(cfg.max_steps or 10**12, self.max_total)
+        self.parallel = parallel if parallel is not None and parallel.world > 1 else None
+        if self.parallel is not None:  # batch statistics of the global batch, not of this rank's slice
+            global_batch_norm(model)
         model.to(self.device.torch)
         self.optimizer = make_optimizer(model, cfg, param_groups)
         self.schedule = Schedule.from_config(cfg, self.total_steps)
@@ -154,12 +159,18 @@ class _Training:
             g["lr"] = g["initial_lr"] * self.schedule.factor(state.step) * state.lr_scale
         losses = []
         for micro in group:
+            share = 1.0
+            if self.parallel is not None:  # this rank's rows; its mean loss weighted by their share of the batch
+                share, micro = self.parallel.weight(micro), self.parallel.shard(micro)
             micro = self.device.move(micro)
             with self.precision.autocast(self.device):
                 loss = self.loss_fn(self.model, micro)
-            (loss / len(group)).backward()
-            losses.append(loss.detach().float())
-            self.samples += _batch_len(micro)
+            (loss * share / len(group)).backward()
+            losses.append(loss.detach().float() * share)
+            self.samples += batch_rows(micro)
+        if self.parallel is not None:  # the global batch's gradient and losses, the same on every rank
+            self.parallel.sum_gradients(self.model)
+            losses = list(self.parallel.sum(torch.stack(losses)).unbind())
         # one host sync per optimizer step: every micro-batch's loss and the gradient norm come back together
         if cfg.clip_norm:
             losses.append(torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip_norm).float())
@@ -186,6 +197,7 @@ class _Training:
         """End of epoch, evaluation, re-planning, stopping and checkpoints after a step; True when the epoch loop ends."""
         cfg, state = self.cfg, self.state
         stop, epoch_end = False, pos >= len(self.batches)
+        elapsed = self.elapsed() if self.parallel is None or cfg.time_limit is None else self.parallel.agree(self.elapsed())
         if epoch_end:
             _log_metrics(self.log, state.step, {"epoch": state.epoch, "epoch_train_loss": sum(self.epoch_losses) / max(len(self.epoch_losses), 1)})
             self.epoch_losses = []
@@ -195,11 +207,11 @@ class _Training:
         if epoch_end:
             state.epoch, state.batch = state.epoch + 1, 0
         if cfg.replan and cfg.time_limit is not None:
-            planned = self.timing.plan(state.step, cfg.time_limit - self.elapsed(), eval_every=cfg.eval_every or self.per_epoch,
+            planned = self.timing.plan(state.step, cfg.time_limit - elapsed, eval_every=cfg.eval_every or self.per_epoch,
                                        checkpoint_every=cfg.checkpoint_every)
             if planned is not None:
                 _replan(state, self.schedule, min(planned, self.max_total), self.log)
-        out_of_time = cfg.time_limit is not None and self.elapsed() >= cfg.time_limit
+        out_of_time = cfg.time_limit is not None and elapsed >= cfg.time_limit
         if stop or out_of_time or state.step >= state.total_steps or state.epoch >= cfg.epochs:
             state.finished, state.stopped_early, state.timed_out = True, stop, out_of_time and not stop
         if state.best_step == state.step or state.finished or (cfg.checkpoint_every and state.step % cfg.checkpoint_every == 0):
@@ -287,14 +299,6 @@ def _is_spike(loss: float, state: LoopState, cfg: LoopConfig) -> bool:
     if not cfg.spike_factor or state.loss_ema is None or state.step < 10:
         return False
     return loss > cfg.spike_factor * state.loss_ema and loss > state.first_loss
-
-
-def _batch_len(batch) -> int:
-    if isinstance(batch, torch.Tensor):
-        return len(batch)
-    if isinstance(batch, dict):
-        return _batch_len(next(iter(batch.values())))
-    return _batch_len(batch[0])
 
 
 def _log_metrics(log, step: int, values: dict) -> None:

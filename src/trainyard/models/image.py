@@ -159,7 +159,7 @@ class ImageClassifier(NeuralEstimator):
     def _batch(self, X, rows, augment=False, generator=None):
         return image_batch_for(self, X, rows, augment, generator)
 
-    def fit(self, X, y, eval_set=None, *, log=None, progress=None, checkpoint_dir=None, resume: bool = False):
+    def fit(self, X, y, eval_set=None, *, log=None, progress=None, checkpoint_dir=None, resume: bool = False, parallel=None):
         import torch
         import torch.nn.functional as F
 
@@ -212,7 +212,7 @@ class ImageClassifier(NeuralEstimator):
             return {"val_loss": float(loss) / len(val_codes), "val_accuracy": int(correct) / len(val_codes)}
 
         batches = IndexedBatches(len(codes), self.batch_size_, load)
-        self._train(batches, loss_fn, evaluate, RunHooks(log, progress, checkpoint_dir, resume))
+        self._train(batches, loss_fn, evaluate, RunHooks(log, progress, checkpoint_dir, resume, parallel))
         return self
 
     def _set_input(self, X) -> None:

@@ -49,6 +49,7 @@ class RunHooks:
     progress: object = None
     checkpoint_dir: object = None
     resume: bool = False
+    parallel: object = None  # an engine.parallel.DataParallel: this fit is one rank of a data-parallel run
 
 
 class NeuralEstimator(BaseEstimator):
@@ -107,7 +108,7 @@ class NeuralEstimator(BaseEstimator):
         loop = self.loop_config(monitor, time_limit)
         with self._checkpoint_dir(hooks.checkpoint_dir) as directory:
             result = fit(self.module_, batches, loss_fn, config=loop, evaluate=evaluate, checkpoint_dir=directory,
-                         resume=hooks.resume, log=hooks.log, progress=hooks.progress)
+                         resume=hooks.resume, log=hooks.log, progress=hooks.progress, parallel=hooks.parallel)
         self.history_ = result.history
         self.n_steps_ = result.state.step
         self.rollbacks_ = result.state.rollbacks

@@ -75,17 +75,21 @@ def train_language_model(data, settings: LMSettings, *, workspace=None, progress
     return execute(LanguageModelPlan(data, settings, started=started), Workspace.resolve(workspace), emit=progress)
 
 
-def resume(run_id: str, *, workspace=None, progress: Progress | None = None, started: float | None = None) -> RunResult:
+def resume(run_id: str, *, workspace=None, progress: Progress | None = None, started: float | None = None,
+           workers: int | None = None) -> RunResult:
     """Continue a killed or interrupted run of any kind: a neural or language-model run from its last checkpoint (it ends
     as the uninterrupted run would), a table search from its recorded trials (reading its data file again)."""
     ws = Workspace.resolve(workspace)
     run = ws.store.get_run(run_id)
+    if workers is not None and not (run["kind"] == "deep" and (run["config"] or {}).get("cluster")):
+        raise ConfigError(f"--workers applies to resuming a data-parallel image run; run {run['id']} is not one.",
+                          f"resume it without --workers: trainyard resume {run['id']}.")
     if run["kind"] == "language-model":
         plan = LanguageModelPlan.of_run(run, started=started)
     elif run["kind"] == "deep":
         from trainyard.runs.neural import resumable_neural_run  # defers PyTorch
 
-        plan = resumable_neural_run(run)
+        plan = resumable_neural_run(run, workers=workers)
     elif run["kind"] == "rl":  # from its last checkpoint, bit-identical to an uninterrupted run
         from trainyard.rl.run import PolicyPlan  # defers PyTorch and Gymnasium
 

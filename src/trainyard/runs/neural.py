@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from trainyard.cluster.address import parse_cluster, preflight
+from trainyard.cluster.session import Cluster
 from trainyard.data.images import load_images, take_rows
 from trainyard.data.schema import infer_schema
 from trainyard.data.split import split_indices
@@ -53,6 +55,11 @@ class NeuralPlan:
         self.make_kwargs = {"model": model_arg} if model_arg else {}
         self.metric = "rmse" if task == "text-regression" else "accuracy"
         self.name = s.name or safe_stem(Path(str(s.data).rstrip("/")).name.split(".")[0], "model")
+        self.cluster = parse_cluster(s.cluster)
+        preflight(self.cluster, s.workers)
+        if self.cluster is not None and task != "image-classification":
+            raise ConfigError("Data-parallel training (--cluster) is built for image classification; text networks are not yet.",
+                              "train text models without --cluster, or an image model with --task image-classification.")
 
     def spec(self) -> RunSpec:
         data = str(Path(self.settings.data).resolve())
@@ -86,8 +93,21 @@ class NeuralPlan:
 
     def fit(self, run: RunContext) -> None:
         self.estimator = self._estimator(self.task)
+        if self.cluster is not None:
+            self._fit_on_cluster(run)
+            return
         self.estimator.fit(self.parts["train"][0], self.parts["train"][1], eval_set=self.parts["val"], log=run.log(), progress=run.emit,
                            checkpoint_dir=run.run_dir / "checkpoints", resume=True)
+
+    def _fit_on_cluster(self, run: RunContext) -> None:
+        from trainyard.runs.parallel import fit_data_parallel  # defers PyTorch
+
+        with Cluster(self.cluster) as cluster:
+            workers = self.settings.workers or cluster.cpus()
+            nodes = cluster.nodes()
+            run.store.add_event(run.run_id, "cluster", f"data-parallel on {workers} worker{'s' if workers != 1 else ''}; Ray nodes: " + ", ".join(n.id for n in nodes))
+            self.estimator = fit_data_parallel(cluster, self.estimator, self.parts["train"], self.parts["val"], workers=workers, run=run,
+                                               checkpoint_dir=run.run_dir / "checkpoints", resume=True)
 
     def evaluate(self, run: RunContext) -> dict[str, float]:
         run.emit("stage", {"message": "scoring once on the held-out test set"})
@@ -124,13 +144,14 @@ class NeuralPlan:
                          family=self.family_name, split=self.parts["sizes"], history=self.estimator.history_, notes=self.notes)
 
 
-def resumable_neural_run(run: dict) -> NeuralPlan:
-    """The plan of a killed or interrupted neural run, rebuilt from its recorded settings (same split, same estimator)."""
+def resumable_neural_run(run: dict, workers: int | None = None) -> NeuralPlan:
+    """The plan of a killed or interrupted neural run, rebuilt from its recorded settings (same split, same estimator);
+    a data-parallel run may continue on another number of `workers` (a checkpoint holds one model state, not one per rank)."""
     if run["status"] == "finished":
         raise ConfigError(f"Run {run['id']} already finished (model {run['name']}@{run['model_version']}).", "nothing to resume; see `trainyard runs`.")
     if run["status"] == "running":
         raise ConfigError(f"Run {run['id']} is still running (process {run['pid']}).", "wait for it, or stop it first (Ctrl-C or kill).")
-    settings = NeuralSettings.from_dict(dict(run["config"]))
+    settings = NeuralSettings.from_dict({**run["config"], **({"workers": workers} if workers is not None else {})})
     if not Path(settings.data).exists():
         raise NotFoundError(f"The run's data {settings.data} is gone.", "put the data back at that path to resume.")
     return NeuralPlan(settings)

@@ -52,6 +52,8 @@ class NeuralSettings:
     augment: bool | None = setting(None, "Random flips and crops of training images.", flag="--augment/--no-augment")
     width: int | None = setting(None, "Channels of the CNN's first stage.", flag="--width")
     max_length: int | None = setting(None, "Tokens kept per text.", flag="--max-length")
+    cluster: str | None = None  # --cluster and --workers (declared in TrainConfig): data-parallel training on Ray
+    workers: int | None = None
     loop: dict = field(default_factory=dict)
 
     def estimator_settings(self) -> dict:

@@ -164,6 +164,9 @@ class TablePlan:
         with runner_for(self.cluster, cfg.workers, on_open=lambda nodes: _joined(run, nodes)) as runner:
             found = search(self.data, schema=self.schema, task=self.task, metric=self.metric, families=self.families, plan=plan,
                            on_trial=on_trial, checkpoint_dir=run.run_dir / "trials", previous=self.previous, runner=runner)
+        if self.cluster is not None:  # per-node trials and CPU, for the CLI and the run's events
+            found.notes.append(node_usage(found.trials))
+            run.emit("note", {"message": found.notes[-1]})
         for note in found.notes:
             store.add_event(run.run_id, "search", note)
         if found.estimator is None:
@@ -260,6 +263,15 @@ def _joined(run: RunContext, nodes: list) -> None:
     listed = ", ".join(f"{n.id} ({n.cpus:g} CPU)" for n in nodes)
     run.store.add_event(run.run_id, "cluster", f"trials on Ray: {len(nodes)} nodes: {listed}")
     run.emit("cluster", {"nodes": [{"id": n.id, "cpus": n.cpus, "memory_mb": n.memory_mb, "address": n.address} for n in nodes]})
+
+
+def node_usage(trials: list[Trial]) -> str:
+    """Per Ray node: the trials it fitted and the CPU seconds they took there."""
+    usage: dict[str, list[float]] = {}
+    for t in trials:
+        if t.extra.get("node"):
+            usage.setdefault(t.extra["node"], []).append(t.extra.get("cpu_s") or 0.0)
+    return "per node: " + ", ".join(f"{node} {len(cpu)} trials, {sum(cpu):.1f} CPU s" for node, cpu in sorted(usage.items()))
 
 
 def _preload_report_modules(families) -> None:
