@@ -24,7 +24,7 @@ class PPO(Agent):
         super().__init__(cfg, info, total_timesteps, seed)
         self.net = ActorCritic(info.obs_dim, info.action_dim, info.action_kind == "discrete", cfg.hidden, cfg.activation,
                                cfg.log_std_init, sde=cfg.use_sde)
-        self.opt = torch.optim.Adam(self.net.parameters(), lr=cfg.lr, eps=1e-5, foreach=True)
+        self.opt = torch.optim.Adam(self.net.parameters(), lr=cfg.lr, eps=1e-5, fused=True)
         self.reward_scale = RewardScaler(cfg.n_envs, cfg.gamma, cfg.normalize_reward)
         # gSDE: one noise matrix per environment, redrawn every `sde_sample_freq` steps (counted across rollouts, so
         # the matrix in use and its age are part of the state), or at each rollout's start when sde_sample_freq <= 0
