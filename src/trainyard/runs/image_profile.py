@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from PIL import Image
 
 from trainyard.data.profile import FORMAT, PROFILE_FILE, SAMPLE_FILE, profile_frame
 from trainyard.evaluation.images import probabilities
@@ -28,6 +27,8 @@ STATS = ("width", "height", "brightness", "contrast")
 
 def pixel_stats(X) -> pd.DataFrame:
     """width, height, brightness and contrast of each image (paths or an array (N, H, W[, C]) of 0-255 values)."""
+    from PIL import Image  # an image model's extra (trainyard[dl]); table monitoring runs without it
+
     rows = []
     for i in range(len(X)):
         if isinstance(X, (list, tuple)):
