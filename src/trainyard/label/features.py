@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from trainyard.data.schema import infer_schema
 from trainyard.label.items import image_path
 from trainyard.label.project import Project, items_frame, set_features_hash
 from trainyard.registry.artifact import sha256_file
@@ -64,7 +65,6 @@ def compute_features(project: Project, data: list, progress=None) -> np.ndarray:
 def prepared_columns(df: pd.DataFrame) -> np.ndarray:
     """The columns as a linear model sees them (data/prepare.py), dense, at most MAX_DIM wide."""
     from trainyard.data.prepare import HIGH_CARDINALITY, make_preprocessor
-    from trainyard.data.schema import infer_schema
 
     schema = infer_schema(df)
     high = {c.name: "ignore" for c in schema.columns if c.role == "categorical" and (c.n_unique or 0) > HIGH_CARDINALITY}

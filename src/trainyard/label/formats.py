@@ -20,6 +20,7 @@ from trainyard.label.items import ID_COLUMNS, row_sha, text_sha
 from trainyard.label.project import Project, items_frame, lock_project
 from trainyard.registry import tables as t
 from trainyard.registry.database import now
+from trainyard.registry.names import safe_stem
 
 FORMATS = ("jsonl", "csv", "labelstudio")
 
@@ -176,8 +177,6 @@ def _flat_label(fields: dict, label_col: str, path: Path, n: int):
 
 
 def _annotator_name(who) -> str:
-    from trainyard.registry.names import safe_stem
-
     return safe_stem(str(who), "import")
 
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from trainyard.data.audit.noise import confident_learning
+
 MIX_POOL = 5  # the mix: k-center greedy among the 5 x batch most uncertain items
 
 
@@ -83,8 +85,6 @@ def priorities(queue: str, *, pool: np.ndarray, labelled: np.ndarray, X: np.ndar
 def suspects(codes: np.ndarray, oof_proba: np.ndarray) -> np.ndarray:
     """Rows (of the labelled ones) whose label the out-of-fold model doubts, most suspicious first (confident learning,
     as the audit finds label errors)."""
-    from trainyard.data.audit.noise import confident_learning
-
     if len(codes) < 10 or oof_proba.shape[1] < 2:
         return np.zeros(0, dtype=int)
     issues, _ = confident_learning(codes, oof_proba)

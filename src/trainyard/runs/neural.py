@@ -32,6 +32,7 @@ from trainyard.models.model import TrainyardModel
 from trainyard.registry.names import safe_stem
 from trainyard.registry.plan import Registered, RunContext, RunResult, RunSpec
 from trainyard.runs.image_profile import write_image_reference
+from trainyard.runs.parallel import fit_data_parallel
 from trainyard.runs.settings import DEEP_TASKS, NeuralSettings
 from trainyard.tasks import Task
 
@@ -100,8 +101,6 @@ class NeuralPlan:
                            checkpoint_dir=run.run_dir / "checkpoints", resume=True)
 
     def _fit_on_cluster(self, run: RunContext) -> None:
-        from trainyard.runs.parallel import fit_data_parallel  # defers PyTorch
-
         with Cluster(self.cluster) as cluster:
             workers = self.settings.workers or cluster.cpus()
             nodes = cluster.nodes()

@@ -20,6 +20,8 @@ import numpy as np
 from trainyard.cluster.session import Cluster, TaskFailed
 from trainyard.errors import ConfigError
 from trainyard.registry.plan import RunContext
+from trainyard.registry.tracking import RunLog
+from trainyard.registry.workspace import Workspace
 
 COLLECTIVE_TIMEOUT_S = 300  # a rank that stops answering fails the others' collectives after this, never a silent hang
 POLL_S = 0.5
@@ -43,8 +45,6 @@ class Rank:
         import torch.distributed as dist
 
         from trainyard.engine.parallel import DataParallel
-        from trainyard.registry.tracking import RunLog
-        from trainyard.registry.workspace import Workspace
 
         os.environ.update(MASTER_ADDR=master[0], MASTER_PORT=str(master[1]))
         backend = "nccl" if _cuda() else "gloo"
