@@ -47,35 +47,15 @@ def test_resume_continues_a_killed_distributed_run(cli, workspace, ray_cluster, 
     """The driver killed mid-run (its ranks die with it): `trainyard resume --workers 1` continues on the cluster, on
     another number of ranks, from rank 0's last checkpoint in the run's folder, and registers the model."""
     import json
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
 
-    from conftest import SRC
+    from rayhelp import kill_after_checkpoint
     from trainyard.registry.workspace import Workspace
 
     path, _ = images
-    env = {**os.environ, "PYTHONPATH": str(SRC), "TRAINYARD_HOME": str(workspace)}
-    cmd = [sys.executable, "-m", "trainyard", "train", str(path), "--task", "image-classification", "--epochs", "8", "--batch-size", "16",
-           "--width", "8", "--checkpoint-every", "4", "--cluster", ray_cluster.address, "--workers", "2", "--json"]
-    proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    args = ["train", str(path), "--task", "image-classification", "--epochs", "8", "--batch-size", "16", "--width", "8", "--checkpoint-every",
+            "4", "--cluster", ray_cluster.address, "--workers", "2", "--json"]
+    run_id = kill_after_checkpoint(args, workspace, tmp_path, "step-0000000[4-9]")
     ws = Workspace.resolve(workspace)
-    deadline, run_id = time.monotonic() + 180, None
-    try:
-        while time.monotonic() < deadline and proc.poll() is None:
-            runs = ws.store.list_runs()
-            if runs and list((ws.run_dir(runs[0]["id"]) / "checkpoints").glob("step-0000000[4-9]")):
-                run_id = runs[0]["id"]
-                break
-            time.sleep(0.3)
-        assert run_id is not None and proc.poll() is None, "no checkpoint after step 0 before the run ended"
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
     resumed = cli("resume", run_id, "--workers", "1", "--json", timeout=300)  # on another number of ranks
     assert resumed.code == 0, resumed.output
     out = json.loads(resumed.stdout)
