@@ -124,3 +124,23 @@ def test_a_table_run_without_cluster_never_imports_ray(tmp_path, workspace):
     env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{SRC.parent / 'tests'}", "TRAINYARD_HOME": str(workspace)}
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_bag_folds_run_as_separate_tasks_with_the_local_leaderboard_and_model(workspace, ray_cluster):
+    """A bagged trial's folds are separate Ray tasks (on both nodes), put together in fold order: the same leaderboard,
+    out-of-fold scores and chosen model, bit for bit, as a local run with the same seed and trials."""
+    from trainyard import api
+
+    df = make_mixed_table(400, seed=8)
+    runs = {}
+    for where in (None, ray_cluster.address):
+        result = api.train(df, target="churn", preset="fast", max_trials=4, bag_folds=3, bag_max_rows=10_000, seed=1, cluster=where, name="bagged",
+                           include=("linear", "lightgbm"))
+        board = result.leaderboard[["trial", "family", "params", "val_roc_auc", "status"]].to_dict("records")
+        runs[where] = (board, result.family, np.asarray(result.model.predict_proba(df.drop(columns="churn"))), result.run_id)
+    (local_board, local_family, local_p, _), (ray_board, ray_family, ray_p, ray_run) = runs[None], runs[ray_cluster.address]
+    assert local_board == ray_board and local_family == ray_family
+    assert np.array_equal(local_p, ray_p)
+    fitted = [t for t in trials_of(ray_run) if t["family"] != "ensemble" and t["status"] == "ok"]
+    assert fitted and all(len(t["extra"]["folds"]) == 3 for t in fitted)  # one task per fold
+    assert len({node for t in fitted for node, _ in t["extra"]["folds"]}) == 2  # spread over both nodes
