@@ -33,12 +33,15 @@ class RayCluster:
     env: dict
     ray: str
     nodes: dict = field(default_factory=dict)  # name -> temp dir
+    client_port: int | None = None  # the head's Ray Client server (ray://127.0.0.1:PORT)
 
     def start_node(self, name: str, head: bool = False) -> None:
         temp = self.base / name
         ports = ["--dashboard-agent-listen-port", str(free_port()), "--metrics-export-port", str(free_port()),
                  "--runtime-env-agent-port", str(free_port())]
-        where = (["--head", "--port", self.address.split(":")[1], "--ray-client-server-port", str(free_port()),
+        if head:
+            self.client_port = free_port()
+        where = (["--head", "--port", self.address.split(":")[1], "--ray-client-server-port", str(self.client_port),
                   "--dashboard-port", str(free_port()), "--include-dashboard", "false"] if head else ["--address", self.address])
         proc = subprocess.run([self.ray, "start", *where, "--num-cpus", "1", "--temp-dir", str(temp), "--node-ip-address", "127.0.0.1",
                                "--disable-usage-stats", *ports], capture_output=True, text=True, env=self.env, timeout=120)

@@ -62,6 +62,11 @@ def test_two_workers_pretrain_to_where_one_process_does(workspace, ray_cluster, 
     assert steps == sorted(set(steps)) and len(steps) == two.steps  # one curve (rank 0's), not one per rank
     events = [e["message"] for e in ws.store.events(two.run_id)]
     assert any("data-parallel on 2 workers" in e for e in events)
+    from trainyard.dashboard.queries import metrics_after
+
+    usage = [m for m in metrics_after(ws.store, two.run_id) if m["key"].startswith("node_cpu.")]
+    assert len({m["key"] for m in usage}) == 2  # each node's CPU sampled while the ranks trained
+    assert max(m["value"] for m in usage) > 0.2, usage  # the ranks' processes were seen busy
 
 
 def test_resume_continues_a_killed_data_parallel_pretraining_on_another_number_of_workers(cli, workspace, ray_cluster, small_corpus, tmp_path):

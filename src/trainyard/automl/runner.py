@@ -19,6 +19,7 @@ import numpy as np
 from trainyard.automl.budget import PeakMemory, memory_limit_mb
 from trainyard.cluster.address import ClusterAddress
 from trainyard.cluster.session import Cluster, TaskFailed, current_node
+from trainyard.cluster.usage import NodeUsage
 from trainyard.models.ensemble import Bag, fit_estimator, predictions
 from trainyard.tasks import Task
 
@@ -163,8 +164,8 @@ class ClusterRunner:
 
     memory_source = "the most one Ray node offers, or --memory-limit-mb"
 
-    def __init__(self, cluster: Cluster, slots: int | None = None):
-        self.cluster = cluster
+    def __init__(self, cluster: Cluster, slots: int | None = None, usage: NodeUsage | None = None, run=None):
+        self.cluster, self.usage, self.run = cluster, usage, run  # live CPU per node, recorded in `run` (a RunContext)
         self.slots = max(1, slots or cluster.cpus())
         self.in_flight: dict = {}  # ref -> (Job, its bag fold or None)
         self.deadlines: dict = {}
@@ -204,6 +205,8 @@ class ClusterRunner:
             self._collect(scheduler)
 
     def _collect(self, scheduler) -> None:
+        if self.usage is not None:
+            self.usage.tick(self.run)
         for ref in self.cluster.wait(list(self.in_flight), timeout_s=POLL_S):
             if ref not in self.in_flight:  # cancelled with its bag's failed fold
                 continue
@@ -252,12 +255,18 @@ class ClusterRunner:
 
 
 @contextmanager
-def runner_for(address: ClusterAddress | None, workers: int | None = None, on_open=None):
-    """The runner of a search: None (here) without a cluster; else a ClusterRunner on Ray, which is shut down after."""
+def runner_for(address: ClusterAddress | None, workers: int | None = None, on_open=None, run=None):
+    """The runner of a search: None (here) without a cluster; else a ClusterRunner on Ray, which is shut down after
+    (with `run`, a RunContext, it samples each node's CPU use into the run as it goes)."""
     if address is None:
         yield None
         return
     with Cluster(address) as cluster:
         if on_open is not None:
             on_open(cluster.nodes())
-        yield ClusterRunner(cluster, workers)
+        usage = NodeUsage(cluster) if run is not None else None
+        try:
+            yield ClusterRunner(cluster, workers, usage, run)
+        finally:
+            if usage is not None:
+                usage.close()

@@ -22,6 +22,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from trainyard.cluster.session import Cluster, TaskFailed
+from trainyard.cluster.usage import NodeUsage
 from trainyard.errors import ConfigError
 from trainyard.registry.plan import RunContext
 from trainyard.registry.tracking import RunLog
@@ -75,6 +76,7 @@ def train_on_ranks(cluster: Cluster, job, *, workers: int, run: RunContext, chec
     from ray.util.queue import Queue
 
     events = Queue(maxsize=1000, actor_options={"num_cpus": 0})  # rank 0's progress (steps, evaluations), relayed to the CLI by the driver
+    usage = NodeUsage(cluster)
     try:
         master = cluster.result(ranks[0].address.remote(), timeout_s=120)
         info = {"home": str(run.ws.home), "db_url": run.ws.db_url, "run_id": run.run_id, "checkpoint_dir": str(checkpoint_dir), "resume": resume}
@@ -86,6 +88,7 @@ def train_on_ranks(cluster: Cluster, job, *, workers: int, run: RunContext, chec
                 pending.remove(ref)
                 cluster.result(ref)
             _relay_to(run, events)
+            usage.tick(run)
         _relay_to(run, events)
         return cluster.result(refs[0])
     except TaskFailed as exc:
@@ -94,6 +97,7 @@ def train_on_ranks(cluster: Cluster, job, *, workers: int, run: RunContext, chec
     finally:
         for r in ranks:
             cluster.kill(r)
+        usage.close()
         events.shutdown(force=True)
 
 

@@ -44,10 +44,10 @@ class LanguageModelPlan:
         self.started = time.perf_counter() if started is None else started
         self.name = settings.name or _default_name(data, settings.task)
         self.cluster = parse_cluster(settings.cluster)
-        preflight(self.cluster, settings.workers)  # a bad value or an unreachable cluster is refused before the run exists
         if self.cluster is not None and settings.task != "causal-lm":
             raise ConfigError(f"Data-parallel training (--cluster) is built for pre-training (--task causal-lm), not --task {settings.task}.",
                               f"run --task {settings.task} without --cluster and --workers.")
+        preflight(self.cluster, settings.workers)  # a bad value or an unreachable cluster is refused before the run exists
 
     @classmethod
     def of_run(cls, run: dict, *, started: float | None = None, workers: int | None = None) -> "LanguageModelPlan":

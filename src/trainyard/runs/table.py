@@ -161,7 +161,7 @@ class TablePlan:
             plan.refit = False
         run.emit("plan", {"time_limit": budget, "max_trials": cfg.max_trials, "bag_folds": plan.bag_folds})
         _preload_report_modules(self.families)  # on the core the search leaves idle (small fits use one thread)
-        with runner_for(self.cluster, cfg.workers, on_open=lambda nodes: _joined(run, nodes)) as runner:
+        with runner_for(self.cluster, cfg.workers, on_open=lambda nodes: _joined(run, nodes), run=run) as runner:
             found = search(self.data, schema=self.schema, task=self.task, metric=self.metric, families=self.families, plan=plan,
                            on_trial=on_trial, checkpoint_dir=run.run_dir / "trials", previous=self.previous, runner=runner)
         if self.cluster is not None:  # per-node trials and CPU, for the CLI and the run's events
