@@ -59,6 +59,50 @@ def cluster_cpu(cluster: RayCluster) -> float:
     return total
 
 
+class NodesCPU:
+    """CPU seconds of every process of the cluster's nodes during a block, Ray workers that exit within it included: a
+    thread reads each process's CPU time every half second and keeps the last value it saw (a worker's last half
+    second before it exits is missed)."""
+
+    def __init__(self, cluster: RayCluster, every_s: float = 0.5):
+        import threading
+
+        self.cluster, self.every_s, self.last, self.start, self.own_cpu_s = cluster, every_s, {}, {}, 0.0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._poll, daemon=True)
+
+    def _read(self) -> dict:
+        import psutil
+
+        seen = {}
+        for pid in self.cluster.pids():
+            try:
+                proc = psutil.Process(pid)
+                for p in [proc, *proc.children(recursive=True)]:
+                    t = p.cpu_times()
+                    seen[p.pid] = t.user + t.system
+            except psutil.Error:
+                continue
+        return seen
+
+    def _poll(self) -> None:
+        while not self.stop.wait(self.every_s):
+            self.last.update(self._read())
+        self.own_cpu_s = time.thread_time()  # this thread's CPU, taken off the driver's
+
+    def __enter__(self) -> "NodesCPU":
+        self.start = self._read()
+        self.last = dict(self.start)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        self.thread.join()
+        self.last.update(self._read())
+        self.seconds = sum(v - self.start.get(pid, 0.0) for pid, v in self.last.items())
+
+
 def one_run(data: Path, where: str | None, time_limit: float, env: dict, cluster: RayCluster, include: str) -> dict:
     home = Path(tempfile.mkdtemp(prefix="ws-", dir=data.parent))
     cmd = [sys.executable, "-m", "trainyard", "train", str(data), "--target", "y", "--preset", "balanced", "--bag-folds", "0",
@@ -170,17 +214,20 @@ def data_parallel(path: Path, where: str | None, workers: int, epochs: int) -> d
 
 def corpus(path: Path, kb: int) -> None:
     """The first `kb` KB of the Python documentation's reST sources when installed (DATA.md: python3.11-doc), else the
-    tests' synthetic sentences; documents separated by blank-line-percent lines."""
+    tests' synthetic sentences; documents separated by lines holding "%"."""
     base = Path("/usr/share/doc/python3.11/html/_sources")
     files = sorted(base.rglob("*.txt")) if base.is_dir() else []
-    if files:
-        docs, size = [], 0
+    if files:  # documents of about 2 KB (whole paragraphs), so that about 5% of them can be held out
+        docs, size, current = [], 0, []
         for f in files:
-            docs.append(f.read_text(errors="replace"))
-            size += len(docs[-1])
+            for para in f.read_text(errors="replace").split("\n\n"):
+                current.append(para)
+                if sum(map(len, current)) >= 2000:
+                    docs.append("\n\n".join(current))
+                    size, current = size + len(docs[-1]), []
             if size >= kb * 1024:
                 break
-        text = "\n%\n".join(docs)[:kb * 1024]
+        text = "\n%\n".join(docs)
     else:
         from lmhelp import documents
 
@@ -201,13 +248,14 @@ def lm_data_parallel(path: Path, where: str | None, workers: int, cluster: RayCl
 
         torch.set_num_threads(1)
     extra = {"cluster": where, "workers": workers} if where else {}
-    nodes0, self0, t0 = cluster_cpu(cluster), resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
-    result = api.train(path, task="causal-lm", size=args.lm_size, context=args.lm_context, batch_size=args.lm_batch, epochs=1,
-                       separator="\n%\n", vocab_size=2000, seed=0, samples=1, **extra)
+    self0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+    with NodesCPU(cluster) as nodes:
+        result = api.train(path, task="causal-lm", size=args.lm_size, context=args.lm_context, batch_size=args.lm_batch, epochs=1,
+                           separator="\n%\n", vocab_size=2000, seed=0, samples=1, **extra)
     wall, self1 = time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_SELF)
-    driver = (self1.ru_utime + self1.ru_stime) - (self0.ru_utime + self0.ru_stime)
+    driver = (self1.ru_utime + self1.ru_stime) - (self0.ru_utime + self0.ru_stime) - nodes.own_cpu_s
     return {"where": f"{workers} worker{'s' if workers > 1 else ''}", "tokens_per_s": result.tokens_per_second, "steps": result.steps,
-            "train_s": result.seconds, "wall_s": wall, "driver_cpu_s": driver, "nodes_cpu_s": cluster_cpu(cluster) - nodes0,
+            "train_s": result.seconds, "wall_s": wall, "driver_cpu_s": driver, "nodes_cpu_s": nodes.seconds,
             "val_loss": result.metrics["val_loss"]}
 
 
