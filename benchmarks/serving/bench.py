@@ -6,11 +6,14 @@
 1. fetches Adult (scripts/fetch_data.py adult) and trains LightGBM on it (`trainyard train --include lightgbm`:
    AutoML's ensemble of LightGBM models) into a temporary workspace, or uses adult@1 in --workspace;
 2. times in-process single-row prediction (fast path vs the DataFrame path);
-3. exports the same version as an MLflow pyfunc directory and serves it with `mlflow models serve
-   --env-manager local` (MLflow in its own virtual environment), and serves it with `trainyard serve`;
+3. exports the same version as an MLflow pyfunc directory ("mlflow-export": trainyard's fast path running inside
+   MLflow's server) and, with mlflow_sklearn.py, trains the model an MLflow user would serve: a scikit-learn
+   Pipeline (one-hot + LightGBM defaults) saved with mlflow.sklearn ("mlflow-sklearn"); serves both with
+   `mlflow models serve --env-manager local` (MLflow in its own virtual environment), and the version with
+   `trainyard serve`;
 4. starts every server, then loads them with wrk on loopback (one JSON row per request) taking turns at
    each connection count (so machine load hits all alike), and prints requests/s, p50, p99 and errors for
-   each, and the throughput ratio. --no-log-variant adds `trainyard serve --no-log` as a third contender
+   each, and the throughput ratio against each MLflow model. --no-log-variant adds `trainyard serve --no-log` as a third contender
    (what the prediction log costs). For each run it also reports the CPU the server's processes got (in
    cores: on a shared machine, below 1 per worker means it was waiting for a CPU), its CPU time per
    request, and, for trainyard, the p99 of its own request-handling time from /metrics (the bucket bound):
@@ -34,7 +37,9 @@ from pathlib import Path
 
 import httpx
 
-ROOT = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+MLFLOW_SERVERS = ("mlflow-export", "mlflow-sklearn")
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "scripts"))
 
@@ -187,7 +192,7 @@ def main() -> None:
     served = load_served(Workspace.resolve(home), "adult", 1, ValidationPolicy())
     timing = in_process(served, row)
 
-    export("adult@1", "mlflow", work / "mlflow-model", workspace=home)
+    export("adult@1", "mlflow", work / "mlflow-export", workspace=home)
     results = {}
     mlflow_bin = Path(args.mlflow_python).parent
     trainyard_cmd = (["trainyard" if shutil.which("trainyard") else sys.executable] + ([] if shutil.which("trainyard") else ["-m", "trainyard"])
@@ -197,10 +202,12 @@ def main() -> None:
     servers = {"trainyard": (trainyard_cmd, trainyard_env, "/v1/models/adult/predict", "/ready", body)}
     if args.no_log_variant:
         servers["trainyard --no-log"] = (trainyard_cmd + ["--no-log"], trainyard_env, "/v1/models/adult/predict", "/ready", body)
-    servers["mlflow"] = ([str(mlflow_bin / "mlflow"), "models", "serve", "-m", str(work / "mlflow-model"), "--env-manager", "local",
-                          "-h", "127.0.0.1", "-p", "{port}", "-w", str(args.workers)],
-                         {**os.environ, "PATH": f"{mlflow_bin}:{os.environ['PATH']}", "PYTHONPATH": "", "MLFLOW_TRACKING_URI": f"file://{work}/mlruns"},
-                         "/invocations", "/ping", json.dumps({"dataframe_records": [row]}))
+    mlflow_env = {**os.environ, "PATH": f"{mlflow_bin}:{os.environ['PATH']}", "PYTHONPATH": "", "MLFLOW_TRACKING_URI": f"file://{work}/mlruns"}
+    subprocess.run([args.mlflow_python, str(HERE / "mlflow_sklearn.py"), str(adult()), str(work / "mlflow-sklearn")], env=mlflow_env, check=True)
+    mlflow_body = json.dumps({"dataframe_records": [row]})
+    for name in MLFLOW_SERVERS:
+        servers[name] = ([str(mlflow_bin / "mlflow"), "models", "serve", "-m", str(work / name), "--env-manager", "local",
+                          "-h", "127.0.0.1", "-p", "{port}", "-w", str(args.workers)], mlflow_env, "/invocations", "/ping", mlflow_body)
     procs, urls = {}, {}
     try:
         for name, (cmd, env, path, ready, body) in servers.items():
@@ -238,15 +245,15 @@ def main() -> None:
         print(f"  {label:15s} median {t['median_us']:8.1f} us   p99 {t['p99_us']:8.1f} us")
     print()
     conns = [int(x) for x in args.connections.split(",")]
-    print("| connections | server | req/s | p50 ms | p99 ms | errors | throughput vs MLflow | server CPU (cores) | CPU ms/request | handler p99 ms |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("| connections | server | req/s | p50 ms | p99 ms | errors | vs mlflow-export | vs mlflow-sklearn | server CPU (cores) | CPU ms/request | handler p99 ms |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for c in conns:
-        m = results[("mlflow", c)]
         for name in servers:
             r = results[(name, c)]
+            ratios = " | ".join(f"{r['rps'] / results[(m, c)]['rps']:.1f}x" for m in MLFLOW_SERVERS)
             inside = f"<= {r['server_side_p99_ms']:g}" if r["server_side_p99_ms"] is not None else "-"
             print(f"| {c} | {name} | {r['rps']:.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['errors']}{' (' + r['error_kinds'] + ')' if r['error_kinds'] else ''} "
-                  f"| {r['rps'] / m['rps']:.1f}x | {r['server_cpu_share']:.2f} | {r['server_cpu_ms_per_request']:.2f} | {inside} |")
+                  f"| {ratios} | {r['server_cpu_share']:.2f} | {r['server_cpu_ms_per_request']:.2f} | {inside} |")
     if args.json:
         args.json.write_text(json.dumps({"timing": timing, "wrk": {f"{k[0]}@{k[1]}": v for k, v in results.items()}}, indent=2))
     if not args.workspace:
