@@ -28,7 +28,7 @@ from sklearn.preprocessing import OneHotEncoder
 def main(csv: str, out: str) -> None:
     data = pd.read_csv(csv)
     X, y = data.drop(columns="income"), data["income"]
-    text = [c for c in X.columns if X[c].dtype == object]
+    text = [c for c in X.columns if not pd.api.types.is_numeric_dtype(X[c])]
     numbers = [c for c in X.columns if c not in text]
     prepare = ColumnTransformer([("text", OneHotEncoder(handle_unknown="ignore"), text),
                                  ("numbers", SimpleImputer(strategy="median"), numbers)])
@@ -36,7 +36,10 @@ def main(csv: str, out: str) -> None:
     pipe = Pipeline([("prepare", prepare), ("model", lightgbm.LGBMClassifier(verbose=-1))]).fit(text_filled, y)
     print(f"sklearn pipeline: training accuracy {pipe.score(text_filled, y):.4f}", flush=True)
     example = text_filled.head(5)
-    mlflow.sklearn.save_model(pipe, out, signature=infer_signature(example, pipe.predict(example)), input_example=example)
+    # MLflow 3 saves scikit-learn models with skops and refuses types it does not know unless they are named.
+    trusted = ["collections.OrderedDict", "lightgbm.basic.Booster", "lightgbm.sklearn.LGBMClassifier", "numpy.dtype"]
+    mlflow.sklearn.save_model(pipe, out, signature=infer_signature(example, pipe.predict(example)), input_example=example,
+                              skops_trusted_types=trusted)
 
 
 if __name__ == "__main__":
