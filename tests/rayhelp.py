@@ -33,12 +33,15 @@ class RayCluster:
     env: dict
     ray: str
     nodes: dict = field(default_factory=dict)  # name -> temp dir
+    client_port: int | None = None  # the head's Ray Client server (ray://127.0.0.1:PORT)
 
     def start_node(self, name: str, head: bool = False) -> None:
         temp = self.base / name
         ports = ["--dashboard-agent-listen-port", str(free_port()), "--metrics-export-port", str(free_port()),
                  "--runtime-env-agent-port", str(free_port())]
-        where = (["--head", "--port", self.address.split(":")[1], "--ray-client-server-port", str(free_port()),
+        if head:
+            self.client_port = free_port()
+        where = (["--head", "--port", self.address.split(":")[1], "--ray-client-server-port", str(self.client_port),
                   "--dashboard-port", str(free_port()), "--include-dashboard", "false"] if head else ["--address", self.address])
         proc = subprocess.run([self.ray, "start", *where, "--num-cpus", "1", "--temp-dir", str(temp), "--node-ip-address", "127.0.0.1",
                                "--disable-usage-stats", *ports], capture_output=True, text=True, env=self.env, timeout=120)
@@ -70,6 +73,34 @@ class RayCluster:
                 except ProcessLookupError:
                     pass
             time.sleep(2)
+
+
+def kill_after_checkpoint(args: list[str], workspace: Path, cwd: Path, pattern: str, env: dict | None = None, timeout_s: float = 180) -> str:
+    """Run `trainyard ARGS` in a subprocess, SIGKILL it once its run's checkpoint folder has a file matching `pattern`
+    (a checkpoint after step 0), and return the run's id: a driver killed mid-run."""
+    from trainyard.registry.workspace import Workspace
+
+    full_env = {**os.environ, **(env or {}), "PYTHONPATH": str(SRC), "TRAINYARD_HOME": str(workspace)}
+    errors = Path(cwd) / "killed-run.stderr"
+    with errors.open("w") as err:  # a file, not a pipe: a pipe nobody reads would block the run once full
+        proc = subprocess.Popen([sys.executable, "-m", "trainyard", *args], env=full_env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=err)
+    ws = Workspace.resolve(workspace)
+    deadline, run_id = time.monotonic() + timeout_s, None
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            runs = ws.store.list_runs()
+            if runs and list((ws.run_dir(runs[0]["id"]) / "checkpoints").glob(pattern)):
+                run_id = runs[0]["id"]
+                break
+            time.sleep(0.3)
+        ended = proc.poll() is not None
+        assert run_id is not None and not ended, "no checkpoint after step 0 before the run ended: " + (errors.read_text()[-2000:] if ended else "")
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return run_id
 
 
 @pytest.fixture(scope="session")

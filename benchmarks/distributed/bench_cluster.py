@@ -7,7 +7,11 @@ Prints, per run: trials finished, trials per minute of search, the best validati
 driver and, on the cluster, every process of the two nodes); then the per-trial overhead of the cluster (dispatch
 of a task that does nothing, as one-at-a-time round trips and with both CPUs busy) and of the store (a trial row
 written), and the data-parallel CNN's training throughput with 1 process against 2 ranks on the two nodes (same global
-batch of 64, Fashion-MNIST when installed), from which docs/distributed.md works out where a 64-node cluster stops scaling. State `uptime` with it.
+batch of 64, Fashion-MNIST when installed), from which docs/distributed.md works out where a 64-node cluster stops scaling;
+with --corpus-kb, the same for a causal language model pre-trained from scratch (tokens per second, 1 process against
+2 ranks, same global batch). State `uptime` with it.
+
+    python benchmarks/distributed/bench_cluster.py --no-table --images 0 --corpus-kb 200 --repeats 2
 """
 
 from __future__ import annotations
@@ -164,6 +168,49 @@ def data_parallel(path: Path, where: str | None, workers: int, epochs: int) -> d
             "train_s": model.train_seconds_, "wall_s": wall, "accuracy": result.metrics["accuracy"]}
 
 
+def corpus(path: Path, kb: int) -> None:
+    """The first `kb` KB of the Python documentation's reST sources when installed (DATA.md: python3.11-doc), else the
+    tests' synthetic sentences; documents separated by blank-line-percent lines."""
+    base = Path("/usr/share/doc/python3.11/html/_sources")
+    files = sorted(base.rglob("*.txt")) if base.is_dir() else []
+    if files:
+        docs, size = [], 0
+        for f in files:
+            docs.append(f.read_text(errors="replace"))
+            size += len(docs[-1])
+            if size >= kb * 1024:
+                break
+        text = "\n%\n".join(docs)[:kb * 1024]
+    else:
+        from lmhelp import documents
+
+        text = "\n%\n".join(documents(4 * kb))[:kb * 1024]
+    path.write_text(text)
+
+
+def lm_data_parallel(path: Path, where: str | None, workers: int, cluster: RayCluster, args) -> dict:
+    """Training tokens per second of a causal LM pre-trained from scratch (rank 0's loop seconds), the wall time of the
+    whole run, and CPU seconds: this process's and, on the cluster, every process of the two nodes."""
+    import resource
+
+    from trainyard import api
+
+    os.environ["TRAINYARD_HOME"] = tempfile.mkdtemp(prefix="lm-", dir=path.parent)
+    if where is None:  # one CPU, as each rank has (Ray sets OMP_NUM_THREADS=1 in its workers)
+        import torch
+
+        torch.set_num_threads(1)
+    extra = {"cluster": where, "workers": workers} if where else {}
+    nodes0, self0, t0 = cluster_cpu(cluster), resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+    result = api.train(path, task="causal-lm", size=args.lm_size, context=args.lm_context, batch_size=args.lm_batch, epochs=1,
+                       separator="\n%\n", vocab_size=2000, seed=0, samples=1, **extra)
+    wall, self1 = time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_SELF)
+    driver = (self1.ru_utime + self1.ru_stime) - (self0.ru_utime + self0.ru_stime)
+    return {"where": f"{workers} worker{'s' if workers > 1 else ''}", "tokens_per_s": result.tokens_per_second, "steps": result.steps,
+            "train_s": result.seconds, "wall_s": wall, "driver_cpu_s": driver, "nodes_cpu_s": cluster_cpu(cluster) - nodes0,
+            "val_loss": result.metrics["val_loss"]}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--time-limit", type=float, default=60)
@@ -174,6 +221,11 @@ def main() -> None:
     ap.add_argument("--images", type=int, default=3000, help="images for the data-parallel throughput (0: skip)")
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--include", default="lightgbm,linear,extra_trees,xgboost", help="families of the table search")
+    ap.add_argument("--no-table", action="store_true", help="skip the table search and the dispatch/store overheads")
+    ap.add_argument("--corpus-kb", type=int, default=0, help="text for the data-parallel language-model throughput (0: skip)")
+    ap.add_argument("--lm-size", default="1M")
+    ap.add_argument("--lm-context", type=int, default=128)
+    ap.add_argument("--lm-batch", type=int, default=16)
     args = ap.parse_args()
     base = Path(tempfile.mkdtemp(prefix="tyray-"))
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
@@ -185,12 +237,13 @@ def main() -> None:
     try:
         cluster.start_node("head", head=True)
         cluster.start_node("second")
-        rows = []
-        for _ in range(args.repeats):  # interleaved: local, cluster, local, cluster
+        rows, overhead = [], None
+        for _ in range(0 if args.no_table else args.repeats):  # interleaved: local, cluster, local, cluster
             for where in (None, cluster.address):
                 rows.append(one_run(data, where, args.time_limit, env, cluster, args.include))
                 print(_row(rows[-1]), flush=True)
-        overhead = dispatch_overhead(cluster.address, args.tasks)
+        if not args.no_table:
+            overhead = dispatch_overhead(cluster.address, args.tasks)
         images, dp = base / "images.npz", []
         if args.images:
             image_data(images, args.images)
@@ -200,8 +253,22 @@ def main() -> None:
                     r = dp[-1]
                     print(f"data-parallel CNN {r['where']:<9} {r['images_per_s']:7.1f} images/s  train {r['train_s']:6.1f}s  "
                           f"wall {r['wall_s']:6.1f}s  test accuracy {r['accuracy']:.3f}", flush=True)
+        if args.corpus_kb:
+            text = base / "corpus.txt"
+            corpus(text, args.corpus_kb)
+            print(f"\nlanguage model {args.lm_size}, context {args.lm_context}, global batch {args.lm_batch}, 1 epoch of {args.corpus_kb} KB; "
+                  "CPU s: this process + every process of the 2 nodes", flush=True)
+            for _ in range(args.repeats):  # interleaved: 1 process, 2 ranks on the 2 nodes
+                for where, workers in ((None, 1), (cluster.address, 2)):
+                    r = lm_data_parallel(text, where, workers, cluster, args)
+                    print(f"data-parallel LM  {r['where']:<9} {r['tokens_per_s']:8.0f} tokens/s  steps {r['steps']:4d}  train {r['train_s']:6.1f}s  "
+                          f"wall {r['wall_s']:6.1f}s  CPU {r['driver_cpu_s']:6.1f} + {r['nodes_cpu_s']:6.1f}s  val loss {r['val_loss']:.4f}", flush=True)
     finally:
         cluster.stop()
+    if overhead is None:
+        print(f"load: {os.popen('uptime').read().strip()}")
+        shutil.rmtree(base, ignore_errors=True)
+        return
     print(f"\ndispatch of a no-op task with a 20000x20 table ref: {overhead['round_trip_ms']:.1f} ms one at a time, "
           f"{overhead['pipelined_ms']:.1f} ms each with {args.tasks} in flight on 2 CPUs")
     for url in (None, args.db) if args.db else (None,):

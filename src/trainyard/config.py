@@ -74,10 +74,11 @@ class TrainConfig:
                                             "training rows (default: about 25 per second of --time-limit, 100 to 2,000).",
                                       flag="--max-columns")
     cluster: str | None = setting(None, "Run on Ray: ray://HOST:PORT, HOST:PORT (the head's GCS port), auto, or local:N (a Ray with N CPUs "
-                                        "started and stopped for this run); table trials become Ray tasks (docs/distributed.md).",
+                                        "started and stopped for this run); table trials (and bag folds) become Ray tasks, image/text networks and --task "
+                                        "causal-lm train data-parallel (docs/distributed.md).",
                                   flag="--cluster")
-    workers: int | None = setting(None, "With --cluster: tables, trials fitted at once; image runs, data-parallel ranks (default: the "
-                                        "cluster's CPUs). `resume --workers N` continues an image run on N ranks.", flag="--workers")
+    workers: int | None = setting(None, "With --cluster: tables, fits at once; image, text and causal-lm runs, data-parallel ranks "
+                                        "(default: the cluster's CPUs). `resume --workers N` continues such a run on N ranks.", flag="--workers")
     trial_budget_only: bool = False  # --max-trials without --time-limit: no clock, so runs are reproducible
 
     def to_dict(self) -> dict:

@@ -57,6 +57,10 @@ def test_search_runs_across_both_nodes_and_registers(cli, churn_csv, ray_cluster
 
     usage = [e["message"] for e in Workspace.resolve().store.events(out["run_id"]) if e["message"].startswith("per node:")]
     assert len(usage) == 1 and all(n in usage[0] for n in nodes), usage
+    from trainyard.dashboard.queries import metrics_after
+
+    sampled = {m["key"] for m in metrics_after(Workspace.resolve().store, out["run_id"]) if m["key"].startswith("node_cpu.")}
+    assert sampled == {f"node_cpu.{n}" for n in nodes}  # live CPU per node, sampled while the trials ran
 
 
 def test_same_seed_same_leaderboard_and_model_as_a_local_run(workspace, ray_cluster):
@@ -124,3 +128,38 @@ def test_a_table_run_without_cluster_never_imports_ray(tmp_path, workspace):
     env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{SRC.parent / 'tests'}", "TRAINYARD_HOME": str(workspace)}
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_bag_folds_run_as_separate_tasks_with_the_local_leaderboard_and_model(workspace, ray_cluster):
+    """A bagged trial's folds are separate Ray tasks (on both nodes), put together in fold order: the same leaderboard,
+    out-of-fold scores and chosen model, bit for bit, as a local run with the same seed and trials."""
+    from trainyard import api
+
+    df = make_mixed_table(400, seed=8)
+    runs = {}
+    for where in (None, ray_cluster.address):
+        result = api.train(df, target="churn", preset="fast", max_trials=4, bag_folds=3, bag_max_rows=10_000, seed=1, cluster=where, name="bagged",
+                           include=("linear", "lightgbm"))
+        board = result.leaderboard[["trial", "family", "params", "val_roc_auc", "status"]].to_dict("records")
+        runs[where] = (board, result.family, np.asarray(result.model.predict_proba(df.drop(columns="churn"))), result.run_id)
+    (local_board, local_family, local_p, _), (ray_board, ray_family, ray_p, ray_run) = runs[None], runs[ray_cluster.address]
+    assert local_board == ray_board and local_family == ray_family
+    assert np.array_equal(local_p, ray_p)
+    fitted = [t for t in trials_of(ray_run) if t["family"] != "ensemble" and t["status"] == "ok"]
+    assert fitted and all(len(t["extra"]["folds"]) == 3 for t in fitted)  # one task per fold
+    assert len({node for t in fitted for node, _ in t["extra"]["folds"]}) == 2  # spread over both nodes
+
+
+def test_a_search_through_ray_client(workspace, ray_cluster):
+    """--cluster ray://HOST:PORT: the driver is a Ray Client of the head's client server (not a node of the cluster); the
+    trials still run on both nodes and the model is registered."""
+    from trainyard import api
+
+    result = api.train(make_mixed_table(300, seed=2), target="churn", preset="fast", max_trials=6, seed=0, name="client",
+                       cluster=f"ray://127.0.0.1:{ray_cluster.client_port}")
+    import ray
+
+    assert result.version == 1 and not ray.is_initialized()
+    trials = [t for t in trials_of(result.run_id) if t["family"] != "ensemble"]
+    assert len(trials) == 6 and all(t["status"] == "ok" for t in trials)
+    assert len({t["extra"]["node"] for t in trials}) == 2

@@ -351,11 +351,13 @@ def test_train_bad_cluster(cli, home, tmp_path, args, names):
 def test_cluster_on_a_kind_that_cannot_use_it(cli, home, tmp_path):
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("some words to learn from\n" * 50)
-    refused(cli, home, "train", str(corpus), "--task", "causal-lm", "--cluster", "local:2", names=("--cluster does not apply",))
+    refused(cli, home, "train", str(corpus), "--task", "sft", "--base", "lm@1", "--cluster", "local:2",
+            names=("built for pre-training (--task causal-lm), not --task sft", "without --cluster"))
+    refused(cli, home, "train", "--task", "rl", "--env", "CartPole-v1", "--cluster", "local:2", names=("--cluster does not apply",))
 
 
 def test_resume_workers_on_a_run_that_is_not_data_parallel(cli, home):
     from trainyard.registry.workspace import Workspace
 
     run_id = Workspace.resolve(home).store.list_runs()[0]["id"]
-    refused(cli, home, "resume", run_id, "--workers", "2", names=("--workers applies to resuming a data-parallel image run",))
+    refused(cli, home, "resume", run_id, "--workers", "2", names=("--workers applies to resuming a data-parallel run (--cluster)",))

@@ -273,6 +273,25 @@ def test_compare_charts_hover_and_zoom(env):
     assert errors == [] and outside == []
 
 
+def test_a_cluster_runs_page_shows_each_nodes_cpu_live(env):
+    """Per-node CPU samples (cluster/usage.py records them as node_cpu.NODE) fill a live row per node and a chart in seconds."""
+    from selenium.webdriver.common.by import By
+
+    store = store_of(env["home"])
+    run_id = store.create_run("on-ray")
+    store.log_metrics(run_id, 0, {"node_cpu.aaaa1111": 0.0, "node_cpu.bbbb2222": 0.0})
+    driver = open_page(env, f"/runs/{run_id}", "run-nodes-before")
+    wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, "#nodes tr[data-node='bbbb2222']"), what="a row per node")
+    store.log_metrics(run_id, 3, {"node_cpu.aaaa1111": 0.97, "node_cpu.bbbb2222": 0.42})
+    row = driver.find_element(By.CSS_SELECTOR, "#nodes tr[data-node='aaaa1111']")
+    wait_for(lambda: row.find_elements(By.TAG_NAME, "td")[2].text == "3", what="the row to follow the new sample")
+    assert row.find_elements(By.TAG_NAME, "td")[1].text == "0.9700"
+    chart = driver.find_element(By.CSS_SELECTOR, "#chart-node_cpu_aaaa1111")
+    assert chart.get_attribute("data-points") == "2"
+    full_screenshot(driver, "run-nodes-after")
+    store.update_run(run_id, status="finished")
+
+
 def test_neural_run_pages_show_curves_and_single_values(env):
     from selenium.webdriver.common.by import By
 

@@ -172,7 +172,7 @@ class Scheduler:
         self.budget.learn(job.family, job.prior_seconds, job.seconds)
         score = self.score(outcome.preds)
         if outcome.node:  # on a cluster: where it ran and the CPU it used there
-            job.extra.update(node=outcome.node, cpu_s=round(outcome.cpu_seconds, 3))
+            job.extra.update(node=outcome.node, cpu_s=round(outcome.cpu_seconds, 3), **({"folds": outcome.folds} if outcome.folds else {}))
         if not np.isfinite(score):
             job.trial = self.record(Trial(job.number, job.family, job.params, "failed", fit_seconds=outcome.fit_seconds, extra=job.extra,
                                           message=f"validation {self.metric.name} is {score}"))

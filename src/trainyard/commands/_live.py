@@ -28,6 +28,7 @@ class TableLive:
         self.greater = True
         self.header_shown = False
         self.on_cluster_run = False  # a node column when the trials run on Ray
+        self.node_tasks: dict = {}  # Ray node -> its line under the progress
 
     def __enter__(self):
         if self.enabled:
@@ -71,6 +72,20 @@ class TableLive:
         trials = f", at most {info['max_trials']} trials" if info.get("max_trials") else ""
         bag = f", {info['bag_folds']}-fold bagging" if info.get("bag_folds") else ", scored on the validation split"
         console.print(f"  search budget {budget}{trials}{bag}", highlight=False)
+
+    def on_nodes(self, info: dict) -> None:
+        """A line per Ray node under the progress, refreshed with each sample: the CPUs its Ray workers use (the bar, where
+        the display has one) and the machine's load."""
+        tasks = self.node_tasks
+        for n in info["nodes"]:
+            if n["node"] not in tasks:
+                tasks[n["node"]] = self.progress.add_task("", total=max(n["cpus"], 1e-9), node=True)
+            if n["cpus_busy"] is None:
+                text = f"  node {n['node']}: no answer from its sampler (node lost?)"
+            else:
+                text = (f"  node {n['node']}: {n['cpus_busy']:.2f} of {n['cpus']:g} CPU busy with Ray work, "
+                        f"machine {n['machine_pct']:.0f}% of {n['machine_cpus']} cores")
+            self.progress.update(tasks[n["node"]], description=text, completed=min(n["cpus_busy"] or 0.0, n["cpus"]))
 
     def on_cluster(self, info: dict) -> None:
         nodes = info["nodes"]
@@ -138,7 +153,7 @@ class StepLive(TableLive):
     def columns(self) -> list:
         from rich.progress import BarColumn, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-        return [SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} steps"), TimeElapsedColumn()]
+        return [SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), _steps_column(), TimeElapsedColumn()]
 
     def on_run(self, info: dict) -> None:
         if self.language_model:
@@ -163,6 +178,18 @@ class StepLive(TableLive):
 
     def on_rollback(self, info: dict) -> None:
         console.print(f"  [yellow]rollback[/]: {info['message']}", highlight=False)
+
+
+def _steps_column():
+    """The "done/total steps" column, blank on the per-node lines (whose bar is CPU use, not steps)."""
+    from rich.progress import ProgressColumn
+    from rich.text import Text
+
+    class Steps(ProgressColumn):
+        def render(self, task) -> Text:
+            return Text("" if task.fields.get("node") else f"{task.completed:g}/{task.total:g} steps" if task.total else "")
+
+    return Steps()
 
 
 class RLLive(TableLive):

@@ -103,7 +103,7 @@ def _allowed(kind: str) -> set[str]:
         return {"task"} | {f.name for f in fields(EmbeddingSettings)}
     if kind == "rl":  # --max-trials tunes hyperparameters; --lr and --batch-size are hyperparameters of those names
         return {*RUN_FIELDS, "max_trials", "checkpoint_every", "lr", "batch_size", *(f.name for f in cli_fields(RLSettings))}
-    return {*RUN_FIELDS, *loop, "lora", "lora_r", "batch_size", *(f.name for f in cli_fields(LMSettings))}
+    return {*RUN_FIELDS, *loop, "lora", "lora_r", "batch_size", "cluster", "workers", *(f.name for f in cli_fields(LMSettings))}
 
 
 def table_config(values: dict) -> TrainConfig:

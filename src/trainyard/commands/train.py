@@ -98,7 +98,7 @@ with_options(train, [
 def resume(run_id: str, as_json: bool = False, workers: int | None = None) -> None:
     """Continue a killed or interrupted run: a neural or language-model run from its last checkpoint (it ends as the
     uninterrupted run would), a table search from its recorded trials (reading its data file again). A data-parallel
-    image run may continue on a different number of --workers."""
+    run (image, text, causal-lm) may continue on a different number of --workers."""
     from trainyard import api
 
     run = Workspace.resolve().store.get_run(run_id)

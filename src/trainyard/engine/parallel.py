@@ -23,7 +23,11 @@ class DataParallel:
         return self.rank == 0
 
     def bounds(self, n: int) -> tuple[int, int]:
-        """This rank's rows [lo, hi) of a global batch of n rows."""
+        """This rank's rows [lo, hi) of a global batch of n rows. A batch with fewer rows than ranks (an epoch's last) is
+        taken whole by every rank, each weighted 1/world: no rank is left with no rows (a transformer cannot run on an
+        empty batch, and every rank must join the same collectives)."""
+        if n < self.world:
+            return 0, n
         return n * self.rank // self.world, n * (self.rank + 1) // self.world
 
     def shard(self, batch):
@@ -38,6 +42,8 @@ class DataParallel:
     def weight(self, batch) -> float:
         """This rank's share of the global batch: its loss (a mean over its rows) is scaled by it before backward."""
         n = batch_rows(batch)
+        if n < self.world:
+            return 1.0 / self.world
         lo, hi = self.bounds(n)
         return (hi - lo) / max(n, 1)
 

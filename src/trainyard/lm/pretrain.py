@@ -61,7 +61,8 @@ def plan(data, s, ws, run_dir, emit) -> TaskSetup:
                 meta={"tokens_per_step": s.batch_size * context, "family": family,
                       "baseline": {"unigram_perplexity": unigram_perplexity(counts, val)},
                       "files": {UNIGRAM_FILE: counts},  # kept with the model: `trainyard evaluate` reports the same baseline
-                      "artifact": {"corpus": meta["report"], "tokens": meta["tokens"], "context": context}})
+                      "artifact": {"corpus": meta["report"], "tokens": meta["tokens"], "context": context},
+                      "ranks": {"train": train, "val": val, "val_idx": val_idx, "context": context, "batch_size": s.batch_size}})
 
 
 def windows_of(tokens, idx, context):

@@ -17,13 +17,17 @@ import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
+from trainyard.cluster.address import parse_cluster, preflight
+from trainyard.cluster.session import Cluster
 from trainyard.data.load import source_name
+from trainyard.engine.ranks import train_on_ranks
 from trainyard.errors import ConfigError, NotFoundError
 from trainyard.lm import finetune, preference, pretrain, reward
 from trainyard.lm.artifact import register_language_model
 from trainyard.lm.generate import Sampling, generate
 from trainyard.lm.labels import task_metric
 from trainyard.lm.memory import check_quantize, use_gradient_checkpointing
+from trainyard.lm.parallel import CausalLMRanks
 from trainyard.lm.settings import LMSettings, TaskSetup
 from trainyard.registry.names import safe_stem
 from trainyard.registry.plan import Registered, RunContext, RunResult, RunSpec
@@ -39,16 +43,23 @@ class LanguageModelPlan:
         self.data, self.s = data, settings
         self.started = time.perf_counter() if started is None else started
         self.name = settings.name or _default_name(data, settings.task)
+        self.cluster = parse_cluster(settings.cluster)
+        if self.cluster is not None and settings.task != "causal-lm":
+            raise ConfigError(f"Data-parallel training (--cluster) is built for pre-training (--task causal-lm), not --task {settings.task}.",
+                              f"run --task {settings.task} without --cluster and --workers.")
+        preflight(self.cluster, settings.workers)  # a bad value or an unreachable cluster is refused before the run exists
 
     @classmethod
-    def of_run(cls, run: dict, *, started: float | None = None) -> "LanguageModelPlan":
-        """The plan of a killed or interrupted run, from the settings stored in it."""
+    def of_run(cls, run: dict, *, started: float | None = None, workers: int | None = None) -> "LanguageModelPlan":
+        """The plan of a killed or interrupted run, from the settings stored in it; a data-parallel run may continue on
+        another number of `workers` (a checkpoint holds one model state, not one per rank)."""
         config = (run.get("config") or {}).get("lm")
         if config is None:
             raise NotFoundError(f"Run {run['id']} is not a language-model run.", "see `trainyard runs`.")
         if run["status"] == "finished":
             raise ConfigError(f"Run {run['id']} already finished (model version {run['model_version']}).", "start a new run instead.")
-        return cls(run["data_source"], LMSettings.from_dict(config), started=started)
+        return cls(run["data_source"], LMSettings.from_dict({**config, **({"workers": workers} if workers is not None else {})}),
+                   started=started)
 
     def spec(self) -> RunSpec:
         return RunSpec(self.name, "language-model", self.s.task, task_metric(self.s.task, self.s.method)[0], data_source=source_name(self.data),
@@ -86,11 +97,26 @@ class LanguageModelPlan:
         self.restores_best = cfg.restore_best
         ckpt_dir = run.run_dir / "checkpoints"
         resume = ckpt_dir.is_dir() and any(ckpt_dir.glob("step-*"))
-        self.fitted = fit(plan.lm.model, plan.batches, plan.loss_fn, config=cfg, evaluate=plan.evaluate, checkpoint_dir=ckpt_dir,
-                          resume=resume, log=self.log, progress=run.emit)
+        if self.cluster is not None:
+            self.fitted = self._fit_on_cluster(run, cfg, ckpt_dir, resume)
+        else:
+            self.fitted = fit(plan.lm.model, plan.batches, plan.loss_fn, config=cfg, evaluate=plan.evaluate, checkpoint_dir=ckpt_dir,
+                              resume=resume, log=self.log, progress=run.emit)
         if self.fitted.state.timed_out:
             self.log.event("time-limit", f"stopped by --time-limit {s.time_limit:g}s at step {self.fitted.state.step}",
                            {"step": self.fitted.state.step})
+
+    def _fit_on_cluster(self, run: RunContext, cfg, ckpt_dir: Path, resume: bool):
+        """Pre-training on `workers` data-parallel ranks (lm/parallel.py); rank 0's weights come back into the plan's model."""
+        with Cluster(self.cluster) as cluster:
+            workers = self.s.workers or cluster.cpus()
+            nodes = ", ".join(n.id for n in cluster.nodes())
+            run.store.add_event(run.run_id, "cluster", f"data-parallel on {workers} worker{'s' if workers != 1 else ''}; Ray nodes: {nodes}")
+            weights, fitted = train_on_ranks(cluster, CausalLMRanks.of(self.plan, cfg), workers=workers, run=run, checkpoint_dir=ckpt_dir,
+                                             resume=resume)
+        self.plan.lm.model.load_state_dict(weights)
+        self.plan.lm.model.eval()
+        return fitted
 
     def evaluate(self, run: RunContext) -> dict[str, float]:
         import torch

@@ -58,27 +58,43 @@ class Bag(BaseEstimator):
         self.time_budget_s = time_budget_s
 
     def fit(self, X, y, sample_weight=None):
-        from sklearn.model_selection import KFold, StratifiedKFold
-
-        task = Task(self.task)
         y = np.asarray(y)
         sample_weight = check_weights(sample_weight, y)
-        if task.is_classification and np.bincount(y).min() >= self.n_folds:
-            folds = StratifiedKFold(self.n_folds, shuffle=True, random_state=self.random_state).split(np.zeros(len(y)), y)
-        else:
-            folds = KFold(self.n_folds, shuffle=True, random_state=self.random_state).split(np.zeros(len(y)))
         started = time.monotonic()
-        self.estimators_ = []
-        self.oof_ = np.zeros(len(y)) if task is Task.REGRESSION else np.zeros((len(y), self.n_classes))
-        for i, (fit_idx, out_idx) in enumerate(folds):
-            est = clone(self.estimator)
-            if self.time_budget_s and "time_budget_s" in est.get_params():
-                left = self.time_budget_s - (time.monotonic() - started)
-                est.set_params(time_budget_s=max(left / (self.n_folds - i), 0.05))
-            w = None if sample_weight is None else np.asarray(sample_weight)[fit_idx]
-            fit_estimator(est, _take(X, fit_idx), y[fit_idx], w)
-            self.oof_[out_idx] = predictions(est, _take(X, out_idx), task, self.n_classes)
-            self.estimators_.append(est)
+        parts = []
+        for i, (fit_idx, out_idx) in enumerate(self.folds(y)):
+            budget = None
+            if self.time_budget_s:
+                budget = max((self.time_budget_s - (time.monotonic() - started)) / (self.n_folds - i), 0.05)
+            parts.append(self.fit_fold(X, y, sample_weight, fit_idx, out_idx, budget))
+        return self.assemble(len(y), parts)
+
+    def folds(self, y) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(fit rows, out-of-fold rows) of each fold: a function of y and random_state alone, so a fold fitted elsewhere
+        (a Ray task) is the fold fitted here."""
+        from sklearn.model_selection import KFold, StratifiedKFold
+
+        y = np.asarray(y)
+        if Task(self.task).is_classification and np.bincount(y).min() >= self.n_folds:
+            return list(StratifiedKFold(self.n_folds, shuffle=True, random_state=self.random_state).split(np.zeros(len(y)), y))
+        return list(KFold(self.n_folds, shuffle=True, random_state=self.random_state).split(np.zeros(len(y))))
+
+    def fit_fold(self, X, y, sample_weight, fit_idx, out_idx, budget_s: float | None = None) -> tuple:
+        """One fold: (its fitted copy of the estimator, its out-of-fold rows, their predictions)."""
+        est = clone(self.estimator)
+        if budget_s is not None and "time_budget_s" in est.get_params():
+            est.set_params(time_budget_s=budget_s)
+        w = None if sample_weight is None else np.asarray(sample_weight)[fit_idx]
+        fit_estimator(est, _take(X, fit_idx), np.asarray(y)[fit_idx], w)
+        return est, out_idx, predictions(est, _take(X, out_idx), Task(self.task), self.n_classes)
+
+    def assemble(self, n_rows: int, parts: list[tuple]) -> "Bag":
+        """The fitted bag from its folds' (estimator, out-of-fold rows, predictions), in fold order."""
+        task = Task(self.task)
+        self.estimators_ = [est for est, _, _ in parts]
+        self.oof_ = np.zeros(n_rows) if task is Task.REGRESSION else np.zeros((n_rows, self.n_classes))
+        for _, out_idx, preds in parts:
+            self.oof_[out_idx] = preds
         if task.is_classification:
             self.classes_ = np.arange(self.n_classes)
         return self

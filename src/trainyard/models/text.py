@@ -124,7 +124,7 @@ class TextModel(NeuralEstimator):
     def _collate(self, ids, rows) -> dict:
         return pad_batch(ids, rows, self._tokenizer().pad_token_id or 0)
 
-    def fit(self, X, y, eval_set=None, *, log=None, progress=None, checkpoint_dir=None, resume: bool = False):
+    def fit(self, X, y, eval_set=None, *, log=None, progress=None, checkpoint_dir=None, resume: bool = False, parallel=None):
         import torch
 
         y = check_texts(X, y)
@@ -155,7 +155,7 @@ class TextModel(NeuralEstimator):
                     outputs.append(model(**batch).logits.float())
             return self._val_metrics(torch.cat(outputs), val_labels[val_order].to(device))
 
-        self._train(token_batches(ids, labels, self.batch_size, pad), loss_fn, evaluate, RunHooks(log, progress, checkpoint_dir, resume))
+        self._train(token_batches(ids, labels, self.batch_size, pad), loss_fn, evaluate, RunHooks(log, progress, checkpoint_dir, resume, parallel))
         return self
 
     def _outputs(self, X) -> np.ndarray:

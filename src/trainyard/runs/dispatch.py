@@ -81,11 +81,12 @@ def resume(run_id: str, *, workspace=None, progress: Progress | None = None, sta
     as the uninterrupted run would), a table search from its recorded trials (reading its data file again)."""
     ws = Workspace.resolve(workspace)
     run = ws.store.get_run(run_id)
-    if workers is not None and not (run["kind"] == "deep" and (run["config"] or {}).get("cluster")):
-        raise ConfigError(f"--workers applies to resuming a data-parallel image run; run {run['id']} is not one.",
+    config = run["config"] or {}
+    if workers is not None and not (config.get("cluster") or (config.get("lm") or {}).get("cluster")):
+        raise ConfigError(f"--workers applies to resuming a data-parallel run (--cluster); run {run['id']} is not one.",
                           f"resume it without --workers: trainyard resume {run['id']}.")
     if run["kind"] == "language-model":
-        plan = LanguageModelPlan.of_run(run, started=started)
+        plan = LanguageModelPlan.of_run(run, started=started, workers=workers)
     elif run["kind"] == "deep":
         from trainyard.runs.neural import resumable_neural_run  # defers PyTorch
 

@@ -58,9 +58,6 @@ class NeuralPlan:
         self.name = s.name or safe_stem(Path(str(s.data).rstrip("/")).name.split(".")[0], "model")
         self.cluster = parse_cluster(s.cluster)
         preflight(self.cluster, s.workers)
-        if self.cluster is not None and task != "image-classification":
-            raise ConfigError("Data-parallel training (--cluster) is built for image classification; text networks are not yet.",
-                              "train text models without --cluster, or an image model with --task image-classification.")
 
     def spec(self) -> RunSpec:
         data = str(Path(self.settings.data).resolve())

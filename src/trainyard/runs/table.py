@@ -161,7 +161,7 @@ class TablePlan:
             plan.refit = False
         run.emit("plan", {"time_limit": budget, "max_trials": cfg.max_trials, "bag_folds": plan.bag_folds})
         _preload_report_modules(self.families)  # on the core the search leaves idle (small fits use one thread)
-        with runner_for(self.cluster, cfg.workers, on_open=lambda nodes: _joined(run, nodes)) as runner:
+        with runner_for(self.cluster, cfg.workers, on_open=lambda nodes: _joined(run, nodes), run=run) as runner:
             found = search(self.data, schema=self.schema, task=self.task, metric=self.metric, families=self.families, plan=plan,
                            on_trial=on_trial, checkpoint_dir=run.run_dir / "trials", previous=self.previous, runner=runner)
         if self.cluster is not None:  # per-node trials and CPU, for the CLI and the run's events
@@ -266,12 +266,12 @@ def _joined(run: RunContext, nodes: list) -> None:
 
 
 def node_usage(trials: list[Trial]) -> str:
-    """Per Ray node: the trials it fitted and the CPU seconds they took there."""
+    """Per Ray node: the fits it ran (a trial, or one fold of a bagged trial) and the CPU seconds they took there."""
     usage: dict[str, list[float]] = {}
     for t in trials:
-        if t.extra.get("node"):
-            usage.setdefault(t.extra["node"], []).append(t.extra.get("cpu_s") or 0.0)
-    return "per node: " + ", ".join(f"{node} {len(cpu)} trials, {sum(cpu):.1f} CPU s" for node, cpu in sorted(usage.items()))
+        for node, cpu in t.extra.get("folds") or ([[t.extra["node"], t.extra.get("cpu_s")]] if t.extra.get("node") else []):
+            usage.setdefault(node, []).append(cpu or 0.0)
+    return "per node: " + ", ".join(f"{node} {len(cpu)} fits, {sum(cpu):.1f} CPU s" for node, cpu in sorted(usage.items()))
 
 
 def _preload_report_modules(families) -> None:

@@ -101,7 +101,7 @@
         var empty = $("#curves-empty"); if (empty) empty.remove();
         var box = el("div", { "class": "chart", "data-key": key, "id": "chart-" + key.replace(/[^A-Za-z0-9_-]/g, "_") });
         curves.appendChild(box);
-        charts[key] = new Chart(box, key, "step", [key]);
+        charts[key] = new Chart(box, key, key.indexOf("node_cpu.") === 0 ? "seconds" : "step", [key]);
       }
       return charts[key];
     }
@@ -234,9 +234,21 @@
     }
 
     var source = new EventSource("/api/runs/" + encodeURIComponent(runId) + "/stream");
+    function nodeCpu(m) {  // a Ray node's CPU use, sampled while a cluster run goes: one live row per node
+      var table = $("#nodes"), node = m.key.slice("node_cpu.".length), row = $("tr[data-node='" + node.replace(/'/g, "") + "']", table);
+      if (!row) {
+        row = el("tr", { "data-node": node });
+        [node, "", ""].forEach(function (text, i) { row.appendChild(el("td", i ? { "class": "num" } : {}, text)); });
+        $("tbody", table).appendChild(row);
+      }
+      row.children[1].textContent = fmt(m.value);
+      row.children[2].textContent = m.step;
+      table.hidden = false;
+    }
     source.addEventListener("metrics", function (ev) {
       JSON.parse(ev.data).forEach(function (m) {
         if (m.value === null || m.value === undefined) return;
+        if (m.key.indexOf("node_cpu.") === 0) nodeCpu(m);
         (series[m.key] = series[m.key] || new StepSeries()).add(m.step, m.value);
         dirty[m.key] = true;
       });

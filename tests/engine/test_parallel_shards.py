@@ -1,0 +1,24 @@
+"""engine/parallel.py's slicing of a global batch (no process group needed): every row once, shares summing to one."""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from trainyard.engine.parallel import DataParallel  # noqa: E402
+
+
+@pytest.mark.parametrize("rows, world", [(16, 2), (7, 2), (10, 3), (2, 2)])
+def test_slices_cover_the_batch_once_and_shares_sum_to_one(rows, world):
+    batch = {"x": torch.arange(rows), "y": torch.arange(rows) * 2}
+    slices = [DataParallel(r, world).shard(batch) for r in range(world)]
+    assert torch.equal(torch.cat([s["x"] for s in slices]), batch["x"])
+    assert sum(DataParallel(r, world).weight(batch) for r in range(world)) == pytest.approx(1.0)
+
+
+def test_a_batch_smaller_than_the_ranks_is_taken_whole_by_each_at_an_equal_share():
+    batch = (torch.arange(1), torch.arange(1))
+    for r in range(3):
+        part = DataParallel(r, 3)
+        assert len(part.shard(batch)[0]) == 1 and part.weight(batch) == pytest.approx(1 / 3)
