@@ -19,7 +19,7 @@ from trainyard.data.audit.target import LEAK_WARNING, association, check_leakage
 from trainyard.data.prepare import make_preprocessor
 from trainyard.data.schema import Schema
 
-RELATIVE_MIN = 0.8  # a column alone at least this good (balanced accuracy or R^2) ...
+RELATIVE_MIN = 0.85  # a column alone at least this good (balanced accuracy or R^2) ...
 RELATIVE_MARGIN = 0.1  # ... and this much better than the best other column alone is a candidate;
 MODEL_MARGIN = 0.05  # it is a leak when it alone beats a model of all the other columns by this much (out of fold)
 
