@@ -119,3 +119,18 @@ def test_leakage_relative_to_the_other_columns_when_the_label_is_noisy():
     # a strong legitimate feature is not a leak: here 'a' alone is far better than 'b' or 'c', but it adds nothing a
     # model of the others could not; without the flag, nothing is reported
     assert not audit(df, target="y", checks=["leakage"]).by_check("leakage")
+
+
+def test_poisoning_extremes_are_not_hidden_by_the_log_scale_they_skew():
+    rng = np.random.default_rng(4)
+    n = 5000
+    charges = rng.uniform(18, 120, n).round(2)  # a bulk with no long tail
+    y = np.where(charges / 120 + rng.normal(0, 0.3, n) > 0.9, "yes", "no")
+    df = pd.DataFrame({"charges": charges, "tenure": rng.integers(0, 72, n), "y": y})
+    rows = rng.choice(n, 30, replace=False)
+    df.loc[rows, "charges"] = 7000 + rng.uniform(0, 300, 30)  # skew > 2 from these 30 alone
+    df.loc[rows, "y"] = "yes"
+    assert df["charges"].skew() > 2
+    report = audit(df, target="y", checks=["poisoning", "outliers"])
+    assert ("charges", "warning") in [(f.column, f.severity) for f in report.by_check("poisoning")]
+    assert [f.data["extreme_rows"] for f in report.by_check("outliers") if f.column == "charges"] == [30]
