@@ -129,7 +129,8 @@ def noise_rate(codes: np.ndarray, proba: np.ndarray) -> dict | None:
     own chance (Bayes error) lives between the classes, not in their cores. A flipped label lands anywhere, anchors
     included, so the anchors' disagreement rate estimates the flip rate. What this cannot tell apart: a class with no
     confident core (every churner looks like some non-churner) from a class whose labels were flipped; such a class's
-    anchors disagree far more than the others' (binomial p < 0.001 under the others' pooled rate) and are left out,
+    anchors disagree far more than the others' (binomial p < 0.001 under the others' pooled rate, or NOISE_FLOOR if
+    higher) and are left out,
     so the estimate assumes flips hit the classes alike. Returns the pooled rate, its one-sided 95% lower bound
     (Clopper-Pearson), the anchor rows and disagreements counted, and the classes used.
     """
@@ -147,7 +148,7 @@ def noise_rate(codes: np.ndarray, proba: np.ndarray) -> dict | None:
         rest_n = sum(v[0] for j, v in per_class.items() if j != worst)
         rest_x = sum(v[1] for j, v in per_class.items() if j != worst)
         m, x = per_class[worst]
-        if binom.sf(x - 1, m, max(rest_x / rest_n, 0.5 / rest_n)) >= 0.001:
+        if binom.sf(x - 1, m, max(rest_x / rest_n, NOISE_FLOOR)) >= 0.001:
             break
         del per_class[worst]
     if not per_class:
@@ -185,8 +186,9 @@ def check_label_noise(ctx: Context) -> list[Finding]:
     elif est is None:
         what += "; no class has rows the model is sure of, so flipped labels cannot be told apart from an outcome that is partly chance"
     else:
-        what += (f"; of the {est['anchors']:,} rows the model is surest about, {share(est['rate'])} carry another label "
-                 f"(at least {share(est['low'])} with 95% confidence), where clean labels almost always agree: "
+        found = (f"{share(est['rate'])} carry another label (at least {share(est['low'])} with 95% confidence)" if est["disagree"]
+                 else "none carries another label")
+        what += (f"; of the {est['anchors']:,} rows the model is surest about, {found}, where clean labels almost always agree: "
                  + ("about that share of all labels look flipped" if est["low"] >= NOISE_FLOOR else
                     "the rest of the disagreement is the outcome's own uncertainty"))
     # a warning needs evidence of flipped labels beyond the outcome's own chance: disagreement among the rows the
