@@ -94,7 +94,7 @@ def test_identifiers_of_a_table_with_copied_rows():
     df = mostly_zero(2500)
     rng = np.random.default_rng(2)
     df.insert(0, "record_id", np.arange(1, len(df) + 1))
-    df.insert(1, "account_no", rng.choice(np.arange(10**8, 10**9), len(df), replace=False))
+    df.insert(1, "account_no", 10**8 + rng.choice(9 * 10**8, len(df), replace=False))
     df["visits"] = rng.poisson(40, len(df))  # an ordinary integer feature: repeats that are not copies
     copied = with_copies(df)
     assert copied["account_no"].nunique() < 0.97 * len(copied)  # not unique, because of the copies
