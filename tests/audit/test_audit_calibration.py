@@ -80,8 +80,9 @@ def test_poisoning_extreme_values_in_a_mostly_zero_column():
     rows = np.random.default_rng(1).choice(len(df), 30, replace=False)
     df.loc[rows, "loss"] = 250_000 + np.arange(30) * 100.0
     df.loc[rows, "y"] = "high"
-    found = audit(df, target="y", checks=["poisoning"]).by_check("poisoning")
-    assert [(f.column, f.severity, f.data["rows"]) for f in found] == [("loss", "warning", 30)]
+    report = audit(df, target="y", checks=["poisoning", "outliers"])
+    assert [(f.column, f.severity, f.data["rows"]) for f in report.by_check("poisoning")] == [("loss", "warning", 30)]
+    assert [f.data["extreme_rows"] for f in report.by_check("outliers") if f.column == "loss"] == [30]  # the same yardstick
 
 
 def with_copies(df: pd.DataFrame, share: float = 0.04, seed: int = 0) -> pd.DataFrame:
