@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from trainyard.data.audit.context import Context, share
+from trainyard.data.audit.context import Context, fmt_values, share
 from trainyard.data.audit.report import Finding
 from trainyard.data.audit.rows import feature_columns, feature_keys
 from trainyard.data.audit.target import association
@@ -188,6 +188,9 @@ def check_label_noise(ctx: Context) -> list[Finding]:
     else:
         found = (f"{share(est['rate'])} carry another label (at least {share(est['low'])} with 95% confidence)" if est["disagree"]
                  else "none carries another label")
+        left = [classes[j] for j in range(len(classes)) if j not in est["classes"]]
+        if left and len(left) <= 5:
+            found += f" ({fmt_values(left)} left out: even the rows surest of it often carry another label, a class without a sure core)"
         what += (f"; of the {est['anchors']:,} rows the model is surest about, {found}, where clean labels almost always agree: "
                  + ("about that share of all labels look flipped" if est["low"] >= NOISE_FLOOR else
                     "the rest of the disagreement is the outcome's own uncertainty"))
