@@ -135,3 +135,16 @@ def test_poisoning_extremes_are_not_hidden_by_the_log_scale_they_skew():
     report = audit(df, target="y", checks=["poisoning", "outliers"])
     assert ("charges", "warning") in [(f.column, f.severity) for f in report.by_check("poisoning")]
     assert [f.data["extreme_rows"] for f in report.by_check("outliers") if f.column == "charges"] == [100]
+
+
+def test_leakage_relative_in_regression():
+    rng = np.random.default_rng(5)
+    n = 3000
+    x = rng.normal(size=(n, 3))
+    truth = 2 * x[:, 0] + x[:, 1] + rng.normal(0, 2.5, n)  # what the columns explain only in part
+    df = pd.DataFrame({"a": x[:, 0], "b": x[:, 1], "c": x[:, 2], "spend": truth + rng.normal(0, 0.9, n)})
+    assert not audit(df, target="spend", checks=["leakage"]).by_check("leakage")
+    df["billed"] = truth  # recorded with the outcome: R^2 ~0.9 alone, under the absolute cut of 0.95
+    found = audit(df, target="spend", checks=["leakage"]).by_check("leakage")
+    assert [(f.column, f.data.get("rule")) for f in found] == [("billed", "relative")]
+    assert found[0].data["measure"] == "R^2" and found[0].data["score"] < 0.95
