@@ -1,16 +1,19 @@
 """Serving benchmark: the same LightGBM pipeline on Adult served by trainyard and by `mlflow models serve`.
 
     python benchmarks/serving/bench.py [--duration 30] [--connections 1,16,64] [--workers 1]
-        [--mlflow-python /work/peers/mlflow-venv/bin/python] [--workspace WS] [--no-log-variant]
+        [--mlflow-python /work/peers/mlflow-venv/bin/python] [--workspace WS] [--no-log-variant] [--wrk-threads 1]
 
 1. fetches Adult (scripts/fetch_data.py adult) and trains LightGBM on it (`trainyard train --include lightgbm`:
    AutoML's ensemble of LightGBM models) into a temporary workspace, or uses adult@1 in --workspace;
 2. times in-process single-row prediction (fast path vs the DataFrame path);
-3. exports the same version as an MLflow pyfunc directory and serves it with `mlflow models serve
-   --env-manager local` (MLflow in its own virtual environment), and serves it with `trainyard serve`;
+3. exports the same version as an MLflow pyfunc directory ("mlflow-export": trainyard's fast path running inside
+   MLflow's server) and, with mlflow_sklearn.py, trains the model an MLflow user would serve: a scikit-learn
+   Pipeline (one-hot + LightGBM defaults) saved with mlflow.sklearn ("mlflow-sklearn"); serves both with
+   `mlflow models serve --env-manager local` (MLflow in its own virtual environment), and the version with
+   `trainyard serve`;
 4. starts every server, then loads them with wrk on loopback (one JSON row per request) taking turns at
    each connection count (so machine load hits all alike), and prints requests/s, p50, p99 and errors for
-   each, and the throughput ratio. --no-log-variant adds `trainyard serve --no-log` as a third contender
+   each, and the throughput ratio against each MLflow model. --no-log-variant adds `trainyard serve --no-log` as a third contender
    (what the prediction log costs). For each run it also reports the CPU the server's processes got (in
    cores: on a shared machine, below 1 per worker means it was waiting for a CPU), its CPU time per
    request, and, for trainyard, the p99 of its own request-handling time from /metrics (the bucket bound):
@@ -34,7 +37,9 @@ from pathlib import Path
 
 import httpx
 
-ROOT = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+MLFLOW_SERVERS = ("mlflow-export", "mlflow-sklearn")
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "scripts"))
 
@@ -68,10 +73,9 @@ def to_ms(text: str) -> float:
     return value * {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4}[unit]
 
 
-def run_wrk(url: str, body: str, connections: int, duration: int, workdir: Path) -> dict:
+def run_wrk(url: str, body: str, connections: int, duration: int, workdir: Path, threads: int = 1) -> dict:
     script = workdir / "post.lua"
     script.write_text(LUA.format(body=body))
-    threads = max(1, min(connections, 2))
     out = subprocess.run(["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{duration}s", "--latency", "-s", str(script), url],
                          capture_output=True, text=True, timeout=duration + 60).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
@@ -151,6 +155,22 @@ def in_process(served, row: dict, n: int = 5000) -> dict:
     return out
 
 
+def load_one(name: str, url: str, body: str, pid: int, c: int, args, work: Path) -> dict:
+    """One wrk run against one server, with the CPU its processes got and (trainyard) its own handler p99."""
+    metrics_url = url.split("/v1/")[0] + "/metrics" if name.startswith("trainyard") else None
+    before = server_side_p99_ms(metrics_url)[0] if metrics_url else None
+    cpu0, t0 = group_cpu_seconds(pid), time.perf_counter()
+    r = run_wrk(url, body, c, args.duration, work, args.wrk_threads)
+    cpu, wall = group_cpu_seconds(pid) - cpu0, time.perf_counter() - t0
+    r["server_cpu_share"] = cpu / wall  # cores' worth of CPU the server got while loaded
+    r["server_cpu_ms_per_request"] = 1e3 * cpu / max(r["requests"], 1)
+    r["server_side_p99_ms"] = server_side_p99_ms(metrics_url, before)[1] if metrics_url else None
+    inside = f"  handler p99 <= {r['server_side_p99_ms']:g} ms" if r["server_side_p99_ms"] is not None else ""
+    print(f"  {name:18s} c={c:<3d} {r['rps']:9.1f} req/s  p50 {r['p50_ms']:7.2f} ms  p99 {r['p99_ms']:7.2f} ms  errors {r['errors']} {r['error_kinds']}"
+          f"  server CPU {r['server_cpu_share']:.2f} cores, {r['server_cpu_ms_per_request']:.2f} ms/request{inside}", flush=True)
+    return r
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--duration", type=int, default=30)
@@ -159,6 +179,9 @@ def main() -> None:
     ap.add_argument("--mlflow-python", default=os.environ.get("TRAINYARD_MLFLOW_PYTHON", "/work/peers/mlflow-venv/bin/python"))
     ap.add_argument("--json", type=Path, help="also write the results here")
     ap.add_argument("--workspace", type=Path, help="use adult@1 from this workspace instead of training (it is not deleted)")
+    ap.add_argument("--repeats", type=int, default=1, help="rounds of the whole sweep (servers taking turns in each)")
+    ap.add_argument("--wrk-threads", type=int, default=1,
+                    help="wrk's threads (1: on a 2-core machine a second wrk thread takes the core the server needs)")
     ap.add_argument("--no-log-variant", action="store_true", help="also serve with --no-log")
     args = ap.parse_args()
     if not shutil.which("wrk"):
@@ -175,7 +198,7 @@ def main() -> None:
 
     from trainyard.models.unwrap import tree_parts
 
-    print("uptime:", subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip(), flush=True)
+    print("uptime:", subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip(), f"| wrk threads: {args.wrk_threads}", flush=True)
     work = Path(tempfile.mkdtemp(prefix="trainyard-bench-serving-"))
     home = args.workspace or work / "ws"
     data = pd.read_csv(adult())
@@ -187,7 +210,7 @@ def main() -> None:
     served = load_served(Workspace.resolve(home), "adult", 1, ValidationPolicy())
     timing = in_process(served, row)
 
-    export("adult@1", "mlflow", work / "mlflow-model", workspace=home)
+    export("adult@1", "mlflow", work / "mlflow-export", workspace=home)
     results = {}
     mlflow_bin = Path(args.mlflow_python).parent
     trainyard_cmd = (["trainyard" if shutil.which("trainyard") else sys.executable] + ([] if shutil.which("trainyard") else ["-m", "trainyard"])
@@ -197,10 +220,12 @@ def main() -> None:
     servers = {"trainyard": (trainyard_cmd, trainyard_env, "/v1/models/adult/predict", "/ready", body)}
     if args.no_log_variant:
         servers["trainyard --no-log"] = (trainyard_cmd + ["--no-log"], trainyard_env, "/v1/models/adult/predict", "/ready", body)
-    servers["mlflow"] = ([str(mlflow_bin / "mlflow"), "models", "serve", "-m", str(work / "mlflow-model"), "--env-manager", "local",
-                          "-h", "127.0.0.1", "-p", "{port}", "-w", str(args.workers)],
-                         {**os.environ, "PATH": f"{mlflow_bin}:{os.environ['PATH']}", "PYTHONPATH": "", "MLFLOW_TRACKING_URI": f"file://{work}/mlruns"},
-                         "/invocations", "/ping", json.dumps({"dataframe_records": [row]}))
+    mlflow_env = {**os.environ, "PATH": f"{mlflow_bin}:{os.environ['PATH']}", "PYTHONPATH": "", "MLFLOW_TRACKING_URI": f"file://{work}/mlruns"}
+    subprocess.run([args.mlflow_python, str(HERE / "mlflow_sklearn.py"), str(adult()), str(work / "mlflow-sklearn")], env=mlflow_env, check=True)
+    mlflow_body = json.dumps({"dataframe_records": [row]})
+    for name in MLFLOW_SERVERS:
+        servers[name] = ([str(mlflow_bin / "mlflow"), "models", "serve", "-m", str(work / name), "--env-manager", "local",
+                          "-h", "127.0.0.1", "-p", "{port}", "-w", str(args.workers)], mlflow_env, "/invocations", "/ping", mlflow_body)
     procs, urls = {}, {}
     try:
         for name, (cmd, env, path, ready, body) in servers.items():
@@ -211,20 +236,10 @@ def main() -> None:
             check = httpx.post(urls[name], content=body, headers={"content-type": "application/json"}, timeout=30)
             assert check.status_code == 200, (name, check.status_code, check.text[:500])
             print(f"{name}: {check.text[:160]}", flush=True)
-        for c in [int(x) for x in args.connections.split(",")]:
-            for name, (_, _, _, _, body) in servers.items():
-                metrics_url = urls[name].split("/v1/")[0] + "/metrics" if name.startswith("trainyard") else None
-                before = server_side_p99_ms(metrics_url)[0] if metrics_url else None
-                cpu0, t0 = group_cpu_seconds(procs[name].pid), time.perf_counter()
-                r = run_wrk(urls[name], body, c, args.duration, work)
-                cpu, wall = group_cpu_seconds(procs[name].pid) - cpu0, time.perf_counter() - t0
-                r["server_cpu_share"] = cpu / wall  # cores' worth of CPU the server got while loaded
-                r["server_cpu_ms_per_request"] = 1e3 * cpu / max(r["requests"], 1)
-                r["server_side_p99_ms"] = server_side_p99_ms(metrics_url, before)[1] if metrics_url else None
-                results[(name, c)] = r
-                inside = f"  handler p99 <= {r['server_side_p99_ms']:g} ms" if r["server_side_p99_ms"] is not None else ""
-                print(f"  {name:18s} c={c:<3d} {r['rps']:9.1f} req/s  p50 {r['p50_ms']:7.2f} ms  p99 {r['p99_ms']:7.2f} ms  errors {r['errors']} {r['error_kinds']}"
-                      f"  server CPU {r['server_cpu_share']:.2f} cores, {r['server_cpu_ms_per_request']:.2f} ms/request{inside}", flush=True)
+        for rnd in range(args.repeats):
+            for c in [int(x) for x in args.connections.split(",")]:
+                for name, (_, _, _, _, body) in servers.items():
+                    results[(name, c, rnd)] = load_one(name, urls[name], body, procs[name].pid, c, args, work)
     finally:
         for proc in procs.values():
             stop(proc)
@@ -238,17 +253,16 @@ def main() -> None:
         print(f"  {label:15s} median {t['median_us']:8.1f} us   p99 {t['p99_us']:8.1f} us")
     print()
     conns = [int(x) for x in args.connections.split(",")]
-    print("| connections | server | req/s | p50 ms | p99 ms | errors | throughput vs MLflow | server CPU (cores) | CPU ms/request | handler p99 ms |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    for c in conns:
-        m = results[("mlflow", c)]
-        for name in servers:
-            r = results[(name, c)]
-            inside = f"<= {r['server_side_p99_ms']:g}" if r["server_side_p99_ms"] is not None else "-"
-            print(f"| {c} | {name} | {r['rps']:.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['errors']}{' (' + r['error_kinds'] + ')' if r['error_kinds'] else ''} "
-                  f"| {r['rps'] / m['rps']:.1f}x | {r['server_cpu_share']:.2f} | {r['server_cpu_ms_per_request']:.2f} | {inside} |")
+    print("| round | connections | server | req/s | p50 ms | p99 ms | errors | vs mlflow-export | vs mlflow-sklearn | server CPU (cores) | CPU ms/request | handler p99 ms |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for rnd, c, name in ((rnd, c, name) for rnd in range(args.repeats) for c in conns for name in servers):
+        r = results[(name, c, rnd)]
+        ratios = " | ".join(f"{r['rps'] / results[(m, c, rnd)]['rps']:.1f}x" for m in MLFLOW_SERVERS)
+        inside = f"<= {r['server_side_p99_ms']:g}" if r["server_side_p99_ms"] is not None else "-"
+        print(f"| {rnd + 1} | {c} | {name} | {r['rps']:.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['errors']}{' (' + r['error_kinds'] + ')' if r['error_kinds'] else ''} "
+              f"| {ratios} | {r['server_cpu_share']:.2f} | {r['server_cpu_ms_per_request']:.2f} | {inside} |")
     if args.json:
-        args.json.write_text(json.dumps({"timing": timing, "wrk": {f"{k[0]}@{k[1]}": v for k, v in results.items()}}, indent=2))
+        args.json.write_text(json.dumps({"timing": timing, "wrk": {f"{k[0]}@{k[1]}#{k[2] + 1}": v for k, v in results.items()}}, indent=2))
     if not args.workspace:
         shutil.rmtree(work / "ws", ignore_errors=True)
     shutil.rmtree(work, ignore_errors=True)

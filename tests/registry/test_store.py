@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -48,6 +49,23 @@ def _exercise(store: Store) -> None:
     store.set_alias("m", "production", 3)
     store.set_alias("m", "production", 5)
     assert store.resolve_model("m@production")["version"] == 5
+    _exercise_prediction_log(store)
+
+
+def _exercise_prediction_log(store: Store) -> None:
+    """The server's pre-encoded rows (JSON text handed to the driver as they are) read back like ordinary ones."""
+    before = datetime.now(timezone.utc)
+    store.log_predictions([{"request_id": "r1", "model_name": "p", "version": 2, "inputs": '{"age": 27, "city": "Nice"}',
+                            "outputs": '{"prediction": "yes", "proba_yes": 0.75}'},
+                           {"request_id": "r2", "model_name": "p", "version": 2, "inputs": '{"age": null}', "outputs": "{}"}],
+                          encoded=True)
+    store.log_predictions([{"request_id": "r3", "model_name": "p", "version": 2, "inputs": {"age": 30}, "outputs": {"prediction": "no"}}])
+    rows = {r["request_id"]: r for r in store.list_predictions("p")}
+    assert rows["r1"]["inputs"] == {"age": 27, "city": "Nice"} and rows["r1"]["outputs"]["proba_yes"] == 0.75
+    assert rows["r2"]["inputs"] == {"age": None} and rows["r3"]["inputs"] == {"age": 30}
+    stamps = [r["created_at"] for r in rows.values()]
+    assert all(abs((s.replace(tzinfo=s.tzinfo or timezone.utc) - before).total_seconds()) < 60 for s in stamps), stamps
+    assert {r["request_id"] for r in store.predictions("p", since=before - timedelta(seconds=1))} == {"r1", "r2", "r3"}
     assert store.list_models("m")[0]["version"] == 8
 
 

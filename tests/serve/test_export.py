@@ -106,7 +106,7 @@ def test_real_mlflow_pyfunc_load_model(home, tmp_path):
     out = tmp_path / "mlf"
     export("plan", "mlflow", out, workspace=home)
     script = ("import sys, mlflow.pyfunc, pandas as pd; m = mlflow.pyfunc.load_model(sys.argv[1]);"
-              "print(m.predict(pd.DataFrame([{'tenure': 3.0, 'charges': 50.0, 'region': 'north', 'support_calls': 1.0, 'churn': 'yes'}])).to_json(orient='records'))")
+              "print(m.predict(pd.DataFrame([{'tenure': 3.0, 'charges': 50.0, 'region': 'north', 'support_calls': 1, 'churn': 'yes'}])).to_json(orient='records'))")
     res = subprocess.run([MLFLOW_PYTHON, "-c", script, str(out)], capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert res.returncode == 0, res.stderr[-2000:]
     got = json.loads(res.stdout.strip().splitlines()[-1])[0]

@@ -28,16 +28,42 @@ class PredictionLog:
                 conn.execute(t.predictions.insert(), [{"created_at": stamp, **r} for r in rows])
             return
 
-        def text(name: str, column):
-            param = sa.bindparam(f"{name}_text", type_=sa.Text)
-            return sa.cast(param, column.type) if self.engine.dialect.name == "postgresql" else param
-
-        c = t.predictions.c
-        stmt = t.predictions.insert().values(inputs=text("inputs", c.inputs), outputs=text("outputs", c.outputs))
-        params = [{"created_at": stamp, **{k: v for k, v in r.items() if k not in ("inputs", "outputs")},
-                   "inputs_text": r["inputs"], "outputs_text": r["outputs"]} for r in rows]
+        sql, order = self._encoded_insert()
+        created_at = self._stamp_value(stamp)
+        params = []
+        for r in rows:
+            values = {"request_id": r["request_id"], "model_name": r["model_name"], "version": r["version"],
+                      "inputs_text": r["inputs"], "outputs_text": r["outputs"], "created_at": created_at}
+            params.append(tuple(values[k] for k in order) if order else values)
         with self.tx() as conn:
-            conn.execute(stmt, params)
+            conn.exec_driver_sql(sql, params)
+
+    def _encoded_insert(self) -> tuple[str, tuple[str, ...] | None]:
+        """The INSERT for already-encoded rows in the driver's own parameter style, compiled once per store.
+
+        The server's log thread shares the interpreter lock with the event loop: handing the driver plain tuples
+        (one `executemany` in C) instead of SQLAlchemy's per-row parameter processing cut the lock time of a
+        650-row batch several-fold (measured with a 650-row write on SQLite; see docs/serving.md)."""
+        cached = getattr(self, "_encoded_insert_sql", None)
+        if cached is None:
+            dialect = self.engine.dialect
+            c = t.predictions.c
+
+            def text(name: str, column):
+                param = sa.bindparam(name, type_=sa.Text)
+                return sa.cast(param, column.type) if dialect.name == "postgresql" else param
+
+            stmt = t.predictions.insert().values(
+                request_id=sa.bindparam("request_id"), model_name=sa.bindparam("model_name"), version=sa.bindparam("version"),
+                inputs=text("inputs_text", c.inputs), outputs=text("outputs_text", c.outputs), created_at=sa.bindparam("created_at"))
+            compiled = stmt.compile(dialect=dialect)
+            cached = self._encoded_insert_sql = (compiled.string, tuple(compiled.positiontup) if compiled.positional else None)
+        return cached
+
+    def _stamp_value(self, stamp: datetime):
+        dialect = self.engine.dialect
+        process = t.predictions.c.created_at.type.dialect_impl(dialect).bind_processor(dialect)
+        return process(stamp) if process else stamp
 
     def list_predictions(self, model_name: str, *, limit: int = 1000, request_id: str | None = None) -> list[dict[str, Any]]:
         q = sa.select(t.predictions).where(t.predictions.c.model_name == model_name).order_by(t.predictions.c.id.desc()).limit(limit)

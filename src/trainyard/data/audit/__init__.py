@@ -19,6 +19,7 @@ import pandas as pd
 from trainyard.data.audit.columns import check_constant, check_id_like, check_missing, check_outliers
 from trainyard.data.audit.context import Context, Settings, build_context
 from trainyard.data.audit.noise import check_label_noise, check_poisoning
+from trainyard.data.audit.relative import check_leakage_relative
 from trainyard.data.audit.report import AuditReport, Finding, SEVERITIES
 from trainyard.data.audit.rows import check_duplicates, check_near_duplicates
 from trainyard.data.audit.splits import compare_splits
@@ -29,7 +30,6 @@ from trainyard.tasks import infer_task, parse_task
 from trainyard.data.audit.target import (
     association,
     check_class_balance,
-    check_leakage,
     check_sensitive,
     class_weight_for,
 )
@@ -43,7 +43,7 @@ CHECKS = {
     "constant": check_constant,
     "id_like": check_id_like,
     "class_balance": check_class_balance,
-    "leakage": check_leakage,
+    "leakage": check_leakage_relative,
     "duplicates": check_duplicates,
     "types": check_types,
     "sensitive": check_sensitive,

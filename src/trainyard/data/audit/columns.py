@@ -10,6 +10,7 @@ import pandas as pd
 
 from trainyard.data.audit.context import Context, fmt_values, share
 from trainyard.data.audit.report import Finding
+from trainyard.data.audit.rows import row_keys
 from trainyard.data.schema import _HEX, _UUID, as_numeric
 
 # Strings people write instead of leaving a cell empty (load_table already reads the common ones as missing).
@@ -22,6 +23,11 @@ NON_NEGATIVE_NAME = re.compile(
     re.I,
 )
 AGE_NAME = re.compile(r"(^|[_\s.-])age($|[_\s.-]|_years)", re.I)
+
+
+ID_NEAR_UNIQUE = 0.5  # an integer column with distinct values on at least this share of rows ...
+ID_NEAR_UNIQUE_DISTINCT = 0.99  # ... and on this share of the distinct rows is an identifier of repeated rows ...
+ID_MIN_ROWS = 1000  # ... on a table of this many distinct rows (the schema's rule for unique integers)
 
 
 def check_missing(ctx: Context) -> list[Finding]:
@@ -182,6 +188,23 @@ def _is_monotone(values: pd.Series) -> bool:
     return bool(len(values) > 1 and (values.is_monotonic_increasing or values.is_monotonic_decreasing))
 
 
+def _unique_per_distinct_row(ctx: Context, name: str) -> bool:
+    """An integer column that repeats only where whole rows repeat: an identifier of a table with duplicated rows
+    (a record id or account number unique on 96% of rows because 4% are copies). Judged among distinct rows, with
+    the rule schema inference applies to a table without copies: distinct integers on (nearly) every distinct row,
+    of at least ID_MIN_ROWS rows or a range no wider than 1.5x their count (a shuffled row number)."""
+    s = ctx.df[name]
+    if not pd.api.types.is_integer_dtype(s.dtype) or ctx.n < 50:
+        return False
+    n_unique = ctx.n_unique(name)
+    if n_unique < ID_NEAR_UNIQUE * ctx.n or n_unique == ctx.n:  # far from unique, or unique (the other rules judge it)
+        return False
+    distinct_rows = int(pd.unique(row_keys(ctx)[0]).size)
+    if n_unique < ID_NEAR_UNIQUE_DISTINCT * distinct_rows:
+        return False
+    return distinct_rows >= ID_MIN_ROWS or float(s.max() - s.min() + 1) <= 1.5 * n_unique
+
+
 def check_id_like(ctx: Context) -> list[Finding]:
     out = []
     for name in ctx.columns(include_special=False):
@@ -190,10 +213,13 @@ def check_id_like(ctx: Context) -> list[Finding]:
         kind = id_kind(ctx.df[name], ctx.sample[name])
         if kind is None and ctx.role(name) == "id":
             kind = "unique key"  # schema inference called it an identifier (e.g. distinct integers on every row)
+        if kind is None and _unique_per_distinct_row(ctx, name):
+            kind = "key of repeated rows"
         if kind is None:
             continue
         what = {"uuid": "UUIDs", "hash": "hash-like hex strings", "counter": "a counter or row number (consecutive or ever-increasing integers)",
-                "unique key": "a distinct value on every row"}[kind]
+                "unique key": "a distinct value on every row",
+                "key of repeated rows": "a distinct integer on every distinct row (its repeats are copies of whole rows)"}[kind]
         role = ctx.role(name)
         handled = "trainyard ignores it" if role == "id" else f"trainyard currently treats it as {role}: pass --ignore {name}"
         out.append(Finding("id_like", "warning", f"looks like an identifier: {what}",

@@ -128,9 +128,25 @@ class Context:
         return self.cache[key]
 
     def robust_z(self, name: str, values: pd.Series | None = None) -> pd.Series:
-        """Distance of every value (NaN where missing) from the column's median in robust SDs (see `spread`)."""
+        """Distance of every value (NaN where missing) from the column's median in robust SDs (see `spread`).
+
+        When most rows hold one value (capital_loss is 0 on 95% of Adult's rows) the column has no robust spread;
+        then the yardstick is the spread of the other values, and only values beyond them, away from the common
+        value, get a distance (a 250,000 among losses of 1,500-2,500); the rest are 0."""
         values = self.numeric(name) if values is None else values
-        return robust_z(values, self.spread(name))
+        spread = self.spread(name)
+        if spread is not None:
+            return robust_z(values, spread)
+        key = ("spread_beyond_common", name)
+        if key not in self.cache:
+            sample = as_numeric(self.sample[name]).dropna()
+            common = float(sample.mode().iloc[0]) if len(sample) else 0.0
+            rest = sample[sample != common]
+            self.cache[key] = (common, float(rest.median()) if len(rest) else 0.0, robust_spread(rest) if len(rest) >= 20 else None)
+        common, middle, rest_spread = self.cache[key]
+        z = robust_z(values, rest_spread)
+        beyond = np.sign(middle - common) * (values.to_numpy(dtype=float) - middle) > 0
+        return z.where(beyond | values.isna(), 0.0)
 
 
 def build_context(df, target, task, sensitive, time_col, group_col, settings, roles=None) -> Context:
@@ -150,7 +166,7 @@ def robust_spread(values: pd.Series) -> tuple[bool, float, float] | None:
     long tails are not outliers), falling back to the MAD; None when the values do not vary."""
     if values.empty:
         return None
-    log = bool(values.min() >= 0 and values.skew() > 2)
+    log = bool(values.min() >= 0 and values.skew() > 2) and _long_tailed_bulk(values)
     x = np.log1p(values.to_numpy(dtype=float)) if log else values.to_numpy(dtype=float)
     q1, med, q3 = np.percentile(x, [25, 50, 75])
     iqr = q3 - q1
@@ -159,6 +175,16 @@ def robust_spread(values: pd.Series) -> tuple[bool, float, float] | None:
     if iqr <= 0:
         return None
     return log, float(med), float(iqr / 1.349)
+
+
+def _long_tailed_bulk(values: pd.Series) -> bool:
+    """Whether the bulk of the values has a long right tail, judged by Kelly's quantile skewness
+    ((q90 + q10 - 2 q50) / (q90 - q10) > 0.2: 0.4 for a lognormal of sigma 0.6, 0.28-0.71 on breast_cancer's
+    '... error' columns, 0 for a symmetric bulk). The moment skew alone is driven by a few extreme values: 30 planted
+    charges of 7,000 among 18-120 make it large on their own, and on the log scale it then chose they hid themselves
+    (6.8 robust SDs out instead of 175). Up to 10% of extreme values leave the 10% and 90% quantiles in the bulk."""
+    q10, q50, q90 = np.percentile(values.to_numpy(dtype=float), [10, 50, 90])
+    return bool(q90 <= q10 or (q90 + q10 - 2 * q50) / (q90 - q10) > 0.2)
 
 
 def robust_z(values: pd.Series, spread: tuple[bool, float, float] | None) -> pd.Series:

@@ -9,18 +9,18 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from trainyard.data.audit.context import Context, share
+from trainyard.data.audit.context import Context, fmt_values, share
 from trainyard.data.audit.report import Finding
 from trainyard.data.audit.rows import feature_columns, feature_keys
 from trainyard.data.audit.target import association
 from trainyard.data.schema import FEATURE_ROLES, Schema, as_numeric
 
-NOISE_WARNING = 0.05  # share of rows flagged above which label noise is a warning, when the model has real signal ...
-NOISE_SIGNAL = 0.65  # ... (out-of-fold balanced accuracy at least this: on an outcome the columns barely predict,
-# disagreement is expected and says nothing about the labels) ...
-NOISE_CONFIDENT = 0.2  # ... and gives the flagged rows' labels a median probability below this
-# (measured: flipped labels on learnable tables 0.001-0.16; an outcome that is random given the columns 0.24-0.27;
-# UCI Adult, whose income the columns explain only in part, 0.2 with 6% of rows flagged and 0.21 with 14% after 8% flips)
+NOISE_SIGNAL = 0.65  # out-of-fold balanced accuracy under which the columns barely predict the target: no estimate
+NOISE_ANCHORS = 0.05  # per class, this share of the rows (at least NOISE_ANCHOR_MIN) the model is surest belong to it ...
+NOISE_ANCHOR_MIN = 20
+NOISE_ANCHOR_P = 0.75  # ... are that class's anchors when the model gives them this probability on average
+NOISE_FLOOR = 0.01  # label noise is a warning when the estimated rate of flipped labels is above this with 95% confidence
+# (measured, benchmarks/audit/calibrate.py: clean Adult, churn, breast_cancer, wine, digits 0-0.5%; 2% flips 2-3%)
 RESIDUAL_Z = 4.0  # regression: out-of-fold residuals beyond this many robust SDs are suspicious target values ...
 RESIDUAL_WARNING = 0.01  # ... and a warning when at least this share of rows (and 5 rows) are
 RESIDUAL_FLOOR = 0.25  # the residual scale is at least this share of the target's robust SD
@@ -120,6 +120,45 @@ def confident_learning(codes: np.ndarray, proba: np.ndarray) -> tuple[np.ndarray
     return np.asarray(issues, dtype=int), "confident learning (cleanlab)"
 
 
+def noise_rate(codes: np.ndarray, proba: np.ndarray) -> dict | None:
+    """The share of labels that look flipped, estimated on anchor rows; None when no class has anchors.
+
+    A class's anchors are the rows the out-of-fold model is surest belong to it (the top NOISE_ANCHORS of rows by
+    its probability, when the model gives them NOISE_ANCHOR_P or more on average). On clean data their labels agree
+    almost always (that is what being sure means), whatever the rest of the table's uncertainty: the outcome's
+    own chance (Bayes error) lives between the classes, not in their cores. A flipped label lands anywhere, anchors
+    included, so the anchors' disagreement rate estimates the flip rate. What this cannot tell apart: a class with no
+    confident core (every churner looks like some non-churner) from a class whose labels were flipped; such a class's
+    anchors disagree far more than the others' (binomial p < 0.001 under the others' pooled rate, or NOISE_FLOOR if
+    higher) and are left out,
+    so the estimate assumes flips hit the classes alike. Returns the pooled rate, its one-sided 95% lower bound
+    (Clopper-Pearson), the anchor rows and disagreements counted, and the classes used.
+    """
+    from scipy.stats import beta, binom
+
+    n, k = proba.shape
+    size = max(int(NOISE_ANCHORS * n), NOISE_ANCHOR_MIN)
+    per_class = {}
+    for j in range(k):
+        top = np.argsort(-proba[:, j], kind="stable")[:size]
+        if len(top) >= NOISE_ANCHOR_MIN and proba[top, j].mean() >= NOISE_ANCHOR_P:
+            per_class[j] = (len(top), int(np.sum(codes[top] != j)))
+    while len(per_class) > 1:  # leave out a class whose anchors disagree far more than the others' (no confident core)
+        worst = max(per_class, key=lambda j: per_class[j][1] / per_class[j][0])
+        rest_n = sum(v[0] for j, v in per_class.items() if j != worst)
+        rest_x = sum(v[1] for j, v in per_class.items() if j != worst)
+        m, x = per_class[worst]
+        if binom.sf(x - 1, m, max(rest_x / rest_n, NOISE_FLOOR)) >= 0.001:
+            break
+        del per_class[worst]
+    if not per_class:
+        return None
+    m = sum(v[0] for v in per_class.values())
+    x = sum(v[1] for v in per_class.values())
+    low = float(beta.ppf(0.05, x, m - x + 1)) if x else 0.0
+    return {"rate": x / m, "low": low, "anchors": m, "disagree": x, "classes": sorted(per_class)}
+
+
 def check_label_noise(ctx: Context) -> list[Finding]:
     if ctx.target is None or ctx.task is None or not ctx.settings.label_noise:
         return []
@@ -139,22 +178,34 @@ def check_label_noise(ctx: Context) -> list[Finding]:
     median_p = float(np.median(given[issues]))
     examples = [{"row": _label(rows.index[i]), "label": classes[codes[i]],
                  "predicted": classes[int(proba[i].argmax())], "label_probability": float(given[i])} for i in issues[:20]]
-    confident = median_p <= NOISE_CONFIDENT
     signal = float(np.mean([np.mean(proba[codes == k].argmax(axis=1) == k) for k in range(len(classes)) if np.any(codes == k)]))
+    est = noise_rate(codes, proba) if signal >= NOISE_SIGNAL else None
     what = f"{n_issues:,} rows ({share(frac)}) have labels that disagree with out-of-fold predictions"
-    what += " (likely mislabelled)" if confident else (" (the model is unsure about them: genuine uncertainty in the outcome, "
-                                                       "or mislabelled rows)")
     if signal < NOISE_SIGNAL:
         what += f"; the columns barely predict the target (balanced accuracy {signal:.2f}), so disagreement is expected"
-    # a warning needs many flagged rows that the model confidently contradicts; disagreement where the model is unsure
-    # (or where the columns barely predict the outcome) cannot be told apart from an outcome that is partly chance
-    severity = "warning" if frac >= NOISE_WARNING and confident and signal >= NOISE_SIGNAL else "info"
+    elif est is None:
+        what += "; no class has rows the model is sure of, so flipped labels cannot be told apart from an outcome that is partly chance"
+    else:
+        found = (f"{share(est['rate'])} carry another label (at least {share(est['low'])} with 95% confidence)" if est["disagree"]
+                 else "none carries another label")
+        left = [classes[j] for j in range(len(classes)) if j not in est["classes"]]
+        if left and len(left) <= 5:
+            found += f" ({fmt_values(left)} left out: even the rows surest of it often carry another label, a class without a sure core)"
+        what += (f"; of the {est['anchors']:,} rows the model is surest about, {found}, where clean labels almost always agree: "
+                 + ("about that share of all labels look flipped" if est["low"] >= NOISE_FLOOR else
+                    "the rest of the disagreement is the outcome's own uncertainty"))
+    # a warning needs evidence of flipped labels beyond the outcome's own chance: disagreement among the rows the
+    # model is surest about (anchors), above NOISE_FLOOR with 95% confidence
+    severity = "warning" if est is not None and est["low"] >= NOISE_FLOOR else "info"
+    data = {"rows": n_issues, "share": frac, "median_label_probability": median_p, "model_balanced_accuracy": signal,
+            "method": method, "examples": examples}
+    if est is not None:
+        data.update(noise_rate=est["rate"], noise_rate_low=est["low"], noise_floor=NOISE_FLOOR, anchor_rows=est["anchors"],
+                    anchor_classes=[classes[j] for j in est["classes"]])
     return [Finding("label_noise", severity, what,
                     "wrong labels teach the model wrong answers and make test scores unreliable.",
                     "review the listed rows (most suspicious first) and fix their labels, or drop them.",
-                    column=ctx.target, score=frac, data={"rows": n_issues, "share": frac, "median_label_probability": median_p,
-                                                         "model_balanced_accuracy": signal, "method": method, "examples": examples},
-                    sampled=_model_note(ctx, method, len(rows)))]
+                    column=ctx.target, score=frac, data=data, sampled=_model_note(ctx, method, len(rows)))]
 
 
 def _label(value):
@@ -292,8 +343,7 @@ def _extremes_in_one_class(ctx: Context) -> list[Finding]:
         ok = values.notna().to_numpy()
         if ok.sum() < 50:
             continue
-        z = ctx.robust_z(name, values[ok])  # median and spread from the row sample (shared with the outlier check)
-        extreme = (z > 10).to_numpy()
+        extreme = (ctx.robust_z(name, values[ok]) > 10).to_numpy()  # median and spread from the row sample
         m = int(extreme.sum())
         if m < 5 or m > 0.1 * ok.sum():
             continue
@@ -310,3 +360,4 @@ def _extremes_in_one_class(ctx: Context) -> list[Finding]:
                                data={"rows": m, "label": top, "label_share": top_share, "base_rate": float(base[top]),
                                      "examples": values[ok][extreme].index[:10].tolist()}))
     return out
+
