@@ -22,3 +22,18 @@ def test_a_batch_smaller_than_the_ranks_is_taken_whole_by_each_at_an_equal_share
     for r in range(3):
         part = DataParallel(r, 3)
         assert len(part.shard(batch)[0]) == 1 and part.weight(batch) == pytest.approx(1 / 3)
+
+
+def test_rows_weighted_by_a_count_make_the_ranks_losses_sum_to_the_global_token_mean():
+    """A loss averaged over tokens (not rows): each rank's mean over its tokens, weighted by its share of the tokens,
+    sums to the mean over all the batch's tokens, however unevenly the tokens fall between the ranks."""
+    tokens = torch.tensor([1, 5, 2, 9, 3])  # labelled tokens per row
+    values = [torch.rand(int(n), generator=torch.Generator().manual_seed(i)) for i, n in enumerate(tokens)]
+    batch = {"tokens": tokens}
+    total = 0.0
+    for r in range(2):
+        part = DataParallel(r, 2).weighted_by(lambda b: b["tokens"])
+        lo, hi = part.bounds(len(tokens))
+        total += part.weight(batch) * float(torch.cat(values[lo:hi]).mean())
+    assert total == pytest.approx(float(torch.cat(values).mean()))
+    assert DataParallel(0, 2).weight(batch) != pytest.approx(DataParallel(0, 2).weighted_by(lambda b: b["tokens"]).weight(batch))

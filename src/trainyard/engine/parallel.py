@@ -15,8 +15,16 @@ import torch
 
 
 class DataParallel:
-    def __init__(self, rank: int, world: int):
-        self.rank, self.world = rank, world
+    """`rows`, when given, weighs each row of a batch (a function: batch -> one count per row), for a loss that is a
+    mean over something other than rows: a language model's loss over its response tokens weighs every row by its
+    count of labelled tokens, so the ranks' weighted losses sum to the mean over the whole global batch's tokens."""
+
+    def __init__(self, rank: int, world: int, rows=None):
+        self.rank, self.world, self.rows = rank, world, rows
+
+    def weighted_by(self, rows) -> "DataParallel":
+        """The same rank, its share of a batch counted by `rows(batch)` (see the class docstring)."""
+        return DataParallel(self.rank, self.world, rows)
 
     @property
     def is_main(self) -> bool:
@@ -45,7 +53,10 @@ class DataParallel:
         if n < self.world:
             return 1.0 / self.world
         lo, hi = self.bounds(n)
-        return (hi - lo) / max(n, 1)
+        if self.rows is None:
+            return (hi - lo) / max(n, 1)
+        counts = torch.as_tensor(self.rows(batch), dtype=torch.float64)
+        return float(counts[lo:hi].sum() / counts.sum().clamp(min=1))
 
     def sum_gradients(self, model: torch.nn.Module) -> None:
         import torch.distributed as dist

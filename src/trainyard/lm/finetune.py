@@ -8,6 +8,8 @@ hundred KB) and names its base, and `trainyard merge` folds it in. Without
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 
 from trainyard.errors import DataError
@@ -15,7 +17,7 @@ from trainyard.lm.artifact import LanguageModel, load_base, quiet_transformers
 from trainyard.lm.memory import quantized
 from trainyard.lm.model import context_length
 from trainyard.lm.settings import TaskSetup
-from trainyard.lm.sft import IGNORE, chat_prompt, encode_example, pad_batch, read_pairs, token_loss
+from trainyard.lm.sft import IGNORE, chat_prompt, encode_example, pad_batch, padded_rows, read_pairs, token_loss
 
 
 def plan(data, s, ws, run_dir, emit) -> TaskSetup:
@@ -31,12 +33,9 @@ def plan(data, s, ws, run_dir, emit) -> TaskSetup:
     val_rows = [encode_example(tok, p, r, max_len) for p, r in val_pairs]
     lm = with_lora(base, s) if s.lora else base
     pad = tok.pad_token_id
-    batches = IndexedBatches(len(rows), s.batch_size, lambda idx, gen: pad_batch([rows[i] for i in idx], pad),
-                             lengths=np.array([len(x) for x, _ in rows]))
-
-    def evaluate(model) -> dict:
-        return response_loss(model, val_rows, pad, s.batch_size)
-
+    # partials of module functions, not closures: the batches and the evaluation travel to data-parallel ranks (lm/parallel.py)
+    batches = IndexedBatches(len(rows), s.batch_size, partial(padded_rows, rows, pad), lengths=np.array([len(x) for x, _ in rows]))
+    evaluate = partial(response_loss, rows=val_rows, pad_id=pad, batch_size=s.batch_size)
     return TaskSetup(lm, batches, token_loss, evaluate, [chat_prompt(tok, p) for p, _ in val_pairs[:s.samples]],
                 meta={"family": base.meta.get("family") or type(base.model).__name__, "artifact": base_info(base, s)})
 
@@ -45,10 +44,15 @@ def with_lora(base, s):
     from peft import LoraConfig, get_peft_model
 
 
+    import torch
+
     quiet_transformers()
     cfg = LoraConfig(r=s.lora_r, lora_alpha=s.lora_alpha or 2 * s.lora_r, lora_dropout=0.0, target_modules="all-linear",
                      task_type="CAUSAL_LM", fan_in_fan_out=base.model.config.model_type == "gpt2")  # GPT-2's Conv1D stores weights transposed
-    return LanguageModel(get_peft_model(base.model, cfg), base.tokenizer, base.meta)
+    with torch.random.fork_rng(devices=[]):  # the adapter's initial weights follow --seed, whatever ran before in the process
+        torch.manual_seed(s.seed)
+        model = get_peft_model(base.model, cfg)
+    return LanguageModel(model, base.tokenizer, base.meta)
 
 
 def base_info(base, s) -> dict:

@@ -1,49 +1,80 @@
-"""Data-parallel pre-training of a causal language model: the job each rank of engine/ranks.py runs. It carries the
-model and the corpus's training and held-out tokens as in-memory arrays (the shards are memory maps on the driver's
-disk, which other machines do not see), builds the same windows and batches as the single-process plan (the batch
-order is a function of (seed, epoch), so every rank agrees on every global batch and takes its slice), and trains with
-the engine's loop. Rank 0 returns the trained weights and the loop's result.
+"""Data-parallel training of a language model: the job each rank of engine/ranks.py runs, for pre-training and for
+instruction tuning (full or LoRA). The job carries the model and its data in memory (the corpus's training and
+held-out tokens as arrays: the shards are memory maps on the driver's disk, which other machines do not see; an SFT
+run's tokenised examples), builds the same batches as the single-process plan (the batch order is a function of
+(seed, epoch), so every rank agrees on every global batch and takes its slice) and trains with the engine's loop.
+Rank 0 returns the trained weights (the adapter's alone with LoRA) and the loop's result.
 
-    job = CausalLMRanks.of(setup, settings, loop_config)
+    job = JOBS[task](setup, loop_config)
     weights, fitted = train_on_ranks(cluster, job, workers=2, run=run, checkpoint_dir=..., resume=...)
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
 from trainyard.lm.pretrain import held_out_loss, lm_loss, windows_of
+from trainyard.lm.sft import label_tokens
 from trainyard.lm.shards import n_windows
 
 
 @dataclass
-class CausalLMRanks:
-    model: object
-    train: np.ndarray
-    val: np.ndarray
-    val_idx: np.ndarray
-    context: int
-    batch_size: int
-    config: object  # the engine's LoopConfig
+class LoopOnRanks:
+    """The engine's loop on one rank; every part pickles (it travels through Ray's object store)."""
 
-    @classmethod
-    def of(cls, setup, config) -> "CausalLMRanks":
-        """The job for a pre-training TaskSetup (lm/pretrain.py's `plan`) and the loop's config."""
-        data = setup.meta["ranks"]
-        return cls(setup.lm.model, np.array(data["train"]), np.array(data["val"]), np.asarray(data["val_idx"]), data["context"],
-                   data["batch_size"], config)
+    model: object
+    batches: object
+    loss_fn: Callable
+    evaluate: Callable
+    config: object  # the engine's LoopConfig
+    rows: Callable | None = None  # what each row of a batch counts for in the loss (DataParallel.weighted_by); None: one each
 
     def __call__(self, *, parallel, log, progress, checkpoint_dir, resume):
-        from trainyard.engine.batches import IndexedBatches
         from trainyard.engine.loop import fit
 
-        train, context = self.train, self.context
-        batches = IndexedBatches(n_windows(train, context), self.batch_size, lambda idx, gen: windows_of(train, idx, context))
-        fitted = fit(self.model, batches, lm_loss, config=self.config, evaluate=self._evaluate, checkpoint_dir=checkpoint_dir,
+        if self.rows is not None:
+            parallel = parallel.weighted_by(self.rows)
+        fitted = fit(self.model, self.batches, self.loss_fn, config=self.config, evaluate=self.evaluate, checkpoint_dir=checkpoint_dir,
                      resume=resume, log=log, progress=progress, parallel=parallel)
-        return {k: v.detach().cpu() for k, v in self.model.state_dict().items()}, fitted
+        return trained_weights(self.model), fitted
 
-    def _evaluate(self, model) -> dict:
-        return held_out_loss(model, self.val, self.val_idx, self.context, self.batch_size)
+
+def pretraining(setup, config) -> LoopOnRanks:
+    """The job for a pre-training TaskSetup (lm/pretrain.py's `plan`): its memory-mapped tokens copied into arrays."""
+    from trainyard.engine.batches import IndexedBatches
+
+    data = setup.meta["ranks"]
+    train, val, context, batch_size = np.array(data["train"]), np.array(data["val"]), data["context"], data["batch_size"]
+    batches = IndexedBatches(n_windows(train, context), batch_size, _Windows(train, context))
+    evaluate = partial(held_out_loss, tokens=val, idx=np.asarray(data["val_idx"]), context=context, batch_size=batch_size)
+    return LoopOnRanks(setup.lm.model, batches, lm_loss, evaluate, config)
+
+
+def finetuning(setup, config) -> LoopOnRanks:
+    """The job for an SFT TaskSetup (lm/finetune.py's `plan`, whose batches and evaluation hold the examples in memory):
+    the loss is a mean over response tokens, so each rank's share of a batch is its share of those tokens."""
+    return LoopOnRanks(setup.lm.model, setup.batches, setup.loss_fn, setup.evaluate, config, rows=label_tokens)
+
+
+JOBS = {"causal-lm": pretraining, "sft": finetuning}
+
+
+class _Windows:
+    """IndexedBatches' `load` for pre-training: windows of in-memory tokens."""
+
+    def __init__(self, tokens: np.ndarray, context: int):
+        self.tokens, self.context = tokens, context
+
+    def __call__(self, idx, gen=None):
+        return windows_of(self.tokens, idx, self.context)
+
+
+def trained_weights(model) -> dict:
+    """The weights training changed (every parameter that takes a gradient: with LoRA, the adapter's) and the buffers,
+    on the CPU: what rank 0 hands back to the driver's copy of the model."""
+    keep = {k for k, p in model.named_parameters() if p.requires_grad} | {k for k, _ in model.named_buffers()}
+    return {k: v.detach().cpu() for k, v in model.state_dict().items() if k in keep}

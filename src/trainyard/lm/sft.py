@@ -70,6 +70,16 @@ def pad_batch(rows: list[tuple[list[int], list[int]]], pad_id: int):
     return {"input_ids": torch.from_numpy(ids), "labels": torch.from_numpy(labels), "attention_mask": torch.from_numpy(mask)}
 
 
+def padded_rows(rows: list, pad_id: int, idx, gen=None):
+    """The batch of `rows[idx]` (IndexedBatches' `load`; bound with functools.partial it pickles, for ranks on Ray)."""
+    return pad_batch([rows[i] for i in idx], pad_id)
+
+
+def label_tokens(batch):
+    """Labelled (response) tokens of each row of a padded batch: what `token_loss` averages over."""
+    return (batch["labels"][:, 1:] != IGNORE).sum(1)
+
+
 def token_loss(model, batch):
     """Mean next-token cross-entropy over the positions whose label is not IGNORE."""
     import torch.nn.functional as F

@@ -27,7 +27,7 @@ from trainyard.lm.artifact import register_language_model
 from trainyard.lm.generate import Sampling, generate
 from trainyard.lm.labels import task_metric
 from trainyard.lm.memory import check_quantize, use_gradient_checkpointing
-from trainyard.lm.parallel import CausalLMRanks
+from trainyard.lm.parallel import JOBS
 from trainyard.lm.settings import LMSettings, TaskSetup
 from trainyard.registry.names import safe_stem
 from trainyard.registry.plan import Registered, RunContext, RunResult, RunSpec
@@ -39,14 +39,17 @@ class LanguageModelPlan:
     """A language-model run (see the module docstring). A time limit counts from `started` (a perf_counter stamp)."""
 
     def __init__(self, data, settings: LMSettings, *, started: float | None = None):
-        check_quantize(settings)
         self.data, self.s = data, settings
         self.started = time.perf_counter() if started is None else started
         self.name = settings.name or _default_name(data, settings.task)
         self.cluster = parse_cluster(settings.cluster)
-        if self.cluster is not None and settings.task != "causal-lm":
-            raise ConfigError(f"Data-parallel training (--cluster) is built for pre-training (--task causal-lm), not --task {settings.task}.",
-                              f"run --task {settings.task} without --cluster and --workers.")
+        if self.cluster is not None and settings.task not in JOBS:
+            raise ConfigError(f"Data-parallel training (--cluster) is built for pre-training and instruction tuning (--task causal-lm, sft), "
+                              f"not --task {settings.task}.", f"run --task {settings.task} without --cluster and --workers.")
+        if self.cluster is not None and settings.quantize:
+            raise ConfigError(f"--quantize {settings.quantize} does not run data-parallel (--cluster): a quantized base does not travel to "
+                              "the ranks.", "drop --quantize (LoRA on the full-precision base), or train on one GPU without --cluster.")
+        check_quantize(settings)
         preflight(self.cluster, settings.workers)  # a bad value or an unreachable cluster is refused before the run exists
 
     @classmethod
@@ -107,14 +110,15 @@ class LanguageModelPlan:
                            {"step": self.fitted.state.step})
 
     def _fit_on_cluster(self, run: RunContext, cfg, ckpt_dir: Path, resume: bool):
-        """Pre-training on `workers` data-parallel ranks (lm/parallel.py); rank 0's weights come back into the plan's model."""
+        """Training on `workers` data-parallel ranks (lm/parallel.py); rank 0's trained weights come back into the plan's model."""
         with Cluster(self.cluster) as cluster:
             workers = self.s.workers or cluster.cpus()
             nodes = ", ".join(n.id for n in cluster.nodes())
             run.store.add_event(run.run_id, "cluster", f"data-parallel on {workers} worker{'s' if workers != 1 else ''}; Ray nodes: {nodes}")
-            weights, fitted = train_on_ranks(cluster, CausalLMRanks.of(self.plan, cfg), workers=workers, run=run, checkpoint_dir=ckpt_dir,
+            weights, fitted = train_on_ranks(cluster, JOBS[self.s.task](self.plan, cfg), workers=workers, run=run, checkpoint_dir=ckpt_dir,
                                              resume=resume)
-        self.plan.lm.model.load_state_dict(weights)
+        unexpected = self.plan.lm.model.load_state_dict(weights, strict=False).unexpected_keys
+        assert not unexpected, unexpected  # rank 0 trained a copy of this very model
         self.plan.lm.model.eval()
         return fitted
 
