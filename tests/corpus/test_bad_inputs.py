@@ -351,9 +351,9 @@ def test_train_bad_cluster(cli, home, tmp_path, args, names):
 def test_cluster_on_a_kind_that_cannot_use_it(cli, home, tmp_path):
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("some words to learn from\n" * 50)
-    for task in ("preference", "reward"):  # data-parallel pre-training and SFT are built (tests/cluster); these are not
-        refused(cli, home, "train", str(corpus), "--task", task, "--base", "lm@1", "--cluster", "local:2",
-                names=(f"pre-training and instruction tuning (--task causal-lm, sft), not --task {task}", "without --cluster"))
+    refused(cli, home, "train", str(corpus), "--task", "preference", "--method", "rloo", "--base", "lm@1", "--reward-model", "rm@1",
+            "--cluster", "local:2", names=("built for --task causal-lm, sft, reward and preference --method dpo, not --method rloo",
+                                           "run --method rloo without --cluster"))
     refused(cli, home, "train", str(corpus), "--task", "sft", "--base", "lm@1", "--lora", "--quantize", "4bit", "--cluster", "local:2",
             names=("--quantize 4bit does not run data-parallel", "drop --quantize"))
     refused(cli, home, "train", "--task", "rl", "--env", "CartPole-v1", "--cluster", "local:2", names=("--cluster does not apply",))

@@ -37,3 +37,11 @@ def test_rows_weighted_by_a_count_make_the_ranks_losses_sum_to_the_global_token_
         total += part.weight(batch) * float(torch.cat(values[lo:hi]).mean())
     assert total == pytest.approx(float(torch.cat(values).mean()))
     assert DataParallel(0, 2).weight(batch) != pytest.approx(DataParallel(0, 2).weighted_by(lambda b: b["tokens"]).weight(batch))
+
+
+def test_a_list_of_python_rows_in_a_batch_is_sliced_as_rows():
+    """A preference batch: a tensor (the rows' reference log-probabilities) and the pairs as Python objects."""
+    batch = {"ref": torch.arange(5), "pairs": [((i, i), (i, -i)) for i in range(5)]}
+    parts = [DataParallel(r, 2).shard(batch) for r in range(2)]
+    assert [p["pairs"] for p in parts] == [batch["pairs"][:2], batch["pairs"][2:]]
+    assert [p["ref"].tolist() for p in parts] == [[0, 1], [2, 3, 4]]

@@ -39,8 +39,9 @@ class DataParallel:
         return n * self.rank // self.world, n * (self.rank + 1) // self.world
 
     def shard(self, batch):
-        """This rank's slice of a batch (a tensor, or a tuple/list/dict of tensors with rows first)."""
-        if isinstance(batch, torch.Tensor):
+        """This rank's slice of a batch: a tensor, or a tuple/list/dict of tensors with rows first; a list of anything
+        but tensors is rows of Python objects (a preference batch's pairs of token lists) and is sliced as rows."""
+        if isinstance(batch, torch.Tensor) or (isinstance(batch, list) and batch and not isinstance(batch[0], torch.Tensor)):
             lo, hi = self.bounds(len(batch))
             return batch[lo:hi]
         if isinstance(batch, dict):

@@ -1,7 +1,7 @@
-"""Data-parallel training of a language model: the job each rank of engine/ranks.py runs, for pre-training and for
-instruction tuning (full or LoRA). The job carries the model and its data in memory (the corpus's training and
-held-out tokens as arrays: the shards are memory maps on the driver's disk, which other machines do not see; an SFT
-run's tokenised examples), builds the same batches as the single-process plan (the batch order is a function of
+"""Data-parallel training of a language model: the job each rank of engine/ranks.py runs, for pre-training, instruction
+tuning (full or LoRA), DPO and reward models. The job carries the model and its data in memory (the corpus's training
+and held-out tokens as arrays: the shards are memory maps on the driver's disk, which other machines do not see; a
+fine-tuning run's tokenised examples), builds the same batches as the single-process plan (the batch order is a function of
 (seed, epoch), so every rank agrees on every global batch and takes its slice) and trains with the engine's loop.
 Rank 0 returns the trained weights (the adapter's alone with LoRA) and the loop's result.
 
@@ -54,13 +54,20 @@ def pretraining(setup, config) -> LoopOnRanks:
     return LoopOnRanks(setup.lm.model, batches, lm_loss, evaluate, config)
 
 
-def finetuning(setup, config) -> LoopOnRanks:
-    """The job for an SFT TaskSetup (lm/finetune.py's `plan`, whose batches and evaluation hold the examples in memory):
-    the loss is a mean over response tokens, so each rank's share of a batch is its share of those tokens."""
-    return LoopOnRanks(setup.lm.model, setup.batches, setup.loss_fn, setup.evaluate, config, rows=label_tokens)
+def in_memory(setup, config, rows: Callable | None = None) -> LoopOnRanks:
+    """The job for a TaskSetup whose batches and evaluation hold their examples in memory: SFT's (lm/finetune.py), DPO's
+    (lm/preference.py: the pairs and their reference log-probabilities) and a reward model's (lm/reward.py). DPO's and
+    the reward model's losses are means over pairs (a rank's share: its share of the pairs); SFT's is a mean over
+    response tokens (a rank's share: its share of those tokens, `rows=label_tokens`)."""
+    return LoopOnRanks(setup.lm.model, setup.batches, setup.loss_fn, setup.evaluate, config, rows=rows)
 
 
-JOBS = {"causal-lm": pretraining, "sft": finetuning}
+JOBS = {"causal-lm": pretraining, "sft": partial(in_memory, rows=label_tokens), "preference": in_memory, "reward": in_memory}
+
+
+def runs_on_ranks(settings) -> bool:
+    """Whether a language-model run can train data-parallel: every task but RLOO (which samples as it trains)."""
+    return settings.task in JOBS and not (settings.task == "preference" and settings.method != "dpo")
 
 
 class _Windows:

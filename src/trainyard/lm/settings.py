@@ -56,7 +56,7 @@ class LMSettings:
     quantize: str | None = setting(None, "Load the LoRA base in 8bit or 4bit (QLoRA; needs a CUDA GPU and bitsandbytes).",
                                    flag="--quantize")
     device: str = "auto"
-    cluster: str | None = None  # --cluster and --workers (declared in TrainConfig): data-parallel pre-training and SFT on Ray
+    cluster: str | None = None  # --cluster and --workers (declared in TrainConfig): data-parallel training on Ray (not RLOO)
     workers: int | None = None
     samples: int = 3  # generations recorded before/after training
     loop: dict = field(default_factory=dict)  # any other LoopConfig field, passed through

@@ -27,7 +27,7 @@ from trainyard.lm.artifact import register_language_model
 from trainyard.lm.generate import Sampling, generate
 from trainyard.lm.labels import task_metric
 from trainyard.lm.memory import check_quantize, use_gradient_checkpointing
-from trainyard.lm.parallel import JOBS
+from trainyard.lm.parallel import JOBS, runs_on_ranks
 from trainyard.lm.settings import LMSettings, TaskSetup
 from trainyard.registry.names import safe_stem
 from trainyard.registry.plan import Registered, RunContext, RunResult, RunSpec
@@ -43,9 +43,9 @@ class LanguageModelPlan:
         self.started = time.perf_counter() if started is None else started
         self.name = settings.name or _default_name(data, settings.task)
         self.cluster = parse_cluster(settings.cluster)
-        if self.cluster is not None and settings.task not in JOBS:
-            raise ConfigError(f"Data-parallel training (--cluster) is built for pre-training and instruction tuning (--task causal-lm, sft), "
-                              f"not --task {settings.task}.", f"run --task {settings.task} without --cluster and --workers.")
+        if self.cluster is not None and not runs_on_ranks(settings):  # RLOO: it samples completions as it trains
+            raise ConfigError("Data-parallel training (--cluster) is built for --task causal-lm, sft, reward and preference --method dpo, "
+                              f"not --method {settings.method}.", f"run --method {settings.method} without --cluster and --workers.")
         if self.cluster is not None and settings.quantize:
             raise ConfigError(f"--quantize {settings.quantize} does not run data-parallel (--cluster): a quantized base does not travel to "
                               "the ranks.", "drop --quantize (LoRA on the full-precision base), or train on one GPU without --cluster.")
