@@ -39,9 +39,9 @@ class DataParallel:
         return n * self.rank // self.world, n * (self.rank + 1) // self.world
 
     def shard(self, batch):
-        """This rank's slice of a batch: a tensor, or a tuple/list/dict of tensors with rows first; a list of anything
-        but tensors is rows of Python objects (a preference batch's pairs of token lists) and is sliced as rows."""
-        if isinstance(batch, torch.Tensor) or (isinstance(batch, list) and batch and not isinstance(batch[0], torch.Tensor)):
+        """This rank's slice of a batch: a tensor, or a tuple/list/dict of tensors with rows first; a list that holds no
+        tensors is rows of Python objects (a preference batch's pairs of token lists) and is sliced as rows."""
+        if isinstance(batch, torch.Tensor) or (isinstance(batch, list) and batch and not _holds_tensor(batch[0])):
             lo, hi = self.bounds(len(batch))
             return batch[lo:hi]
         if isinstance(batch, dict):
@@ -134,6 +134,15 @@ def global_batch_norm(module: torch.nn.Module) -> torch.nn.Module:
         else:
             global_batch_norm(child)
     return module
+
+
+def _holds_tensor(x) -> bool:
+    """Whether `x` is a tensor or a dict/tuple/list holding one (a sequence is judged by its first item)."""
+    if isinstance(x, torch.Tensor):
+        return True
+    if isinstance(x, dict):
+        return any(_holds_tensor(v) for v in x.values())
+    return isinstance(x, (list, tuple)) and len(x) > 0 and _holds_tensor(x[0])
 
 
 def batch_rows(batch) -> int:
