@@ -24,7 +24,7 @@ WEIGHT_TOLERANCE = 1e-6
 @pytest.fixture
 def sft_base(tmp_path):
     """A tiny GPT-2 base in a Hugging Face directory (its tokenizer trained on a small corpus), and prompt/response
-    pairs whose responses are 4 to 20 words long."""
+    pairs whose responses are 5 to 20 words long."""
     from trainyard.lm.model import build_model
     from trainyard.lm.tokenizer import train_tokenizer
 
@@ -65,7 +65,6 @@ def test_two_workers_fine_tune_lora_to_where_one_process_does(workspace, ray_clu
     assert len(a1) > 0 and a1.keys() == a2.keys()
     gap = max(float(np.abs(a1[k] - a2[k]).max()) for k in a1)
     assert gap < WEIGHT_TOLERANCE, gap
-    assert two.metrics["val_loss"] < math.log(2) - 0.05  # it learned: log 2 is the loss of telling chosen from rejected by chance
     assert max(float(np.abs(v).max()) for k, v in a2.items() if "lora_B" in k) > 1e-3  # the adapter trained (LoRA's B starts at 0)
     curve = [m["value"] for m in ws.store.metric_history(two.run_id, "train_loss")]
     assert len(curve) == two.steps and curve[-1] < curve[0]  # one curve (rank 0's), and it went down

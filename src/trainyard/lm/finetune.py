@@ -41,10 +41,8 @@ def plan(data, s, ws, run_dir, emit) -> TaskSetup:
 
 
 def with_lora(base, s):
-    from peft import LoraConfig, get_peft_model
-
-
     import torch
+    from peft import LoraConfig, get_peft_model
 
     quiet_transformers()
     cfg = LoraConfig(r=s.lora_r, lora_alpha=s.lora_alpha or 2 * s.lora_r, lora_dropout=0.0, target_modules="all-linear",

@@ -67,7 +67,7 @@ JOBS = {"causal-lm": pretraining, "sft": partial(in_memory, rows=label_tokens), 
 
 def runs_on_ranks(settings) -> bool:
     """Whether a language-model run can train data-parallel: every task but RLOO (which samples as it trains)."""
-    return settings.task in JOBS and not (settings.task == "preference" and settings.method != "dpo")
+    return settings.task in JOBS and not (settings.task == "preference" and settings.method == "rloo")
 
 
 class _Windows:
