@@ -27,7 +27,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 DEFAULT_RUNS = ["ppo:CartPole-v1:50000", "ppo:Acrobot-v1:50000", "ppo:LunarLander-v3:100000", "ppo:Pendulum-v1:50000",
-                "dqn:CartPole-v1:50000", "dqn:Acrobot-v1:30000"]
+                "dqn:CartPole-v1:50000", "dqn:Acrobot-v1:20000"]
 
 
 def run_one(lib: str, algo: str, env: str, steps: int, seed: int, args) -> dict:

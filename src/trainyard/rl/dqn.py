@@ -1,8 +1,9 @@
 """DQN: epsilon-greedy collection into a replay buffer, Huber-loss updates against a target network.
 
-One `iterate()` takes `train_freq` vector steps (epsilon falls linearly over the first `exploration_fraction`
-of the timesteps), then, once `learning_starts` steps are in the buffer, `gradient_steps` updates on uniform
-minibatches. The target of an update is r + gamma * Q_target(s', a*) with a* = argmax Q_online(s') (double
+One `iterate()` takes `train_freq` vector steps (uniformly random actions for the first `learning_starts` steps,
+then epsilon-greedy, epsilon falling linearly over the first `exploration_fraction` of the timesteps), then, once
+`learning_starts` steps are in the buffer, `gradient_steps` updates on uniform minibatches (`qupdate.py`: NumPy
+rings, gradients written out). The target of an update is r + gamma * Q_target(s', a*) with a* = argmax Q_online(s') (double
 DQN; plain DQN takes the target network's own maximum); episodes cut by a time limit are not terminal. The
 target network is copied (or Polyak-averaged with tau < 1) every `target_update_interval` steps.
 """
@@ -15,39 +16,7 @@ import torch.nn.functional as F
 
 from trainyard.rl.agent import Agent
 from trainyard.rl.nets import QNetwork
-
-BUFFER_FIELDS = ("obs", "next_obs", "actions", "rewards", "terminals")
-
-
-class ReplayBuffer:
-    def __init__(self, size: int, obs_dim: int):
-        self.size, self.pos, self.full = size, 0, False
-        self.data = {"obs": np.zeros((size, obs_dim), np.float32), "next_obs": np.zeros((size, obs_dim), np.float32),
-                     "actions": np.zeros(size, np.int64), "rewards": np.zeros(size, np.float32), "terminals": np.zeros(size, np.float32)}
-
-    def __len__(self) -> int:
-        return self.size if self.full else self.pos
-
-    def add(self, obs, next_obs, actions, rewards, terminals) -> None:
-        for i in range(len(actions)):
-            for key, value in zip(BUFFER_FIELDS, (obs[i], next_obs[i], actions[i], rewards[i], terminals[i])):
-                self.data[key][self.pos] = value
-            self.pos = (self.pos + 1) % self.size
-            self.full = self.full or self.pos == 0
-
-    def sample(self, rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
-        idx = rng.integers(0, len(self), n)
-        return {k: v[idx] for k, v in self.data.items()}
-
-    def arrays(self) -> dict[str, np.ndarray]:
-        n = len(self)
-        return {f"buffer_{k}": v[:n] for k, v in self.data.items()}
-
-    def load(self, arrays: dict[str, np.ndarray], pos: int, full: bool) -> None:
-        for key in BUFFER_FIELDS:
-            saved = arrays[f"buffer_{key}"]
-            self.data[key][:len(saved)] = saved
-        self.pos, self.full = pos, full
+from trainyard.rl.qupdate import QUpdate, ReplayBuffer
 
 
 class DQN(Agent):
@@ -61,6 +30,7 @@ class DQN(Agent):
         self.target.requires_grad_(False)
         self.opt = torch.optim.Adam(self.q.parameters(), lr=cfg.lr, fused=True)  # one kernel per step: ~0.3 ms less per update
         self.buffer = ReplayBuffer(cfg.buffer_size, info.obs_dim)
+        self.updater = QUpdate(self.q, self.opt, cfg.activation, cfg.max_grad_norm, cfg.batch_size)
         self.calls = 0  # vector steps (the target update counts them)
         self.updates = 0
 
@@ -99,57 +69,62 @@ class DQN(Agent):
         return {**metrics, **self.episode_stats()}
 
     def _step(self) -> None:
-        cfg = self.cfg
+        cfg, n = self.cfg, self.cfg.n_envs
         obs = self.obs_norm(self.obs, update=True)
-        with torch.no_grad():
-            greedy = self.q(torch.from_numpy(obs)).argmax(-1).numpy()
-        explore = self.rng.random(cfg.n_envs) < self.epsilon()
-        actions = np.where(explore, self.rng.integers(0, self.info.n_actions, cfg.n_envs), greedy)
+        actions = self.rng.integers(0, self.info.n_actions, n)  # uniformly random: the warm-up's, and exploration's
+        if self.steps >= cfg.learning_starts:  # before it (the warm-up) every action is random, as SB3's
+            explore = self.rng.random(n) < self.epsilon()
+            if not explore.all():
+                with torch.inference_mode():
+                    greedy = self.q(torch.from_numpy(obs)).argmax(-1).numpy()
+                actions = np.where(explore, actions, greedy)
         next_obs, reward, terminated, truncated, info = self.vec.step(self.to_env(actions))
         next_flat = self._flat(next_obs)
-        real_next = next_flat.copy()
-        for i in np.flatnonzero(terminated | truncated):
+        ended = np.flatnonzero(terminated | truncated)
+        real_next = next_flat.copy() if len(ended) else next_flat
+        for i in ended:
             real_next[i] = np.asarray(info["final_obs"][i], dtype=np.float32).ravel()
         self.buffer.add(self.obs, real_next, actions, np.asarray(reward, np.float32), terminated.astype(np.float32))
         self.obs = next_flat
-        self.steps += cfg.n_envs
+        self.steps += n
         self.calls += 1
-        if self.calls % max(cfg.target_update_interval // cfg.n_envs, 1) == 0:
+        if self.calls % max(cfg.target_update_interval // n, 1) == 0:
             self._update_target()
 
+    @torch.no_grad()
     def _update_target(self) -> None:
-        with torch.no_grad():
-            for t, s in zip(self.target.parameters(), self.q.parameters()):
+        for t, s in zip(self.target.parameters(), self.q.parameters()):
+            if self.cfg.tau == 1.0:
+                t.copy_(s)
+            else:
                 t.mul_(1.0 - self.cfg.tau).add_(s, alpha=self.cfg.tau)
 
     def _train(self, n_updates: int) -> dict:
-        cfg = self.cfg
+        """`n_updates` updates on minibatches drawn together; with plain targets (the target network fixed throughout)
+        every minibatch's target is computed in one forward pass before the first update."""
+        cfg, size = self.cfg, self.cfg.batch_size
         lr = self._set_lr()
-        losses, qs, peak = torch.zeros(()), torch.zeros(()), torch.zeros(())  # summed as tensors: no sync per update
-        for _ in range(n_updates):
-            b = self.buffer.sample(self.rng, cfg.batch_size)
-            obs = torch.from_numpy(self.obs_norm(b["obs"]))
-            nxt = torch.from_numpy(self.obs_norm(b["next_obs"]))
-            with torch.no_grad():
-                target_q = self.target(nxt)
-                if cfg.double:
-                    best = self.q(nxt).argmax(-1, keepdim=True)
-                    next_q = target_q.gather(1, best).squeeze(1)
-                else:
-                    next_q = target_q.max(-1).values
-                target = torch.from_numpy(b["rewards"]) + (1.0 - torch.from_numpy(b["terminals"])) * cfg.gamma * next_q
-            current = self.q(obs).gather(1, torch.from_numpy(b["actions"]).unsqueeze(1)).squeeze(1)
-            loss = F.smooth_l1_loss(current, target)
-            self.opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(self.q.parameters(), cfg.max_grad_norm, foreach=True)
-            self.opt.step()
-            current = current.detach()
-            losses += loss.detach()
-            qs += current.mean()
-            peak = torch.maximum(peak, current.abs().max())
+        b = self.buffer.sample(self.rng, n_updates, size)
+        obs = torch.from_numpy(self.obs_norm(b["obs"].reshape(n_updates * size, -1))).view(n_updates, size, -1)
+        nxt = torch.from_numpy(self.obs_norm(b["next_obs"].reshape(n_updates * size, -1))).view(n_updates, size, -1)
+        actions = torch.from_numpy(b["actions"])
+        rewards, alive = torch.from_numpy(b["rewards"]), 1.0 - torch.from_numpy(b["terminals"])
+        targets = torch.empty(n_updates, size)
+        current = torch.empty(n_updates, size)  # each update's values before it: the loss and the checks come from them
+        if not cfg.double:
+            with torch.inference_mode():
+                next_q = self.target(nxt.view(n_updates * size, -1)).max(-1).values.view(n_updates, size)
+            torch.addcmul(rewards, alive, next_q, value=cfg.gamma, out=targets)
+        for k in range(n_updates):
+            if cfg.double:
+                with torch.inference_mode():
+                    best = self.q(nxt[k]).argmax(-1, keepdim=True)
+                    next_q = self.target(nxt[k]).gather(1, best).squeeze(1)
+                torch.addcmul(rewards[k], alive[k], next_q, value=cfg.gamma, out=targets[k])
+            self.updater.step(obs[k], actions[k], targets[k], current[k])
             self.updates += 1
+        losses = F.smooth_l1_loss(current, targets, reduction="none").mean(1)
         # checked once per iteration: a NaN or an exploding estimate anywhere in it shows in the sum or the peak (the
         # plan then rolls back to the last checkpoint, so the updates after it are discarded with it)
-        self._check(losses, peak.reshape(1))
-        return {"loss": float(losses) / max(n_updates, 1), "q_mean": float(qs) / max(n_updates, 1), "lr": lr}
+        self._check(losses.sum(), current.abs().amax().reshape(1))
+        return {"loss": float(losses.mean()), "q_mean": float(current.mean()), "lr": lr}

@@ -12,13 +12,15 @@ LOG_2PI = math.log(2 * math.pi)
 SDE_EPSILON = 1e-6  # added to gSDE's variance (as SB3)
 
 
-def mlp(n_in: int, hidden: tuple[int, ...], n_out: int, activation: str, out_gain: float) -> nn.Sequential:
-    """Linear layers with orthogonal initialisation (gain sqrt(2) inside, `out_gain` on the last), zero biases."""
+def mlp(n_in: int, hidden: tuple[int, ...], n_out: int, activation: str, out_gain: float | None) -> nn.Sequential:
+    """Linear layers with orthogonal initialisation (gain sqrt(2) inside, `out_gain` on the last), zero biases;
+    `out_gain=None`: PyTorch's default initialisation of nn.Linear throughout."""
+    init = (lambda layer, gain: layer) if out_gain is None else _orthogonal
     layers, size = [], n_in
     for width in hidden:
-        layers += [_orthogonal(nn.Linear(size, width), math.sqrt(2)), ACTIVATIONS[activation]()]
+        layers += [init(nn.Linear(size, width), math.sqrt(2)), ACTIVATIONS[activation]()]
         size = width
-    layers.append(_orthogonal(nn.Linear(size, n_out), out_gain))
+    layers.append(init(nn.Linear(size, n_out), out_gain))
     return nn.Sequential(*layers)
 
 
@@ -127,9 +129,13 @@ class ActorCritic(nn.Module):
 
 
 class QNetwork(nn.Module):
+    """DQN's Q-network, initialised as PyTorch initialises nn.Linear (as SB3's DQN, which the RL Zoo's DQN values
+    were tuned with; the orthogonal initialisation that suits the actor-critic gives initial Q-values several times
+    larger)."""
+
     def __init__(self, obs_dim: int, n_actions: int, hidden: tuple[int, ...], activation: str):
         super().__init__()
-        self.q = mlp(obs_dim, hidden, n_actions, activation, 1.0)
+        self.q = mlp(obs_dim, hidden, n_actions, activation, None)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         return self.q(obs)
