@@ -1,7 +1,7 @@
 """Serving benchmark: the same LightGBM pipeline on Adult served by trainyard and by `mlflow models serve`.
 
     python benchmarks/serving/bench.py [--duration 30] [--connections 1,16,64] [--workers 1]
-        [--mlflow-python /work/peers/mlflow-venv/bin/python] [--workspace WS] [--no-log-variant] [--wrk-threads 1]
+        [--mlflow-python /work/peers/mlflow-venv/bin/python] [--workspace WS] [--no-log-variant] [--wrk-threads 1] [--pin]
 
 1. fetches Adult (scripts/fetch_data.py adult) and trains LightGBM on it (`trainyard train --include lightgbm`:
    AutoML's ensemble of LightGBM models) into a temporary workspace, or uses adult@1 in --workspace;
@@ -73,10 +73,10 @@ def to_ms(text: str) -> float:
     return value * {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4}[unit]
 
 
-def run_wrk(url: str, body: str, connections: int, duration: int, workdir: Path, threads: int = 1) -> dict:
+def run_wrk(url: str, body: str, connections: int, duration: int, workdir: Path, threads: int = 1, pin: list[str] = ()) -> dict:
     script = workdir / "post.lua"
     script.write_text(LUA.format(body=body))
-    out = subprocess.run(["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{duration}s", "--latency", "-s", str(script), url],
+    out = subprocess.run([*pin, "wrk", "-t", str(threads), "-c", str(connections), "-d", f"{duration}s", "--latency", "-s", str(script), url],
                          capture_output=True, text=True, timeout=duration + 60).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     total = int(re.search(r"(\d+) requests in", out).group(1))
@@ -160,7 +160,7 @@ def load_one(name: str, url: str, body: str, pid: int, c: int, args, work: Path)
     metrics_url = url.split("/v1/")[0] + "/metrics" if name.startswith("trainyard") else None
     before = server_side_p99_ms(metrics_url)[0] if metrics_url else None
     cpu0, t0 = group_cpu_seconds(pid), time.perf_counter()
-    r = run_wrk(url, body, c, args.duration, work, args.wrk_threads)
+    r = run_wrk(url, body, c, args.duration, work, args.wrk_threads, ["taskset", "-c", "1"] if args.pin else [])
     cpu, wall = group_cpu_seconds(pid) - cpu0, time.perf_counter() - t0
     r["server_cpu_share"] = cpu / wall  # cores' worth of CPU the server got while loaded
     r["server_cpu_ms_per_request"] = 1e3 * cpu / max(r["requests"], 1)
@@ -182,6 +182,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=1, help="rounds of the whole sweep (servers taking turns in each)")
     ap.add_argument("--wrk-threads", type=int, default=1,
                     help="wrk's threads (1: on a 2-core machine a second wrk thread takes the core the server needs)")
+    ap.add_argument("--pin", action="store_true",
+                    help="servers on CPU 0, wrk on CPU 1 (taskset): as if the load came from another machine")
     ap.add_argument("--no-log-variant", action="store_true", help="also serve with --no-log")
     args = ap.parse_args()
     if not shutil.which("wrk"):
@@ -198,7 +200,7 @@ def main() -> None:
 
     from trainyard.models.unwrap import tree_parts
 
-    print("uptime:", subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip(), f"| wrk threads: {args.wrk_threads}", flush=True)
+    print("uptime:", subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip(), f"| wrk threads: {args.wrk_threads}{' | pinned: servers CPU 0, wrk CPU 1' if args.pin else ''}", flush=True)
     work = Path(tempfile.mkdtemp(prefix="trainyard-bench-serving-"))
     home = args.workspace or work / "ws"
     data = pd.read_csv(adult())
@@ -230,7 +232,8 @@ def main() -> None:
     try:
         for name, (cmd, env, path, ready, body) in servers.items():
             port = free_port()
-            procs[name] = start([c.replace("{port}", str(port)) for c in cmd], env, work / f"{name.replace(' ', '')}.log")
+            pin = ["taskset", "-c", "0"] if args.pin else []
+            procs[name] = start(pin + [c.replace("{port}", str(port)) for c in cmd], env, work / f"{name.replace(' ', '')}.log")
             wait_ready(f"http://127.0.0.1:{port}{ready}")
             urls[name] = f"http://127.0.0.1:{port}{path}"
             check = httpx.post(urls[name], content=body, headers={"content-type": "application/json"}, timeout=30)
