@@ -94,26 +94,3 @@ def test_a_text_classifier_trains_on_two_workers(cli, workspace, ray_cluster, tm
     steps = [m["step"] for m in store.metric_history(result["run_id"], "train_loss")]
     assert steps == sorted(set(steps)) and steps  # one curve (rank 0's)
     assert any("data-parallel on 2 workers" in e["message"] for e in store.events(result["run_id"]))
-
-
-def test_a_data_parallel_run_through_ray_client(workspace, ray_cluster, images):
-    """--cluster ray://HOST:PORT: the driver is on no node, so rank 0 runs on a cluster node, writes its checkpoints into a
-    folder of its own and ships each one (and best.json) back: the run's folder on the driver holds them in the engine's
-    format, and its metric rows reach the store through the driver (one curve)."""
-    from trainyard import api
-    from trainyard.engine.checkpoint import Checkpoints
-    from trainyard.registry.workspace import Workspace
-
-    path, X = images
-    result = api.train(path, task="image-classification", epochs=2, batch_size=16, width=8, seed=3, checkpoint_every=3, name="client-dp",
-                       cluster=f"ray://127.0.0.1:{ray_cluster.client_port}", workers=2)
-    assert result.version == 1 and result.model.predict_proba(X).shape[0] == len(X)
-    ws = Workspace.resolve(workspace)
-    ckpts = Checkpoints(ws.run_dir(result.run_id) / "checkpoints")
-    assert ckpts.steps() and ckpts.steps()[-1] == result.model.n_steps_  # the final checkpoint, shipped back
-    assert ckpts.best_info() and ckpts.path(ckpts.best_info()["step"]) is not None
-    assert len(ckpts.steps()) <= 3  # pruned on the rank's side, mirrored on the driver's (keep_last 2 and the best)
-    steps = [m["step"] for m in ws.store.metric_history(result.run_id, "train_loss")]
-    assert steps and steps == sorted(set(steps)) and max(steps) == result.model.n_steps_
-    assert any("data-parallel on 2 workers" in e["message"] for e in ws.store.events(result.run_id))
-

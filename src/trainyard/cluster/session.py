@@ -125,9 +125,8 @@ class Cluster:
         done, _ = self.ray.wait(list(refs), num_returns=1, timeout=timeout_s)
         if done:  # take every other one already finished too
             more, _ = self.ray.wait(list(refs), num_returns=len(refs), timeout=0)
-            done = [*done, *more]
-        finished = {r.hex() for r in done}  # the caller's own refs back (a Ray Client's wait returns new objects for them)
-        return [r for r in refs if r.hex() in finished]
+            done = list({id(r): r for r in [*done, *more]}.values())
+        return done
 
     def result(self, ref, timeout_s: float = 60.0):
         """A finished task's value; TaskFailed with the reason when it raised or its worker/node was lost."""
@@ -145,21 +144,19 @@ class Cluster:
 
     def actors(self, cls, count: int, *, num_cpus: float = 1, num_gpus: float = 0) -> list:
         """`count` actors of `cls` (constructed with their index), the first on the driver's own node (it writes what the
-        driver reads: checkpoints in the run's folder), the others spread over the cluster. A Ray Client driver is on no
-        node of the cluster: then every actor is spread (the caller ships rank 0's files back; see `driver_node`)."""
+        driver reads: checkpoints in the run's folder), the others spread over the cluster."""
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-        here = self.driver_node()
+        here = self.ray.get_runtime_context().get_node_id()
+        if not here:
+            raise ClusterError("Data-parallel training needs the driver on a node of the cluster; a Ray Client (ray://) driver is not.",
+                               "run trainyard on a cluster machine with --cluster HOST:PORT or --cluster auto.")
         remote = self.ray.remote(cls)
         out = []
         for index in range(count):
-            where = NodeAffinitySchedulingStrategy(here, soft=False) if index == 0 and here else "SPREAD"
+            where = NodeAffinitySchedulingStrategy(here, soft=False) if index == 0 else "SPREAD"
             out.append(remote.options(num_cpus=num_cpus, num_gpus=num_gpus, scheduling_strategy=where, max_restarts=0).remote(index))
         return out
-
-    def driver_node(self) -> str:
-        """The node id of the driver's machine, or "" for a Ray Client (ray://) driver, which is on no node."""
-        return self.ray.get_runtime_context().get_node_id() or ""
 
     def kill(self, actor) -> None:
         try:

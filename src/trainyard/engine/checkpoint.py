@@ -99,28 +99,3 @@ def _write_json_atomic(path: Path, obj: dict) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
-
-
-def place(directory: str | os.PathLike, steps: dict[str, dict[str, bytes]], best: bytes | None, present: list[str]) -> None:
-    """Mirror checkpoints written elsewhere (a rank on another machine) into `directory`, with the same atomicity as `save`:
-    each step directory of `steps` ({"step-00000120": {file name: bytes}}) is written to a hidden folder and renamed into
-    place, then best.json, then the step directories not in `present` (pruned there) are removed."""
-    folder = Path(directory)
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, files in steps.items():
-        tmp = folder / f".tmp-{uuid.uuid4().hex[:8]}"
-        tmp.mkdir()
-        for file, blob in files.items():
-            (tmp / file).write_bytes(blob)
-        fsync_tree(tmp)
-        if (folder / name).exists():
-            old = folder / f".tmp-old-{uuid.uuid4().hex[:8]}"
-            os.replace(folder / name, old)
-            shutil.rmtree(old, ignore_errors=True)
-        os.replace(tmp, folder / name)
-        fsync_dir(folder)
-    if best is not None:
-        _write_json_atomic(folder / BEST, json.loads(best))
-    for stale in folder.glob("step-*"):
-        if stale.name not in present:
-            shutil.rmtree(stale, ignore_errors=True)

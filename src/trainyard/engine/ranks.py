@@ -30,8 +30,6 @@ from trainyard.registry.workspace import Workspace
 
 COLLECTIVE_TIMEOUT_S = 300  # a rank that stops answering fails the others' collectives after this, never a silent hang
 POLL_S = 0.5
-SHIP_TIMEOUT_S = 120  # a driver that takes no shipped checkpoint or metric row for this long is gone: rank 0 fails
-SHIPPED_STORE, SHIPPED_CHECKPOINTS = "_store", "_checkpoints"  # queue kinds of a shipping rank 0 (Ray Client driver)
 
 
 class Rank:
@@ -57,17 +55,12 @@ class Rank:
         backend = "nccl" if cuda() else "gloo"
         dist.init_process_group(backend, rank=self.index, world_size=world, timeout=timedelta(seconds=COLLECTIVE_TIMEOUT_S))
         try:
-            main, ship = self.index == 0, self.index == 0 and run["ship"]
+            main = self.index == 0
+            log = RunLog(Workspace.resolve(run["home"], run["db_url"]).store, run["run_id"]) if main else None
             with tempfile.TemporaryDirectory(prefix=f"trainyard-rank{self.index}-") as tmp:
-                folder = run["checkpoint_dir"] if main and not ship else _unpack(checkpoints, Path(tmp))
-                store = _ShippedStore(progress) if ship else Workspace.resolve(run["home"], run["db_url"]).store if main else None
-                shipper = _Shipper(Path(folder), progress) if ship else None
-                try:
-                    result = job(parallel=DataParallel(self.index, world), log=RunLog(store, run["run_id"]) if main else None,
-                                 progress=_Relay(progress) if main else None, checkpoint_dir=folder, resume=run["resume"])
-                finally:
-                    if shipper is not None:
-                        shipper.close()
+                folder = run["checkpoint_dir"] if main else _unpack(checkpoints, Path(tmp))
+                result = job(parallel=DataParallel(self.index, world), log=log, progress=_Relay(progress) if main else None,
+                             checkpoint_dir=folder, resume=run["resume"])
         finally:
             dist.destroy_process_group()
         return result if main else None
@@ -86,8 +79,7 @@ def train_on_ranks(cluster: Cluster, job, *, workers: int, run: RunContext, chec
     usage = NodeUsage(cluster)
     try:
         master = cluster.result(ranks[0].address.remote(), timeout_s=120)
-        info = {"home": str(run.ws.home), "db_url": run.ws.db_url, "run_id": run.run_id, "checkpoint_dir": str(checkpoint_dir), "resume": resume,
-                "ship": not cluster.driver_node()}  # a Ray Client driver: rank 0 ships its checkpoints and metrics back
+        info = {"home": str(run.ws.home), "db_url": run.ws.db_url, "run_id": run.run_id, "checkpoint_dir": str(checkpoint_dir), "resume": resume}
         refs = [r.train.remote(master, workers, job_ref, packed, info, events) for r in ranks]
         run.emit("stage", {"message": f"training on {workers} data-parallel workers (Ray)"})
         pending = list(refs)
@@ -95,9 +87,9 @@ def train_on_ranks(cluster: Cluster, job, *, workers: int, run: RunContext, chec
             for ref in cluster.wait(pending, POLL_S):
                 pending.remove(ref)
                 cluster.result(ref)
-            _relay_to(run, events, checkpoint_dir)
+            _relay_to(run, events)
             usage.tick(run)
-        _relay_to(run, events, checkpoint_dir)
+        _relay_to(run, events)
         return cluster.result(refs[0])
     except TaskFailed as exc:
         raise ConfigError(f"Data-parallel training failed on the cluster: {exc}", "see the Ray logs of the nodes; `trainyard resume RUN` "
@@ -126,81 +118,14 @@ class _Relay:
             pass
 
 
-def _relay_to(run: RunContext, queue, checkpoint_dir: Path) -> None:
-    """Hand rank 0's queued progress to the run's display; a shipping rank 0's (Ray Client driver) metric rows and events
-    go into the run's store and its checkpoints into the run's folder, in the order it wrote them."""
+def _relay_to(run: RunContext, queue) -> None:
+    """Hand rank 0's queued progress to the run's display."""
     try:
         items = queue.get_nowait_batch(queue.qsize())
     except Exception:  # the queue's actor went with its node: no more updates to show
         return
     for kind, info in items:
-        if kind == SHIPPED_STORE:
-            method, args = info
-            getattr(run.ws.store, method)(run.run_id, *args)
-        elif kind == SHIPPED_CHECKPOINTS:
-            from trainyard.engine.checkpoint import place  # torch, deferred like _pack's
-
-            place(checkpoint_dir, *info)
-        else:
-            run.emit(kind, info)
-
-
-class _ShippedStore:
-    """Rank 0's store when the driver is a Ray Client: its RunLog's writes go to the driver, which writes them into the
-    run's store (SQLite on the driver's disk included). Waits at most SHIP_TIMEOUT_S for room in the queue."""
-
-    def __init__(self, queue):
-        self.queue = queue
-
-    def log_metrics_many(self, run_id: str, rows: list) -> None:
-        self.queue.put((SHIPPED_STORE, ("log_metrics_many", (rows,))), timeout=SHIP_TIMEOUT_S)
-
-    def add_event(self, run_id: str, kind: str, message: str, data: dict | None = None) -> None:
-        self.queue.put((SHIPPED_STORE, ("add_event", (kind, message, data))), timeout=SHIP_TIMEOUT_S)
-
-
-class _Shipper:
-    """Rank 0's checkpoint folder (on its own node), watched: every step directory it saves (renamed into place whole) and
-    every change of best.json is sent to the driver, which mirrors them into the run's folder (checkpoint.place). A last
-    sweep on close ships the final checkpoint."""
-
-    def __init__(self, folder: Path, queue, every_s: float = POLL_S):
-        import threading
-
-        from trainyard.engine.checkpoint import BEST  # torch, deferred like _pack's
-
-        self.best_file = folder / BEST
-        self.folder, self.queue, self.every_s = folder, queue, every_s
-        self.sent: dict[str, int] = {}  # step directory -> its mtime when shipped (a step saved again after a rollback is sent again)
-        self.best: bytes | None = self.best_file.read_bytes() if self.best_file.exists() else None
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._watch, name="trainyard-ship", daemon=True)
-        self.thread.start()
-
-    def _watch(self) -> None:
-        while not self.stop.wait(self.every_s):
-            self.sweep()
-
-    def sweep(self) -> None:
-        steps: dict[str, dict[str, bytes]] = {}
-        present = sorted(p.name for p in self.folder.glob("step-*"))
-        for name in present:
-            try:
-                stamp = (self.folder / name).stat().st_mtime_ns
-                if self.sent.get(name) != stamp:
-                    steps[name] = {f.name: f.read_bytes() for f in (self.folder / name).iterdir()}
-                    self.sent[name] = stamp
-            except FileNotFoundError:  # pruned while being read: no longer wanted
-                continue
-        best = self.best_file.read_bytes() if self.best_file.exists() else None
-        new_best, self.best = (best if best != self.best else None), best
-        if steps or new_best is not None:
-            self.queue.put((SHIPPED_CHECKPOINTS, (steps, new_best, present)), timeout=SHIP_TIMEOUT_S)
-
-    def close(self) -> None:
-        self.stop.set()
-        self.thread.join(timeout=SHIP_TIMEOUT_S)
-        self.sweep()
+        run.emit(kind, info)
 
 
 def _pack(folder: Path) -> dict:
