@@ -72,12 +72,26 @@ def make_model(ctx: Context, seed: int):
     return Pipeline([("prep", make_preprocessor(model_schema(ctx), "tree")), ("model", make_estimator(seed))])
 
 
+def predict_out_of_fold(ctx: Context, rows: pd.DataFrame, y: np.ndarray, schema: Schema, classification: bool) -> np.ndarray:
+    """4-fold out-of-fold class probabilities (stratified) or values of the audit's small LightGBM on `schema`'s
+    feature columns. The tree preprocessing learns no labels (types, frequent categories), so it is fitted once, not
+    per fold."""
+    from sklearn.model_selection import KFold, StratifiedKFold, cross_val_predict
+
+    from trainyard.data.prepare import make_preprocessor
+
+    X = make_preprocessor(schema, "tree").fit_transform(rows)
+    seed = ctx.settings.seed
+    if classification:
+        folds = StratifiedKFold(n_splits=4, shuffle=True, random_state=seed)
+        return cross_val_predict(make_estimator(seed), X, y, cv=folds, method="predict_proba")
+    return cross_val_predict(make_estimator(seed, regression=True), X, y, cv=KFold(n_splits=4, shuffle=True, random_state=seed))
+
+
 def out_of_fold(ctx: Context) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, list] | None:
     """(rows, label codes, out-of-fold probabilities, class names) on a labelled sample; cached for other checks."""
     if "oof" in ctx.cache:
         return ctx.cache["oof"]
-    from sklearn.model_selection import StratifiedKFold, cross_val_predict
-
     ctx.cache["oof"] = None
     rows = ctx.labelled(ctx.settings.model_rows)
     y = rows[ctx.target].astype(str)
@@ -87,12 +101,7 @@ def out_of_fold(ctx: Context) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, lis
         return None
     rows = rows[y.isin(keep).to_numpy()]
     codes, classes = pd.factorize(rows[ctx.target].astype(str), sort=True)
-    from trainyard.data.prepare import make_preprocessor
-
-    # the tree preprocessing learns no labels (types, frequent categories), so it is fitted once, not per fold
-    X = make_preprocessor(model_schema(ctx, MODEL_FEATURES), "tree").fit_transform(rows)
-    folds = StratifiedKFold(n_splits=4, shuffle=True, random_state=ctx.settings.seed)
-    proba = cross_val_predict(make_estimator(ctx.settings.seed), X, codes, cv=folds, method="predict_proba")
+    proba = predict_out_of_fold(ctx, rows, codes, model_schema(ctx, MODEL_FEATURES), classification=True)
     ctx.cache["oof"] = (rows, codes, proba, list(classes))
     return ctx.cache["oof"]
 
@@ -218,10 +227,6 @@ def _model_note(ctx: Context, method: str, rows: int) -> str:
 
 def out_of_fold_regression(ctx: Context) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, bool] | None:
     """(rows, target on the model's scale, out-of-fold predictions, log scale?) on a labelled sample."""
-    from sklearn.model_selection import KFold, cross_val_predict
-
-    from trainyard.data.prepare import make_preprocessor
-
     rows = ctx.labelled(ctx.settings.model_rows)
     y = as_numeric(rows[ctx.target])
     ok = np.isfinite(y.to_numpy())
@@ -230,9 +235,7 @@ def out_of_fold_regression(ctx: Context) -> tuple[pd.DataFrame, np.ndarray, np.n
         return None
     log = bool(y.min() >= 0 and y.skew() > 2)  # a long right tail (prices, incomes): residuals on a log scale
     target = np.log1p(y.to_numpy()) if log else y.to_numpy()
-    X = make_preprocessor(model_schema(ctx, MODEL_FEATURES), "tree").fit_transform(rows)
-    folds = KFold(n_splits=4, shuffle=True, random_state=ctx.settings.seed)
-    pred = cross_val_predict(make_estimator(ctx.settings.seed, regression=True), X, target, cv=folds)
+    pred = predict_out_of_fold(ctx, rows, target, model_schema(ctx, MODEL_FEATURES), classification=False)
     return rows, target, pred, log
 
 

@@ -13,10 +13,9 @@ from __future__ import annotations
 import numpy as np
 
 from trainyard.data.audit.context import Context
-from trainyard.data.audit.noise import MODEL_FEATURES, make_estimator, model_schema
+from trainyard.data.audit.noise import MODEL_FEATURES, model_schema, predict_out_of_fold
 from trainyard.data.audit.report import Finding
 from trainyard.data.audit.target import LEAK_WARNING, association, check_leakage, encode_target
-from trainyard.data.prepare import make_preprocessor
 from trainyard.data.schema import Schema
 
 RELATIVE_MIN = 0.85  # a column alone at least this good (balanced accuracy or R^2) ...
@@ -58,8 +57,6 @@ def check_leakage_relative(ctx: Context) -> list[Finding]:
 def _score_without(ctx: Context, name: str) -> float | None:
     """Out-of-fold balanced accuracy (classification; each class scored against its prior, as the single-column
     scores are) or R^2 of a small LightGBM on every feature column but `name`."""
-    from sklearn.model_selection import KFold, StratifiedKFold, cross_val_predict
-
     classification = ctx.task.is_classification
     rows = ctx.labelled(ctx.settings.model_rows)
     y, classes = encode_target(rows[ctx.target], classification)
@@ -73,14 +70,11 @@ def _score_without(ctx: Context, name: str) -> float | None:
             c["role"] = "ignore"
     if not [c for c in d["columns"] if c["role"] not in ("ignore", "id") and c["name"] != ctx.target]:
         return None
-    X = make_preprocessor(Schema.from_dict(d), "tree").fit_transform(rows)
-    seed = ctx.settings.seed
+    out = predict_out_of_fold(ctx, rows, y, Schema.from_dict(d), classification)
     if not classification:
-        pred = cross_val_predict(make_estimator(seed, regression=True), X, y, cv=KFold(4, shuffle=True, random_state=seed))
         sst = float(np.sum((y - y.mean()) ** 2))
-        return 1 - float(np.sum((y - pred) ** 2)) / sst if sst > 0 else None
-    proba = cross_val_predict(make_estimator(seed), X, y, cv=StratifiedKFold(4, shuffle=True, random_state=seed),
-                              method="predict_proba")
+        return 1 - float(np.sum((y - out) ** 2)) / sst if sst > 0 else None
+    proba = out
     prior = np.bincount(y, minlength=len(classes)) / len(y)
     pred = (proba / np.maximum(prior, 1e-12)).argmax(axis=1)
     return float(np.mean([np.mean(pred[y == k] == k) for k in range(len(classes)) if np.any(y == k)]))
