@@ -1,11 +1,13 @@
 """Serving benchmark: the same LightGBM pipeline on Adult served by trainyard and by `mlflow models serve`.
 
     python benchmarks/serving/bench.py [--duration 30] [--connections 1,16,64] [--workers 1]
-        [--mlflow-python /work/peers/mlflow-venv/bin/python] [--workspace WS] [--no-log-variant] [--wrk-threads 1] [--pin]
+        [--mlflow-python /work/peers/mlflow-venv/bin/python] [--workspace WS] [--no-log-variant] [--no-compile-variant]
+        [--wrk-threads 1] [--pin]
 
 1. fetches Adult (scripts/fetch_data.py adult) and trains LightGBM on it (`trainyard train --include lightgbm`:
    AutoML's ensemble of LightGBM models) into a temporary workspace, or uses adult@1 in --workspace;
-2. times in-process single-row prediction (fast path vs the DataFrame path);
+2. times in-process single-row prediction (fast path with LightGBM's own tree code, with the trees compiled to
+   machine code as `trainyard serve` does in the background, and the DataFrame path);
 3. exports the same version as an MLflow pyfunc directory ("mlflow-export": trainyard's fast path running inside
    MLflow's server) and, with mlflow_sklearn.py, trains the model an MLflow user would serve: a scikit-learn
    Pipeline (one-hot + LightGBM defaults) saved with mlflow.sklearn ("mlflow-sklearn"); serves both with
@@ -14,7 +16,8 @@
 4. starts every server, then loads them with wrk on loopback (one JSON row per request) taking turns at
    each connection count (so machine load hits all alike), and prints requests/s, p50, p99 and errors for
    each, and the throughput ratio against each MLflow model. --no-log-variant adds `trainyard serve --no-log` as a third contender
-   (what the prediction log costs). For each run it also reports the CPU the server's processes got (in
+   (what the prediction log costs), --no-compile-variant `trainyard serve --no-compile` (what compiling the trees
+   gives). Load starts once each trainyard server has compiled its trees (`compiled_trees` in /v1/models/adult). For each run it also reports the CPU the server's processes got (in
    cores: on a shared machine, below 1 per worker means it was waiting for a CPU), its CPU time per
    request, and, for trainyard, the p99 of its own request-handling time from /metrics (the bucket bound):
    what the server adds, apart from waiting in the socket backlog and for the CPU.
@@ -65,6 +68,16 @@ def wait_ready(url: str, timeout: float = 180) -> None:
             pass
         time.sleep(0.5)
     raise RuntimeError(f"server at {url} did not become ready")
+
+
+def wait_compiled(info_url: str, timeout: float = 600) -> dict:
+    """Wait until the server has tried to compile its LightGBM trees (`serve --no-compile`: at once); its report."""
+    deadline = time.monotonic() + timeout
+    while True:
+        info = httpx.get(info_url, timeout=5).json()["compiled_trees"]
+        if info["state"] not in ("waiting", "compiling") or time.monotonic() > deadline:
+            return info
+        time.sleep(1)
 
 
 def to_ms(text: str) -> float:
@@ -137,12 +150,19 @@ def stop(proc: subprocess.Popen) -> None:
 
 
 def in_process(served, row: dict, n: int = 5000) -> dict:
-    """Median and p99 microseconds of ServedModel.outputs on one validated row: fast path vs DataFrame path."""
+    """Median and p99 microseconds of ServedModel.outputs on one validated row: fast path (LightGBM's code, then
+    the trees compiled to machine code) vs DataFrame path."""
     import statistics
+
+    from trainyard.serve.compiling import compile_served
 
     rows = served.validator.validate_rows([row])
     out = {}
-    for label, fast in (("fast path", served.fast), ("DataFrame path", None)):
+    for label, fast in (("fast path", served.fast), ("compiled trees", served.fast), ("DataFrame path", None)):
+        if label == "compiled trees":
+            compilation = compile_served("bench", served.fast)
+            compilation.wait()
+            print(f"compiled trees in process: {compilation.info()}", flush=True)
         saved, served.fast = served.fast, fast
         times = []
         for _ in range(n if fast else max(200, n // 10)):
@@ -185,6 +205,7 @@ def main() -> None:
     ap.add_argument("--pin", action="store_true",
                     help="servers on CPU 0, wrk on CPU 1 (taskset): as if the load came from another machine")
     ap.add_argument("--no-log-variant", action="store_true", help="also serve with --no-log")
+    ap.add_argument("--no-compile-variant", action="store_true", help="also serve with --no-compile (LightGBM's own tree code)")
     args = ap.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is not installed (apt-get install wrk)")
@@ -222,6 +243,8 @@ def main() -> None:
     servers = {"trainyard": (trainyard_cmd, trainyard_env, "/v1/models/adult/predict", "/ready", body)}
     if args.no_log_variant:
         servers["trainyard --no-log"] = (trainyard_cmd + ["--no-log"], trainyard_env, "/v1/models/adult/predict", "/ready", body)
+    if args.no_compile_variant:
+        servers["trainyard --no-compile"] = (trainyard_cmd + ["--no-compile"], trainyard_env, "/v1/models/adult/predict", "/ready", body)
     mlflow_env = {**os.environ, "PATH": f"{mlflow_bin}:{os.environ['PATH']}", "PYTHONPATH": "", "MLFLOW_TRACKING_URI": f"file://{work}/mlruns"}
     subprocess.run([args.mlflow_python, str(HERE / "mlflow_sklearn.py"), str(adult()), str(work / "mlflow-sklearn")], env=mlflow_env, check=True)
     mlflow_body = json.dumps({"dataframe_records": [row]})
@@ -235,6 +258,8 @@ def main() -> None:
             pin = ["taskset", "-c", "0"] if args.pin else []
             procs[name] = start(pin + [c.replace("{port}", str(port)) for c in cmd], env, work / f"{name.replace(' ', '')}.log")
             wait_ready(f"http://127.0.0.1:{port}{ready}")
+            if name.startswith("trainyard"):
+                print(f"{name}: compiled trees {wait_compiled(f'http://127.0.0.1:{port}/v1/models/adult')}", flush=True)
             urls[name] = f"http://127.0.0.1:{port}{path}"
             check = httpx.post(urls[name], content=body, headers={"content-type": "application/json"}, timeout=30)
             assert check.status_code == 200, (name, check.status_code, check.text[:500])

@@ -21,10 +21,9 @@ import pandas as pd
 
 from trainyard.data.schema import as_datetime
 from trainyard.tasks import Task
+from trainyard.models.compiled import LightGBMMember, two_columns
 from trainyard.models.fastpath import (
     NAN,
-    SINGLE_ROW_LIMIT,
-    SingleRowBooster,
     as_bool,
     as_float,
     is_missing,
@@ -76,6 +75,8 @@ def compile_rows(model) -> Callable[[Rows], np.ndarray] | None:
         return total
 
     predict.row_kinds = sorted(vector_kinds)  # type: ignore[attr-defined]
+    predict.lightgbm_members = [m for kind in vector_kinds for _, _, fn in plans[kind]  # type: ignore[attr-defined]
+                                if isinstance(m := getattr(fn, "inner", fn), LightGBMMember)]  # what a server may compile
     return predict
 
 
@@ -256,33 +257,15 @@ def _vector_predictor(est, encoder: _TreeEncoder, task: Task, n_classes: int | N
         full[:, codes] = proba
         return full
 
+    remapped.inner = raw  # type: ignore[attr-defined]
     return remapped
-
-
-def _two_columns(p: np.ndarray) -> np.ndarray:
-    out = np.empty((len(p), 2))  # what np.column_stack([1 - p, p]) gives, in a third of its time for one row
-    out[:, 1] = p
-    np.subtract(1.0, p, out=out[:, 0])
-    return out
 
 
 def _lightgbm(model, encoder, task) -> Predictor | None:
     booster = model.booster_
     if booster.num_feature() != len(encoder.features):
         return None
-    best = booster.best_iteration if booster.best_iteration > 0 else None
-    n_out = booster.num_model_per_iteration()
-    single = SingleRowBooster.create(booster, len(encoder.features), n_out, best)
-
-    def predict(X):
-        if single is not None and len(X) <= SINGLE_ROW_LIMIT:
-            out = np.array([single.predict(v) for v in X])
-            out = out[:, 0] if n_out == 1 else out
-        else:
-            out = booster.predict(X, num_iteration=best, num_threads=1)
-        return _two_columns(out) if task.is_classification and n_out == 1 else out
-
-    return predict
+    return LightGBMMember(booster, task)
 
 
 def _xgboost(model, encoder, task) -> Predictor | None:
@@ -298,7 +281,7 @@ def _xgboost(model, encoder, task) -> Predictor | None:
         out = np.asarray(booster.inplace_predict(X, iteration_range=limit), dtype=float)
         if task is Task.REGRESSION or multiclass:
             return out
-        return _two_columns(out)
+        return two_columns(out)
 
     return predict
 

@@ -51,6 +51,7 @@ class ServeSettings:
     check_categories: bool = True
     allow_missing: bool = False
     log_predictions: bool = True
+    compile_trees: bool = True  # LightGBM trees compiled to machine code in the background (serve.compiling)
     rag_generator: str | None = None  # a language model writing /v1/ask answers for served indexes (default: extractive)
 
     def policy(self) -> ValidationPolicy:
@@ -101,7 +102,7 @@ def create_app(settings: ServeSettings):
     for ref in settings.refs:
         if ref in lm_refs or ref in rag_refs or ref in rl_refs or ref in image_refs:
             continue
-        slot = ModelSlot(ws, ref, policy)
+        slot = ModelSlot(ws, ref, policy, settings.compile_trees)
         if slot.name in slots:
             raise ConfigError(f"Model '{slot.name}' is given twice ({slots[slot.name].ref} and {ref}).", "serve one reference per model name.")
         slot.refresh()  # load and verify now: a bad reference or a tampered artifact stops the start

@@ -20,6 +20,7 @@ import numpy as np
 
 from trainyard.registry.artifact import load_artifact
 from trainyard.registry.store import parse_ref
+from trainyard.serve.compiling import TreeCompilation, compile_served
 from trainyard.serve.validate import RowValidator, ValidationPolicy, build_validator
 import trainyard.kinds  # noqa: F401  (artifact loaders)
 
@@ -34,6 +35,7 @@ class ServedModel:
     fast: Any = None  # rows -> array, or None
     features: list[str] = field(default_factory=list)
     loaded_at: float = field(default_factory=time.time)
+    compilation: TreeCompilation | None = None  # LightGBM trees becoming machine code (None: not asked)
 
     @property
     def classes(self) -> list | None:
@@ -78,7 +80,9 @@ class ServedModel:
                        "missing_optional_columns": "treated as missing and imputed as in training",
                        "required_columns": "columns with no missing values in training" if not v.policy.allow_missing else "none",
                        "max_batch_rows": v.policy.max_batch},
-            "fast_path": self.fast is not None, "data_fingerprint": meta.get("data_fingerprint"),
+            "fast_path": self.fast is not None,
+            "compiled_trees": self.compilation.info() if self.compilation is not None else {"state": "off"},
+            "data_fingerprint": meta.get("data_fingerprint"),
             "run_id": meta.get("run_id"), "code": meta.get("code"), "loaded_at": self.loaded_at,
         }
 
@@ -88,14 +92,16 @@ def schema_title(name: str) -> str:
     return "".join(w[:1].upper() + w[1:] for w in words if w) or "Model"
 
 
-def load_served(ws, name: str, version: int, policy: ValidationPolicy) -> ServedModel:
-    """Load and verify one version (hashes checked before unpickling) and compile its fast path."""
+def load_served(ws, name: str, version: int, policy: ValidationPolicy, compile_trees: bool = False) -> ServedModel:
+    """Load and verify one version (hashes checked before unpickling) and build its fast path; with
+    `compile_trees`, start compiling its LightGBM trees to machine code in the background (`serve.compiling`)."""
     row = ws.store.get_model(name, version)
     model, meta = load_artifact(ws.home / row["artifact_path"], row["meta_sha256"])
     single_threaded(model.pipeline)
     validator = build_validator(model.schema, policy, title=f"{schema_title(name)}V{version}Row")
     fast = model.rows_fn()  # the model's own few-rows path, shared with in-process predict (None: the pipeline serves)
-    return ServedModel(name, version, model, meta, validator, fast, model.schema.features())
+    compilation = compile_served(f"{name}@{version}", fast) if compile_trees else None
+    return ServedModel(name, version, model, meta, validator, fast, model.schema.features(), compilation=compilation)
 
 
 def single_threaded(estimator) -> None:
@@ -111,8 +117,8 @@ def single_threaded(estimator) -> None:
 class ModelSlot:
     """What `churn`, `churn@3` or `churn@production` means right now, kept current by `refresh()`."""
 
-    def __init__(self, ws, ref: str, policy: ValidationPolicy):
-        self.ws, self.ref, self.policy = ws, ref, policy
+    def __init__(self, ws, ref: str, policy: ValidationPolicy, compile_trees: bool = False):
+        self.ws, self.ref, self.policy, self.compile_trees = ws, ref, policy, compile_trees
         self.name, self.selector = parse_ref(ref)
         self.pinned = self.selector is not None and self.selector.isdigit()
         self.current: ServedModel | None = None
@@ -141,7 +147,7 @@ class ModelSlot:
                 if self.current is not None and self.current.version == wanted:
                     self.last_error = None
                     return False
-                served = load_served(self.ws, self.name, wanted, self.policy)
+                served = load_served(self.ws, self.name, wanted, self.policy, self.compile_trees)
             except Exception as exc:  # keep serving what we have
                 self.last_error = f"{type(exc).__name__}: {getattr(exc, 'problem', exc)}"
                 if self.current is None:
