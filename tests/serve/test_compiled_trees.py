@@ -102,3 +102,17 @@ def test_no_compile_keeps_lightgbm(tmp_path):
         assert client.get("/v1/models/churn").json()["compiled_trees"] == {"state": "off"}
         assert pd.notna(client.post("/v1/models/churn/predict", json={"rows": [{"tenure": 3, "charges": 50.5, "plan": "monthly",
                                                                               "region": "north", "support_calls": 1}]}).json()["predictions"][0]["prediction"])
+
+
+def test_stopping_kills_the_compiler_and_keeps_lightgbm():
+    from trainyard.serve.compiling import TreeCompilation
+
+    booster, X = _booster(Task.MULTICLASS)
+    members = [LightGBMMember(booster, Task.MULTICLASS), LightGBMMember(booster, Task.MULTICLASS)]
+    compilation = TreeCompilation("test", members).start()
+    compilation.stop()
+    assert compilation.wait(timeout=120)
+    assert compilation.info()["state"] == "stopped" and compilation.compiled == 0
+    assert compilation._child is None or compilation._child.poll() is not None  # no compiler left running
+    assert all(m.compiled is None for m in members)
+    np.testing.assert_allclose(members[0](X[:5]), booster.predict(X[:5]), atol=1e-12)

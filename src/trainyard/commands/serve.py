@@ -74,6 +74,8 @@ def serve(
     if workers == 1:
         uvicorn.run(app, **opts)
         return
+    for slot in app.state.trainyard.slots.values():
+        slot.stop()  # each worker loads (and compiles) its own copy
     del app
     os.environ[SETTINGS_ENV] = settings.to_env()
     uvicorn.run("trainyard.serve.app:app_from_env", factory=True, workers=workers, **opts)

@@ -81,15 +81,24 @@ def compile_object(model_text: str) -> bytes:
     return emitted[0]
 
 
-def compile_in_child(model_text: str, timeout: float = 900.0) -> tuple[bytes, np.ndarray]:
+def compile_in_child(model_text: str, timeout: float = 900.0, on_start=None) -> tuple[bytes, np.ndarray]:
     """`compile_object` and `probe_rows` in a child process at low priority: (machine code, probe rows). On
-    failure a RuntimeError with the child's last line of stderr."""
-    done = subprocess.run([sys.executable, "-m", "trainyard.models.compiled"], input=model_text.encode(),
-                          capture_output=True, timeout=timeout)
-    if done.returncode != 0 or len(done.stdout) < 16:
-        lines = done.stderr.decode(errors="replace").strip().splitlines()
-        raise RuntimeError(lines[-1] if lines else f"the compiler exited with {done.returncode}")
-    return _unpack(done.stdout)
+    failure a RuntimeError with the child's last line of stderr. `on_start(process)` gets the child (to kill it
+    when the server stops first)."""
+    child = subprocess.Popen([sys.executable, "-m", "trainyard.models.compiled"], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    if on_start is not None:
+        on_start(child)
+    try:
+        out, err = child.communicate(model_text.encode(), timeout=timeout)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.communicate()
+        raise RuntimeError(f"compiling took over {timeout:g} s") from None
+    if child.returncode != 0 or len(out) < 24:
+        lines = err.decode(errors="replace").strip().splitlines()
+        raise RuntimeError(lines[-1] if lines else f"the compiler exited with {child.returncode}")
+    return _unpack(out)
 
 
 def _pack(object_code: bytes, probe: np.ndarray) -> bytes:

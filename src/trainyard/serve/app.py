@@ -121,6 +121,8 @@ def create_app(settings: ServeSettings):
         yield
         state.stopping = True
         state.poller.stop()
+        for slot in slots.values():
+            slot.stop()
         if logger:
             logger.stop()
 

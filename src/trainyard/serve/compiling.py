@@ -24,6 +24,8 @@ class TreeCompilation:
         self.state = "waiting" if self.members else "nothing to compile"
         self.errors: list[str] = []
         self.seconds: float | None = None
+        self._stopped = False
+        self._child = None
         self._thread = threading.Thread(target=self._run, name=f"trainyard-compile-{label}", daemon=True)
 
     def start(self) -> "TreeCompilation":
@@ -42,18 +44,38 @@ class TreeCompilation:
             self._thread.join(timeout)
         return not self._thread.is_alive()
 
+    def stop(self) -> None:
+        """Stop compiling (the server is stopping, or this version was swapped out): the child is killed."""
+        self._stopped = True
+        child = self._child
+        if child is not None and child.poll() is None:
+            child.kill()
+
+    def _started(self, child) -> None:
+        self._child = child
+        if self._stopped:
+            child.kill()
+
     def _run(self) -> None:
         started = time.monotonic()
         for i, member in enumerate(self.members):
+            if self._stopped:
+                self.errors.append("stopped")
+                break
             try:
-                member.use(*compile_in_child(member.model_text()))
+                member.use(*compile_in_child(member.model_text(), on_start=self._started))
                 self.compiled += 1
             except Exception as exc:  # this member keeps LightGBM's path, which is always right
+                if self._stopped:
+                    continue
                 problem = f"member {i + 1}: {type(exc).__name__}: {exc}"
                 self.errors.append(problem)
                 print(f"trainyard serve: {self.label}: trees stay on LightGBM ({problem})", file=sys.stderr)
         self.seconds = round(time.monotonic() - started, 1)
-        self.state = "done" if self.compiled == len(self.members) else "partly done" if self.compiled else "failed"
+        if self._stopped:
+            self.state = "stopped"
+        else:
+            self.state = "done" if self.compiled == len(self.members) else "partly done" if self.compiled else "failed"
 
     def info(self) -> dict:
         return {"state": self.state, "compiled": self.compiled, "lightgbm_members": len(self.members),

@@ -126,6 +126,12 @@ class ModelSlot:
         self.swaps = 0
         self._lock = threading.Lock()
 
+    def stop(self) -> None:
+        """The server is stopping: stop compiling the current version's trees (its child process is killed)."""
+        current = self.current
+        if current is not None and current.compilation is not None:
+            current.compilation.stop()
+
     def wanted_version(self) -> int | None:
         store = self.ws.store
         if self.pinned:
@@ -159,6 +165,8 @@ class ModelSlot:
             gc.freeze()  # keep the new version's objects out of full collections too (see app.freeze_heap)
             self.last_error = None
             if previous is not None:
+                if previous.compilation is not None:
+                    previous.compilation.stop()  # nobody will ask the old version's trees any more
                 self.swaps += 1
                 print(f"trainyard serve: {self.ref} switched from version {previous.version} to {served.version}", file=sys.stderr)
             return True
