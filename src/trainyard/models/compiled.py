@@ -97,6 +97,8 @@ def compile_in_child(model_text: str, timeout: float = 900.0, on_start=None) -> 
         raise RuntimeError(f"compiling took over {timeout:g} s") from None
     if child.returncode != 0 or len(out) < 24:
         lines = err.decode(errors="replace").strip().splitlines()
+        if child.returncode < 0:  # killed: the server stopping (Ctrl-C reaches the whole process group), or out of memory
+            raise RuntimeError(f"the compiler was stopped by signal {-child.returncode}")
         raise RuntimeError(lines[-1] if lines else f"the compiler exited with {child.returncode}")
     return _unpack(out)
 
