@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -104,6 +106,7 @@ def run_one(system, suite, name, budget, split, peers, seed, timeout_factor) -> 
     with tempfile.TemporaryDirectory() as out:
         cmd = [python, str(HERE / "systems.py"), "--system", system, "--train", str(train_path), "--test", str(test_path),
                "--target", target, "--task", task, "--metric", METRIC[task], "--budget", str(budget), "--seed", str(seed), "--out", out]
+        load_before, cpu_before = os.getloadavg()[0], children_cpu()
         started = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         peak = 0
@@ -115,9 +118,11 @@ def run_one(system, suite, name, budget, split, peers, seed, timeout_factor) -> 
                 break
             time.sleep(0.1)
         log = proc.stdout.read()[-3000:] if proc.stdout else ""
+        proc.wait()
         wall = time.perf_counter() - started
         row = {"suite": suite, "dataset": name, "system": system, "budget": budget, "seed": seed, "task": task, "metric": METRIC[task],
-               "wall_seconds": wall, "peak_mb": peak / 2**20, "python": python, "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+               "wall_seconds": wall, "cpu_seconds": children_cpu() - cpu_before, "load_before": load_before, "load_after": os.getloadavg()[0],
+               "peak_mb": peak / 2**20, "python": python, "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
         result = Path(out) / "result.json"
         if proc.returncode != 0 or not result.exists():
             return {**row, "error": f"exit {proc.returncode}: {log[-800:]}"}
@@ -127,6 +132,12 @@ def run_one(system, suite, name, budget, split, peers, seed, timeout_factor) -> 
         except Exception as exc:
             row["error"] = f"scoring failed: {exc}"
         return row
+
+
+def children_cpu() -> float:
+    """CPU seconds (user + system) of the finished child processes so far, and of the processes they waited for."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def tree_rss(pid: int) -> int:

@@ -2,9 +2,10 @@
 
 Ranks are per (dataset, seed): the systems are ranked on that split (ties share the better rank, a failure ranks
 last), and a system's mean rank is the mean over every (dataset, seed) it was run on, which is the mean over seeds
-of each seed's mean rank. Win rates count (dataset, seed) pairs, ties as half. Time is the system's fit time and
+of each seed's mean rank when every seed covers the same tables. Win rates count (dataset, seed) pairs, ties as half. Time is the system's fit time and
 its whole process's wall time (start-up, loading, fit, prediction) as a multiple of the budget, mean and worst;
-memory is the peak resident memory of the system's process tree; latency is the median single-row predict time.
+memory is the peak resident memory of the system's process tree; CPU is its processes' user + system seconds (those it
+waited for); the load average is read as each run starts; latency is the median single-row predict time.
 """
 
 from __future__ import annotations
@@ -66,6 +67,8 @@ def _summary(part: pd.DataFrame, systems: list[str], ranks: dict, budget: float)
              ("fit time / budget, worst", "fit_seconds", "max", 1 / budget, "{:.2f}x"),
              ("process wall time / budget, mean", "wall_seconds", "mean", 1 / budget, "{:.2f}x"),
              ("process wall time / budget, worst", "wall_seconds", "max", 1 / budget, "{:.2f}x"),
+             ("process CPU seconds / budget, mean", "cpu_seconds", "mean", 1 / budget, "{:.2f}x"),
+             ("load average (1 min) at start, max", "load_before", "max", 1, "{:.1f}"),
              ("peak memory MB, median", "peak_mb", "median", 1, "{:.0f}"),
              ("peak memory MB, max", "peak_mb", "max", 1, "{:.0f}"),
              ("single-row predict ms, median", "single_row_ms", "median", 1, "{:.2f}"),
