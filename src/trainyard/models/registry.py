@@ -37,12 +37,19 @@ class Family:
     requires: tuple[str, ...] = ()
     description: str = ""
     estimate: Callable | None = None  # estimate(n_rows, n_features, n_classes, params) -> Estimate
+    sized: Callable | None = None  # sized(n_rows, n_features, n_classes, seconds) -> the defaults this data and time call for
 
     def footprint(self, n_rows: int, n_features: int, n_classes: int, params: dict | None = None) -> "Estimate":
         """Prior fit seconds (one core) and peak memory (MB) for fitting on this much data."""
         if self.estimate is None:
             return Estimate(seconds=1e-6 * n_rows * n_features, memory_mb=3 * n_rows * n_features * 8 / 1e6 + 50)
         return self.estimate(n_rows, n_features, n_classes, {**self.defaults, **(params or {})})
+
+    def default_params(self, n_rows: int, n_features: int, n_classes: int, seconds: float | None = None) -> dict:
+        """The defaults, sized for this data and for the `seconds` one fit may take (None: no clock)."""
+        if self.sized is None:
+            return dict(self.defaults)
+        return {**self.defaults, **self.sized(n_rows, n_features, n_classes, seconds)}
 
     def available(self) -> bool:
         return all(importlib.util.find_spec(mod) is not None for mod in self.requires)
@@ -65,11 +72,13 @@ FAMILIES: dict[str, Family] = {}
 
 
 def register(name: str, *, prep: str, defaults: dict | None = None, space: Callable | None = None,
-             tasks=ALL_TASKS, requires: tuple[str, ...] = (), description: str = "", estimate: Callable | None = None):
+             tasks=ALL_TASKS, requires: tuple[str, ...] = (), description: str = "", estimate: Callable | None = None,
+             sized: Callable | None = None):
     """Register `make(task, seed, **params)` as the family `name`."""
 
     def decorator(make):
-        FAMILIES[name] = Family(name, make, prep, dict(defaults or {}), space, frozenset(tasks), tuple(requires), description, estimate)
+        FAMILIES[name] = Family(name, make, prep, dict(defaults or {}), space, frozenset(tasks), tuple(requires), description, estimate,
+                                sized)
         return make
 
     return decorator
