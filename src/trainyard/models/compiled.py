@@ -2,7 +2,7 @@
 
 LightGBM walks its trees node by node through generic arrays: ~0.15 ms per row for a 1,000-tree model, which
 was half of what a served request cost. lleaves (on LLVM, through llvmlite) turns the trees into straight-line
-machine code that gives the same numbers in a fifth of the time. Compiling takes 10-30 s per 1,000 trees, so
+machine code that gives the same numbers in a fifth of the time. Compiling takes 10-60 s per 1,000 trees, so
 it is never done inline:
 
 - `compile_object(model_text)` runs in a child process (`python -m trainyard.models.compiled`, model text on
