@@ -10,7 +10,12 @@ generators, untrained), copies the weights into trainyard's DQN and replaces tra
 hands out SB3's draws in SB3's order (the exploration coin and action from NumPy's global generator and the
 action space's; each minibatch's indices and environment indices from the global generator), then trains
 trainyard's DQN and compares: the first step whose action differs, how far the weights are at each saved step,
-and at how many steps the two exploration rates would decide differently.
+which replay rows differ, and at how many steps the two exploration rates would decide differently. During a
+warm-up (`learning_starts`, CartPole's first 1,000 steps) both draw a random action without a coin.
+
+With `fused`, the SB3 reference uses Adam's fused kernel, as trainyard does: the runs then stay together longer,
+and stock SB3 against fused SB3 parts as early as stock SB3 against trainyard. What it found: docs/rl.md
+("Return, DQN").
 """
 
 from __future__ import annotations
