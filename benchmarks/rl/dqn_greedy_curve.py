@@ -50,17 +50,26 @@ def trainyard_curve(env_id: str, steps: int, seed: int, every: int, probe) -> No
         plan.fit(progress=progress)
 
 
-def sb3_curve(env_id: str, steps: int, seed: int, every: int, probe) -> None:
+def zoo_dqn(env_id: str, seed: int, fused: bool = False):
+    """SB3's DQN with the RL Zoo's hyperparameters for `env_id`, one environment, seeded (not trained); `fused`:
+    Adam's fused kernel, as trainyard's DQN uses (the same arithmetic, rounded differently)."""
     from run_sb3 import zoo_hyperparameters
     from stable_baselines3 import DQN
-    from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.env_util import make_vec_env
 
     hp = zoo_hyperparameters("dqn", env_id)
     hp.pop("n_timesteps")
     policy = hp.pop("policy")
     hp["policy_kwargs"] = eval(hp["policy_kwargs"], {"dict": dict})  # the Zoo's own format
-    model = DQN(policy, make_vec_env(env_id, n_envs=1, seed=seed), seed=seed, verbose=0, device="cpu", **hp)
+    if fused:
+        hp["policy_kwargs"]["optimizer_kwargs"] = {"fused": True}
+    return DQN(policy, make_vec_env(env_id, n_envs=1, seed=seed), seed=seed, verbose=0, device="cpu", **hp)
+
+
+def sb3_curve(env_id: str, steps: int, seed: int, every: int, probe) -> None:
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    model = zoo_dqn(env_id, seed)
 
     class Probe(BaseCallback):
         def _on_step(self) -> bool:

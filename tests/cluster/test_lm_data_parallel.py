@@ -66,7 +66,9 @@ def test_two_workers_pretrain_to_where_one_process_does(workspace, ray_cluster, 
 
     usage = [m for m in metrics_after(ws.store, two.run_id) if m["key"].startswith("node_cpu.")]
     assert len({m["key"] for m in usage}) == 2  # each node's CPU sampled while the ranks trained
-    assert max(m["value"] for m in usage) > 0.2, usage  # the ranks' processes were seen busy
+    # the ranks' processes were seen busy: ~0.5-1 CPU each on a quiet machine, but 0.07-0.12 in a full test run at load
+    # 4-5 (2026-12-07); idle Ray workers read ~0 (and a new process's first sample is 0.0)
+    assert max(m["value"] for m in usage) > 0.05, usage
 
 
 def test_resume_continues_a_killed_data_parallel_pretraining_on_another_number_of_workers(cli, workspace, ray_cluster, small_corpus, tmp_path):
