@@ -33,7 +33,8 @@ from trainyard.tasks import Task
 ENTRY = "forest_root"  # lleaves' entry point: void forest_root(double *rows, double *out, int start, int end)
 TOLERANCE = 1e-9
 ZERO_BAND = float(np.float32(1e-35))  # LightGBM's kZeroThreshold (1e-35f)
-_ENTRY_TYPE = ctypes.CFUNCTYPE(None, ctypes.POINTER(ctypes.c_double), ctypes.POINTER(ctypes.c_double), ctypes.c_int32, ctypes.c_int32)
+_DOUBLE_P = ctypes.POINTER(ctypes.c_double)
+_ENTRY_TYPE = ctypes.CFUNCTYPE(None, _DOUBLE_P, _DOUBLE_P, ctypes.c_int32, ctypes.c_int32)
 _llvm_lock = threading.Lock()
 
 
@@ -147,8 +148,7 @@ class CompiledForest:
         if X.ndim != 2 or X.shape[1] != self.n_features:
             raise ValueError(f"expected rows of {self.n_features} features, got shape {X.shape}")
         out = np.empty((len(X), self.n_out), dtype=np.float64)
-        double_p = ctypes.POINTER(ctypes.c_double)
-        self._fn(X.ctypes.data_as(double_p), out.ctypes.data_as(double_p), 0, len(X))
+        self._fn(X.ctypes.data_as(_DOUBLE_P), out.ctypes.data_as(_DOUBLE_P), 0, len(X))
         return out[:, 0] if self.n_out == 1 else out
 
 

@@ -117,7 +117,7 @@ def single_threaded(estimator) -> None:
 class ModelSlot:
     """What `churn`, `churn@3` or `churn@production` means right now, kept current by `refresh()`."""
 
-    def __init__(self, ws, ref: str, policy: ValidationPolicy, compile_trees: bool = False):
+    def __init__(self, ws, ref: str, policy: ValidationPolicy, compile_trees: bool):
         self.ws, self.ref, self.policy, self.compile_trees = ws, ref, policy, compile_trees
         self.name, self.selector = parse_ref(ref)
         self.pinned = self.selector is not None and self.selector.isdigit()
