@@ -57,3 +57,29 @@ def test_a_port_that_accepts_but_is_not_ray_fails_within_the_connect_deadline():
         env = {**os.environ, "PYTHONPATH": str(SRC), "RAY_AUTH_MODE": "disabled"}
         proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert "ClusterError" in proc.stdout and "did not answer within 3s" in proc.stdout, proc.stdout + proc.stderr[-2000:]
+
+
+@pytest.mark.parametrize("value", ["soon", "0", "-5", "1e9"])
+def test_a_bad_connect_timeout_is_refused_before_the_run(monkeypatch, value):
+    pytest.importorskip("ray")
+    monkeypatch.setenv("TRAINYARD_CLUSTER_CONNECT_TIMEOUT_S", value)
+    with pytest.raises(ConfigError) as caught:
+        preflight(parse_cluster("127.0.0.1:1"))
+    assert "TRAINYARD_CLUSTER_CONNECT_TIMEOUT_S" in str(caught.value) and "=120" in caught.value.fix
+
+
+def test_the_connect_timeout_is_read_from_the_environment(monkeypatch):
+    from trainyard.cluster.session import Cluster
+
+    monkeypatch.setenv("TRAINYARD_CLUSTER_CONNECT_TIMEOUT_S", "95")
+    assert Cluster(parse_cluster("127.0.0.1:1")).connect_timeout_s == 95.0
+    monkeypatch.delenv("TRAINYARD_CLUSTER_CONNECT_TIMEOUT_S")
+    assert Cluster(parse_cluster("127.0.0.1:1")).connect_timeout_s == 30.0
+    assert Cluster(parse_cluster("127.0.0.1:1"), connect_timeout_s=3).connect_timeout_s == 3
+
+
+def test_an_exception_without_text_still_gives_a_message():
+    from trainyard.cluster.session import _first_line
+
+    assert _first_line(RuntimeError()) == "RuntimeError"
+    assert _first_line(ValueError("first\nsecond")) == "first"

@@ -19,7 +19,8 @@ from pathlib import Path
 from trainyard.errors import ConfigError, TrainyardError
 
 PROBE_TIMEOUT_S = 5.0  # a TCP connect to the cluster's port; Ray's own connect gets CONNECT_TIMEOUT_S after it
-CONNECT_TIMEOUT_S = 30.0
+CONNECT_TIMEOUT_S = 30.0  # Ray's own connect; a Ray Client server starts a process per driver, slow on a busy head
+TIMEOUT_VARIABLE = "TRAINYARD_CLUSTER_CONNECT_TIMEOUT_S"
 FORMS = "ray://HOST:PORT, HOST:PORT, auto or local:N"
 RAY_ADDRESS_FILE = Path("/tmp/ray/ray_current_cluster")  # where `ray start --head` writes its address (default temp dir)
 
@@ -71,6 +72,20 @@ def check_workers(workers: int | None) -> None:
         raise ConfigError(f"--workers must be at least 1, got {workers}.", "e.g. --workers 2 (with --cluster).")
 
 
+def connect_timeout() -> float:
+    """Seconds Ray's connect may take: CONNECT_TIMEOUT_S, or $TRAINYARD_CLUSTER_CONNECT_TIMEOUT_S."""
+    text = os.environ.get(TIMEOUT_VARIABLE, "").strip()
+    if not text:
+        return CONNECT_TIMEOUT_S
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= 3600:
+        raise ConfigError(f"{TIMEOUT_VARIABLE}={text!r} is not a number of seconds in (0, 3600].", f"e.g. {TIMEOUT_VARIABLE}=120.")
+    return value
+
+
 def require_ray():
     """Ray's module, or the error that says how to install it."""
     if importlib.util.find_spec("ray") is None:
@@ -91,6 +106,7 @@ def preflight(address: ClusterAddress | None, workers: int | None = None, timeou
         require_ray()
     if address.kind == "local":
         return
+    connect_timeout()  # a bad $TRAINYARD_CLUSTER_CONNECT_TIMEOUT_S is refused before the run exists
     host, port = (address.host, address.port) if address.kind != "auto" else _auto_address()
     try:
         with socket.create_connection((host, port), timeout=timeout_s):

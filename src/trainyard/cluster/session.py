@@ -19,7 +19,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from trainyard.cluster.address import CONNECT_TIMEOUT_S, ClusterAddress, ClusterError, preflight, require_ray
+from trainyard.cluster.address import TIMEOUT_VARIABLE, ClusterAddress, ClusterError, connect_timeout, preflight, require_ray
 
 TASK_RETRIES = 2  # a task whose worker or node dies is run again this many times (elsewhere when it can)
 
@@ -37,8 +37,9 @@ class Node:
 
 
 class Cluster:
-    def __init__(self, address: ClusterAddress, *, connect_timeout_s: float = CONNECT_TIMEOUT_S):
-        self.address, self.connect_timeout_s = address, connect_timeout_s
+    def __init__(self, address: ClusterAddress, *, connect_timeout_s: float | None = None):
+        self.address = address
+        self.connect_timeout_s = connect_timeout() if connect_timeout_s is None else connect_timeout_s
         self.ray = None
         self._tmp = None
         self._env: dict = {}  # environment variables set for a local Ray, put back on close
@@ -66,18 +67,20 @@ class Cluster:
             self._tmp = tempfile.mkdtemp(prefix="trainyard-ray-")
             kwargs.update(num_cpus=self.address.cpus, include_dashboard=False, _temp_dir=self._tmp)
             self._env = _own_auth_token(self._tmp)
-        outcome: list = []
+        attempt = _Connect(ray, self.address.ray_address(), kwargs)
         if self.address.kind == "local":  # in this thread: the processes it starts die with the thread that started them
-            _init(ray, self.address.ray_address(), kwargs, outcome)
+            attempt.run()
         else:  # joining: bounded by the connect timeout (Ray itself may retry for minutes)
-            thread = threading.Thread(target=_init, args=(ray, self.address.ray_address(), kwargs, outcome), daemon=True)
-            thread.start()
-            thread.join(self.connect_timeout_s)
-        if not outcome:
+            _wait_for_an_earlier_attempt(self.connect_timeout_s)
+            _remember(attempt)
+            threading.Thread(target=attempt.run, daemon=True, name="trainyard-ray-connect").start()
+        outcome = attempt.wait(self.connect_timeout_s)
+        if outcome is None:
             raise ClusterError(f"Ray at {self.address.text} did not answer within {self.connect_timeout_s:.0f}s.",
-                               "check that the head node is up (`ray status` on it) and that this machine can reach every node.")
-        if isinstance(outcome[0], BaseException):
-            raise ClusterError(f"Could not join the Ray cluster at {self.address.text}: {str(outcome[0]).splitlines()[0][:300]}",
+                               "check that the head node is up (`ray status` on it) and that this machine can reach every node; "
+                               f"on a busy head give Ray longer: {TIMEOUT_VARIABLE}=SECONDS.")
+        if isinstance(outcome, BaseException):
+            raise ClusterError(f"Could not join the Ray cluster at {self.address.text}: {_first_line(outcome)}",
                                "check the address and that the driver runs the same Ray and Python versions as the cluster.")
         self.ray = ray
         _cluster_messages_to_stderr()
@@ -226,9 +229,62 @@ def _reload_auth() -> None:
         AuthenticationTokenLoader.instance().reset_cache()
 
 
-def _init(ray, address: str, kwargs: dict, outcome: list) -> None:
+def _first_line(exc: BaseException) -> str:
+    """An exception's first line for a message (its type when it has no text)."""
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else type(exc).__name__
+
+
+class _Connect:
+    """One ray.init. When the caller stops waiting, the attempt is abandoned: if it connects after all it disconnects
+    again at once, so a late connection never leaves Ray initialised under the next run of this process."""
+
+    def __init__(self, ray, address: str, kwargs: dict):
+        self.ray, self.address, self.kwargs = ray, address, kwargs
+        self.outcome = None  # True, or the exception ray.init raised
+        self.abandoned = False
+        self.done = threading.Event()
+        self._lock = threading.Lock()
+
+    def run(self) -> None:
+        try:
+            self.ray.init(address=self.address, **self.kwargs)
+            result = True
+        except BaseException as exc:  # handed to the waiting thread, which raises it as a ClusterError
+            result = exc
+        with self._lock:
+            self.outcome = result
+            if self.abandoned:  # connected late, or failed half way (Ray's client mode left switched on): undo it
+                _quietly_shut_down(self.ray)
+        self.done.set()
+
+    def wait(self, timeout_s: float):
+        """The outcome, or None (and the attempt abandoned) when there is none within `timeout_s`."""
+        self.done.wait(timeout_s)
+        with self._lock:
+            if self.outcome is None:
+                self.abandoned = True
+            return self.outcome
+
+
+_pending: _Connect | None = None  # this process's latest connection attempt
+
+
+def _remember(attempt: _Connect) -> None:
+    global _pending
+    _pending = attempt
+
+
+def _wait_for_an_earlier_attempt(timeout_s: float) -> None:
+    """An abandoned attempt still running holds Ray's connection state: wait for it to end before a new one."""
+    earlier = _pending
+    if earlier is not None and not earlier.done.wait(timeout_s):
+        raise ClusterError(f"An earlier attempt of this process to reach Ray at {earlier.address} is still running "
+                           f"after {timeout_s:.0f}s more.", "wait until Ray gives up on it, or start the run in a new process.")
+
+
+def _quietly_shut_down(ray) -> None:
     try:
-        ray.init(address=address, **kwargs)
-        outcome.append(True)
-    except BaseException as exc:  # handed to the waiting thread, which raises it as a ClusterError
-        outcome.append(exc)
+        ray.shutdown()
+    except Exception:  # a connection that is half gone already: nothing left to undo
+        pass

@@ -50,10 +50,12 @@ class DivergenceError(TrainyardError):
 def fit(model: torch.nn.Module, batches, loss_fn: Callable, *, config: LoopConfig = LoopConfig(),
         evaluate: Callable[[torch.nn.Module], dict] | None = None, checkpoint_dir: str | Path,
         resume: bool = False, log=None, progress: Callable[[str, dict], None] | None = None,
-        param_groups: list[dict] | None = None, parallel: DataParallel | None = None) -> LoopResult:
+        param_groups: list[dict] | None = None, parallel: DataParallel | None = None,
+        clock: Callable[[], float] = time.perf_counter) -> LoopResult:
     """Train `model` on `batches` (see engine/batches.py) minimising `loss_fn(model, batch) -> scalar tensor`; with
-    `parallel`, as one rank of a data-parallel run (engine/parallel.py)."""
-    run = _Training(model, batches, loss_fn, config, evaluate, checkpoint_dir, log, progress, param_groups, parallel)
+    `parallel`, as one rank of a data-parallel run (engine/parallel.py). `clock` gives the seconds the time limit and
+    re-planning count (the wall clock)."""
+    run = _Training(model, batches, loss_fn, config, evaluate, checkpoint_dir, log, progress, param_groups, parallel, clock)
     run.start(resume)
     while not run.state.finished:
         diverged = run.epoch()
@@ -65,8 +67,10 @@ def fit(model: torch.nn.Module, batches, loss_fn: Callable, *, config: LoopConfi
 class _Training:
     """One call of `fit`: the model, its optimizer, schedule and checkpoints, and the loop's state."""
 
-    def __init__(self, model, batches, loss_fn, cfg: LoopConfig, evaluate, checkpoint_dir, log, progress, param_groups, parallel=None):
-        self.started, self.spent_before = time.perf_counter(), 0.0  # setting up (optimizer, first checkpoint) counts too
+    def __init__(self, model, batches, loss_fn, cfg: LoopConfig, evaluate, checkpoint_dir, log, progress, param_groups, parallel=None,
+                 clock: Callable[[], float] = time.perf_counter):
+        self.clock = clock
+        self.started, self.spent_before = clock(), 0.0  # setting up (optimizer, first checkpoint) counts too
         self.device = Device.resolve(cfg.device)
         self.precision = Precision.resolve(cfg.precision, self.device)
         if evaluate is None and (cfg.patience or cfg.schedule == "plateau"):
@@ -84,11 +88,11 @@ class _Training:
         self.schedule = Schedule.from_config(cfg, self.total_steps)
         self.ckpts = Checkpoints(checkpoint_dir, keep_last=cfg.keep_last)
         self.state, self.history = LoopState(total_steps=self.total_steps), []
-        self.samples, self.epoch_losses, self.timing = 0, [], StepTimes()
+        self.samples, self.epoch_losses, self.timing = 0, [], StepTimes(clock=clock)
 
     def elapsed(self) -> float:
         """Training seconds of the whole run so far (earlier calls included)."""
-        return self.spent_before + time.perf_counter() - self.started
+        return self.spent_before + self.clock() - self.started
 
     def snapshot(self) -> dict:
         self.state.seconds = self.elapsed()
@@ -269,7 +273,7 @@ class _Training:
         if self.cfg.restore_best and best is not None and state.best_step != state.step:
             Checkpoints.load(best, self.model, self.device.type)
         self.model.eval()
-        return LoopResult(state, self.history, time.perf_counter() - self.started, self.samples)
+        return LoopResult(state, self.history, self.clock() - self.started, self.samples)
 
 
 def _divergence(values: list[float], norm: float, positions: list, state: LoopState, cfg: LoopConfig) -> tuple[list, str] | None:

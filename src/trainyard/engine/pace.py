@@ -15,18 +15,18 @@ class StepTimes:
     """Where the time of a run goes, for re-planning: recent training steps (median of the last few: a slower
     or faster machine shows within a few steps), the last evaluation and the last checkpoint."""
 
-    def __init__(self, window: int = 9):
-        self.window = window
+    def __init__(self, window: int = 9, clock=time.perf_counter):
+        self.window, self.clock = window, clock
         self.reset()
 
     def reset(self) -> None:
         self.steps: list[float] = []
         self.eval = self.checkpoint = 0.0
-        self.last = time.perf_counter()
+        self.last = self.clock()
 
     def mark(self, kind: str) -> None:
         """The previous mark until now was one `kind` (a step: everything since the last mark, data loading included)."""
-        now = time.perf_counter()
+        now = self.clock()
         if kind == "step":
             self.steps = (self.steps + [now - self.last])[-self.window - 1:]
         else:

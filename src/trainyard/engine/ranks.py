@@ -21,6 +21,7 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
+from trainyard.cluster.address import ClusterError
 from trainyard.cluster.session import Cluster, TaskFailed
 from trainyard.cluster.usage import NodeUsage
 from trainyard.errors import ConfigError
@@ -30,6 +31,7 @@ from trainyard.registry.workspace import Workspace
 
 COLLECTIVE_TIMEOUT_S = 300  # a rank that stops answering fails the others' collectives after this, never a silent hang
 POLL_S = 0.5
+RANK_START_TIMEOUT_S = 300  # the first rank's worker process up (CI once needed > 120 s on a loaded 2-core machine)
 
 
 class Rank:
@@ -78,7 +80,7 @@ def train_on_ranks(cluster: Cluster, job, *, workers: int, run: RunContext, chec
     events = Queue(maxsize=1000, actor_options={"num_cpus": 0})  # rank 0's progress (steps, evaluations), relayed to the CLI by the driver
     usage = NodeUsage(cluster)
     try:
-        master = cluster.result(ranks[0].address.remote(), timeout_s=120)
+        master = _first_rank_started(cluster, ranks[0])
         info = {"home": str(run.ws.home), "db_url": run.ws.db_url, "run_id": run.run_id, "checkpoint_dir": str(checkpoint_dir), "resume": resume}
         refs = [r.train.remote(master, workers, job_ref, packed, info, events) for r in ranks]
         run.emit("stage", {"message": f"training on {workers} data-parallel workers (Ray)"})
@@ -99,6 +101,16 @@ def train_on_ranks(cluster: Cluster, job, *, workers: int, run: RunContext, chec
             cluster.kill(r)
         usage.close()
         events.shutdown(force=True)
+
+
+def _first_rank_started(cluster: Cluster, rank) -> str:
+    """Rank 0's rendezvous address, once its worker process is up (a new Python importing torch: slow on a busy node)."""
+    try:
+        return cluster.result(rank.address.remote(), timeout_s=RANK_START_TIMEOUT_S)
+    except TaskFailed as exc:
+        raise ClusterError(f"The first data-parallel worker did not start on the cluster ({exc}).",
+                           "check that the cluster has a free CPU for each worker (`ray status`) and that its nodes are not "
+                           "overloaded; then `trainyard resume RUN`.") from None
 
 
 class _Relay:
