@@ -42,6 +42,9 @@ class TrainConfig:
     categorical: tuple[str, ...] = setting((), "Columns to treat as categories.", flag="--categorical", kind="list")
     roles: dict = field(default_factory=dict)  # column -> role, beyond --ignore/--categorical
     refit: bool = True
+    refit_all: bool = setting(True, "After the test, refit the final model on every labelled row (test rows included) when the time "
+                                    "allows; the reported test scores stay those of the model before (--no-refit-all saves that one).",
+                              flag="--refit-all/--no-refit-all")
     test_size: float = setting(0.2, "Share of rows held out for the final test (default 0.2).", flag="--test-size")
     val_size: float = 0.2
     seed: int = setting(0, "Random seed (split, models).", flag="--seed")

@@ -54,6 +54,17 @@ def sample_weights(part: pd.DataFrame, column: str) -> np.ndarray:
     return w
 
 
+def training_weights(y: np.ndarray, user_weights: np.ndarray | None, n_classes: int | None, balance: bool) -> np.ndarray | None:
+    """What a fit is given as sample weights: the user's (--weight-col), times class-balanced weights when the plan
+    balances classes (each class's rows weigh in together as much as any other class's)."""
+    w = None if user_weights is None else np.asarray(user_weights, dtype=float)
+    if balance and n_classes:
+        counts = np.bincount(y, minlength=n_classes).astype(float)
+        balanced = (len(y) / (n_classes * np.maximum(counts, 1)))[y]
+        w = balanced if w is None else w * balanced
+    return w
+
+
 def resume_state(store, ref: str, df_fingerprint: str) -> tuple[dict, TrainConfig, list[dict], float | None]:
     """The interrupted run to continue, its config, its recorded trials and the time it has left."""
     run = store.get_run(ref)  # marks runs whose process died as interrupted

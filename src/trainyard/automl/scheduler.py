@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from trainyard.automl.budget import Budget
+from trainyard.automl.plan import training_weights
 from trainyard.automl.replay import TrialPredictions, replay
 from trainyard.automl.runner import FitOutcome, Job, LocalRunner, wrap_model
 from trainyard.automl.selection import FinalModel
@@ -263,13 +264,7 @@ class Scheduler:
         return max([t.number for t in self.trials] + list(self.in_flight) + [self._previous_max], default=-1) + 1
 
     def _training_weights(self) -> np.ndarray | None:
-        w = None if self.w_user is None else np.asarray(self.w_user, dtype=float)
-        if self.plan.balance and self.task.is_classification:
-            counts = np.bincount(self.y_fit, minlength=self.n_classes).astype(float)
-            per_class = len(self.y_fit) / (self.n_classes * np.maximum(counts, 1))
-            balanced = per_class[self.y_fit]
-            w = balanced if w is None else w * balanced
-        return w
+        return training_weights(self.y_fit, self.w_user, self.n_classes, self.plan.balance and self.task.is_classification)
 
     def prepare(self, kind: str) -> _Prepared:
         if kind not in self.prepared:

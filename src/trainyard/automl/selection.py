@@ -4,11 +4,17 @@ train + validation in holdout mode."""
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pandas as pd
+from sklearn.base import clone
 
+from trainyard.automl.plan import training_weights
 from trainyard.automl.trials import SearchResult, Trial
 from trainyard.models.ensemble import Bag, WeightedEnsemble, caruana, fit_estimator
+
+REFIT_MARGIN = 1.3  # a refit is started when 1.3x its estimated time is left (more rows take longer, a busy machine too)
 
 
 class FinalModel:
@@ -37,15 +43,20 @@ class FinalModel:
         members = [(candidates[i], count / total) for i, count in sorted(chosen.items())]
         members, score = self._no_worse_than_the_first(members, score)
         ensemble = self._assemble(members)
-        refitted = False
+        refitted, fit_rows, fit_seconds = False, len(s.y_fit), sum(t.fit_seconds or 0.0 for t, _ in members)
         if not s.bagging and s.plan.refit:
+            started = time.perf_counter()
             ensemble, refitted = self._refit(ensemble, [t for t, _ in members])
+            if refitted:
+                fit_rows, fit_seconds = len(s.data.y_train) + len(s.data.y_val), time.perf_counter() - started
+        fitted = dict(refitted=refitted, notes=s.notes, fit_rows=fit_rows, fit_seconds=fit_seconds,
+                      balance=bool(s.plan.balance and s.task.is_classification))
         if len(members) == 1:
             best = members[0][0]
-            return SearchResult(s.trials, ensemble, best.family, best.params, best.val_score, refitted, s.notes)
+            return SearchResult(s.trials, ensemble, best.family, best.params, best.val_score, **fitted)
         trial = s.record(self._ensemble_trial(members, score))
         names = trial.message.split("(", 1)[1].rstrip(")")
-        return SearchResult(s.trials, ensemble, f"ensemble({names})", trial.params, score, refitted, s.notes)
+        return SearchResult(s.trials, ensemble, f"ensemble({names})", trial.params, score, **fitted)
 
     def _no_worse_than_the_first(self, members: list[tuple[Trial, float]], score: float):
         """The search's first candidate (the first default trial that finished: LightGBM sized for the data) is the
@@ -106,7 +117,7 @@ class FinalModel:
     def _refit(self, ensemble: WeightedEnsemble, members: list[Trial]) -> tuple[WeightedEnsemble, bool]:
         """Refit the chosen members on train + validation when the remaining time allows it."""
         grow = (len(self.s.data.y_train) + len(self.s.data.y_val)) / max(len(self.s.data.y_train), 1)
-        needed = 1.3 * grow * sum(t.fit_seconds or 0 for t in members)
+        needed = REFIT_MARGIN * grow * sum(t.fit_seconds or 0 for t in members)
         # the caller's own work after the search (testing, saving) keeps its share of the limit
         if self.s.budget.limited and needed > self.s.plan.time_limit - self.s.budget.elapsed() - self.s.plan.reserve_seconds:
             self.s.notes.append(f"kept the models fitted on the training split: refitting would take about {needed:.0f}s")
@@ -119,8 +130,20 @@ class FinalModel:
         X = pd.concat([self.s.data.X_train, self.s.data.X_val])
         y = np.concatenate([self.s.data.y_train, self.s.data.y_val])
         w_user = None if self.s.data.w_train is None else np.concatenate([self.s.data.w_train, self.s.data.w_val])
-        w = w_user
-        if self.s.plan.balance and self.s.task.is_classification:
-            counts = np.bincount(y, minlength=self.s.n_classes).astype(float)
-            w = (len(y) / (self.s.n_classes * np.maximum(counts, 1)))[y] * (1.0 if w_user is None else w_user)
+        w = training_weights(y, w_user, self.s.n_classes, self.s.plan.balance and self.s.task.is_classification)
         return refit.fit(X, y, sample_weight=w), True
+
+
+def refit_on_all_rows(found: SearchResult, X: pd.DataFrame, y: np.ndarray, user_weights: np.ndarray | None,
+                      n_classes: int | None, seconds_left: float | None):
+    """The search's final model fitted again, with the same members, settings and weights, on `X` (every labelled row:
+    the test rows too, once the test is done), or None when it would not end within `seconds_left`. (The estimator,
+    or None, and a sentence for the run's events.)"""
+    needed = REFIT_MARGIN * len(y) / max(found.fit_rows, 1) * found.fit_seconds
+    if seconds_left is not None and needed > seconds_left:
+        return None, (f"kept the model fitted on {found.fit_rows:,} rows: refitting it on all {len(y):,} labelled rows would take "
+                      f"about {needed:.0f}s, {seconds_left:.0f}s were left")
+    started = time.perf_counter()
+    model = clone(found.estimator).fit(X, y, sample_weight=training_weights(y, user_weights, n_classes, found.balance))
+    return model, (f"refitted the final model on all {len(y):,} labelled rows (test rows included) in {time.perf_counter() - started:.1f}s; "
+                   f"the test scores are those of the model fitted on {found.fit_rows:,} rows before it")

@@ -105,3 +105,6 @@ class SearchResult:
     val_score: float
     refitted: bool = False
     notes: list[str] = field(default_factory=list)
+    fit_rows: int = 0  # the rows the final model was fitted on
+    fit_seconds: float = 0.0  # what fitting it on them took (measured when refitted, else its trials' fit times)
+    balance: bool = False  # it was fitted with class-balanced weights

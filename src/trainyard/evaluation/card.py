@@ -105,6 +105,9 @@ def model_card(evaluation: dict, meta: dict, *, version: int | None = None, tria
              f"Preset {config.get('preset', '-')}, time limit {config.get('time_limit', '-')} s, seed {config.get('seed', '-')}, "
              f"refit on train + validation: {'yes' if config.get('refit') and not config.get('calibrate') else 'no'}.",
              "Libraries: " + ", ".join(f"{k} {v}" for k, v in libs.items()) + "."]
+    if split.get("refit_all_rows"):
+        setup.insert(2, "After the test, the final model was refitted on every labelled row (the test rows included) with the same "
+                        "members and settings; the test scores above are those of the model before that refit.")
     data["training"] = {"lines": setup, "leaderboard": [{k: t.get(k) for k in ("number", "family", "status", "val_score", "fit_seconds")} for t in trials or []]}
     return EvaluationReport(data)
 

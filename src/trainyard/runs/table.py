@@ -18,6 +18,7 @@ import pandas as pd
 from trainyard.automl.plan import resume_state, role_overrides, sample_weights, search_plan
 from trainyard.automl.runner import runner_for
 from trainyard.automl.search import search
+from trainyard.automl.selection import refit_on_all_rows
 from trainyard.automl.trials import SearchData, Trial
 from trainyard.cluster.address import parse_cluster, preflight
 from trainyard.config import TrainConfig
@@ -198,7 +199,27 @@ class TablePlan:
         self.report = test_evaluation(self.model, self.trial_model, self.parts, self.cfg, self.metric, self.data, self.found.val_score,
                                       refitted=self.found.refitted, calibrated_with=self.calibrated_with, deadline=deadline)
         self.baseline = {r["metric"]: r["baseline"] for r in self.report["metrics"] if r.get("baseline") is not None}
+        self._refit_on_all_rows(run)
         return {r["metric"]: r["value"] for r in self.report["metrics"]}
+
+    def _refit_on_all_rows(self, run: RunContext) -> None:
+        """Once tested, the model learns from the test rows too (--no-refit-all keeps the tested one): the same members
+        and settings fitted on every labelled row, when the time left allows. A calibrated model keeps its fit."""
+        if not self.cfg.refit_all or self.calibrated_with:
+            self.refitted_all = False
+            return
+        run.emit("stage", {"message": "refitting the final model on all labelled rows"})
+        seconds_left = None if self.time_limit is None else self.started + self.time_limit - saving_seconds(self.time_limit) - time.perf_counter()
+        parts, features = [self.parts.train, self.parts.val, self.parts.test], self.schema.features()
+        everything = pd.concat(parts)
+        estimator, note = refit_on_all_rows(self.found, everything[features], self._labels(everything), self._weights(everything),
+                                            None if self.classes is None else len(self.classes), seconds_left)
+        self.refitted_all = estimator is not None
+        if estimator is not None:
+            self.model = TrainyardModel(estimator, task=self.task, schema=self.schema, classes=self.classes, family=self.found.family,
+                                        metric=self.metric.name)
+        run.store.add_event(run.run_id, "search", note)
+        run.emit("note", {"message": note})
 
     def register(self, run: RunContext, metrics: dict[str, float]) -> Registered:
         found, report, cfg = self.found, self.report, self.cfg
@@ -208,7 +229,8 @@ class TablePlan:
             "metrics": {"test": metrics, "baseline": self.baseline, "validation": {self.metric.name: found.val_score},
                         "intervals": {r["metric"]: [r["ci_low"], r["ci_high"]] for r in report["metrics"]}},
             "baseline_reference": report["baseline"], "evaluation": evaluation_summary(report),
-            "split": {**self.parts.sizes(), "strategy": self.parts.strategy, "seed": cfg.seed}, "class_weight": self.class_weight,
+            "split": {**self.parts.sizes(), "strategy": self.parts.strategy, "seed": cfg.seed, "refit_all_rows": self.refitted_all},
+            "class_weight": self.class_weight,
             "data_fingerprint": run.store.get_run(run.run_id)["data_fingerprint"], "config": cfg.to_dict(),
         }
         evaluation_file = run.run_dir / EVALUATION_FILE
