@@ -16,9 +16,10 @@ import time
 class Budget:
     """A wall-clock deadline (or none: `time_limit=None` means only the trial count limits the search)."""
 
-    def __init__(self, time_limit: float | None, reserve: float = 0.0, started: float | None = None):
+    def __init__(self, time_limit: float | None, reserve: float = 0.0, started: float | None = None, slowdown: float = 1.0):
         self.time_limit = time_limit
         self.reserve = reserve
+        self.slowdown = max(1.0, slowdown)  # how much slower than the priors' idle machine this run measured it was before the search
         self.started = time.monotonic() if started is None else started
         self.ratios: dict[str, float] = {}  # family -> measured seconds / prior seconds
 
@@ -42,13 +43,36 @@ class Budget:
             self.ratios[family] = ratio if old is None else 0.5 * (old + ratio)
 
     def expected(self, family: str, prior_seconds: float) -> float:
-        """Prior seconds scaled by what this machine showed for the family, or, for a family not fitted yet,
-        by the slowest ratio seen so far (a busy machine slows everything; better to skip than to overrun)."""
+        """Prior seconds scaled by what this machine showed for the family, or, for a family not fitted yet, by the
+        slowest ratio seen so far or the slowdown measured before the search (a busy machine slows everything; better
+        to skip than to overrun)."""
         if family in self.ratios:
             return prior_seconds * self.ratios[family]
-        if self.ratios:
-            return prior_seconds * max(1.0, max(self.ratios.values()))
-        return prior_seconds
+        return prior_seconds * max([self.slowdown, *self.ratios.values()])
+
+
+class CpuShare:
+    """The share of a CPU this process gets, measured over a window of its own work: CPU seconds over wall seconds.
+    A quiet machine gives about 1; at load 4 on 2 cores about 0.5 (the search's estimates assume 1)."""
+
+    MIN_WALL_S = 0.5  # a shorter window says nothing
+    QUIET = 0.8  # at or above this share the machine counts as idle (file and database waits lower it a little)
+
+    def __init__(self):
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+
+    def share(self) -> float | None:
+        """CPU seconds per wall second since the window opened (at most 1: several threads count as one CPU), or None
+        when the window is too short."""
+        wall = time.perf_counter() - self.wall
+        if wall < self.MIN_WALL_S:
+            return None
+        return min(1.0, (time.process_time() - self.cpu) / wall)
+
+    def slowdown(self) -> float:
+        """How much longer than on an idle machine a fit may take now: 1 / share, or 1 when the share looks idle."""
+        share = self.share()
+        return 1.0 if share is None or share >= self.QUIET else 1.0 / max(share, 0.1)
 
 
 def available_memory_mb() -> float:

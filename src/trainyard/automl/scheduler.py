@@ -66,7 +66,8 @@ class Scheduler:
             self.X_eval, self.y_eval, self.w_eval = data.X_val, data.y_val, data.w_val
         self.w_fit = self._training_weights()
         reserve = max(plan.reserve_fraction * plan.time_limit, plan.reserve_seconds) if plan.time_limit else 0.0
-        self.budget = Budget(plan.time_limit, reserve=min(reserve, 0.5 * plan.time_limit) if plan.time_limit else 0.0)
+        self.budget = Budget(plan.time_limit, reserve=min(reserve, 0.5 * plan.time_limit) if plan.time_limit else 0.0,
+                             slowdown=plan.slowdown)
         self.runner = runner or LocalRunner()  # where fits run: here, or a ClusterRunner's Ray tasks
         self.mem_limit = self.runner.memory_limit_mb(plan.memory_limit_mb)
         self.in_flight: dict[int, Job] = {}  # trial number -> a fit submitted and not yet finished

@@ -62,6 +62,7 @@ class SearchPlan:
     refit: bool = True  # holdout mode: refit the final members on train + validation when time allows (off to calibrate)
     reserve_seconds: float = 0.0  # at least this much is kept (the caller's estimate of its own work after the search)
     reserve_fraction: float = 0.08  # kept for ensembling, refitting and saving
+    slowdown: float = 1.0  # measured before the search (CpuShare): estimates of families not fitted yet are scaled by it
     keep_fitted: int = 12  # fitted trial models kept in memory (others are refitted if the ensemble needs them)
 
     @property

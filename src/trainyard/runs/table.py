@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from trainyard.automl.budget import CpuShare
 from trainyard.automl.plan import resume_state, role_overrides, sample_weights, search_plan
 from trainyard.automl.runner import runner_for
 from trainyard.automl.search import search
@@ -52,6 +53,7 @@ class TablePlan:
     def __init__(self, df: pd.DataFrame, cfg: TrainConfig, *, name: str, source: str | None, started: float,
                  time_limit: float | None, previous: list[dict] | None = None, run_id: str | None = None):
         self.cfg, self.name, self.source, self.started = cfg, name, source, started
+        self.cpu_share = CpuShare()  # over the run's own work before the search (schema, audit, split)
         self.time_limit, self.previous, self.run_id = time_limit, previous, run_id
         self.task = parse_task(cfg.task) or infer_task(df[cfg.target])
         check_task_fits_target(self.task, df[cfg.target])
@@ -160,6 +162,12 @@ class TablePlan:
                            class_weight=self.class_weight)
         if cfg.calibrate:  # calibration needs the validation rows unseen: keep the models fitted on the training split
             plan.refit = False
+        plan.slowdown = self.cpu_share.slowdown()
+        if plan.slowdown > 1.0 and self.time_limit is not None:
+            note = (f"this run got {100 / plan.slowdown:.0f}% of a CPU while preparing (the machine is busy): the search's time "
+                    f"estimates are {plan.slowdown:.1f}x those of an idle machine")
+            store.add_event(run.run_id, "search", note)
+            run.emit("note", {"message": note})
         run.emit("plan", {"time_limit": budget, "max_trials": cfg.max_trials, "bag_folds": plan.bag_folds})
         _preload_report_modules(self.families)  # on the core the search leaves idle (small fits use one thread)
         with runner_for(self.cluster, cfg.workers, on_open=lambda nodes: _joined(run, nodes), run=run) as runner:
