@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -129,7 +130,7 @@ class UiServer:
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "PYTHONPATH": str(SRC), "TRAINYARD_HOME": str(home)}
         self.proc = subprocess.Popen([sys.executable, "-m", "trainyard", "ui", "--port", str(self.port), *args],
-                                     env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                                     env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
         deadline = time.time() + 30
         while time.time() < deadline:
             if self.proc.poll() is not None:
@@ -143,12 +144,18 @@ class UiServer:
         raise RuntimeError("trainyard ui did not start within 30 s")
 
     def stop(self) -> str:
+        """Stop the server; whatever it started that outlived it (its session) is killed too, never waited on forever."""
         self.proc.terminate()
         try:
             out, _ = self.proc.communicate(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            out, _ = self.proc.communicate()
+        except subprocess.TimeoutExpired:  # the server, or a child of it holding the output pipe, still running
+            out = None
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        if out is None:
+            out, _ = self.proc.communicate(timeout=10)
         return out or ""
 
 

@@ -75,7 +75,7 @@ class RayCluster:
             time.sleep(2)
 
 
-def kill_after_checkpoint(args: list[str], workspace: Path, cwd: Path, pattern: str, env: dict | None = None, timeout_s: float = 180) -> str:
+def kill_after_checkpoint(args: list[str], workspace: Path, cwd: Path, pattern: str, env: dict | None = None, timeout_s: float = 420) -> str:
     """Run `trainyard ARGS` in a subprocess, SIGKILL it once its run's checkpoint folder has a file matching `pattern`
     (a checkpoint after step 0), and return the run's id: a driver killed mid-run."""
     from trainyard.registry.workspace import Workspace

@@ -481,3 +481,23 @@ def test_schema_identifiers_are_reported():
     df["customer_no"] = np.random.default_rng(0).choice(10**7, len(df), replace=False)
     report = audit(df, target="bought", checks=["id_like"])
     assert [f.column for f in report.by_check("id_like")] == ["customer_no"]
+
+
+def test_confident_learning_starts_no_process_pool(monkeypatch):
+    """The labelling server runs it in a thread: a pool forked from a threaded process left children deadlocked that
+    outlived the server (a CI run hung on them). cleanlab is told to stay in this process."""
+    pytest.importorskip("cleanlab")
+    import multiprocessing.pool
+
+    from trainyard.data.audit.noise import confident_learning
+
+    pools = []
+    real = multiprocessing.pool.Pool.__init__
+    monkeypatch.setattr(multiprocessing.pool.Pool, "__init__", lambda self, *a, **k: (pools.append(a), real(self, *a, **k))[1])
+    rng = np.random.default_rng(0)
+    codes = rng.integers(0, 3, 600)
+    proba = rng.dirichlet(np.ones(3), 600) * 0.4 + 0.6 * np.eye(3)[codes]
+    proba[:30] = np.eye(3)[(codes[:30] + 1) % 3] * 0.9 + 0.05  # 30 rows the model is sure are of another class
+    issues, method = confident_learning(codes, proba)
+    assert "cleanlab" in method and set(range(30)) <= set(issues.tolist())
+    assert pools == []

@@ -125,7 +125,9 @@ def confident_learning(codes: np.ndarray, proba: np.ndarray) -> tuple[np.ndarray
         issues = np.flatnonzero(above.any(axis=1) & (confident_class != codes))
         return issues[np.argsort(given[issues], kind="stable")], "confident learning (the confident joint, computed by trainyard; " \
             "install trainyard[audit] for cleanlab)"
-    issues = find_label_issues(codes, proba, filter_by="prune_by_noise_rate", return_indices_ranked_by="self_confidence")
+    # n_jobs=1: cleanlab otherwise forks a process pool, and a fork of a threaded process (the labelling server's
+    # retrain thread) can leave children deadlocked on a lock copied mid-use, outliving the server that made them
+    issues = find_label_issues(codes, proba, filter_by="prune_by_noise_rate", return_indices_ranked_by="self_confidence", n_jobs=1)
     return np.asarray(issues, dtype=int), "confident learning (cleanlab)"
 
 
