@@ -48,11 +48,6 @@ def library_versions() -> dict[str, str]:
     return out
 
 
-# LZ4: a 1.3 GB ensemble (unpruned extra trees) took 12.8 s to write with zlib level 3 and 2.5 s with LZ4 (360 MB on
-# disk instead of 263), inside a run's time limit; loading halves too (5.2 -> 2.5 s). Older zlib artifacts still load.
-MODEL_COMPRESSION = ("lz4", 1)
-
-
 def save_artifact(model, directory: Path, meta: dict, extra_files: dict[str, Path] | None = None) -> str:
     """Write the artifact atomically (to a temporary sibling, then rename); returns meta.json's SHA-256."""
     import joblib
@@ -63,7 +58,7 @@ def save_artifact(model, directory: Path, meta: dict, extra_files: dict[str, Pat
     tmp.mkdir(parents=True)
     try:
         if model is not None:  # None: the extra files are the model (a language model's Hugging Face directory)
-            joblib.dump(model, tmp / MODEL_FILE, compress=MODEL_COMPRESSION)
+            joblib.dump(model, tmp / MODEL_FILE, compress=3)
         for name, src in (extra_files or {}).items():
             dest = tmp / name
             dest.parent.mkdir(parents=True, exist_ok=True)
