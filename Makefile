@@ -26,7 +26,7 @@ demo: setup
 
 test: setup
 	$(VENV)/bin/lint-imports   # the layers of docs/ARCHITECTURE.md (pyproject.toml [tool.importlinter])
-	$(PY) -m pytest -n 2 --dist loadgroup -q
+	$(PY) -m pytest -n 2 -q
 
 clean:
 	rm -rf $(VENV) trainyard-workspace .data

@@ -153,10 +153,3 @@ def postgres_url(tmp_path_factory):
 
 from rayhelp import ray_cluster  # noqa: E402,F401  (the real two-node Ray cluster of tests/cluster)
 
-
-def pytest_collection_modifyitems(items):
-    """Every test on the Ray cluster goes to one xdist worker (`-n 2 --dist loadgroup`): one two-node cluster for the
-    suite, not one per worker competing for a 2-core machine."""
-    for item in items:
-        if "ray_cluster" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.xdist_group("ray"))
