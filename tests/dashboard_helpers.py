@@ -73,6 +73,8 @@ def build_workspace(home: Path) -> dict:
     live = make_mixed_table(240, seed=5).drop(columns="churn")
     live.loc[160:, "charges"] += 40.0  # charges drift on the last two days; the other features stay as in training
     start = datetime.now(timezone.utc) - timedelta(days=6)
+    if (start + timedelta(hours=3)).date() != start.date():  # late in the UTC day: a day's rows (and labels, +2 h) stay on one date
+        start -= timedelta(hours=3)
     rows, labels = [], []
     for k, raw in enumerate(live.to_dict(orient="records")):
         day, i = divmod(k, 40)
