@@ -57,7 +57,7 @@ def test_a_short_window_or_an_idle_looking_share_changes_nothing():
     window.wall -= 10
     window.cpu -= 9  # 90% of a CPU: a quiet machine with a little waiting on files
     assert window.slowdown() == 1.0
-    window.cpu -= -6  # 30%
+    window.cpu += 6  # 3 CPU seconds in 10: 30%
     assert window.slowdown() == pytest.approx(1 / 0.3, rel=0.02)
 
 

@@ -6,6 +6,8 @@ that learned from the test rows predicts them higher."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -55,8 +57,6 @@ def test_the_cli_flag_keeps_the_tested_model(cli, tmp_path, shifted):
     out = cli("train", path, "--target", "y", "--time-col", "t", "--include", "linear", "--max-trials", "1", "--preset", "fast",
               "--no-refit-all", "--json")
     assert out.code == 0, out.output
-    import json
-
     assert json.loads(out.stdout)["split"]["refit_all_rows"] is False
 
 
