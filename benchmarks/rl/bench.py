@@ -36,10 +36,15 @@ def run_one(lib: str, algo: str, env: str, steps: int, seed: int, args) -> dict:
     path = str(ROOT / "src") if lib == "trainyard" else args.sb3_path
     env_vars = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONPATH": path}
     command = [python, str(script), "--algo", algo, "--env", env, "--timesteps", str(steps), "--seed", str(seed), "--episodes", str(args.episodes)]
+    command += ["--keep-best"] if args.keep_best else []
     proc = subprocess.run(command, capture_output=True, text=True, env=env_vars, cwd=ROOT)
     if proc.returncode != 0:
         raise RuntimeError(f"{lib} {algo} {env} seed {seed} failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def label(row: dict) -> str:
+    return row["lib"] + (" keep-best" if row.get("keep_best") else "")
 
 
 def summarize(rows: list[dict]) -> list[list]:
@@ -47,8 +52,8 @@ def summarize(rows: list[dict]) -> list[list]:
 
     out = []
     for algo, env in dict.fromkeys((r.get("algo", "ppo"), r["env"]) for r in rows):
-        for lib in ("trainyard", "sb3"):
-            runs = [r for r in rows if r.get("algo", "ppo") == algo and r["env"] == env and r["lib"] == lib]
+        for lib in ("trainyard", "sb3", "trainyard keep-best", "sb3 keep-best"):
+            runs = [r for r in rows if r.get("algo", "ppo") == algo and r["env"] == env and label(r) == lib]
             if not runs:
                 continue
             means = [sum(r["returns"]) / len(r["returns"]) for r in runs]
@@ -76,6 +81,7 @@ def main() -> None:
     ap.add_argument("--runs", nargs="+", default=DEFAULT_RUNS, help="ALGO:ENV:TIMESTEPS")
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--episodes", type=int, default=50)
+    ap.add_argument("--keep-best", action="store_true", help="both libraries keep the best policy seen on validation episodes (runner.py)")
     ap.add_argument("--sb3-python", default=sys.executable)
     ap.add_argument("--sb3-path", default="/tmp/peer-sb3-pkgs", help="PYTHONPATH of the SB3 runs (stable-baselines3, rl_zoo3)")
     ap.add_argument("--out", type=Path, default=HERE / "results.jsonl")

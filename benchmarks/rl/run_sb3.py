@@ -10,12 +10,13 @@ statistics frozen for the evaluation), `lin_X` as linear schedules, its policy_k
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import os
 import time
 
 import numpy as np
-from runner import held_out_returns, one_run_args, print_result
+from runner import VALIDATION_EPISODES, VALIDATION_SEED_BASE, held_out_returns, one_run_args, print_result, validation_every
 
 
 def zoo_hyperparameters(algo: str, env_id: str) -> dict:
@@ -55,17 +56,58 @@ def main() -> None:
     if normalize:
         env = VecNormalize(env, gamma=hp.get("gamma", 0.99), **(normalize if isinstance(normalize, dict) else {}))
     model = (PPO if args.algo == "ppo" else DQN)(policy, env, seed=args.seed, verbose=0, device="cpu", **hp)
-    wall0, cpu0 = time.perf_counter(), time.process_time()
-    model.learn(total_timesteps=args.timesteps)
-    wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    stats = {"rms": env.obs_rms if normalize else None}
 
     def act(obs):
         if normalize:
-            rms, clip = env.obs_rms, env.clip_obs
+            rms, clip = stats["rms"], env.clip_obs
             obs = np.clip((obs - rms.mean) / np.sqrt(rms.var + env.epsilon), -clip, clip).astype(np.float32)
         return model.predict(obs, deterministic=True)[0]
 
+    keep = KeepBest(model, act, stats, args.env, validation_every(args.timesteps)) if args.keep_best else None
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    model.learn(total_timesteps=args.timesteps, callback=keep.callback() if keep else None)
+    if keep:
+        keep.finish()
+    wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+
     print_result("sb3", args, model.num_timesteps, wall, cpu, held_out_returns(act, args.env, args.episodes))
+
+
+class KeepBest:
+    """trainyard's --keep-best for SB3: the greedy policy scored on the validation episodes every `every` steps and at
+    the end; the best one's weights (and observation statistics) put back into the model after learn()."""
+
+    def __init__(self, model, act, stats: dict, env_id: str, every: int):
+        self.model, self.act, self.stats, self.env_id, self.every = model, act, stats, env_id, every
+        self.last, self.best = 0, None
+
+    def score(self) -> None:
+        if self.stats["rms"] is not None:
+            self.stats["rms"] = copy.deepcopy(self.model.get_env().obs_rms)  # the statistics as they are now
+        returns = held_out_returns(self.act, self.env_id, VALIDATION_EPISODES, seed_base=VALIDATION_SEED_BASE)
+        value, self.last = float(np.mean(returns)), self.model.num_timesteps
+        if self.best is None or value >= self.best[0]:
+            self.best = (value, copy.deepcopy(self.model.policy.state_dict()), self.stats["rms"])
+
+    def callback(self):
+        from stable_baselines3.common.callbacks import BaseCallback
+
+        keep = self
+
+        class Scorer(BaseCallback):
+            def _on_step(self) -> bool:
+                if self.num_timesteps // keep.every > keep.last // keep.every:
+                    keep.score()
+                return True
+
+        return Scorer()
+
+    def finish(self) -> None:
+        if self.last != self.model.num_timesteps:
+            self.score()
+        self.model.policy.load_state_dict(self.best[1])
+        self.stats["rms"] = self.best[2]
 
 
 if __name__ == "__main__":

@@ -24,7 +24,8 @@ def main() -> None:
 
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
-        plan = RLPlan(RLSettings(env=args.env, algo=args.algo, timesteps=args.timesteps, seed=args.seed, checkpoint_every=10**12), Path(tmp))
+        plan = RLPlan(RLSettings(env=args.env, algo=args.algo, timesteps=args.timesteps, seed=args.seed, checkpoint_every=10**12,
+                                  keep_best=args.keep_best), Path(tmp))
         plan.prepare()
         fit = plan.fit()
         returns = held_out_returns(plan.policy().act, args.env, args.episodes)

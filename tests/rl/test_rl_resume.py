@@ -96,7 +96,8 @@ def test_a_nan_loss_rolls_back_and_lowers_the_learning_rate(workspace, torch_one
     from trainyard.registry.workspace import Workspace
 
     toyenvs.STEPS["n"] = 0  # the NaN reward comes at this process's 300th environment step
-    result = train_policy(RLSettings(env="toyenvs:NanOnce", algo="ppo", timesteps=2048, checkpoint_every=128,
+    # keep_best=False: validation episodes would step the toy environment too, and take the NaN instead of training
+    result = train_policy(RLSettings(env="toyenvs:NanOnce", algo="ppo", timesteps=2048, checkpoint_every=128, keep_best=False,
                                      hparams={"n_envs": 2, "n_steps": 64, "batch_size": 64}, name="nan"))
     events = Workspace.resolve(workspace).store.events(result.run_id)
     rollbacks = [e for e in events if e["kind"] == "rollback"]

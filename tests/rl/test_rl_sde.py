@@ -37,7 +37,9 @@ def _agent(tmp_path, **hparams):
     from trainyard.rl.config import RLSettings
     from trainyard.rl.plan import RLPlan
 
-    plan = RLPlan(RLSettings(env="Pendulum-v1", timesteps=4096, hparams={"n_envs": 2, "n_steps": 10, **hparams}), tmp_path / "ck")
+    # keep_best=False: the saved policy is the agent's last network, which the tests compare it with
+    plan = RLPlan(RLSettings(env="Pendulum-v1", timesteps=4096, keep_best=False, hparams={"n_envs": 2, "n_steps": 10, **hparams}),
+                  tmp_path / "ck")
     return plan, plan.prepare()
 
 

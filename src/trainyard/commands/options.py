@@ -141,7 +141,7 @@ def rl_settings(values: dict) -> RLSettings:
     if "env" not in values:
         raise ConfigError("--task rl needs an environment.", "pass --env CartPole-v1 (a Gymnasium id) or --env mypkg.envs:MyEnv.")
     hparams = {**{k: values[k] for k in ("lr", "batch_size") if k in values}, **parse_hparams(values.get("hparams"))}
-    own = {k: values[k] for k in ("env", "name", "seed", "seeds", "checkpoint_every") if k in values}
+    own = {k: values[k] for k in ("env", "name", "seed", "seeds", "checkpoint_every", "keep_best") if k in values}
     return RLSettings(**own, algo=values.get("algo", "ppo").lower(), timesteps=parse_steps(values.get("timesteps")),
                       time_limit=parse_duration(values["time_limit"]) if "time_limit" in values else None,
                       hparams=hparams, tune_trials=values.get("max_trials"))

@@ -21,7 +21,7 @@ def show_rl_result(result, as_json: bool) -> None:
         print_json({"run_id": result.run_id, "name": result.name, "version": result.version, "metrics": result.metrics,
                     "evaluation": {k: v for k, v in result.evaluation.items() if k not in ("returns", "gif")}, "steps": result.steps,
                     "seconds": result.seconds, "cpu_seconds": details["cpu_seconds"], "timed_out": result.timed_out,
-                    "resumed_from": details["resumed_from"], "gif": details["gif"]})
+                    "resumed_from": details["resumed_from"], "gif": details["gif"], "kept_best": details.get("kept_best")})
         return
     console.print(evaluation_table(result.evaluation, f"{result.name}@{result.version}"))
     if result.evaluation.get("across_seeds"):
@@ -30,6 +30,12 @@ def show_rl_result(result, as_json: bool) -> None:
     resumed = f", resumed from step {details['resumed_from']:,}" if details["resumed_from"] is not None else ""
     console.print(f"Registered [bold]{result.name}@{result.version}[/], run {result.run_id}: {result.steps:,} steps in "
                   f"{result.seconds:.1f}s{resumed}{stopped}. Mean return {fmt(result.metrics['mean_return'], 2)}.", highlight=False)
+    kept = details.get("kept_best")
+    if kept and kept["chosen_step"] is not None:
+        last = kept["history"][-1][1]
+        which = "the last step's" if kept["chosen_step"] == kept["final_step"] else f"step {kept['chosen_step']:,}'s (the last step's: {fmt(last, 2)})"
+        console.print(f"Kept {which} policy: validation return {fmt(kept['chosen_validation_return'], 2)} over {kept['episodes']} "
+                      f"episodes, the best of {len(kept['history'])} scorings (--last-policy keeps the last).", highlight=False)
     if details["gif"]:
         console.print(f"One episode: {details['gif']}", highlight=False)
 

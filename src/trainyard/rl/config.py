@@ -91,6 +91,10 @@ class RLSettings:
     eval_episodes: int = 100
     checkpoint_every: int | None = None  # environment steps between checkpoints (default: about 20 over the run)
     gif: bool = True  # record one episode as a GIF when the environment renders rgb arrays
+    keep_best: bool = setting(True, "Score the greedy policy on validation episodes during training and register the best one seen "
+                                    "(--last-policy registers the network at the last step).", flag="--keep-best/--last-policy")
+    validate_every: int | None = None  # environment steps between those scorings (default: about 20 over the run)
+    validate_episodes: int = 10  # validation episodes per scoring (seeds apart from training and the held-out evaluation)
     tune_trials: int | None = None  # search hyperparameters first (trainyard.rl.tune): this many trials at most
     trial_timesteps: int | None = None  # environment steps per trial (default: a quarter of --timesteps, or 25k)
     tune_episodes: int = 20  # validation episodes scoring each trial (seeds apart from training and evaluation)
@@ -106,6 +110,8 @@ class RLSettings:
             raise ConfigError(f"--max-trials must be at least 1, got {self.tune_trials}.", "pass --max-trials 10, or leave it out to train the defaults.")
         if self.seeds < 1:
             raise ConfigError(f"--seeds must be at least 1, got {self.seeds}.", "pass --seeds 3 to train three seeds, or leave it out for one.")
+        if (self.validate_every is not None and self.validate_every < 1) or self.validate_episodes < 1:
+            raise ConfigError("validate_every and validate_episodes must be at least 1.", "leave them out for the defaults (about 20 scorings of 10 episodes).")
         if self.eval_episodes < 1:
             raise ConfigError("--episodes must be at least 1.", "pass --episodes 100.")
         known = {f.name for f in fields(ALGO_CONFIGS[self.algo])}

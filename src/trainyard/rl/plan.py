@@ -21,6 +21,7 @@ from typing import Callable
 from trainyard.errors import ConfigError, TrainyardError
 from trainyard.rl.agent import Diverged
 from trainyard.rl.artifact import save_policy
+from trainyard.rl.best import BestPolicy
 from trainyard.rl.checkpoint import RLCheckpoints
 from trainyard.rl.config import RLSettings, algo_config
 from trainyard.rl.defaults import defaults_for
@@ -86,6 +87,8 @@ class RLPlan:
         self.settings, self.info, self.config, self.defaults_source, self.timesteps = r.settings, r.info, r.config, r.defaults_source, r.timesteps
         self.checkpoints = RLCheckpoints(checkpoint_dir)
         self.checkpoint_every = settings.checkpoint_every or max(self.timesteps // 20, 1)
+        every = settings.validate_every or max(self.timesteps // 20, 1)
+        self.best = BestPolicy(every, settings.validate_episodes) if settings.keep_best else None
         self.agent = None
         self.rollbacks = 0
 
@@ -121,6 +124,8 @@ class RLPlan:
                 self._rollback(str(exc), run_log, emit)
                 continue
             iter_seconds = max(iter_seconds * 0.8, time.perf_counter() - t0)
+            if self.best is not None and self.best.due(agent.steps):
+                metrics["validation_return"] = self._score_current()
             metrics["steps_per_second"] = (agent.steps - (resumed or 0)) / max(time.perf_counter() - started, 1e-9)
             metrics = {k: float(v) for k, v in metrics.items()}
             if run_log is not None:
@@ -129,8 +134,12 @@ class RLPlan:
             if agent.steps >= next_ckpt:
                 self.save_checkpoint()
                 next_ckpt = (agent.steps // self.checkpoint_every + 1) * self.checkpoint_every
+        if self.best is not None and not self.best.scored(agent.steps):
+            self._score_current()
         self.save_checkpoint()
         if run_log is not None:
+            if self.best is not None:
+                self._log_choice(run_log)
             if timed_out:
                 run_log.event("time-limit", f"stopped by the time limit at step {agent.steps:,} of {self.timesteps:,}", {"step": agent.steps})
             run_log.flush()
@@ -138,15 +147,39 @@ class RLPlan:
 
     def save_checkpoint(self) -> Path:
         tensors, state, arrays = self.agent.state()
+        if self.best is not None:
+            best_tensors, state["best"] = self.best.state()
+            tensors = {**tensors, **best_tensors}
         return self.checkpoints.save(self.agent.steps, tensors, {**state, "rollbacks": self.rollbacks}, arrays)
+
+    def _load(self, path: Path) -> tuple[dict, bool]:
+        tensors, state, arrays = RLCheckpoints.load(path)
+        exact = self.agent.load(tensors, state, arrays)
+        if self.best is not None:
+            self.best.load(tensors, state.get("best"))
+        return state, exact
+
+    def _score_current(self) -> float:
+        """The current greedy policy's validation return; kept by `best` when it is the best so far."""
+        current = policy_from_agent(self.agent, self.info, self.hyperparameters)
+        returns, _ = run_episodes(current.act, self.info.spec, self.best.episodes, max_episode_steps=self.settings.max_episode_steps,
+                                  seed_base=VALIDATION_SEED_BASE)
+        score = float(sum(returns) / len(returns))
+        self.best.offer(self.agent.steps, score, current.tensors)
+        return score
+
+    def _log_choice(self, run_log) -> None:
+        best, last = self.best, self.best.history[-1]
+        which = "the last step's" if best.step == self.agent.steps else f"step {best.step:,}'s, not the last step's ({last[1]:.4g})"
+        run_log.event("kept-best", f"registering {which} policy: validation return {best.score:.4g} over {best.episodes} episodes, "
+                      f"the best of {len(best.history)} scorings", best.report(self.agent.steps))
 
     def _restore(self, run_log) -> tuple[int | None, bool | None]:
         latest = self.checkpoints.latest()
         if latest is None:
             self.save_checkpoint()  # step 0: a rollback always has somewhere to go back to
             return None, None
-        tensors, state, arrays = RLCheckpoints.load(latest)
-        exact = self.agent.load(tensors, state, arrays)
+        state, exact = self._load(latest)
         self.rollbacks = state.get("rollbacks", 0)
         if run_log is not None:
             note = "" if exact else " (the environment did not replay to the same observations: it is not deterministic, so the rest will differ from an uninterrupted run)"
@@ -162,8 +195,7 @@ class RLPlan:
                 run_log.event("diverged", f"training diverged {self.rollbacks} times ({reason}); stopping", {"step": failed_at})
             raise DivergenceError(f"Training diverged {self.rollbacks} times ({reason} at step {failed_at:,}), even after lowering "
                                   f"the learning rate to {agent.lr_scale:g}x.", "lower --hparam lr, or turn on normalize_obs / normalize_reward.")
-        tensors, state, arrays = RLCheckpoints.load(self.checkpoints.latest())
-        agent.load(tensors, state, arrays)
+        state, _ = self._load(self.checkpoints.latest())
         agent.lr_scale = state["lr_scale"] * LR_BACKOFF
         self.save_checkpoint()  # so a resume after this point knows about the lower learning rate
         message = (f"{reason} at step {failed_at:,}: rolled back to the checkpoint at step {agent.steps:,} and lowered the "
@@ -174,8 +206,9 @@ class RLPlan:
 
     # ---- after training --------------------------------------------------------------------------------------
     def policy(self, meta: dict | None = None):
-        """The trained policy as saved (`RLPolicy`)."""
-        return policy_from_agent(self.agent, self.info, self.hyperparameters, meta)
+        """The trained policy as saved (`RLPolicy`): the best one seen on validation episodes with `keep_best`."""
+        kept = self.best.tensors if self.best is not None else None
+        return policy_from_agent(self.agent, self.info, self.hyperparameters, meta, tensors=kept)
 
     def evaluate(self, episodes: int | None = None, gif_path: Path | None = None) -> dict:
         policy = self.policy()

@@ -77,18 +77,21 @@ class RLPolicy:
         return self.act(obs, deterministic=True)
 
 
-def policy_from_agent(agent, info, hyperparameters: dict, meta: dict | None = None) -> RLPolicy:
-    """The acting part of a PPO or DQN agent (its actor or Q-network, its observation statistics) as an `RLPolicy`."""
+def policy_from_agent(agent, info, hyperparameters: dict, meta: dict | None = None,
+                      tensors: dict[str, torch.Tensor] | None = None) -> RLPolicy:
+    """The acting part of a PPO or DQN agent (its actor or Q-network, its observation statistics) as an `RLPolicy`;
+    with `tensors` (an earlier `RLPolicy.tensors` of the same agent), that snapshot instead of the agent's current one."""
     algo = agent.algo
-    state = agent.net.actor_state() if algo == "ppo" else agent.q.q.state_dict()
-    prefix = "pi." if algo == "ppo" else "q."
-    tensors = {prefix + k: v.detach().clone() for k, v in state.items()}
-    if algo == "ppo" and not agent.net.discrete:
-        tensors["log_std"] = agent.net.log_std.detach().clone()
     normalize_obs = bool(hyperparameters.get("normalize_obs"))
-    if normalize_obs:
-        tensors["obs_mean"] = torch.from_numpy(agent.obs_norm.rms.mean.copy())
-        tensors["obs_var"] = torch.from_numpy(agent.obs_norm.rms.var.copy())
+    if tensors is None:
+        state = agent.net.actor_state() if algo == "ppo" else agent.q.q.state_dict()
+        prefix = "pi." if algo == "ppo" else "q."
+        tensors = {prefix + k: v.detach().clone() for k, v in state.items()}
+        if algo == "ppo" and not agent.net.discrete:
+            tensors["log_std"] = agent.net.log_std.detach().clone()
+        if normalize_obs:
+            tensors["obs_mean"] = torch.from_numpy(agent.obs_norm.rms.mean.copy())
+            tensors["obs_var"] = torch.from_numpy(agent.obs_norm.rms.var.copy())
     spec = {"hidden": list(hyperparameters["hidden"]), "activation": hyperparameters["activation"],
             "squash": hyperparameters.get("squash", "clip"), "normalize_obs": normalize_obs,
             "sde": bool(algo == "ppo" and not agent.net.discrete and agent.net.sde)}
