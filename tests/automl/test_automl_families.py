@@ -110,6 +110,40 @@ def test_forest_grows_within_its_time_budget():
     assert model.predict_proba(X).shape == (len(X), 2)
 
 
+def test_a_forest_caps_its_leaves_to_fit_its_memory_share():
+    import pickle
+
+    from sklearn.ensemble import ExtraTreesRegressor
+
+    from trainyard.models.trees import leaf_cap, node_bytes
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(6000, 5))
+    y = X[:, 0] + rng.normal(size=6000)  # noisy: unpruned trees grow a leaf per row
+    free = CodedTrees(ExtraTreesRegressor(n_estimators=20, random_state=0)).fit(X, y)
+    capped = CodedTrees(ExtraTreesRegressor(n_estimators=20, random_state=0), memory_mb=1.0).fit(X, y)
+    assert leaf_cap(20, 1, 1.0) == 1000  # 1 MB over 20 trees would be 347 leaves: the floor of 1,000 applies
+    assert capped.max_leaf_nodes_ == 1000 and free.max_leaf_nodes_ is None
+    assert max(t.tree_.n_leaves for t in capped.estimator_.estimators_) <= 1000 < min(t.tree_.n_leaves for t in free.estimator_.estimators_)
+    assert len(pickle.dumps(capped)) < len(pickle.dumps(free)) / 4
+    assert leaf_cap(300, 26, 400.0) == int(400e6 / (300 * 2 * node_bytes(26)))  # 2,450 leaves for 26 classes
+    given = CodedTrees(ExtraTreesRegressor(n_estimators=5, max_leaf_nodes=50, random_state=0), memory_mb=1.0).fit(X, y)
+    assert given.max_leaf_nodes_ == 50  # a cap the user gave stays
+
+
+def test_a_bagged_forest_shares_its_memory_among_its_folds():
+    from sklearn.ensemble import ExtraTreesRegressor
+
+    from trainyard.models.ensemble import Bag
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(4000, 4))
+    y = X[:, 0] + rng.normal(size=4000)
+    bag = Bag(CodedTrees(ExtraTreesRegressor(n_estimators=60, random_state=0), memory_mb=40.0), n_folds=4, task="regression").fit(X, y)
+    assert [m.memory_mb for m in bag.estimators_] == [10.0] * 4  # the bag's 40 MB, a quarter per fold
+    assert bag.estimator.memory_mb == 40.0  # the template is left as it was
+
+
 def test_unknown_family_in_include_is_an_error_with_suggestion():
     from trainyard.errors import ConfigError
 

@@ -43,6 +43,9 @@ class FinalModel:
         members = [(candidates[i], count / total) for i, count in sorted(chosen.items())]
         members, score = self._no_worse_than_the_first(members, score)
         ensemble = self._assemble(members)
+        used = {t.number for t, _ in members}
+        for number in [n for n in s.fitted if n not in used]:
+            del s.fitted[number]  # models the final one does not use: freed before a refit holds two of it
         refitted, fit_rows, fit_seconds = False, len(s.y_fit), sum(t.fit_seconds or 0.0 for t, _ in members)
         if not s.bagging and s.plan.refit:
             started = time.perf_counter()

@@ -84,6 +84,8 @@ class Bag(BaseEstimator):
         est = clone(self.estimator)
         if budget_s is not None and "time_budget_s" in est.get_params():
             est.set_params(time_budget_s=budget_s)
+        if est.get_params().get("memory_mb"):  # a memory share (a forest's) is the whole bag's: each fold gets its part
+            est.set_params(memory_mb=est.get_params()["memory_mb"] / self.n_folds)
         w = None if sample_weight is None else np.asarray(sample_weight)[fit_idx]
         fit_estimator(est, _take(X, fit_idx), np.asarray(y)[fit_idx], w)
         return est, out_idx, predictions(est, _take(X, out_idx), Task(self.task), self.n_classes)
