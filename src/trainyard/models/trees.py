@@ -73,7 +73,7 @@ class CodedTrees(BaseEstimator):
             model.set_params(n_jobs=n_threads(Xn.shape[0] * Xn.shape[1] * 20))
         total = getattr(model, "n_estimators", None)
         if self.memory_mb and "max_leaf_nodes" in model.get_params() and model.max_leaf_nodes is None:
-            classes = len(np.unique(y)) if get_tags(model).estimator_type == "classifier" else 1
+            classes = len(np.unique(np.asarray(y))) if get_tags(model).estimator_type == "classifier" else 1
             model.set_params(max_leaf_nodes=leaf_cap(total or 1, classes, self.memory_mb))
         self.max_leaf_nodes_ = model.get_params().get("max_leaf_nodes")
         if total is None or not self.time_budget_s:
