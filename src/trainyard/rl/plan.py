@@ -18,6 +18,8 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
+
 from trainyard.errors import ConfigError, TrainyardError
 from trainyard.rl.agent import Diverged
 from trainyard.rl.artifact import save_policy
@@ -160,19 +162,30 @@ class RLPlan:
         return state, exact
 
     def _score_current(self) -> float:
-        """The current greedy policy's validation return; kept by `best` when it is the best so far."""
-        current = policy_from_agent(self.agent, self.info, self.hyperparameters)
+        """The current greedy policy's validation return; kept by `best` when it is the best so far. Making the policy's
+        network draws from torch's generator (its initial weights, then overwritten): the generator's state is put back,
+        so training goes on exactly as it would without the scoring (`--last-policy` trains the same networks)."""
+        import torch
+
+        with torch.random.fork_rng(devices=[]):
+            current = policy_from_agent(self.agent, self.info, self.hyperparameters)
         returns, _ = run_episodes(current.act, self.info.spec, self.best.episodes, max_episode_steps=self.settings.max_episode_steps,
                                   seed_base=VALIDATION_SEED_BASE)
-        score = float(sum(returns) / len(returns))
-        self.best.offer(self.agent.steps, score, current.tensors)
+        score = float(np.mean(returns))
+        self.best.offer(self.agent.steps, score, current.tensors, float(np.std(returns, ddof=1)) if len(returns) > 1 else 0.0)
         return score
 
     def _log_choice(self, run_log) -> None:
         best, last = self.best, self.best.history[-1]
-        which = "the last step's" if best.step == self.agent.steps else f"step {best.step:,}'s, not the last step's ({last[1]:.4g})"
-        run_log.event("kept-best", f"registering {which} policy: validation return {best.score:.4g} over {best.episodes} episodes, "
-                      f"the best of {len(best.history)} scorings", best.report(self.agent.steps))
+        step, score = best.chosen()
+        if step != self.agent.steps:
+            which = f"step {step:,}'s, not the last step's ({last[1]:.4g})"
+        elif best.step != step:
+            which = f"the last step's (step {best.step:,}'s {best.score:.4g} was within two standard errors of it)"
+        else:
+            which = "the last step's"
+        run_log.event("kept-best", f"registering {which} policy: validation return {score:.4g} over {best.episodes} episodes, "
+                      f"of {len(best.history)} scorings", best.report(self.agent.steps))
 
     def _restore(self, run_log) -> tuple[int | None, bool | None]:
         latest = self.checkpoints.latest()
@@ -207,7 +220,7 @@ class RLPlan:
     # ---- after training --------------------------------------------------------------------------------------
     def policy(self, meta: dict | None = None):
         """The trained policy as saved (`RLPolicy`): the best one seen on validation episodes with `keep_best`."""
-        kept = self.best.tensors if self.best is not None else None
+        kept = self.best.tensors if self.best is not None and not self.best.prefer_last() else None
         return policy_from_agent(self.agent, self.info, self.hyperparameters, meta, tensors=kept)
 
     def evaluate(self, episodes: int | None = None, gif_path: Path | None = None) -> dict:
