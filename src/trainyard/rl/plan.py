@@ -219,7 +219,8 @@ class RLPlan:
 
     # ---- after training --------------------------------------------------------------------------------------
     def policy(self, meta: dict | None = None):
-        """The trained policy as saved (`RLPolicy`): the best one seen on validation episodes with `keep_best`."""
+        """The trained policy as saved (`RLPolicy`): with `keep_best`, the best one seen on validation episodes when it beat
+        the last network by more than the noise (`BestPolicy.prefer_last`), else the last network."""
         kept = self.best.tensors if self.best is not None and not self.best.prefer_last() else None
         return policy_from_agent(self.agent, self.info, self.hyperparameters, meta, tensors=kept)
 
