@@ -7,8 +7,8 @@ actions, the environment's own time limit. With `--keep-best` both keep the best
 the same validation episodes (`VALIDATION_EPISODES` episodes reset with seeds 2_000_000 + k, scored every
 `validation_every(timesteps)` steps and at the end, a tie going to the later one) and are evaluated with it:
 trainyard's `--keep-best` (its default), SB3's through a callback doing the same (as the RL Zoo's EvalCallback
-keeps `best_model.zip`); the scorings are inside the timed training on both sides. Only the standard library, NumPy and Gymnasium are imported here, so
-the SB3 side can run in an interpreter without trainyard.
+keeps `best_model.zip`, a plain maximum); the scorings are inside the timed training on both sides. Only the
+standard library, NumPy and Gymnasium are imported here, so the SB3 side can run in an interpreter without trainyard.
 """
 
 from __future__ import annotations

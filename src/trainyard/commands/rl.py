@@ -31,16 +31,8 @@ def show_rl_result(result, as_json: bool) -> None:
     console.print(f"Registered [bold]{result.name}@{result.version}[/], run {result.run_id}: {result.steps:,} steps in "
                   f"{result.seconds:.1f}s{resumed}{stopped}. Mean return {fmt(result.metrics['mean_return'], 2)}.", highlight=False)
     kept = details.get("kept_best")
-    if kept and kept["chosen_step"] is not None:
-        last = kept["history"][-1][1]
-        if kept["chosen_step"] != kept["final_step"]:
-            which = f"step {kept['chosen_step']:,}'s policy (the last step's: {fmt(last, 2)})"
-        elif kept["best_step"] != kept["chosen_step"]:
-            which = f"the last step's policy (step {kept['best_step']:,}'s {fmt(kept['best_validation_return'], 2)} was within two standard errors)"
-        else:
-            which = "the last step's policy, the best"
-        console.print(f"Kept {which}: validation return {fmt(kept['chosen_validation_return'], 2)} over {kept['episodes']} "
-                      f"episodes, of {len(kept['history'])} scorings (--last-policy keeps the last).", highlight=False)
+    if kept and kept["summary"]:
+        console.print(f"{kept['summary']} (--last-policy keeps the last).", highlight=False)
     if details["gif"]:
         console.print(f"One episode: {details['gif']}", highlight=False)
 

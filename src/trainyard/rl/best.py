@@ -53,17 +53,28 @@ class BestPolicy:
     def prefer_last(self) -> bool:
         """Whether the last scored network (the agent's current one, at the end of training) is to be registered rather
         than the kept one: it is, unless the kept one scored higher by more than two standard errors of the difference."""
-        if not self.history or self.step is None or int(self.history[-1][0]) == self.step:
-            return bool(self.history)
-        last_score, last_sd = self.history[-1][1], (self.history[-1][2] if len(self.history[-1]) > 2 else 0.0)
+        if self.step is None or int(self.history[-1][0]) == self.step:  # nothing scored yet, or the kept one is the last
+            return True
+        _, last_score, last_sd = self.history[-1]
         margin = 2.0 * ((self.sd ** 2 + last_sd ** 2) / max(self.episodes, 1)) ** 0.5
         return self.score - last_score <= margin
 
     def chosen(self) -> tuple[int | None, float | None]:
         """(step, validation return) of the policy registered at the end."""
-        if self.prefer_last():
+        if self.prefer_last() and self.history:
             return int(self.history[-1][0]), self.history[-1][1]
         return self.step, self.score
+
+    def sentence(self, final_step: int) -> str:
+        """Which policy is registered and why, as the run's event and the CLI say it."""
+        step, score = self.chosen()
+        if step != final_step:
+            which = f"step {step:,}'s policy (the last step's: {self.history[-1][1]:.2f})"
+        elif self.step != step:
+            which = f"the last step's policy (step {self.step:,}'s {self.score:.2f} was within two standard errors)"
+        else:
+            which = "the last step's policy, the best"
+        return f"Kept {which}: validation return {score:.2f} over {self.episodes} episodes, of {len(self.history)} scorings"
 
     def state(self) -> tuple[dict[str, torch.Tensor], dict]:
         tensors = {PREFIX + k: v.contiguous() for k, v in (self.tensors or {}).items()}
@@ -80,4 +91,5 @@ class BestPolicy:
         """What the artifact's meta and the run's events say about the choice."""
         step, score = self.chosen()
         return {"every": self.every, "episodes": self.episodes, "chosen_step": step, "chosen_validation_return": score,
-                "best_step": self.step, "best_validation_return": self.score, "final_step": final_step, "history": self.history}
+                "best_step": self.step, "best_validation_return": self.score, "final_step": final_step, "history": self.history,
+                "summary": self.sentence(final_step) if self.history else None}

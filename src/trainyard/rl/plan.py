@@ -169,23 +169,23 @@ class RLPlan:
 
         with torch.random.fork_rng(devices=[]):
             current = policy_from_agent(self.agent, self.info, self.hyperparameters)
-        returns, _ = run_episodes(current.act, self.info.spec, self.best.episodes, max_episode_steps=self.settings.max_episode_steps,
-                                  seed_base=VALIDATION_SEED_BASE)
+        returns = self._validation_returns(current, self.best.episodes)
         score = float(np.mean(returns))
         self.best.offer(self.agent.steps, score, current.tensors, float(np.std(returns, ddof=1)) if len(returns) > 1 else 0.0)
         return score
 
+    def _validation_returns(self, policy, episodes: int) -> list[float]:
+        returns, _ = run_episodes(policy.act, self.info.spec, episodes, max_episode_steps=self.settings.max_episode_steps,
+                                  seed_base=VALIDATION_SEED_BASE)
+        return returns
+
+    def kept_best(self) -> dict | None:
+        """What the choice of the registered policy was (`BestPolicy.report`), or None with --last-policy."""
+        return self.best.report(self.agent.steps) if self.best is not None else None
+
     def _log_choice(self, run_log) -> None:
-        best, last = self.best, self.best.history[-1]
-        step, score = best.chosen()
-        if step != self.agent.steps:
-            which = f"step {step:,}'s, not the last step's ({last[1]:.4g})"
-        elif best.step != step:
-            which = f"the last step's (step {best.step:,}'s {best.score:.4g} was within two standard errors of it)"
-        else:
-            which = "the last step's"
-        run_log.event("kept-best", f"registering {which} policy: validation return {score:.4g} over {best.episodes} episodes, "
-                      f"of {len(best.history)} scorings", best.report(self.agent.steps))
+        report = self.kept_best()
+        run_log.event("kept-best", report["summary"], report)
 
     def _restore(self, run_log) -> tuple[int | None, bool | None]:
         latest = self.checkpoints.latest()
@@ -234,9 +234,7 @@ class RLPlan:
     def validation_return(self, episodes: int) -> float:
         """Mean return over `episodes` validation episodes (seeds from VALIDATION_SEED_BASE up, apart from training's
         and the held-out evaluation's): what tuning trials and the choice among training seeds compare."""
-        returns, _ = run_episodes(self.policy().act, self.info.spec, episodes, max_episode_steps=self.settings.max_episode_steps,
-                                  seed_base=VALIDATION_SEED_BASE)
-        return float(sum(returns) / len(returns))
+        return float(np.mean(self._validation_returns(self.policy(), episodes)))
 
     def save_artifact(self, directory: Path, meta: dict, extra_files: dict[str, Path] | None = None) -> str:
         return save_policy(self.policy(), directory, meta, extra_files)

@@ -91,7 +91,7 @@ class PolicyPlan:
         meta = {"task": "rl", "env": s.env, "settings": s.to_dict(), "family": s.algo, "steps": fitted.steps,
                 "train_seconds": fitted.seconds, "metrics": metrics, "defaults": self.plan.defaults_source,
                 "evaluation": {k: v for k, v in self.report.items() if k != "gif"},
-                "kept_best": self.plan.best.report(self.plan.agent.steps) if self.plan.best is not None else None}
+                "kept_best": self.plan.kept_best()}
         extra = {"episode.gif": self.gif} if self.report.get("gif") else {}
         with policy_files(self.plan.policy(), meta) as (files, full_meta):
             version = run.register(None, full_meta, task="rl", metric=METRIC, metrics=metrics, family=s.algo,
@@ -105,7 +105,7 @@ class PolicyPlan:
         return RunResult(run.run_id, self.name, registered.version, KIND, "rl", METRIC, metrics, family=self.plan.settings.algo,
                          evaluation=self.report, steps=f.steps, seconds=f.seconds, timed_out=f.timed_out,
                          details={"cpu_seconds": f.cpu_seconds, "resumed_from": f.resumed_from, "gif": self.gif_path,
-                                  "kept_best": self.plan.best.report(self.plan.agent.steps) if self.plan.best is not None else None})
+                                  "kept_best": self.plan.kept_best()})
 
 
 TUNE_SHARE = 0.5  # of a time limit, for the search; the final training gets the rest
